@@ -1,0 +1,5 @@
+"""detect package."""
+
+from detect.errors import DetectError
+
+__all__ = ["DetectError"]

@@ -1,0 +1,5 @@
+"""harvest package."""
+
+from harvest.errors import HarvestError
+
+__all__ = ["HarvestError"]

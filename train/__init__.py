@@ -1,0 +1,5 @@
+"""train package."""
+
+from train.errors import TrainError
+
+__all__ = ["TrainError"]
