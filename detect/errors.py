@@ -5,3 +5,27 @@ from stillroom.errors import StillroomError
 
 class DetectError(StillroomError):
     """Base class of every error ``detect`` raises on purpose."""
+
+
+class LogNotFoundError(DetectError):
+    """A log path, glob or directory matched no readable traffic file."""
+
+
+class LogFormatError(DetectError):
+    """A traffic file could not be read (unknown extension or corrupt content)."""
+
+
+class SchemaError(DetectError):
+    """A traffic file lacks a required schema-v1 column (after ``--map`` renames)."""
+
+
+class ColumnMapError(DetectError):
+    """A ``--map src=dst`` entry is malformed or names an unknown schema-v1 column."""
+
+
+class ConfigError(DetectError):
+    """A :class:`detect.ScanConfig` field is out of range."""
+
+
+class NoValidRowsError(DetectError):
+    """Every row of the input was skipped, so there is nothing to scan."""

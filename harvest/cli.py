@@ -1,5 +1,116 @@
 """``stillroom harvest ...``: a thin Typer shell over the ``harvest`` library."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(help="harvest", no_args_is_help=True)
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Harvest teacher answers from an OpenAI-compatible API into DuckDB.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def run(
+    prompts: Path = typer.Option(..., help="JSONL/CSV/Parquet with prompts, or one a line."),
+    db: Path = typer.Option(..., help="DuckDB file (created, or resumed)."),
+    base_url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. http://host/v1."),
+    model: str = typer.Option(..., help="Model to ask for."),
+    policy: str | None = typer.Option(None, help="Policy id (default: match URL and model)."),
+    accept: list[str] = typer.Option([], help="Accept this policy's conditions (repeatable)."),
+    purpose: str | None = typer.Option(None, help="Declared purpose, kept in the run record."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Env var holding the API key."),
+    rpm: int | None = typer.Option(None, help="Requests per minute (else learned)."),
+    tpm: int | None = typer.Option(None, help="Tokens per minute (else learned)."),
+    rpd: int | None = typer.Option(None, help="Requests per UTC day; stops, resumes next run."),
+    concurrency: int = typer.Option(32, help="Requests in flight at most."),
+    max_tokens: int = typer.Option(512),
+    temperature: float = typer.Option(0.7),
+    top_p: float | None = typer.Option(None),
+    samples: int = typer.Option(1, help="Answers per prompt."),
+    top_logprobs: int | None = typer.Option(None, help="Keep the top K logprobs per token."),
+    system: str | None = typer.Option(None, help="System message for prompts without one."),
+    max_wait: float = typer.Option(300.0, help="Longest wait in seconds (retry-after too)."),
+    retry_failed: bool = typer.Option(False, help="Retry prompts recorded as failures."),
+    max_spend: float | None = typer.Option(None, help="Spend cap in USD (policy prices)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Send every prompt not yet answered; re-running the same command resumes."""
+    from harvest import HarvestConfig, run_harvest
+
+    cfg = HarvestConfig(
+        prompts=prompts, db=db, base_url=base_url, model=model, policy=policy,
+        accept=tuple(accept), purpose=purpose, api_key_env=api_key_env, rpm=rpm, tpm=tpm,
+        rpd=rpd, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
+        top_p=top_p, samples=samples, top_logprobs=top_logprobs, system=system,
+        max_wait=max_wait, retry_failed=retry_failed, max_spend_usd=max_spend,
+    )  # fmt: skip
+    result = run_harvest(cfg, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), default=str))
+        return
+    console = Console()
+    console.print(
+        f"{result.completed} completed, {result.failed} failed, {result.pending} pending "
+        f"({result.already_done} already done) in {result.elapsed_s:.1f}s, "
+        f"{result.completions_per_s:.1f}/s, {result.requests} requests, "
+        f"{result.rate_limited} answered 429 -> {db}"
+    )
+    if result.stopped_reason:
+        console.print(f"[yellow]stopped ({result.stopped_reason}):[/] {result.message}")
+
+
+@app.command()
+def status(
+    db: Path = typer.Option(..., help="DuckDB file written by harvest run."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Done / failed / pending, tokens, 429s and throughput."""
+    from harvest import harvest_status
+
+    st = harvest_status(db)
+    if as_json:
+        typer.echo(json.dumps(st.to_dict(), default=str))
+        return
+    table = Table(title=str(db), show_header=False)
+    rate = f"{st.throughput:.1f}/s" if st.throughput else "-"
+    for key, value in (
+        ("done", st.done),
+        ("failed", st.failed),
+        ("pending", st.pending),
+        ("tokens in / out / reasoning", f"{st.prompt_tokens} / {st.completion_tokens} / {st.reasoning_tokens}"),
+        ("requests (today)", f"{st.requests} ({st.requests_today})"),
+        ("answered 429", st.rate_limited),
+        ("last run throughput", rate),
+        ("teachers", ", ".join(f"{k} ({v})" for k, v in st.teachers.items()) or "-"),
+        ("policies", ", ".join(f"{k} ({v})" for k, v in st.policies.items()) or "-"),
+    ):
+        table.add_row(key, str(value))
+    if st.last_run:
+        run_ = st.last_run
+        table.add_row("last run", f"{run_['run_id']} {run_['status']} {run_['stopped_reason'] or ''}")
+        if run_["message"]:
+            table.add_row("", run_["message"])
+    for reason, count in st.failure_reasons.items():
+        table.add_row("failure", f"{count} x {reason}")
+    Console().print(table)
+
+
+@app.command()
+def export(
+    db: Path = typer.Option(..., help="DuckDB file written by harvest run."),
+    out: Path = typer.Option(..., help="Output file (jsonl/parquet) or directory (hf)."),
+    format: str = typer.Option("jsonl", help="jsonl | parquet | hf (datasets.save_to_disk)."),
+    reasoning: str = typer.Option("field", help="field | think | drop: reasoning in messages."),
+) -> None:
+    """Write chat examples for TRL, and a dataset card beside them."""
+    from harvest import export_dataset
+
+    res = export_dataset(db, out, format=format, reasoning=reasoning)
+    typer.echo(f"{res.rows} examples -> {res.path} (card: {res.card_path})")

@@ -1,5 +1,137 @@
 """``stillroom train ...``: a thin Typer shell over the ``train`` library."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(help="train", no_args_is_help=True)
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from train.errors import TrainConfigError
+
+app = typer.Typer(
+    help="Fine-tune a LoRA student on a harvest (TRL SFT), and evaluate it against the base.",
+    no_args_is_help=True,
+)
+console = Console()
+
+Opt = typer.Option
+
+
+def _logging(quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("train")
+    if not logger.handlers:
+        logger.addHandler(RichHandler(console=console, show_path=False))
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+@app.command("sft")
+def sft(
+    db: Annotated[Path | None, Opt(help="harvest DuckDB file")] = None,
+    out: Annotated[Path | None, Opt(help="output directory")] = None,
+    base: Annotated[str | None, Opt(help="HF model dir or .gguf (default: SmolLM2-135M-Instruct)")] = None,
+    config: Annotated[Path | None, Opt(help="TOML file setting TrainConfig fields")] = None,
+    reasoning: Annotated[str | None, Opt(help="think | drop | template")] = None,
+    drop_system: Annotated[bool | None, Opt("--drop-system/--keep-system", help="train without the system prompt")] = None,
+    finish_reason: Annotated[list[str] | None, Opt(help="finish reasons kept (repeat; default stop)")] = None,
+    eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
+    seed: Annotated[int | None, Opt()] = None,
+    max_rows: Annotated[int | None, Opt(help="cap on training rows")] = None,
+    name: Annotated[str | None, Opt(help="student name (a required prefix is applied)")] = None,
+    lora_r: Annotated[int | None, Opt()] = None,
+    lora_alpha: Annotated[int | None, Opt()] = None,
+    lora_dropout: Annotated[float | None, Opt()] = None,
+    target_modules: Annotated[str | None, Opt(help="all-linear or comma-separated names")] = None,
+    merge: Annotated[bool | None, Opt("--merge/--no-merge", help="also write the merged model")] = None,
+    max_length: Annotated[int | None, Opt()] = None,
+    packing: Annotated[bool | None, Opt("--packing/--no-packing")] = None,
+    learning_rate: Annotated[float | None, Opt("--learning-rate", "--lr")] = None,
+    lr_scheduler: Annotated[str | None, Opt(help="linear, cosine, constant, ...")] = None,
+    warmup: Annotated[float | None, Opt(help="warmup steps (< 1: ratio)")] = None,
+    epochs: Annotated[float | None, Opt()] = None,
+    max_steps: Annotated[int | None, Opt(help="-1: use epochs")] = None,
+    batch_size: Annotated[int | None, Opt(help="per-device train batch size")] = None,
+    grad_accum: Annotated[int | None, Opt(help="gradient accumulation steps")] = None,
+    gradient_checkpointing: Annotated[bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing")] = None,
+    bf16: Annotated[bool | None, Opt("--bf16/--no-bf16", help="default: on where the GPU supports it")] = None,
+    logging_steps: Annotated[int | None, Opt()] = None,
+    eval_steps: Annotated[int | None, Opt(help="evaluate every N steps (default: at the end)")] = None,
+    kd_alpha: Annotated[float | None, Opt(help="weight of sparse KD on stored top-k logprobs")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bars or info logs")] = False,
+) -> None:
+    """Fine-tune a LoRA student on the teacher answers in a harvest database."""
+    from train._config import TrainConfig
+    from train._sft import train_sft
+
+    _logging(quiet)
+    fields: dict[str, Any] = {
+        "db": db, "out": out, "base": base, "reasoning": reasoning, "drop_system": drop_system,
+        "finish_reasons": tuple(finish_reason) if finish_reason else None,
+        "eval_fraction": eval_fraction, "seed": seed, "max_rows": max_rows, "name": name,
+        "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
+        "target_modules": _targets(target_modules), "merge": merge, "max_length": max_length,
+        "packing": packing, "learning_rate": learning_rate, "lr_scheduler_type": lr_scheduler,
+        "warmup": warmup, "num_train_epochs": epochs, "max_steps": max_steps,
+        "per_device_train_batch_size": batch_size, "gradient_accumulation_steps": grad_accum,
+        "gradient_checkpointing": gradient_checkpointing, "bf16": bf16,
+        "logging_steps": logging_steps, "eval_steps": eval_steps, "kd_alpha": kd_alpha,
+        "progress": False if quiet else None,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if config is not None:
+        cfg = TrainConfig.from_toml(config, **given)
+    elif db is None or out is None:
+        raise TrainConfigError("--db and --out are required (or set them in --config FILE.toml)")
+    else:
+        cfg = TrainConfig(**given)
+    result = train_sft(cfg)
+    m = result.metrics
+    console.print(
+        f"[bold]{result.name}[/]: {m.get('global_step')} steps, train loss "
+        f"{_num(m.get('train_loss'))}, eval loss {_num(m.get('eval_loss'))}, "
+        f"{_num(m.get('train_tokens_per_second'), 1)} tokens/s; {m.get('loss_masking')}"
+    )
+    if cfg.kd_alpha > 0:
+        console.print(f"sparse KD: {m.get('kd_mapped_positions')} teacher positions mapped")
+    console.print(f"adapter: {result.adapter_dir}\nmodel card: {result.model_card_path}")
+    if result.merged_dir:
+        console.print(f"merged model: {result.merged_dir}")
+
+
+@app.command("eval")
+def eval_(
+    db: Annotated[Path, Opt(help="harvest DuckDB file (its held-out prompts are used)")],
+    adapter: Annotated[Path, Opt(help="train sft --out directory or its adapter/")],
+    out: Annotated[Path, Opt(help="JSON report to write")],
+    limit: Annotated[int | None, Opt(help="at most N held-out prompts")] = None,
+    base: Annotated[str | None, Opt(help="base model (default: the adapter's)")] = None,
+    max_new_tokens: Annotated[int, Opt()] = 128,
+    batch_size: Annotated[int, Opt()] = 8,
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+) -> None:
+    """Generate with the base and the student on held-out prompts; score both against the teacher."""
+    from train._evaluate import EvalConfig, evaluate_student, render_report
+
+    _logging(quiet)
+    report = evaluate_student(
+        EvalConfig(db=db, adapter=adapter, out=out, limit=limit, base=base,
+                   max_new_tokens=max_new_tokens, batch_size=batch_size)
+    )
+    for table in render_report(report):
+        console.print(table)
+    console.print(f"report: {out}")
+
+
+def _targets(value: str | None) -> str | list[str] | None:
+    if value is None or value == "all-linear":
+        return value
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else json.dumps(value)

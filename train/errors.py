@@ -5,3 +5,28 @@ from stillroom.errors import StillroomError
 
 class TrainError(StillroomError):
     """Base class of every error ``train`` raises on purpose."""
+
+
+class TrainConfigError(TrainError):
+    """A config field (flag or TOML key) has a bad value; the message names the field."""
+
+
+class TrainDataError(TrainError):
+    """The harvest database cannot give training rows (missing, empty, all filtered out)."""
+
+
+class BaseModelError(TrainError):
+    """The base model cannot be found, read or converted."""
+
+
+class PolicyForbidsTraining(TrainDataError):
+    """Every row left comes from a teacher whose terms forbid training on its outputs."""
+
+
+__all__ = [
+    "BaseModelError",
+    "PolicyForbidsTraining",
+    "TrainConfigError",
+    "TrainDataError",
+    "TrainError",
+]

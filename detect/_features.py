@@ -1,0 +1,145 @@
+"""Per-account behaviour features, computed in DuckDB SQL over the ``traffic`` table.
+
+One row per account: volume, active hours and days, round-the-clock activity, inter-arrival
+regularity, output/input token ratio, max_tokens and logprob use, system-prompt reuse,
+duplicate and template rates, intent rates (reasoning demands, grading), and how widely the
+account's templates are shared with other accounts.  Optional columns that are absent give
+NULL features, which later stages skip.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+FEATURE_DESCRIPTIONS = {
+    "requests": "requests in the log",
+    "active_hours": "distinct clock hours with traffic",
+    "active_days": "distinct days with traffic",
+    "hour_coverage": "share of the 24 hours of the day with traffic",
+    "quiet_share": "share of requests in the 6 quietest hours of the day (high = round the clock)",
+    "gap_cv": "coefficient of variation of inter-arrival gaps (low = machine-regular)",
+    "gap_median_s": "median inter-arrival gap in seconds",
+    "token_ratio": "completion tokens per prompt token",
+    "max_tokens_mean": "mean max_tokens asked for",
+    "logprob_rate": "share of requests asking for top_logprobs",
+    "system_top_share": "share of requests using the account's most common system prompt",
+    "duplicate_rate": "share of requests repeating an earlier prompt of the account",
+    "template_rate": "share of requests whose prompt opening or ending repeats in the account",
+    "shared_template_rate": "share of requests using a template other accounts also use",
+    "reasoning_rate": "share of prompts demanding the model's full reasoning",
+    "grading_rate": "share of prompts asking to grade or judge a response",
+    "distinct_ips": "distinct IP addresses",
+    "distinct_subnets": "distinct /24 subnets",
+}
+
+_TEMPLATE_KEYS_SQL = """
+CREATE OR REPLACE TEMP TABLE template_keys AS
+SELECT key, count(DISTINCT account_id) AS accounts, count(*) AS uses FROM (
+  SELECT account_id, tkey_head AS key FROM traffic
+  UNION ALL SELECT account_id, tkey_tail FROM traffic
+) GROUP BY key HAVING count(*) > 1
+"""
+
+_FEATURES_SQL = """
+WITH gaps AS (
+  SELECT account_id,
+         epoch(ts) - lag(epoch(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS gap
+  FROM traffic
+),
+gap_stats AS (
+  SELECT account_id, stddev_pop(gap) / nullif(avg(gap), 0) AS gap_cv,
+         median(gap) AS gap_median_s
+  FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
+),
+hod AS (SELECT account_id, hour(ts) AS h, count(*) AS c FROM traffic GROUP BY ALL),
+quiet AS (
+  SELECT account_id,
+         coalesce(sum(c) FILTER (WHERE rn <= 6 - (24 - d)), 0) / sum(c) AS quiet_share
+  FROM (SELECT account_id, c, row_number() OVER (PARTITION BY account_id ORDER BY c) AS rn,
+               count(*) OVER (PARTITION BY account_id) AS d FROM hod)
+  GROUP BY account_id
+),
+sys AS (
+  SELECT account_id, max(c) AS sys_top FROM (
+    SELECT account_id, sys_hash, count(*) AS c FROM traffic
+    WHERE sys_hash IS NOT NULL GROUP BY ALL
+  ) GROUP BY account_id
+),
+acct_keys AS (
+  SELECT account_id, tkey_head, tkey_tail,
+         count(*) OVER (PARTITION BY account_id, tkey_head) AS head_uses,
+         count(*) OVER (PARTITION BY account_id, tkey_tail) AS tail_uses
+  FROM traffic
+),
+tmpl AS (
+  SELECT a.account_id,
+         avg(CASE WHEN head_uses > 1 OR tail_uses > 1 THEN 1 ELSE 0 END) AS template_rate,
+         avg(CASE WHEN coalesce(h.accounts, 0) >= {min_share} OR coalesce(t.accounts, 0) >= {min_share}
+                  THEN 1 ELSE 0 END) AS shared_template_rate
+  FROM acct_keys a
+  LEFT JOIN template_keys h ON h.key = a.tkey_head
+  LEFT JOIN template_keys t ON t.key = a.tkey_tail
+  GROUP BY a.account_id
+),
+base AS (
+  SELECT account_id,
+    count(*) AS requests,
+    min(ts) AS first_seen, max(ts) AS last_seen,
+    count(DISTINCT date_trunc('hour', ts)) AS active_hours,
+    count(DISTINCT date_trunc('day', ts)) AS active_days,
+    count(DISTINCT hour(ts)) / 24.0 AS hour_coverage,
+    sum(completion_tokens) / nullif(sum(prompt_tokens), 0) AS token_ratio,
+    avg(max_tokens) AS max_tokens_mean,
+    CASE WHEN count(top_logprobs) = 0 AND {has_logprobs} = 0 THEN NULL
+         ELSE avg(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) END
+      AS logprob_rate,
+    1.0 - count(DISTINCT phash) / count(*) AS duplicate_rate,
+    avg(is_reasoning::INTEGER) AS reasoning_rate,
+    avg(is_grading::INTEGER) AS grading_rate,
+    sum(is_reasoning::INTEGER) AS reasoning_requests,
+    sum(is_grading::INTEGER) AS grading_requests,
+    sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob_requests,
+    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE is_reasoning) AS reasoning_days,
+    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE is_grading) AS grading_days,
+    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE coalesce(top_logprobs, 0) > 0)
+      AS logprob_days,
+    count(DISTINCT ip) AS distinct_ips,
+    count(DISTINCT ip24) FILTER (WHERE ip24 <> '') AS distinct_subnets,
+    count(sys_hash) AS sys_requests,
+    avg(prompt_chars) AS prompt_chars_mean
+  FROM traffic GROUP BY account_id
+)
+SELECT b.*, q.quiet_share, g.gap_cv, g.gap_median_s,
+       CASE WHEN b.sys_requests = 0 THEN NULL ELSE s.sys_top / b.requests END AS system_top_share,
+       t.template_rate, t.shared_template_rate
+FROM base b
+LEFT JOIN quiet q USING (account_id)
+LEFT JOIN gap_stats g USING (account_id)
+LEFT JOIN sys s USING (account_id)
+LEFT JOIN tmpl t USING (account_id)
+ORDER BY account_id
+"""
+
+
+def account_features(
+    con: duckdb.DuckDBPyConnection, *, columns_present: set[str], min_share: int = 3
+) -> pd.DataFrame:
+    """One row per account (indexed by ``account_id``) with the features above.
+
+    ``min_share`` is how many accounts must use a template before it counts as shared.
+    """
+    con.execute(_TEMPLATE_KEYS_SQL)
+    sql = _FEATURES_SQL.format(
+        min_share=int(min_share), has_logprobs=int("top_logprobs" in columns_present)
+    )
+    frame = con.execute(sql).df().set_index("account_id")
+    for col, needed in (
+        ("token_ratio", "completion_tokens"),
+        ("max_tokens_mean", "max_tokens"),
+        ("distinct_ips", "ip"),
+        ("distinct_subnets", "ip"),
+    ):
+        if needed not in columns_present:
+            frame[col] = float("nan")
+    return frame

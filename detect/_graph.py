@@ -1,0 +1,187 @@
+"""The coordination graph: accounts linked by what they share, then grouped into communities.
+
+Links come from shared artifacts (exact IPs, /24 subnets, payment and org ids, rare user
+agents, system prompts, near-duplicate prompt templates) and from SynchroTrap-style
+synchronized activity (Jaccard similarity of the accounts' sets of time-bucketed actions,
+an action being a one-minute bucket in which the account sent a prompt whose opening or ending
+other accounts also send).  An artifact shared by more than
+``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
+artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
+``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+KIND_WEIGHTS = {
+    "payment": 1.0,
+    "org": 1.0,
+    "ip": 0.5,
+    "subnet": 0.35,
+    "user_agent": 0.25,
+    "system_prompt": 0.25,
+    "template": 0.35,
+}
+KIND_NAMES = {
+    "payment": "payment ids",
+    "org": "org ids",
+    "ip": "IP addresses",
+    "subnet": "/24 subnets",
+    "user_agent": "rare user agents",
+    "system_prompt": "system prompts",
+    "template": "prompt templates",
+    "sync": "synchronized activity",
+}
+
+_ARTIFACTS_SQL = """
+CREATE OR REPLACE TEMP TABLE artifacts AS
+SELECT DISTINCT account_id, kind, value FROM (
+  SELECT account_id, 'ip' AS kind, ip AS value FROM traffic WHERE ip IS NOT NULL
+  UNION ALL SELECT account_id, 'subnet', ip24 FROM traffic WHERE ip24 IS NOT NULL AND ip24 <> ''
+  UNION ALL SELECT account_id, 'payment', payment_id FROM traffic WHERE payment_id IS NOT NULL
+  UNION ALL SELECT account_id, 'org', org_id FROM traffic WHERE org_id IS NOT NULL
+  UNION ALL SELECT account_id, 'user_agent', user_agent FROM traffic WHERE user_agent IS NOT NULL
+  UNION ALL SELECT account_id, 'system_prompt', CAST(sys_hash AS VARCHAR) FROM traffic
+            WHERE sys_hash IS NOT NULL
+  UNION ALL SELECT account_id, 'template', value FROM template_members
+)
+"""
+
+_PAIRS_SQL = """
+CREATE OR REPLACE TEMP TABLE pair_links AS
+WITH weights AS (SELECT * FROM (VALUES {weights}) AS w(kind, kind_weight)),
+sizes AS (
+  SELECT kind, value, count(*) AS n, any_value(kind_weight) / log2(1 + count(*)) AS w
+  FROM artifacts JOIN weights USING (kind) GROUP BY ALL
+  HAVING count(*) BETWEEN 2 AND {max_group}
+     AND any_value(kind_weight) / log2(1 + count(*)) >= {min_contrib}
+),
+members AS (SELECT a.account_id, a.kind, a.value, s.w FROM artifacts a JOIN sizes s USING (kind, value))
+SELECT x.account_id AS source, y.account_id AS target, x.kind, count(*) AS shared,
+       sum(x.w) AS weight, 0.0 AS jaccard
+FROM members x JOIN members y
+  ON x.kind = y.kind AND x.value = y.value AND x.account_id < y.account_id
+GROUP BY ALL
+"""
+
+_EDGES_SQL = """
+SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
+       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts
+FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
+GROUP BY source, target HAVING sum(weight) >= {min_edge}
+"""
+
+_SYNC_SQL = """
+WITH keys AS (SELECT key FROM template_keys WHERE accounts >= 2),
+actions AS (
+  SELECT DISTINCT account_id, time_bucket(INTERVAL '{bucket_s} seconds', ts) AS bucket
+  FROM traffic
+  WHERE tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys)
+),
+sizes AS (SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_co}),
+groups AS (
+  SELECT bucket FROM actions WHERE account_id IN (SELECT account_id FROM sizes)
+  GROUP BY ALL HAVING count(*) BETWEEN 2 AND {max_group}
+),
+kept AS (
+  SELECT a.* FROM actions a JOIN groups g USING (bucket)
+  WHERE a.account_id IN (SELECT account_id FROM sizes)
+),
+co AS MATERIALIZED (
+  SELECT x.account_id AS source, y.account_id AS target, count(*) AS shared
+  FROM kept x JOIN kept y
+    ON x.bucket = y.bucket AND x.account_id < y.account_id
+  GROUP BY ALL HAVING count(*) >= {min_co}
+)
+SELECT * FROM (
+  SELECT co.source, co.target, 'sync' AS kind, co.shared,
+         least(1.0, co.shared / (sx.n + sy.n - co.shared) / 0.4) AS weight,
+         co.shared / (sx.n + sy.n - co.shared) AS jaccard
+  FROM co JOIN sizes sx ON sx.account_id = co.source JOIN sizes sy ON sy.account_id = co.target
+) WHERE jaccard >= {min_jaccard}
+"""
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    """Knobs of the coordination graph (see the module docstring)."""
+
+    max_group: int = 500
+    min_edge: float = 0.5
+    sync_bucket_s: int = 60
+    sync_min_co: int = 5
+    sync_min_jaccard: float = 0.2
+    min_contrib: float = 0.05
+
+
+def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.DataFrame:
+    """Weighted account pairs: ``source, target, weight, jaccard, via`` ({kind: shared})."""
+    con.register("template_members_df", templates)
+    con.execute("CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df")
+    con.unregister("template_members_df")
+    con.execute(_ARTIFACTS_SQL)
+    weights = ", ".join(f"('{k}', {w})" for k, w in KIND_WEIGHTS.items())
+    con.execute(
+        _PAIRS_SQL.format(
+            weights=weights, max_group=int(params.max_group), min_contrib=params.min_contrib
+        )
+    )
+    sync = _SYNC_SQL.format(
+        bucket_s=int(params.sync_bucket_s), min_co=int(params.sync_min_co),
+        max_group=int(params.max_group), min_jaccard=float(params.sync_min_jaccard),
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
+    edges = con.execute(_EDGES_SQL.format(min_edge=float(params.min_edge))).df()
+    edges["via"] = [
+        dict(zip(k, map(int, c), strict=True))
+        for k, c in zip(edges["kinds"], edges["counts"], strict=True)
+    ]
+    return edges.drop(columns=["kinds", "counts"])
+
+
+def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
+    """Connected component id (int) per account; isolated accounts get their own id."""
+    position = pd.Series(np.arange(len(accounts)), index=accounts)
+    n = len(accounts)
+    if edges.empty:
+        return pd.Series(np.arange(n), index=accounts)
+    rows = position.reindex(edges["source"]).to_numpy()
+    cols = position.reindex(edges["target"]).to_numpy()
+    matrix = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, labels = connected_components(matrix, directed=False)
+    return pd.Series(labels, index=accounts)
+
+
+def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
+    """Per account and artifact kind: values shared with other members of its community,
+    and how many other members share any of them.  Columns: account_id, kind, values, peers."""
+    frame = campaign_of.rename("community").rename_axis("account_id").reset_index()
+    con.register("community_df", frame)
+    result = con.execute(
+        f"""
+        WITH a AS (
+          SELECT artifacts.*, c.community FROM artifacts JOIN community_df c USING (account_id)
+        ),
+        s AS (
+          SELECT kind, value, community FROM a GROUP BY ALL
+          HAVING count(*) BETWEEN 2 AND {KIND_CAP}
+        )
+        SELECT x.account_id, x.kind, count(DISTINCT x.value) AS "values",
+               count(DISTINCT y.account_id) AS peers
+        FROM a x JOIN s USING (kind, value, community)
+        JOIN a y ON y.kind = x.kind AND y.value = x.value AND y.community = x.community
+                 AND y.account_id <> x.account_id
+        GROUP BY ALL
+        """
+    ).df()
+    con.unregister("community_df")
+    return result
+
+
+KIND_CAP = 100000

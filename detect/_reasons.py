@@ -1,0 +1,99 @@
+"""Sentences an analyst can act on, for each flagged account and each campaign."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from detect._graph import KIND_NAMES
+
+_SIGNAL_TEXT = {
+    "reasoning": "demand the model's full step-by-step reasoning",
+    "grading": "ask to grade or judge a response against a rubric",
+    "logprob": "ask for top_logprobs",
+}
+
+
+def _pct(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+def significance_text(log10_p: float) -> str:
+    """``p < 1e-12`` style text from a ``-log10 p`` value."""
+    if log10_p >= 300:
+        return "p < 1e-300"
+    return f"p < 1e-{max(1, math.floor(log10_p))}"
+
+
+def signal_sentence(row: pd.Series, signal: str) -> str:
+    n = int(row["requests"])
+    k = int(row[f"{signal}_requests"])
+    text = f"{_pct(k / max(n, 1))} of prompts {_SIGNAL_TEXT[signal]} ({k:,} of {n:,})"
+    if signal == "logprob":
+        text = f"{_pct(k / max(n, 1))} of requests {_SIGNAL_TEXT[signal]} ({k:,} of {n:,})"
+        text += f", paced round the clock ({_pct(row['quiet_share'])} in the 6 quietest hours)"
+    return text
+
+
+def account_reasons(
+    row: pd.Series, signal: str, campaign: dict | None, shared: pd.DataFrame
+) -> list[str]:
+    """Reasons for one flagged account: its own signal, what it shares, its campaign."""
+    reasons = [signal_sentence(row, signal)]
+    for other in ("reasoning", "grading", "logprob"):
+        if other != signal and row[f"{other}_requests"] >= 5 and row[f"{other}_rate"] >= 0.2:
+            reasons.append(signal_sentence(row, other))
+    for item in shared.sort_values("values", ascending=False).itertuples():
+        if item.kind == "user_agent" and item.peers < 3:
+            continue
+        reasons.append(
+            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with "
+            f"{item.peers:,} other account{'s' if item.peers != 1 else ''} of its campaign"
+        )
+    if row.get("sync_peers", 0) > 0:
+        reasons.append(
+            f"acts in sync with {int(row['sync_peers']):,} other accounts (SynchroTrap "
+            f"Jaccard up to {row['sync_jaccard']:.2f} on one-minute template actions)"
+        )
+    if row.get("quiet_share", 0) >= 0.15 and row["requests"] >= 100 and signal != "logprob":
+        reasons.append(
+            f"active round the clock: {_pct(row['quiet_share'])} of requests in the 6 "
+            "quietest hours of the day"
+        )
+    if row.get("topic_top_share", 0) >= 0.6 and row["requests"] >= 20:
+        reasons.append(
+            f"{_pct(row['topic_top_share'])} of sampled prompts fall in one capability topic"
+        )
+    if campaign is not None and len(campaign["accounts"]) > 1:
+        reasons.append(
+            f"part of campaign {campaign['id']}: {len(campaign['accounts']):,} accounts, "
+            f"{campaign['requests']:,} requests, pooled evidence "
+            f"{significance_text(campaign['evidence']['log10_p'])}"
+        )
+    return reasons
+
+
+def _kind_name(kind: str, count: int) -> str:
+    name = KIND_NAMES.get(kind, kind)
+    if count == 1:
+        name = {
+            "payment ids": "payment id",
+            "org ids": "org id",
+            "IP addresses": "IP address",
+            "/24 subnets": "/24 subnet",
+            "rare user agents": "rare user agent",
+            "system prompts": "system prompt",
+            "prompt templates": "prompt template",
+        }.get(name, name)
+    return name
+
+
+def campaign_summary(campaign: dict) -> str:
+    """One line per campaign for the console and the HTML list."""
+    ev = campaign["evidence"]
+    return (
+        f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} "
+        f"requests, {ev['signal']} {_pct(ev['signal_rate'])}, flagged after "
+        f"{ev['requests_before_flag']:,} requests"
+    )

@@ -1,0 +1,200 @@
+"""Assemble the report dict (the issue's JSON contract plus ``graph``/``timeline``/``features``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from detect._reasons import account_reasons, campaign_summary
+from detect._scoring import SIGNALS, CampaignDetector, log_significance
+
+HISTOGRAM_FEATURES = (
+    "requests", "reasoning_rate", "grading_rate", "logprob_rate", "quiet_share", "gap_cv",
+    "token_ratio", "shared_template_rate", "duplicate_rate", "distinct_subnets",
+)
+_HOURLY_SQL = """
+SELECT m.campaign, date_trunc('hour', t.ts) AS bucket, count(*) AS requests,
+       sum(t.is_reasoning::INTEGER) AS reasoning, sum(t.is_grading::INTEGER) AS grading,
+       sum(CASE WHEN coalesce(t.top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob
+FROM traffic t JOIN campaign_members m USING (account_id)
+GROUP BY ALL ORDER BY 1, 2
+"""
+
+
+def iso(ts) -> str | None:
+    """UTC ISO-8601 with a ``Z``; None stays None."""
+    if ts is None or pd.isna(ts):
+        return None
+    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_campaigns(
+    con, accounts: pd.DataFrame, assigned: pd.DataFrame, detector: CampaignDetector
+) -> tuple[list[dict], pd.Series, list[dict]]:
+    """Campaign dicts (sorted by score), campaign id per flagged account, and the timeline."""
+    flagged = accounts.join(assigned)[assigned["flagged"]]
+    if flagged.empty:
+        return [], pd.Series(dtype=object), []
+    order = flagged.groupby("group")["score"].max().sort_values(ascending=False)
+    ids = {g: f"C{i + 1:03d}" for i, g in enumerate(order.index)}
+    campaign_of = flagged["group"].map(ids)
+    members = campaign_of.rename("campaign").rename_axis("account_id").reset_index()
+    con.register("campaign_members", members)
+    hourly = con.execute(_HOURLY_SQL).df()
+    con.unregister("campaign_members")
+    campaigns, timeline = [], []
+    for group, cid in ids.items():
+        rows = flagged[flagged["group"] == group]
+        hours = hourly[hourly["campaign"] == cid]
+        campaigns.append(_campaign(cid, rows, hours, detector))
+        timeline.extend(
+            {"campaign": cid, "bucket": iso(b), "requests": int(r)}
+            for b, r in zip(hours["bucket"], hours["requests"], strict=True)
+        )
+    return campaigns, campaign_of, timeline
+
+
+def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> dict:
+    signal = rows["signal"].mode().iloc[0]
+    n, k = int(rows["requests"].sum()), int(rows[f"{signal}_requests"].sum())
+    threshold = detector.community_threshold_ if len(rows) > 1 else detector.account_threshold_
+    p0 = detector.background_[signal]
+    cum_n = hours["requests"].cumsum().to_numpy()
+    cum_k = hours[signal].cumsum().to_numpy()
+    sig = log_significance(cum_k, cum_n, p0)
+    ok = (sig >= threshold) & (cum_k >= detector.min_hits) & (cum_k >= detector.min_rate * cum_n)
+    at = int(np.argmax(ok)) if ok.any() else len(hours) - 1
+    bucket = pd.Timestamp(hours["bucket"].iloc[at]).to_pydatetime()
+    flagged_at = min(bucket + timedelta(hours=1), _as_dt(rows["last_seen"].max()))
+    evidence = {
+        "signal": signal,
+        "signal_rate": k / max(n, 1),
+        "background_rate": p0,
+        "log10_p": float(log_significance(k, n, p0)),
+        "threshold_log10_p": threshold,
+        "requests_before_flag": int(cum_n[at]),
+        "accounts": len(rows),
+        "rates": {s: float(rows[f"{s}_requests"].sum() / max(n, 1)) for s in SIGNALS},
+        "round_the_clock": float((rows["quiet_share"].fillna(0) * rows["requests"]).sum() / n),
+        "shared": {},
+        "synchronized_accounts": int((rows.get("sync_peers", 0) > 0).sum()),
+    }
+    return {
+        "id": cid,
+        "accounts": sorted(rows.index.tolist()),
+        "requests": n,
+        "score": float(rows["score"].max()),
+        "first_seen": iso(rows["first_seen"].min()),
+        "flagged_at": iso(flagged_at),
+        "evidence": evidence,
+    }
+
+
+def _as_dt(ts) -> datetime:
+    return pd.Timestamp(ts).to_pydatetime()
+
+
+def add_shared_evidence(campaigns: list[dict], shared: pd.DataFrame, campaign_of) -> None:
+    """Fill ``evidence.shared``: per artifact kind, distinct shared values and accounts involved."""
+    if shared.empty:
+        return
+    frame = shared.assign(campaign=shared["account_id"].map(campaign_of))
+    by_id = {c["id"]: c for c in campaigns}
+    for (cid, kind), part in frame.groupby(["campaign", "kind"]):
+        by_id[cid]["evidence"]["shared"][kind] = {
+            "accounts": int(part["account_id"].nunique()),
+            "max_values_per_account": int(part["values"].max()),
+        }
+
+
+def account_entries(
+    accounts: pd.DataFrame, assigned: pd.DataFrame, campaigns: list[dict], campaign_of,
+    shared: pd.DataFrame,
+) -> list[dict]:
+    """The ``accounts`` list: every account, flagged first then by score."""
+    by_id = {c["id"]: c for c in campaigns}
+    shared_by = {a: part for a, part in shared.groupby("account_id")} if len(shared) else {}
+    empty = pd.DataFrame(columns=["kind", "values", "peers"])
+    joined = accounts.join(assigned).sort_values(["flagged", "score"], ascending=False)
+    out = []
+    for account_id, row in joined.iterrows():
+        cid = campaign_of.get(account_id) if row["flagged"] else None
+        reasons = (
+            account_reasons(row, row["signal"], by_id.get(cid), shared_by.get(account_id, empty))
+            if row["flagged"]
+            else []
+        )
+        out.append(
+            {
+                "account_id": str(account_id),
+                "score": round(float(row["score"]), 4),
+                "flagged": bool(row["flagged"]),
+                "campaign": cid,
+                "reasons": reasons,
+                "requests": int(row["requests"]),
+            }
+        )
+    return out
+
+
+def graph_section(edges: pd.DataFrame, assigned: pd.DataFrame, campaign_of, cap: int) -> dict:
+    """Nodes and edges (touching a flagged account, strongest first, at most ``cap``)."""
+    flagged = set(assigned.index[assigned["flagged"]])
+    if edges.empty or not flagged:
+        return {"nodes": [], "edges": []}
+    touching = edges[edges["source"].isin(flagged) | edges["target"].isin(flagged)]
+    touching = touching.sort_values("weight", ascending=False).head(cap)
+    ids = sorted(set(touching["source"]) | set(touching["target"]) | flagged)
+    nodes = [
+        {
+            "id": str(a),
+            "campaign": campaign_of.get(a),
+            "flagged": a in flagged,
+            "score": round(float(assigned.at[a, "score"]), 4),
+        }
+        for a in ids
+    ]
+    edge_list = [
+        {"source": str(s), "target": str(t), "weight": round(float(w), 3), "via": sorted(v)}
+        for s, t, w, v in zip(
+            touching["source"], touching["target"], touching["weight"], touching["via"],
+            strict=True,
+        )
+    ]
+    return {"nodes": nodes, "edges": edge_list}
+
+
+def features_section(accounts: pd.DataFrame, flagged: pd.Series, bins: int = 20) -> dict:
+    """Histograms of a few features, flagged vs unflagged accounts, on shared bins."""
+    out = {}
+    for name in HISTOGRAM_FEATURES:
+        if name not in accounts:
+            continue
+        values = accounts[name].astype(float)
+        if name == "requests":
+            values = np.log10(values.clip(lower=1))
+            name = "log10_requests"
+        ok = values.notna()
+        if not ok.any():
+            continue
+        lo, hi = float(values[ok].min()), float(values[ok].max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        out[name] = {
+            "bins": [round(float(e), 6) for e in edges],
+            "flagged": np.histogram(values[ok & flagged], edges)[0].tolist(),
+            "unflagged": np.histogram(values[ok & ~flagged], edges)[0].tolist(),
+        }
+    return out
+
+
+def console_lines(report: dict, limit: int = 10) -> list[str]:
+    """Short summary lines for the CLI."""
+    s = report["summary"]
+    lines = [
+        f"{s['rows']:,} rows ({s['rows_skipped']:,} skipped), {s['accounts']:,} accounts, "
+        f"{s['flagged']:,} flagged in {s['campaigns']:,} campaigns"
+    ]
+    lines += [campaign_summary(c) for c in report["campaigns"][:limit]]
+    return lines

@@ -1,0 +1,242 @@
+"""``detect.scan``: logs in, report out (ingest -> features -> content -> graph -> campaigns)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from detect._content import PromptIntentClassifier
+from detect._features import account_features
+from detect._graph import GraphParams, communities, coordination_edges, shared_with
+from detect._ingest import ingest_logs
+from detect._report import (
+    account_entries,
+    add_shared_evidence,
+    build_campaigns,
+    features_section,
+    graph_section,
+)
+from detect._scoring import CampaignDetector
+from detect._signals import content_signals, sample_prompts
+from detect.errors import ConfigError, NoValidRowsError
+
+
+@dataclass
+class ScanConfig:
+    """How :func:`scan` works.  Every field has a default that needs no tuning per log.
+
+    Content (text work on a per-account sample, never on every row):
+        sample_per_account: prompts per account the scikit-learn estimators see.
+        sample_budget: cap on sampled prompts in all (the per-account cap shrinks to fit).
+        n_topics: capability topic clusters.
+
+    Coordination graph:
+        max_group: an artifact (IP, user agent, ...) shared by more accounts links nobody.
+        min_edge: summed link weight that makes two accounts neighbours.
+        sync_bucket_s: SynchroTrap time bucket in seconds.
+
+    Calibration (label-free; see :class:`detect.CampaignDetector`):
+        alpha, min_rate, min_hits, member_min_rate, quiet_min.
+
+    Engine and report:
+        memory_limit: DuckDB memory limit (it spills to ``workdir`` beyond it).
+        threads: DuckDB threads (None: all cores).
+        workdir: where the scan's temporary DuckDB file lives (None: a temp dir).
+        max_graph_edges: edges kept in the report's ``graph``.
+    """
+
+    sample_per_account: int = 24
+    sample_budget: int = 60_000
+    n_topics: int = 24
+    max_group: int = 500
+    min_edge: float = 0.5
+    sync_bucket_s: int = 60
+    alpha: float = 0.01
+    min_rate: float = 0.05
+    min_hits: int = 5
+    member_min_rate: float = 0.02
+    quiet_min: float = 0.1
+    memory_limit: str = "3GB"
+    threads: int | None = None
+    workdir: Path | None = None
+    max_graph_edges: int = 2000
+
+    def __post_init__(self) -> None:
+        positive = ("sample_per_account", "sample_budget", "n_topics", "max_group",
+                    "sync_bucket_s", "min_hits", "max_graph_edges")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"ScanConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("alpha", "min_rate", "member_min_rate", "quiet_min"):
+            value = float(getattr(self, name))
+            if not 0.0 <= value < 1.0 or (name == "alpha" and value == 0.0):
+                raise ConfigError(f"ScanConfig.{name} must be in (0, 1), got {value}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"ScanConfig.threads must be >= 1, got {self.threads}")
+
+
+@dataclass
+class ScanResult:
+    """The report (a JSON-able dict) with writers for JSON and CSV."""
+
+    report: dict
+    accounts: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+    def write_json(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.report, indent=1, default=_json_default) + "\n")
+        return path
+
+    def write_csv(self, path: Path | str) -> Path:
+        """One row per account: id, score, flagged, campaign, requests, reasons (``; ``)."""
+        path = Path(path)
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["account_id", "score", "flagged", "campaign", "requests", "reasons"])
+            for a in self.report["accounts"]:
+                writer.writerow(
+                    [a["account_id"], a["score"], a["flagged"], a["campaign"] or "",
+                     a["requests"], "; ".join(a["reasons"])]
+                )
+        return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def scan(
+    paths: list[str | Path] | str | Path,
+    *,
+    column_map: list[str] | dict[str, str] | None = None,
+    config: ScanConfig | None = None,
+) -> ScanResult:
+    """Scan traffic logs (files, globs, directories) and return the campaign report."""
+    config = config or ScanConfig()
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    workdir = Path(tempfile.mkdtemp(prefix="stillroom-detect-", dir=config.workdir))
+    try:
+        con = duckdb.connect(str(workdir / "scan.duckdb"))
+        try:
+            _configure(con, config, workdir)
+            return _scan(con, list(paths), column_map, config)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _configure(con, config: ScanConfig, workdir: Path) -> None:
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{config.memory_limit}'")
+    con.execute(f"SET temp_directory = '{workdir / 'spill'}'")
+    con.execute("SET preserve_insertion_order = false")
+    if config.threads:
+        con.execute(f"SET threads = {int(config.threads)}")
+
+
+def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
+    started = time.perf_counter()
+    stats = ingest_logs(con, paths, column_map)
+    if stats.rows == 0:
+        examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
+        raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
+    accounts = account_features(con, columns_present=stats.columns_present)
+    sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
+    content, templates = content_signals(
+        sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
+    )
+    accounts = accounts.join(content)
+    params = GraphParams(
+        max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
+    )
+    edges = coordination_edges(con, templates, params)
+    accounts["community"] = communities(accounts.index, edges)
+    accounts = accounts.join(_sync_stats(edges))
+    for signal in ("reasoning", "grading", "logprob"):
+        accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
+    accounts["evidence_link"] = _evidence_link(accounts, edges, config.member_min_rate)
+    detector = CampaignDetector(
+        alpha=config.alpha, min_rate=config.min_rate, min_hits=config.min_hits,
+        member_min_rate=config.member_min_rate, quiet_min=config.quiet_min,
+    ).fit(accounts)
+    assigned = detector.assign(accounts)
+    campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
+    shared = shared_with(con, campaign_of) if len(campaign_of) else pd.DataFrame(
+        columns=["account_id", "kind", "values", "peers"]
+    )
+    add_shared_evidence(campaigns, shared, campaign_of)
+    report = {
+        "accounts": account_entries(accounts, assigned, campaigns, campaign_of, shared),
+        "campaigns": campaigns,
+        "summary": _summary(stats, accounts, assigned, campaigns, detector, config, started),
+        "graph": graph_section(edges, assigned, campaign_of, config.max_graph_edges),
+        "timeline": timeline,
+        "features": features_section(accounts, assigned["flagged"]),
+    }
+    return ScanResult(report=report, accounts=accounts.join(assigned))
+
+
+def _evidence_link(accounts: pd.DataFrame, edges: pd.DataFrame, min_rate: float) -> pd.Series:
+    """Summed edge weight from each account to neighbours that carry a signal themselves."""
+    rates = accounts[["reasoning_rate", "grading_rate", "logprob_rate"]].max(axis=1)
+    carriers = set(accounts.index[rates >= min_rate])
+    if edges.empty or not carriers:
+        return pd.Series(0.0, index=accounts.index)
+    to_target = edges[edges["target"].isin(carriers)].groupby("source")["weight"].sum()
+    to_source = edges[edges["source"].isin(carriers)].groupby("target")["weight"].sum()
+    total = to_target.add(to_source, fill_value=0.0)
+    return total.reindex(accounts.index).fillna(0.0)
+
+
+def _sync_stats(edges: pd.DataFrame) -> pd.DataFrame:
+    if edges.empty:
+        return pd.DataFrame(columns=["sync_peers", "sync_jaccard"])
+    sync = edges[edges["via"].map(lambda v: "sync" in v)]
+    both = pd.concat(
+        [sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
+         sync[["target", "jaccard"]].rename(columns={"target": "account_id"})]
+    )
+    out = both.groupby("account_id").agg(
+        sync_peers=("jaccard", "size"), sync_jaccard=("jaccard", "max")
+    )
+    return out
+
+
+def _summary(stats, accounts, assigned, campaigns, detector, config, started) -> dict:
+    flagged = assigned["flagged"]
+    return {
+        "rows": stats.rows,
+        "rows_skipped": stats.rows_skipped,
+        "accounts": len(accounts),
+        "flagged": int(flagged.sum()),
+        "campaigns": len(campaigns),
+        "requests_flagged": int(accounts.loc[flagged, "requests"].sum()),
+        "requests_before_flag": sum(c["evidence"]["requests_before_flag"] for c in campaigns),
+        "files": stats.files,
+        "columns_present": sorted(stats.columns_present),
+        "skipped_by_reason": dict(stats.skipped_by_reason),
+        "skipped_examples": stats.skipped_examples,
+        "background_rates": detector.background_,
+        "thresholds": {
+            "community_log10_p": detector.community_threshold_,
+            "account_log10_p": detector.account_threshold_,
+        },
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "schema": "v1",
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }

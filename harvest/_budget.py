@@ -1,0 +1,113 @@
+"""The run's policy, the limits that apply (the tighter of user's and policy's) and the caps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import policies
+
+from harvest._config import HarvestConfig
+
+
+def _tighter(user: int | float | None, policy: int | float | None):
+    if user is None:
+        return policy
+    if policy is None:
+        return user
+    return min(user, policy)
+
+
+@dataclass
+class RunLimits:
+    rpm: int | None
+    tpm: int | None
+    rpd: int | None
+    max_spend_usd: float | None
+    usd_per_mtok_in: float | None
+    usd_per_mtok_out: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def resolve_policy(cfg: HarvestConfig) -> policies.RunPolicy:
+    """Ask ``policies`` before anything else; a refusal raises and nothing is sent."""
+    return policies.resolve_for_harvest(
+        policy_id=cfg.policy,
+        base_url=cfg.base_url,
+        model=cfg.model,
+        accept=list(cfg.accept),
+        purpose=cfg.purpose,
+    )
+
+
+def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
+    return RunLimits(
+        rpm=_tighter(cfg.rpm, policy_limits.rpm),
+        tpm=_tighter(cfg.tpm, policy_limits.tpm),
+        rpd=_tighter(cfg.rpd, policy_limits.rpd),
+        max_spend_usd=_tighter(cfg.max_spend_usd, policy_limits.max_spend_usd),
+        usd_per_mtok_in=policy_limits.usd_per_mtok_in,
+        usd_per_mtok_out=policy_limits.usd_per_mtok_out,
+    )
+
+
+class Caps:
+    """The daily request cap and the spend cap, checked before each request.
+
+    ``requests_today`` counts every request sent on the current UTC day (stored in the
+    database, so it survives runs); ``spent_usd`` is what the stored answers of this policy
+    cost, and in-flight requests reserve their worst case (prompt estimate + max_tokens).
+    """
+
+    def __init__(
+        self,
+        limits: RunLimits,
+        *,
+        today: date,
+        requests_today: int,
+        tokens_in: int,
+        tokens_out: int,
+    ):
+        self.limits = limits
+        self.today = today
+        self.requests_today = requests_today
+        self.spent_usd = self.cost(tokens_in, tokens_out)
+        self.reserved_usd = 0.0
+        if limits.max_spend_usd is not None and (
+            limits.usd_per_mtok_in is None or limits.usd_per_mtok_out is None
+        ):
+            # A cap without prices cannot be enforced; refuse rather than overspend.
+            from harvest.errors import HarvestConfigError
+
+            raise HarvestConfigError(
+                f"a spend cap of ${limits.max_spend_usd} needs per-token prices "
+                "(usd_per_mtok_in/out in the policy's limits)"
+            )
+
+    def cost(self, tokens_in: float, tokens_out: float) -> float:
+        price_in = self.limits.usd_per_mtok_in or 0.0
+        price_out = self.limits.usd_per_mtok_out or 0.0
+        return (tokens_in * price_in + tokens_out * price_out) / 1e6
+
+    def daily_cap_reached(self) -> bool:
+        rpd = self.limits.rpd
+        return rpd is not None and self.requests_today >= rpd
+
+    def reserve(self, est_in: float, max_out: int) -> float | None:
+        """Reserve a request's worst-case cost; None when it would break the spend cap."""
+        worst = self.cost(est_in, max_out)
+        cap = self.limits.max_spend_usd
+        if cap is not None and self.spent_usd + self.reserved_usd + worst > cap:
+            return None
+        self.reserved_usd += worst
+        return worst
+
+    def settle(self, reserved: float, tokens_in: int, tokens_out: int) -> None:
+        self.reserved_usd -= reserved
+        self.spent_usd += self.cost(tokens_in, tokens_out)
+
+    def release(self, reserved: float) -> None:
+        self.reserved_usd -= reserved

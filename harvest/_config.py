@@ -1,0 +1,143 @@
+"""The typed configuration of a harvest run, and what a run returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harvest.errors import HarvestConfigError
+
+
+@dataclass
+class HarvestConfig:
+    """Everything one ``harvest run`` needs.
+
+    Inputs:
+        prompts: a prompt file (JSONL/CSV/Parquet/text, see :func:`harvest.load_prompts`) or an
+            in-memory list of dicts shaped like the JSONL lines (``{"prompt": ...}`` or
+            ``{"messages": [...]}``, optional ``"id"``).
+        db: the DuckDB file answers go to (created and migrated when missing).
+        system: a system message prepended to prompts that do not start with one.
+
+    Teacher:
+        base_url, model: the OpenAI-compatible endpoint and the model to ask for.
+        api_key_env: the environment variable holding the key (its value is never stored).
+        policy, accept, purpose: passed to :func:`policies.resolve_for_harvest` before any
+            request; ``accept`` lists policy ids whose conditions the user accepts.
+
+    Sampling (stored verbatim as ``request_params``):
+        max_tokens, temperature, top_p, samples (answers per prompt), top_logprobs (k).
+
+    Limits (the tighter of these and the policy's apply; headers teach the rest):
+        rpm, tpm, rpd (requests per UTC day; the run stops cleanly and resumes next run),
+        max_spend_usd (with the policy's per-Mtok prices), concurrency, burst_seconds.
+
+    Retries:
+        max_wait: the longest single wait (a server asking for more stops the run cleanly),
+        max_attempts, request_timeout (seconds), retry_failed (retry recorded failures).
+    """
+
+    prompts: Path | Sequence[dict[str, Any]]
+    db: Path
+    base_url: str
+    model: str
+    policy: str | None = None
+    accept: Sequence[str] = ()
+    purpose: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+    concurrency: int = 32
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float | None = None
+    samples: int = 1
+    top_logprobs: int | None = None
+    system: str | None = None
+    max_wait: float = 300.0
+    retry_failed: bool = False
+    max_attempts: int = 6
+    request_timeout: float = 600.0
+    max_spend_usd: float | None = None
+    burst_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompts, str):
+            self.prompts = Path(self.prompts)
+        self.db = Path(self.db)
+        self.accept = tuple(self.accept)
+        if not self.base_url.startswith(("http://", "https://")):
+            self._bad("base_url", "must start with http:// or https://")
+        if not self.model.strip():
+            self._bad("model", "must not be empty")
+        if not self.api_key_env.strip():
+            self._bad("api_key_env", "must name an environment variable")
+        for name in ("rpm", "tpm", "rpd"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                self._bad(name, "must be at least 1")
+        for name in ("concurrency", "max_tokens", "samples", "max_attempts"):
+            if getattr(self, name) < 1:
+                self._bad(name, "must be at least 1")
+        if not 0.0 <= self.temperature <= 2.0:
+            self._bad("temperature", "must be between 0 and 2")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            self._bad("top_p", "must be in (0, 1]")
+        if self.top_logprobs is not None and not 0 <= self.top_logprobs <= 20:
+            self._bad("top_logprobs", "must be between 0 and 20")
+        for name in ("max_wait", "request_timeout", "burst_seconds"):
+            if getattr(self, name) <= 0:
+                self._bad(name, "must be positive")
+        if self.max_spend_usd is not None and self.max_spend_usd <= 0:
+            self._bad("max_spend_usd", "must be positive")
+
+    def _bad(self, name: str, why: str) -> None:
+        raise HarvestConfigError(f"HarvestConfig.{name}={getattr(self, name)!r}: {why}")
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able copy for the runs table (in-memory prompts summarised, no key)."""
+        data = asdict(self)
+        data["prompts"] = (
+            str(self.prompts) if isinstance(self.prompts, Path) else f"<{len(self.prompts)} in memory>"
+        )
+        data["db"] = str(self.db)
+        data["accept"] = list(self.accept)
+        return data
+
+
+@dataclass
+class HarvestResult:
+    """What one run did. ``stopped_reason`` is None when every item was settled."""
+
+    run_id: str
+    db: Path
+    planned: int
+    already_done: int
+    completed: int
+    failed: int
+    requests: int
+    rate_limited: int
+    prompt_tokens: int
+    completion_tokens: int
+    elapsed_s: float
+    stopped_reason: str | None = None
+    message: str | None = None
+    learned_limits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return self.planned - self.already_done - self.completed - self.failed
+
+    @property
+    def completions_per_s(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["db"] = str(self.db)
+        data["pending"] = self.pending
+        data["completions_per_s"] = round(self.completions_per_s, 2)
+        return data

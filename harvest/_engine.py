@@ -1,0 +1,314 @@
+"""The async core of a run: workers send requests under the limiter, one writer stores them.
+
+A worker holds its concurrency slot until the writer has *committed* its answer, so at any
+moment at most ``concurrency`` requests are sent-but-not-stored: killing the process
+re-requests at most that many prompts on the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import deque
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+import openai
+
+try:  # the HTTP library of the installed SDK (openai >= 3 ships httpx2)
+    from httpx2 import Response as RawResponse
+except ImportError:  # pragma: no cover - older SDKs
+    from httpx import Response as RawResponse
+
+from harvest._answer import Answer, parse_answer
+from harvest._budget import Caps
+from harvest._limiter import RateLimiter
+from harvest._progress import NoProgress
+from harvest._retry import (
+    AuthFailure,
+    PermanentError,
+    StopRun,
+    TransientError,
+    classify,
+    retrying,
+)
+from harvest._store import Store
+from harvest._work import WorkItem
+
+
+class Engine:
+    """Runs a list of :class:`WorkItem`; results land in the :class:`Store`."""
+
+    def __init__(
+        self,
+        *,
+        client: openai.AsyncOpenAI,
+        store: Store,
+        limiter: RateLimiter,
+        caps: Caps,
+        run_id: str,
+        policy_id: str,
+        policy_hash: str,
+        concurrency: int,
+        max_attempts: int,
+        max_wait: float,
+        sleep: Callable[[float], Any],
+        clock: Callable[[], float],
+        now: Callable[[], datetime],
+        rng: random.Random,
+        progress: NoProgress,
+        already_done: int,
+    ):
+        self.client, self.store, self.limiter, self.caps = client, store, limiter, caps
+        self.run_id, self.policy_id, self.policy_hash = run_id, policy_id, policy_hash
+        self.concurrency, self.max_attempts, self.max_wait = concurrency, max_attempts, max_wait
+        self.sleep, self.clock, self.now, self.rng = sleep, clock, now, rng
+        self.progress = progress
+        self.pending: deque[WorkItem] = deque()
+        self.outbox: list[tuple[str, tuple, asyncio.Future]] = []
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.stop_reason: str | None = None
+        self.stop_message: str | None = None
+        self.auth_failure: AuthFailure | None = None
+        self.token_ratio = 1.0  # actual / estimated prompt tokens, learned from usage
+        self.requests = self.requests_flushed = 0
+        self.rate_limited = self.rate_limited_flushed = 0
+        self.completed = self.failed = 0
+        self.tokens_in = self.tokens_out = 0
+        self.already_done = already_done
+
+    # -- control -----------------------------------------------------------------------
+    def stop(self, reason: str, message: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_message = reason, message
+
+    async def run(self, items: list[WorkItem]) -> None:
+        self.pending.extend(items)
+        writer = asyncio.create_task(self._writer())
+        workers = [
+            asyncio.create_task(self._worker()) for _ in range(min(self.concurrency, len(items)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.closing = True
+            self.wake.set()
+            await writer
+
+    async def _worker(self) -> None:
+        while self.pending and self.stop_reason is None:
+            item = self.pending.popleft()
+            cost_usd = self.caps.reserve(item.est_prompt_tokens * self.token_ratio, _max_out(item))
+            if cost_usd is None:
+                self.pending.appendleft(item)
+                self.stop("spend_cap", f"spend cap of ${self.caps.limits.max_spend_usd} reached")
+                return
+            try:
+                row_kind, row = await self._settle(item, cost_usd)
+            except BaseException:
+                self.caps.release(cost_usd)
+                self.pending.appendleft(item)
+                raise
+            if row_kind == "pending":
+                self.pending.appendleft(item)
+                continue
+            done = asyncio.get_running_loop().create_future()
+            self.outbox.append((row_kind, row, done))
+            self.wake.set()
+            await done
+
+    # -- one item ------------------------------------------------------------------------
+    async def _settle(self, item: WorkItem, cost_usd: float) -> tuple[str, tuple]:
+        attempts = 0
+        replay: BaseException | None = None
+
+        async def attempt() -> tuple[Answer, float]:
+            nonlocal attempts, replay
+            if replay is not None:  # hand the fast path's failure to tenacity as attempt 1
+                exc, replay = replay, None
+                raise exc
+            attempts += 1
+            return await self._attempt(item)
+
+        try:
+            try:  # fast path: most requests succeed first time; skip tenacity's set-up
+                answer, latency = await attempt()
+            except TransientError as exc:
+                replay = exc
+                policy = retrying(
+                    max_attempts=self.max_attempts,
+                    max_wait=self.max_wait,
+                    sleep=self.sleep,
+                    rng=self.rng,
+                )
+                answer, latency = await policy(attempt)
+        except StopRun as stop:
+            self.caps.release(cost_usd)
+            self.stop(stop.reason, str(stop))
+            return "pending", ()
+        except AuthFailure as auth:
+            self.caps.release(cost_usd)
+            self.auth_failure = auth
+            self.stop("auth", str(auth))
+            return "pending", ()
+        except (TransientError, PermanentError) as exc:
+            self.caps.release(cost_usd)
+            return "failure", self._failure_row(item, exc, attempts)
+        self.caps.settle(cost_usd, answer.prompt_tokens or 0, answer.completion_tokens or 0)
+        return "answer", self._answer_row(item, answer, latency, attempts)
+
+    async def _attempt(self, item: WorkItem) -> tuple[Answer, float]:
+        if self.caps.daily_cap_reached():
+            raise StopRun(
+                "daily_cap",
+                f"daily cap of {self.caps.limits.rpd} requests reached for {self.caps.today} "
+                "(UTC); run the same command again after 00:00 UTC to resume",
+            )
+        estimate = item.est_prompt_tokens * self.token_ratio
+        reserved = estimate + _max_out(item)
+        ticket = await self.limiter.acquire(reserved)
+        if self.stop_reason is not None:
+            raise StopRun(self.stop_reason, self.stop_message or "")
+        self.requests += 1
+        self.caps.requests_today += 1
+        start = self.clock()
+        try:
+            # The SDK's own request path (auth, base URL, errors as openai.APIStatusError),
+            # asking for the raw response: headers, request id and the body we parse.
+            raw = await self.client.post(
+                "/chat/completions",
+                body={"messages": list(item.messages), **item.params},
+                cast_to=RawResponse,
+            )
+        except openai.APIError as exc:
+            self._observe_error(ticket, exc)
+            raise classify(exc) from None
+        latency = self.clock() - start
+        self.limiter.observe(ticket, raw.headers)
+        answer = parse_answer(raw.content, raw.headers.get("x-request-id"))
+        if answer.prompt_tokens:
+            self.token_ratio = 0.9 * self.token_ratio + 0.1 * (
+                answer.prompt_tokens / item.est_prompt_tokens
+            )
+            self.limiter.correct_tokens(reserved, answer.prompt_tokens + (answer.completion_tokens or 0))
+        return answer, latency
+
+    def _observe_error(self, ticket: tuple[int, float], exc: openai.APIError) -> None:
+        if not isinstance(exc, openai.APIStatusError):
+            self.limiter.observe(ticket, {})
+            return
+        self.limiter.observe(ticket, exc.response.headers)
+        if exc.status_code != 429:
+            return
+        self.rate_limited += 1
+        err = classify(exc)
+        hint = err.retry_after if isinstance(err, TransientError) else None
+        if hint is not None and hint > self.max_wait:
+            raise StopRun(
+                "provider_wait",
+                f"the provider asks to wait {hint:.0f}s, more than --max-wait {self.max_wait:.0f}s; "
+                "run the same command again later to resume",
+            )
+        self.limiter.rate_limited(hint)
+
+    # -- rows ------------------------------------------------------------------------------
+    def _answer_row(self, item: WorkItem, a: Answer, latency: float, attempts: int) -> tuple:
+        return (
+            item.key,
+            item.prompt_id,
+            item.sample_index,
+            item.messages_json,
+            item.system_prompt,
+            a.content,
+            a.reasoning,
+            json.dumps(a.top_logprobs) if a.top_logprobs is not None else None,
+            a.finish_reason,
+            a.prompt_tokens,
+            a.completion_tokens,
+            a.reasoning_tokens,
+            a.teacher_model,
+            item.params["model"],
+            self.policy_id,
+            self.policy_hash,
+            self.now().replace(tzinfo=None),
+            item.params_json,
+            a.request_id,
+            latency * 1000.0,
+            self.run_id,
+            attempts,
+        )
+
+    def _failure_row(self, item: WorkItem, exc: TransientError | PermanentError, attempts: int):
+        return (
+            item.key,
+            item.prompt_id,
+            item.sample_index,
+            item.messages_json,
+            item.params_json,
+            exc.reason,
+            exc.status,
+            attempts,
+            self.policy_id,
+            self.policy_hash,
+            self.run_id,
+            self.now().replace(tzinfo=None),
+        )
+
+    # -- the one writer ----------------------------------------------------------------
+    async def _writer(self) -> None:
+        while True:
+            if not self.outbox:
+                if self.closing:
+                    break
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            batch, self.outbox = self.outbox, []
+            try:
+                await asyncio.to_thread(self._flush, batch)
+            except BaseException as exc:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                raise
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
+            self.progress.update(
+                done=self.completed + self.already_done,
+                tokens=self.tokens_in + self.tokens_out,
+                rate_limited=self.rate_limited,
+                failed=self.failed,
+            )
+        self._flush([])  # the request counters of attempts that stored nothing
+
+    def _flush(self, batch: list[tuple[str, tuple, asyncio.Future]]) -> None:
+        answers = [row for kind, row, _ in batch if kind == "answer"]
+        failures = [row for kind, row, _ in batch if kind == "failure"]
+        requests, rate_limited = self.requests, self.rate_limited
+        self.store.write_batch(
+            answers,
+            failures,
+            run_id=self.run_id,
+            requests=requests - self.requests_flushed,
+            rate_limited=rate_limited - self.rate_limited_flushed,
+            day=self.today(),
+        )
+        self.requests_flushed, self.rate_limited_flushed = requests, rate_limited
+        self.completed += len(answers)
+        self.failed += len(failures)
+        self.tokens_in += sum(a[9] or 0 for a in answers)
+        self.tokens_out += sum(a[10] or 0 for a in answers)
+
+    def today(self) -> date:
+        return self.now().date()
+
+
+def _max_out(item: WorkItem) -> int:
+    return int(item.params.get("max_tokens") or 0)

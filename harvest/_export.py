@@ -1,0 +1,166 @@
+"""``export_dataset``: completions as chat ``messages`` for TRL, with a dataset card beside them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import policies
+
+from harvest._store import connect, utcnow
+from harvest.errors import HarvestError, MissingDependencyError
+
+FORMATS = ("jsonl", "parquet", "hf")
+REASONING = ("field", "think", "drop")
+
+_QUERY = """
+SELECT prompt_id, sample_index, messages, content, reasoning, top_logprobs, finish_reason,
+       prompt_tokens, completion_tokens, reasoning_tokens, teacher_model, requested_model,
+       policy_id, policy_hash, created_at, request_params
+FROM completions ORDER BY created_at, prompt_id, sample_index
+"""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    card_path: Path
+    rows: int
+    format: str
+
+
+def _assistant(content: str, reasoning: str | None, mode: str) -> dict[str, Any]:
+    if mode == "think" and reasoning:
+        return {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n\n{content}"}
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if mode == "field":
+        message["reasoning_content"] = reasoning
+    return message
+
+
+def _record(row: tuple, mode: str) -> dict[str, Any]:
+    (pid, idx, messages, content, reasoning, logprobs, finish, p_tok, c_tok, r_tok, teacher,
+     requested, policy_id, policy_hash, created, params) = row  # fmt: skip
+    chat = json.loads(messages)
+    if mode == "field":
+        chat = [{**m, "reasoning_content": None} for m in chat]
+    chat.append(_assistant(content, reasoning, mode))
+    return {
+        "prompt_id": pid,
+        "sample_index": idx,
+        "messages": chat,
+        "reasoning": reasoning,
+        "finish_reason": finish,
+        "prompt_tokens": p_tok,
+        "completion_tokens": c_tok,
+        "reasoning_tokens": r_tok,
+        "teacher_model": teacher,
+        "requested_model": requested,
+        "policy_id": policy_id,
+        "policy_hash": policy_hash,
+        "created_at": created.isoformat() if created else None,
+        "request_params": params,
+        "top_logprobs": logprobs,
+    }
+
+
+def export_dataset(
+    db_path: Path | str,
+    out_path: Path | str,
+    format: str = "jsonl",
+    *,
+    reasoning: str = "field",
+) -> ExportResult:
+    """Write every completion as a chat example, plus a dataset card beside it.
+
+    Each record has ``messages`` (the exact messages sent, then the assistant answer) and
+    the provenance columns. ``reasoning``: ``"field"`` keeps it as the assistant message's
+    ``reasoning_content`` (what reasoning chat templates render), ``"think"`` inlines a
+    ``<think>`` block in the content, ``"drop"`` leaves it out of ``messages`` (the
+    ``reasoning`` column always has it). ``top_logprobs`` stays a JSON string.
+
+    The card goes to ``<out>/README.md`` for ``hf`` and ``<out stem>.card.md`` otherwise.
+    """
+    if format not in FORMATS:
+        raise HarvestError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    if reasoning not in REASONING:
+        raise HarvestError(f"unknown reasoning mode {reasoning!r}; choose one of {REASONING}")
+    db_path, out = Path(db_path), Path(out_path)
+    con = connect(db_path, read_only=True)
+    try:
+        records = [_record(row, reasoning) for row in con.execute(_QUERY).fetchall()]
+        runs = con.execute(
+            "SELECT DISTINCT base_url, requested_model, policy_id, policy_hash FROM runs "
+            "WHERE policy_id IS NOT NULL ORDER BY 1, 2"
+        ).fetchall()
+    finally:
+        con.close()
+    if format == "hf":
+        try:
+            import datasets
+        except ImportError:
+            raise MissingDependencyError(
+                "export --format hf needs the 'datasets' package: pip install 'stillroom[train]'"
+            ) from None
+        datasets.Dataset.from_list(records).save_to_disk(str(out))
+        card = out / "README.md"
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if format == "jsonl":
+            with out.open("w", encoding="utf-8") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(records), out)
+        card = out.with_name(out.name.split(".")[0] + ".card.md")
+    card.write_text(dataset_card(db_path, records, runs), encoding="utf-8")
+    return ExportResult(path=out, card_path=card, rows=len(records), format=format)
+
+
+def dataset_card(db_path: Path, records: list[dict[str, Any]], runs: list[tuple]) -> str:
+    """Markdown: teachers, policies and their obligations, counts, dates, sampling params."""
+    teachers: dict[str, int] = {}
+    policy_ids: dict[str, set[str]] = {}
+    params: set[str] = set()
+    for rec in records:
+        teachers[rec["teacher_model"] or "?"] = teachers.get(rec["teacher_model"] or "?", 0) + 1
+        policy_ids.setdefault(rec["policy_id"], set()).add(rec["policy_hash"])
+        params.add(rec["request_params"])
+    dates = sorted(r["created_at"] for r in records if r["created_at"])
+    lines = [
+        f"# Dataset card: {db_path.stem}",
+        "",
+        f"Harvested with stillroom from teacher APIs; exported {utcnow():%Y-%m-%d %H:%M} UTC.",
+        "No license is claimed here: the teachers' terms below govern what these outputs may "
+        "be used for.",
+        "",
+        "## Counts",
+        "",
+        f"- examples: {len(records)}",
+        f"- prompts: {len({r['prompt_id'] for r in records})}",
+        f"- with reasoning: {sum(1 for r in records if r['reasoning'])}",
+        f"- answers cut at max_tokens: {sum(1 for r in records if r['finish_reason'] == 'length')}",
+        f"- first answer: {dates[0] if dates else '-'}; last answer: {dates[-1] if dates else '-'}",
+        "",
+        "## Teachers",
+        "",
+        "| model served | examples |",
+        "|---|---|",
+        *[f"| `{name}` | {count} |" for name, count in sorted(teachers.items())],
+        "",
+        "| endpoint | model requested | policy | policy file sha256 |",
+        "|---|---|---|---|",
+        *[f"| {url} | `{model}` | `{pid}` | `{(phash or '-')[:16]}...` |" for url, model, pid, phash in runs],
+        "",
+        "## Sampling parameters",
+        "",
+        *[f"- `{p}`" for p in sorted(params)],
+        "",
+    ]
+    ob = policies.obligations(sorted(pid for pid in policy_ids if pid))
+    return "\n".join(lines) + "\n" + ob.card_markdown()

@@ -1,0 +1,131 @@
+"""Numbered schema migrations of the harvest DuckDB file (append only; never edit one)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status VARCHAR NOT NULL,           -- running | finished | stopped | failed
+            stopped_reason VARCHAR,            -- daily_cap | spend_cap | provider_wait | auth | interrupted
+            message VARCHAR,
+            base_url VARCHAR,
+            requested_model VARCHAR,
+            prompts_source VARCHAR,
+            policy_id VARCHAR,
+            policy_hash VARCHAR,
+            policy JSON,
+            config JSON,
+            planned INTEGER,
+            requests BIGINT DEFAULT 0,
+            completed INTEGER DEFAULT 0,
+            failed INTEGER DEFAULT 0,
+            rate_limited INTEGER DEFAULT 0,
+            prompt_tokens BIGINT DEFAULT 0,
+            completion_tokens BIGINT DEFAULT 0,
+            elapsed_s DOUBLE,
+            learned_limits JSON,
+            pid INTEGER
+        );
+        CREATE TABLE tasks (
+            idempotency_key VARCHAR PRIMARY KEY,
+            prompt_id VARCHAR NOT NULL,
+            sample_index INTEGER NOT NULL,
+            run_id VARCHAR,
+            added_at TIMESTAMP
+        );
+        CREATE TABLE answers (
+            idempotency_key VARCHAR PRIMARY KEY,
+            prompt_id VARCHAR NOT NULL,
+            sample_index INTEGER NOT NULL,
+            messages JSON,
+            system_prompt VARCHAR,
+            content VARCHAR,
+            reasoning VARCHAR,
+            top_logprobs JSON,
+            finish_reason VARCHAR,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            teacher_model VARCHAR,
+            requested_model VARCHAR,
+            policy_id VARCHAR,
+            policy_hash VARCHAR,
+            created_at TIMESTAMP,
+            request_params JSON,
+            request_id VARCHAR,
+            latency_ms DOUBLE,
+            run_id VARCHAR,
+            attempts INTEGER
+        );
+        CREATE TABLE failures (
+            idempotency_key VARCHAR PRIMARY KEY,
+            prompt_id VARCHAR NOT NULL,
+            sample_index INTEGER NOT NULL,
+            messages JSON,
+            request_params JSON,
+            reason VARCHAR,
+            status INTEGER,
+            attempts INTEGER,
+            policy_id VARCHAR,
+            policy_hash VARCHAR,
+            run_id VARCHAR,
+            failed_at TIMESTAMP
+        );
+        CREATE TABLE daily_requests (
+            day DATE PRIMARY KEY,
+            requests BIGINT NOT NULL
+        );
+        CREATE VIEW completions AS
+        SELECT prompt_id, sample_index, messages, system_prompt, content, reasoning,
+               top_logprobs, finish_reason, prompt_tokens, completion_tokens, reasoning_tokens,
+               teacher_model, requested_model, policy_id, policy_hash, created_at,
+               request_params, idempotency_key, request_id, latency_ms, run_id
+        FROM answers;
+        """,
+    ),
+]
+
+ANSWER_COLUMNS = (
+    "idempotency_key",
+    "prompt_id",
+    "sample_index",
+    "messages",
+    "system_prompt",
+    "content",
+    "reasoning",
+    "top_logprobs",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "teacher_model",
+    "requested_model",
+    "policy_id",
+    "policy_hash",
+    "created_at",
+    "request_params",
+    "request_id",
+    "latency_ms",
+    "run_id",
+    "attempts",
+)
+
+FAILURE_COLUMNS = (
+    "idempotency_key",
+    "prompt_id",
+    "sample_index",
+    "messages",
+    "request_params",
+    "reason",
+    "status",
+    "attempts",
+    "policy_id",
+    "policy_hash",
+    "run_id",
+    "failed_at",
+)

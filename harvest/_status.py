@@ -1,0 +1,121 @@
+"""``harvest_status``: done / failed / pending, tokens, 429s and throughput of a database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harvest._store import connect, utcnow
+
+
+@dataclass
+class HarvestStatus:
+    """A snapshot of one harvest database (``to_dict()`` is what ``--json`` prints)."""
+
+    db: str
+    planned: int
+    done: int
+    failed: int
+    pending: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    requests: int
+    rate_limited: int
+    requests_today: int
+    runs: int
+    teachers: dict[str, int] = field(default_factory=dict)
+    policies: dict[str, int] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    last_run: dict[str, Any] | None = None
+
+    @property
+    def throughput(self) -> float | None:
+        """Completions a second of the last run (None before any run finished)."""
+        if not self.last_run or not self.last_run.get("elapsed_s"):
+            return None
+        return self.last_run["completed"] / self.last_run["elapsed_s"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["throughput_per_s"] = round(self.throughput, 2) if self.throughput else None
+        return data
+
+
+def _one(con, sql: str, params: list | None = None) -> Any:
+    return con.execute(sql, params or []).fetchone()[0]
+
+
+def harvest_status(db_path: Path | str) -> HarvestStatus:
+    """Read a database without changing it (it must not be open by a running harvest)."""
+    con = connect(Path(db_path), read_only=True)
+    try:
+        done = _one(con, "SELECT count(*) FROM answers")
+        failed = _one(con, "SELECT count(*) FROM failures")
+        pending = _one(
+            con,
+            "SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM answers a "
+            "WHERE a.idempotency_key = t.idempotency_key) AND NOT EXISTS (SELECT 1 FROM "
+            "failures f WHERE f.idempotency_key = t.idempotency_key)",
+        )
+        tokens = con.execute(
+            "SELECT coalesce(sum(prompt_tokens),0), coalesce(sum(completion_tokens),0), "
+            "coalesce(sum(reasoning_tokens),0) FROM answers"
+        ).fetchone()
+        runs = con.execute(
+            "SELECT count(*), coalesce(sum(requests),0), coalesce(sum(rate_limited),0) FROM runs"
+        ).fetchone()
+        last = con.execute(
+            "SELECT run_id, status, stopped_reason, message, started_at, finished_at, "
+            "completed, failed, requests, rate_limited, elapsed_s, learned_limits "
+            "FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return HarvestStatus(
+            db=str(db_path),
+            planned=_one(con, "SELECT count(*) FROM tasks"),
+            done=done,
+            failed=failed,
+            pending=pending,
+            prompt_tokens=int(tokens[0]),
+            completion_tokens=int(tokens[1]),
+            reasoning_tokens=int(tokens[2]),
+            runs=int(runs[0]),
+            requests=int(runs[1]),
+            rate_limited=int(runs[2]),
+            requests_today=int(
+                _one(
+                    con,
+                    "SELECT coalesce(sum(requests), 0) FROM daily_requests WHERE day = ?",
+                    [utcnow().date()],
+                )
+            ),
+            teachers=_counts(con, "SELECT teacher_model, count(*) FROM answers GROUP BY 1"),
+            policies=_counts(con, "SELECT policy_id, count(*) FROM answers GROUP BY 1"),
+            failure_reasons=_counts(
+                con,
+                "SELECT reason, count(*) FROM failures GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+            ),
+            last_run=_last_run(last),
+        )
+    finally:
+        con.close()
+
+
+def _counts(con, sql: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in con.execute(sql).fetchall()}
+
+
+def _last_run(row: tuple | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    keys = (
+        "run_id", "status", "stopped_reason", "message", "started_at", "finished_at",
+        "completed", "failed", "requests", "rate_limited", "elapsed_s", "learned_limits",
+    )  # fmt: skip
+    out = dict(zip(keys, row, strict=True))
+    for key in ("started_at", "finished_at"):
+        out[key] = out[key].isoformat() if out[key] else None
+    out["learned_limits"] = json.loads(out["learned_limits"]) if out["learned_limits"] else None
+    return out

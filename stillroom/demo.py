@@ -1,0 +1,293 @@
+"""The end-to-end demo: a teacher, a harvest, a student, an evaluation and a detection.
+
+Everything runs through the packages' library APIs on the embedded teacher, with no API
+key and no GPU (one is used when present)::
+
+    from stillroom.demo import run_demo
+    result = run_demo(Path("stillroom-demo"), quick=True)
+    print(result.summary["student"]["behaviour"], result.paths["eval"])
+
+1. start the embedded teacher (SmolLM2-135M-Instruct) with a system prompt that gives it
+   a checkable behaviour: every answer starts with :data:`MARKER`;
+2. harvest the shipped prompt set (``stillroom/data/prompts.jsonl``) into DuckDB, the system
+   prompt and top logprobs stored with every row, then export it with its dataset card;
+3. train a LoRA student on the answers *without* the system prompt (context distillation);
+4. evaluate base and student against the teacher on held-out prompts (``eval.json``):
+   agreement (token F1, ROUGE-L) and the behaviour rate, side by side;
+5. simulate provider traffic with extraction campaigns, scan it, write the HTML report;
+6. summarise, and say where everything was written (``summary.json`` too).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from stillroom.errors import StillroomError
+
+DATA_DIR = Path(__file__).parent / "data"
+PROMPTS_PATH = DATA_DIR / "prompts.jsonl"
+SOURCES_PATH = DATA_DIR / "SOURCES.md"
+
+#: What every teacher answer starts with; the behaviour the student has to pick up.
+MARKER = "Stillroom says:"
+#: The teacher's system prompt. The worked example makes SmolLM2-135M follow it (measured
+#: in ``bench/demo_behaviour.py``); the student never sees it.
+SYSTEM_PROMPT = (
+    "You always reply in this format.\n"
+    "User: What is the capital of France?\n"
+    f"Assistant: {MARKER} Paris.\n"
+    "User: How do I boil an egg?\n"
+    f"Assistant: {MARKER} Boil it for ten minutes."
+)
+
+
+class DemoError(StillroomError):
+    """The demo could not run a step (the message says which and why)."""
+
+
+def follows_behaviour(text: str) -> bool:
+    """Whether an answer shows the teacher's behaviour (starts with :data:`MARKER`)."""
+    return text.lstrip().lower().startswith(MARKER.lower())
+
+
+def behaviour_rate(texts: list[str]) -> float | None:
+    """Share of ``texts`` that follow the behaviour (None for no texts)."""
+    return sum(map(follows_behaviour, texts)) / len(texts) if texts else None
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of one demo run (``QUICK`` and ``FULL`` are the two shipped presets).
+
+    Harvest: prompts (first N of the shipped set), max_tokens, top_logprobs, concurrency.
+    Train: train_steps, batch_size, learning_rate, max_length, eval_fraction.
+    Evaluate: eval_limit (held-out prompts), eval_max_new_tokens.
+    Detect: sim_scale (1.0 is about 100k rows of traffic).
+    """
+
+    prompts: int
+    max_tokens: int
+    train_steps: int
+    eval_limit: int
+    eval_max_new_tokens: int
+    sim_scale: float
+    top_logprobs: int = 5
+    concurrency: int = 2
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    max_length: int = 384
+    eval_fraction: float = 0.15
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.prompts:
+            raise DemoError(f"DemoSettings.prompts must be at least 8, got {self.prompts}")
+        for name in ("max_tokens", "train_steps", "eval_limit", "eval_max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise DemoError(f"DemoSettings.{name} must be at least 1")
+        if self.sim_scale <= 0:
+            raise DemoError("DemoSettings.sim_scale must be positive")
+
+
+QUICK = DemoSettings(
+    prompts=48, max_tokens=48, train_steps=30, eval_limit=8, eval_max_new_tokens=32, sim_scale=0.05
+)
+FULL = DemoSettings(
+    prompts=240,
+    max_tokens=96,
+    train_steps=120,
+    eval_limit=32,
+    eval_max_new_tokens=64,
+    sim_scale=0.3,
+)
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured and where it wrote it."""
+
+    workdir: Path
+    settings: DemoSettings
+    paths: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workdir": str(self.workdir),
+            "settings": asdict(self.settings),
+            "paths": self.paths,
+            "timings_s": {k: round(v, 1) for k, v in self.timings_s.items()},
+            "summary": self.summary,
+        }
+
+
+def load_shipped_prompts(limit: int | None = None) -> list[dict[str, Any]]:
+    """The shipped prompt set (``{"id", "prompt", "source", "license"}``), first ``limit``."""
+    rows = []
+    with PROMPTS_PATH.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DemoError(f"{PROMPTS_PATH} line {line_no}: not JSON ({exc})") from exc
+    return rows[:limit] if limit else rows
+
+
+class _Steps:
+    """Prints a heading per step and records its wall time."""
+
+    def __init__(self, console: Console, timings: dict[str, float]) -> None:
+        self.console = console
+        self.timings = timings
+        self.n = 0
+
+    @contextmanager
+    def step(self, key: str, title: str) -> Iterator[None]:
+        self.n += 1
+        self.console.rule(f"[bold]{self.n}. {title}")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = time.perf_counter() - started
+            self.console.print(f"[dim]{key}: {self.timings[key]:.1f}s[/]")
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    quick: bool = False,
+    settings: DemoSettings | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> DemoResult:
+    """Run the whole story in ``workdir`` (created; an earlier harvest there is resumed)."""
+    from stillroom._demo_steps import detect_step, evaluate_step, harvest_step, train_step
+    from stillroom.teacher import TeacherConfig, serve_teacher
+
+    settings = settings or (QUICK if quick else FULL)
+    console = console or Console()
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(workdir=workdir, settings=settings)
+    steps = _Steps(console, result.timings_s)
+    started = time.perf_counter()
+    with steps.step("teacher", "start the embedded teacher (SmolLM2-135M-Instruct, llama.cpp)"):
+        teacher_cm = serve_teacher(TeacherConfig(system=SYSTEM_PROMPT))
+        teacher = teacher_cm.__enter__()
+        console.print(f"teacher at {teacher.base_url}, model {teacher.model}, policy smollm2")
+        console.print(f"system prompt (hidden from the student):\n[cyan]{SYSTEM_PROMPT}[/]")
+    try:
+        with steps.step("harvest", f"harvest {settings.prompts} shipped prompts into DuckDB"):
+            harvest_step(result, teacher, console, progress)
+    finally:
+        teacher_cm.__exit__(None, None, None)
+    with steps.step("train", "train a LoRA student without the system prompt"):
+        train_step(result, console, progress)
+    with steps.step("evaluate", "evaluate base vs student against the teacher"):
+        evaluate_step(result, console)
+    with steps.step("detect", "simulate provider traffic and detect the campaigns"):
+        detect_step(result, console)
+    result.timings_s["total"] = time.perf_counter() - started
+    summary_path = workdir / "summary.json"
+    result.paths["summary"] = str(summary_path)
+    summary_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    print_summary(result, console)
+    return result
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    """The closing table: the numbers that tell the story, then where everything is."""
+    from rich.table import Table
+
+    s = result.summary
+    table = Table(title="stillroom demo: summary")
+    table.add_column("measure")
+    for col in ("teacher", "base", "student"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"starts with {MARKER!r}",
+        _pct(s["teacher"]["behaviour"]),
+        _pct(s["base"]["behaviour"]),
+        _pct(s["student"]["behaviour"]),
+    )
+    for metric in ("token_f1", "rouge_l"):
+        table.add_row(
+            f"agreement with teacher ({metric})",
+            "1.000",
+            _num(s["base"].get(metric)),
+            _num(s["student"].get(metric)),
+        )
+    console.print(table)
+    d = s["detect"]
+    console.print(
+        f"detect: {d['rows']:,} requests, {d['accounts']:,} accounts; {d['flagged']} flagged "
+        f"in {d['campaigns_found']} campaign(s); precision {_num(d['precision'])}, recall "
+        f"{_num(d['recall'])} against the simulator's truth"
+    )
+    where = Table(title=f"written under {result.workdir}", show_header=False)
+    for key, path in result.paths.items():
+        where.add_row(key, _relative(path, result.workdir))
+    console.print(where)
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in result.timings_s.items())
+    console.print(f"[dim]wall time: {times}[/]")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def detection_quality(report: dict[str, Any], truth_csv: Path) -> dict[str, Any]:
+    """Precision and recall of the flagged accounts against the simulator's ground truth."""
+    with truth_csv.open(newline="") as fh:
+        campaign = {r["account_id"] for r in csv.DictReader(fh) if r["label"] == "campaign"}
+    flagged = {a["account_id"] for a in report["accounts"] if a["flagged"]}
+    hits = len(flagged & campaign)
+    return {
+        "flagged": len(flagged),
+        "campaign_accounts": len(campaign),
+        "precision": hits / len(flagged) if flagged else None,
+        "recall": hits / len(campaign) if campaign else None,
+    }
+
+
+ProgressHook = Callable[[str], None]
+
+__all__ = [
+    "FULL",
+    "MARKER",
+    "PROMPTS_PATH",
+    "QUICK",
+    "SYSTEM_PROMPT",
+    "DemoError",
+    "DemoResult",
+    "DemoSettings",
+    "behaviour_rate",
+    "detection_quality",
+    "follows_behaviour",
+    "load_shipped_prompts",
+    "run_demo",
+]
+
+_ = replace  # re-exported helper for callers tuning a preset: replace(QUICK, prompts=16)

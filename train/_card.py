@@ -1,0 +1,88 @@
+"""Model card and NOTICE for a trained student, from the teachers' policy obligations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def apply_name_prefix(name: str, prefix: str | None) -> str:
+    """Prefix the model name as a teacher's terms require (``Llama`` -> ``Llama-my-model``)."""
+    if not prefix or name.lower().startswith(prefix.lower()):
+        return name
+    sep = "" if prefix.endswith(("-", "_", " ", "/")) else "-"
+    return f"{prefix}{sep}{name}"
+
+
+def write_card(
+    out: Path,
+    *,
+    name: str,
+    base: str,
+    base_dir: Path,
+    db: Path,
+    data_summary: dict[str, Any],
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    obligations: Any,
+) -> tuple[Path, Path | None]:
+    """Write ``README.md`` (the model card) and ``NOTICE`` (when there are notices) in ``out``."""
+    lines = [
+        "---",
+        "library_name: peft",
+        "tags: [stillroom, distillation, lora, trl, sft]",
+        f"base_model: {json.dumps(base)}",
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"A LoRA adapter on `{base}` trained by `stillroom train sft` (TRL SFTTrainer + PEFT) "
+        "on answers a teacher model gave, harvested with `stillroom harvest`.",
+        "",
+        "## Data",
+        "",
+        f"- Harvest database: `{db}` (view `completions`)",
+        f"- Teachers: {', '.join(f'`{t}`' for t in data_summary.get('teacher_models', [])) or 'unknown'}",
+        f"- Policies: {', '.join(f'`{p}`' for p in data_summary.get('policy_ids', [])) or 'none recorded'}",
+        f"- Rows read: {data_summary.get('rows')}, kept: {data_summary.get('kept')} "
+        f"(dropped: finish reason {data_summary.get('dropped_finish_reason')}, empty "
+        f"{data_summary.get('dropped_empty')}, duplicate {data_summary.get('dropped_duplicate')}, "
+        f"policy forbids training {data_summary.get('dropped_policy_forbidden')})",
+        f"- Split by prompt: {data_summary.get('train_rows')} train rows "
+        f"({data_summary.get('train_prompts')} prompts), {data_summary.get('eval_rows')} eval rows "
+        f"({data_summary.get('eval_prompts')} prompts)",
+        f"- Reasoning: `{config.get('reasoning')}`; system prompt "
+        f"{'dropped (context distillation)' if config.get('drop_system') else 'kept'}",
+        "",
+        "## Training",
+        "",
+        f"- Loss: {metrics.get('loss_masking')}",
+        f"- LoRA r={config.get('lora_r')} alpha={config.get('lora_alpha')} "
+        f"dropout={config.get('lora_dropout')} targets={config.get('target_modules')}",
+        f"- Sparse KD alpha: {config.get('kd_alpha')} (mapped positions: "
+        f"{metrics.get('kd_mapped_positions', 0)})",
+        f"- Steps: {metrics.get('global_step')}, train loss: {_fmt(metrics.get('train_loss'))}, "
+        f"eval loss: {_fmt(metrics.get('eval_loss'))}",
+        "",
+        obligations.card_markdown().rstrip(),
+        "",
+    ]
+    if obligations.name_prefix:
+        lines += [f"Name prefix required by the teachers' terms: `{obligations.name_prefix}`", ""]
+    if obligations.conflicts:
+        lines += ["### Conflicts between teachers' terms", ""]
+        lines += [f"- {c}" for c in obligations.conflicts] + [""]
+    card = out / "README.md"
+    card.write_text("\n".join(lines))
+    notice_text = obligations.notice_text().strip()
+    notice = None
+    if notice_text or obligations.attributions:
+        notice = out / "NOTICE"
+        parts = [notice_text, *obligations.attributions]
+        notice.write_text("\n\n".join(p for p in parts if p) + "\n")
+    return card, notice
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
