@@ -30,6 +30,7 @@ import detect  # noqa: E402
 from detect._baselines import PradaDetector, SeatDetector  # noqa: E402
 from detect._simulator import simulate  # noqa: E402
 
+ORACLE_FPR = 0.10
 TARGETS = {"recall": 0.95, "benign_fpr": 0.005, "campaign_kind": 0.80, "hard_negative_kind": 0.01}
 CAMPAIGN_KINDS = ("hydra", "low_and_slow", "logprob_extractor", "grading_farm", "reseller")
 HARD_KINDS = ("templated_app", "eval_harness", "agent", "enterprise_nat", "logprob_researcher")
@@ -48,10 +49,15 @@ def run_seed(seed: int, scale: float, corpora: Path | None, workdir: Path, basel
     timings = {"scan_s": scan_s}
     if baselines:
         rows = duckdb.sql(f"SELECT account_id, prompt, timestamp FROM '{sim.traffic_path}'").df()
+        benign = truth.index[truth["label"] == "benign"]
         for name, det in (("PRADA", PradaDetector()), ("SEAT", SeatDetector())):
             t0 = time.perf_counter()
-            flags[name] = det.fit(rows).predict(rows)
+            scores = det.fit(rows).decision_function(rows).reindex(truth.index).fillna(0.0)
+            flags[name] = det._flag(scores)
             timings[f"{name}_s"] = time.perf_counter() - t0
+            # the operating point the literature reports (~10% FPR), with an oracle threshold
+            cut = scores[benign].quantile(1 - ORACLE_FPR)
+            flags[f"{name}@10%"] = scores > cut
     flags = flags.fillna(False).astype(bool)
     served = sum(
         int((c.get("evidence") or {}).get("requests_before_flag") or 0) for c in report["campaigns"]
@@ -117,7 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         runs = [
             run_seed(s, args.scale, corpora, Path(tmp), not args.no_baselines) for s in args.seeds
         ]
-    truth = pd.concat([r["truth"].set_index(r["truth"].index + f"@{r['seed']}") for r in runs])
+    truth = pd.concat(
+        [
+            r["truth"]
+            .set_index(r["truth"].index + f"@{r['seed']}")
+            .assign(
+                campaign_id=lambda t, s=r["seed"]: t["campaign_id"].where(
+                    t["campaign_id"] == "", t["campaign_id"] + f"@{s}"
+                )
+            )
+            for r in runs
+        ]
+    )
     flags = pd.concat([r["flags"].set_index(r["flags"].index + f"@{r['seed']}") for r in runs])
     methods = list(flags.columns)
     table = {m: metrics(truth, flags[m]) for m in methods}
@@ -128,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         f"hard negative {int((truth.label == 'hard_negative').sum())}, benign {int((truth.label == 'benign').sum())})"
     )
     print(f"{'metric':<20}" + "".join(f"{m:>12}" for m in methods) + "   target")
+    if len(methods) > 1:
+        print(
+            f"(X@10% = baseline X at an oracle threshold giving {ORACLE_FPR:.0%} benign FPR, the "
+            "operating point published PRADA/SEAT adaptations report)"
+        )
     for name in table["stillroom"]:
         cells = []
         for m in methods:

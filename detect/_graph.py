@@ -8,6 +8,8 @@ other accounts also send).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
+Weaker pairs (``weak_edge`` and up) are kept too: a tie to a flagged campaign corroborates an
+account whose own content is significant.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
        list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
-GROUP BY source, target HAVING sum(weight) >= {min_edge}
+GROUP BY source, target HAVING sum(weight) >= {weak_edge}
 """
 
 _SYNC_SQL = """
@@ -118,6 +120,7 @@ class GraphParams:
     sync_min_co: int = 5
     sync_min_jaccard: float = 0.2
     min_contrib: float = 0.05
+    weak_edge: float = 0.1
 
 
 def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.DataFrame:
@@ -137,7 +140,7 @@ def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.
         max_group=int(params.max_group), min_jaccard=float(params.sync_min_jaccard),
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
-    edges = con.execute(_EDGES_SQL.format(min_edge=float(params.min_edge))).df()
+    edges = con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge))).df()
     edges["via"] = [
         dict(zip(k, map(int, c), strict=True))
         for k, c in zip(edges["kinds"], edges["counts"], strict=True)
@@ -146,7 +149,7 @@ def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
-    """Connected component id (int) per account; isolated accounts get their own id."""
+    """Connected component id (int) per account over ``edges`` (pass the strong ones)."""
     position = pd.Series(np.arange(len(accounts)), index=accounts)
     n = len(accounts)
     if edges.empty:

@@ -33,7 +33,16 @@ PALETTE = (
     "#b7950b",
     "#6c3483",
 )
-LINK_COLORS = ("#5d6d7e", "#e67e22", "#16a085", "#8e44ad", "#b03a2e", "#2874a6", "#7dcea0", "#f4d03f")
+LINK_COLORS = (
+    "#5d6d7e",
+    "#e67e22",
+    "#16a085",
+    "#8e44ad",
+    "#b03a2e",
+    "#2874a6",
+    "#7dcea0",
+    "#f4d03f",
+)
 MAX_GRAPH_NODES = 600
 MAX_ACCOUNT_ROWS = 1000
 
@@ -210,7 +219,7 @@ def _graph(graph: dict, colors: dict) -> str:
     return (
         f'{head}<p class="muted">{esc(note)}; a dot is an account coloured by campaign (grey: not '
         f"flagged; size: score); a line is a link coloured by the first thing the accounts share "
-        f"(hover for all).</p><div class="legend">{legend}</div>'
+        f'(hover for all).</p><div class="legend">{legend}</div>'
         f'<div id="graph"><svg viewBox="0 0 1000 {height:.0f}" role="img" aria-label="graph of linked accounts">'
         f'<g class="edges">{"".join(lines)}</g><g class="nodes">{"".join(circles)}</g></svg></div></section>'
     )
@@ -225,8 +234,12 @@ def _trim_graph(nodes: list[dict], edges: list[dict]) -> tuple[list[dict], list[
 
 
 def spring_layout(
-    ids: list[str], edges: list[tuple[str, str, float]], *, width: float = 1000.0,
-    unit: float = 16.0, seed: int = 0,
+    ids: list[str],
+    edges: list[tuple[str, str, float]],
+    *,
+    width: float = 1000.0,
+    unit: float = 22.0,
+    seed: int = 0,
 ) -> tuple[dict[str, tuple[float, float]], float]:
     """Positions (px) and canvas height: each connected component laid out by
     Fruchterman-Reingold on its own, components packed in rows, largest first."""
@@ -275,6 +288,7 @@ def _fruchterman_reingold(m: int, edges: list, rng, iterations: int = 150) -> np
     src = np.array([a for a, _, _ in edges], dtype=np.int64)
     dst = np.array([b for _, b, _ in edges], dtype=np.int64)
     w = np.array([min(1.0, max(0.1, float(x))) for _, _, x in edges])
+    w = w * m / max(1.0, 2.0 * w.sum())  # dense cliques would otherwise collapse to a point
     temp = np.sqrt(m) / 2
     for _ in range(iterations):
         delta = pos[:, None, :] - pos[None, :, :]
@@ -336,6 +350,12 @@ def _timeline(timeline: list[dict], campaigns: list[dict], colors: dict) -> str:
             )
     return (
         f'{head}<p class="muted">Solid: requests per hour per campaign; dashed: when the campaign was flagged.</p>'
+        + '<div class="legend">'
+        + "".join(
+            f'<span><span class="swatch" style="background:{colors.get(c, "#7f8c8d")}"></span> {esc(c)}</span>'
+            for c in series
+        )
+        + "</div>"
         f'<svg viewBox="0 0 {w:.0f} {h:.0f}" width="100%" role="img" aria-label="timeline">{"".join(parts)}</svg></section>'
     )
 

@@ -164,7 +164,8 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
     params = GraphParams(
         max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
     )
-    edges = coordination_edges(con, templates, params)
+    all_edges = coordination_edges(con, templates, params)
+    edges = all_edges[all_edges["weight"] >= config.min_edge]
     accounts["community"] = communities(accounts.index, edges)
     accounts = accounts.join(_sync_stats(edges))
     for signal in ("reasoning", "grading", "logprob"):
@@ -174,7 +175,7 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
         alpha=config.alpha, min_rate=config.min_rate, min_hits=config.min_hits,
         member_min_rate=config.member_min_rate, quiet_min=config.quiet_min,
     ).fit(accounts)
-    assigned = detector.assign(accounts)
+    assigned = attach_linked(detector.assign(accounts), all_edges)
     campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
     shared = shared_with(con, campaign_of) if len(campaign_of) else pd.DataFrame(
         columns=["account_id", "kind", "values", "peers"]
@@ -189,6 +190,29 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
         "features": features_section(accounts, assigned["flagged"]),
     }
     return ScanResult(report=report, accounts=accounts.join(assigned))
+
+
+def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """Flag accounts whose own content is significant and who have any tie to a flagged
+    campaign (coordination corroborates them); they join that campaign."""
+    flagged = assigned["flagged"]
+    candidates = assigned.index[~flagged & (assigned["content_score"] >= 0.5)]
+    if edges.empty or not len(candidates):
+        return assigned
+    group = assigned["group"]
+    links = pd.concat(
+        [edges[["source", "target", "weight"]],
+         edges[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1)]
+    )
+    links = links[links["source"].isin(candidates) & links["target"].map(flagged).fillna(False)]
+    if links.empty:
+        return assigned
+    best = links.sort_values("weight").groupby("source").tail(1).set_index("source")["target"]
+    out = assigned.copy()
+    out.loc[best.index, "flagged"] = True
+    out.loc[best.index, "score"] = out.loc[best.index, "content_score"]
+    out.loc[best.index, "group"] = group.reindex(best.to_numpy()).to_numpy()
+    return out
 
 
 def _evidence_link(accounts: pd.DataFrame, edges: pd.DataFrame, min_rate: float) -> pd.Series:

@@ -30,12 +30,16 @@ REQUIRED = (
 )
 
 
+MAX_LOG10_P = 1000.0  # beyond double precision anyway; keeps the report finite JSON
+
+
 def log_significance(hits, n, p0) -> np.ndarray:
     """``-log10`` of the binomial tail P(X >= hits | n, p0), elementwise."""
     hits = np.asarray(hits, dtype=float)
     n = np.asarray(n, dtype=float)
-    tail = binom.logsf(hits - 1, n, p0) / np.log(10)
-    return np.where(hits > 0, -tail, 0.0)
+    with np.errstate(divide="ignore"):
+        tail = binom.logsf(hits - 1, n, p0) / np.log(10)
+    return np.where(hits > 0, np.minimum(-tail, MAX_LOG10_P), 0.0)
 
 
 class CampaignDetector(BaseEstimator):
@@ -96,23 +100,24 @@ class CampaignDetector(BaseEstimator):
         self.account_threshold_ = float(-np.log10(self.alpha / max(1, self.n_accounts_)))
         return self
 
-    def _evidence(self, hits, n, quiet, days, size, threshold) -> np.ndarray:
+    def _evidence(self, hits, n, quiet, days, size, threshold, corroborate=True) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
         for i, signal in enumerate(SIGNALS):
             k = hits[:, i]
-            sig = np.minimum(log_significance(k, n, self.background_[signal]), 1e4)
+            sig = log_significance(k, n, self.background_[signal])
             ok = (k >= self.min_hits) & (k >= self.min_rate * n)
             machine = quiet >= self.quiet_min
             if signal == "logprob":
                 ok &= machine
-            else:
+            elif corroborate:
                 ok &= machine | (size >= self.min_accounts) | (days[:, i] >= self.min_signal_days)
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per account: ``score``, ``flagged``, ``signal`` and ``group`` (community id or -1)."""
+        """Per account: ``score``, ``flagged``, ``signal``, ``group`` (community id or -1) and
+        ``content_score`` (the account's own evidence before any corroboration)."""
         check_is_fitted(self, "background_")
         _check_columns(X)
         cols = [f"{s}_requests" for s in SIGNALS]
@@ -122,6 +127,10 @@ class CampaignDetector(BaseEstimator):
             X[cols].to_numpy(float), requests, X["quiet_share"].fillna(0).to_numpy(float),
             X[days].to_numpy(float), np.ones(len(X)), self.account_threshold_,
         )
+        content = self._evidence(
+            X[cols].to_numpy(float), requests, X["quiet_share"].fillna(0).to_numpy(float),
+            X[days].to_numpy(float), np.ones(len(X)), self.account_threshold_, corroborate=False,
+        ).max(axis=1)
         weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
         groups = weighted.groupby("community")
         pooled = groups[[*cols, "requests", "qw", "size"]].sum().join(groups[days].max())
@@ -147,6 +156,7 @@ class CampaignDetector(BaseEstimator):
                 "flagged": flagged,
                 "signal": np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)],
                 "group": np.where(flagged, X["community"].to_numpy(), -1),
+                "content_score": content,
             },
             index=X.index,
         )

@@ -1,5 +1,64 @@
 """``stillroom detect ...``: a thin Typer shell over the ``detect`` library."""
 
-import typer
+from __future__ import annotations
 
-app = typer.Typer(help="detect", no_args_is_help=True)
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Find distillation campaigns in API traffic logs (and simulate such logs).",
+    no_args_is_help=True,
+)
+_console = Console(stderr=True)
+
+
+@app.command("scan")
+def scan_command(
+    logs: list[str] = typer.Argument(..., help="Traffic files, globs or directories (schema v1)."),
+    out: Path = typer.Option(..., "--out", help="Write the JSON report here."),
+    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report."),
+    csv: Path | None = typer.Option(None, "--csv", help="Also write one CSV row per account."),
+    column_map: list[str] = typer.Option(
+        [], "--map", help="Rename a column: SRC=DST (DST a schema-v1 name); repeatable."
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
+    memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
+) -> None:
+    """Scan traffic logs and report campaigns, flagged accounts and why."""
+    from detect._report import console_lines
+    from detect._scan import ScanConfig, scan
+
+    config = ScanConfig(threads=threads, memory_limit=memory_limit)
+    result = scan(logs, column_map=column_map, config=config)
+    result.write_json(out)
+    if csv is not None:
+        result.write_csv(csv)
+    if html is not None:
+        from detect._html import write_html_report
+
+        write_html_report(result.report, html)
+    for line in console_lines(result.report):
+        typer.echo(line)
+    for example in result.report["summary"]["skipped_examples"][:5]:
+        _console.print(f"skipped: {example}", markup=False)
+    typer.echo(f"report: {out}" + (f", html: {html}" if html else "") + (f", csv: {csv}" if csv else ""))
+
+
+@app.command("simulate")
+def simulate_command(
+    out: Path = typer.Option(..., "--out", help="Traffic file: .parquet, .jsonl, .jsonl.gz or .csv."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+    scale: float = typer.Option(1.0, "--scale", help="1.0 is about 100k rows."),
+    corpora: Path | None = typer.Option(
+        None, "--corpora", help="Directory of prompt corpora (*.jsonl.gz) to draw real prompts from."
+    ),
+) -> None:
+    """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
+    from detect._simulator import simulate
+
+    result = simulate(out, seed=seed, scale=scale, corpora=corpora)
+    typer.echo(
+        f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}"
+    )

@@ -185,6 +185,7 @@ class Engine:
                 "/chat/completions",
                 body={"messages": list(item.messages), **item.params},
                 cast_to=RawResponse,
+                options={"idempotency_key": item.key},  # ours, stable across retries and runs
             )
         except openai.APIError as exc:
             self._observe_error(ticket, exc)

@@ -114,3 +114,26 @@ def export(
 
     res = export_dataset(db, out, format=format, reasoning=reasoning)
     typer.echo(f"{res.rows} examples -> {res.path} (card: {res.card_path})")
+
+
+def main() -> None:
+    """``python -m harvest.cli``: the harvest commands alone (the root CLI imports every
+    package); library errors print as one ``Error: ...`` line with exit status 1."""
+    import sys
+
+    import click
+
+    from stillroom.errors import StillroomError
+
+    try:
+        app(standalone_mode=False)
+    except StillroomError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

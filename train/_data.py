@@ -260,9 +260,13 @@ def load_dataset(
     )
     if not examples:
         detail = ", ".join(f"{k}={v}" for k, v in counts.items())
-        if counts["dropped_policy_forbidden"] and counts["rows"] == counts[
-            "dropped_policy_forbidden"
-        ] + counts["dropped_finish_reason"] + counts["dropped_empty"]:
+        if (
+            counts["dropped_policy_forbidden"]
+            and counts["rows"]
+            == counts["dropped_policy_forbidden"]
+            + counts["dropped_finish_reason"]
+            + counts["dropped_empty"]
+        ):
             raise PolicyForbidsTraining(
                 f"{db}: no rows left: the terms of {sorted(forbidden)} forbid training on their "
                 f"outputs ({detail})"

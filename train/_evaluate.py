@@ -51,7 +51,9 @@ def _adapter_dir(path: Path) -> Path:
     for candidate in (path, path / "adapter"):
         if (candidate / "adapter_config.json").is_file():
             return candidate
-    raise TrainConfigError(f"{path}: no adapter_config.json (pass train sft's --out or its adapter/)")
+    raise TrainConfigError(
+        f"{path}: no adapter_config.json (pass train sft's --out or its adapter/)"
+    )
 
 
 def _train_config(adapter_dir: Path) -> dict[str, Any]:
@@ -84,7 +86,9 @@ def held_out(config: EvalConfig, used: dict[str, Any]) -> list[Example]:
     return chosen[: config.limit] if config.limit else chosen
 
 
-def _generate(model: Any, tokenizer: Any, prompts: list[list[dict]], config: EvalConfig) -> list[str]:
+def _generate(
+    model: Any, tokenizer: Any, prompts: list[list[dict]], config: EvalConfig
+) -> list[str]:
     import torch
 
     tokenizer.padding_side = "left"
@@ -115,12 +119,16 @@ def teacher_token_loss(model: Any, tokenizer: Any, examples: list[Example]) -> f
 
     total, count = 0.0, 0
     for example in examples:
-        prompt = tokenizer.apply_chat_template(example.prompt, add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer.apply_chat_template(
+            example.prompt, add_generation_prompt=True, tokenize=False
+        )
         full = tokenizer.apply_chat_template(example.prompt + example.completion, tokenize=False)
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        start = next((i for i, (a, b) in enumerate(zip(p_ids, ids, strict=False)) if a != b),
-                     min(len(p_ids), len(ids)))
+        start = next(
+            (i for i, (a, b) in enumerate(zip(p_ids, ids, strict=False)) if a != b),
+            min(len(p_ids), len(ids)),
+        )
         if start >= len(ids):
             continue
         input_ids = torch.tensor([ids], device=model.device)
@@ -134,9 +142,13 @@ def teacher_token_loss(model: Any, tokenizer: Any, examples: list[Example]) -> f
     return total / count if count else None
 
 
-def _side(model: Any, tokenizer: Any, examples: list[Example], config: EvalConfig) -> tuple[dict, list[str]]:
+def _side(
+    model: Any, tokenizer: Any, examples: list[Example], config: EvalConfig
+) -> tuple[dict, list[str]]:
     generations = _generate(model, tokenizer, [e.prompt for e in examples], config)
-    metrics = mean_scores([score(g, e.target_text) for g, e in zip(generations, examples, strict=True)])
+    metrics = mean_scores(
+        [score(g, e.target_text) for g, e in zip(generations, examples, strict=True)]
+    )
     metrics["teacher_token_loss"] = teacher_token_loss(model, tokenizer, examples)
     return {name: metrics.get(name) for name in METRIC_NAMES}, generations
 
@@ -176,8 +188,13 @@ def evaluate_student(config: EvalConfig) -> dict[str, Any]:
         "db": str(config.db),
         "max_new_tokens": config.max_new_tokens,
         "examples": [
-            {"prompt_id": e.prompt_id, "prompt": e.prompt[-1]["content"], "teacher": e.target_text,
-             "base": b, "student": s}
+            {
+                "prompt_id": e.prompt_id,
+                "prompt": e.prompt[-1]["content"],
+                "teacher": e.target_text,
+                "base": b,
+                "student": s,
+            }
             for e, b, s in zip(examples, base_gen, student_gen, strict=True)
         ],
     }

@@ -157,7 +157,9 @@ def add_kd_columns(dataset: Any, tokenizer: Any) -> tuple[Any, int]:
     def fn(example: dict[str, Any]) -> dict[str, Any]:
         raw = example.get("teacher_logprobs")
         teacher = json.loads(raw) if raw else None
-        return align_targets(example["input_ids"], example["labels"], teacher, table, lookup).as_columns()
+        return align_targets(
+            example["input_ids"], example["labels"], teacher, table, lookup
+        ).as_columns()
 
     dataset = dataset.map(fn, desc="Mapping teacher logprobs onto student tokens")
     mapped = sum(len(p) for p in dataset["kd_pos"])

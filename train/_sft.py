@@ -166,12 +166,19 @@ def train_sft(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Tra
         trainer.train_dataset, mapped = add_kd_columns(trainer.train_dataset, tokenizer)
         trainer.data_collator = KDCollator(trainer.data_collator)
         trainer.kd_alpha = config.kd_alpha
-        log.info("sparse KD: alpha=%s, %d teacher positions mapped onto student tokens",
-                 config.kd_alpha, mapped)
+        log.info(
+            "sparse KD: alpha=%s, %d teacher positions mapped onto student tokens",
+            config.kd_alpha,
+            mapped,
+        )
     output = trainer.train()
     metrics = _collect_metrics(trainer, output, eval_ds is not None)
-    metrics |= {"loss_masking": masking, "kd_alpha": config.kd_alpha,
-                "kd_mapped_positions": mapped, "data": data.summary()}
+    metrics |= {
+        "loss_masking": masking,
+        "kd_alpha": config.kd_alpha,
+        "kd_mapped_positions": mapped,
+        "data": data.summary(),
+    }
     return _write_outputs(config, trainer, tokenizer, base_dir, data, metrics)
 
 
@@ -202,9 +209,21 @@ def _write_outputs(
 
     out = config.out
     adapter_dir = out / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
+    trainer.save_model(str(adapter_dir))  # gathers FSDP/DeepSpeed shards; rank 0 writes
     tokenizer.save_pretrained(adapter_dir)
     merged_dir = None
+    if not trainer.is_world_process_zero():  # other ranks of `accelerate launch` stop here
+        return TrainResult(
+            out=out,
+            adapter_dir=adapter_dir,
+            metrics=metrics,
+            model_card_path=out / "README.md",
+            notice_path=None,
+            config_path=out / "train_config.json",
+            metrics_path=out / "metrics.json",
+            merged_dir=None,
+            name=config.name or out.name,
+        )
     if config.merge:
         merged_dir = out / "merged"
         trainer.model.merge_and_unload().save_pretrained(merged_dir, safe_serialization=True)

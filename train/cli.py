@@ -34,11 +34,17 @@ def _logging(quiet: bool) -> None:
 def sft(
     db: Annotated[Path | None, Opt(help="harvest DuckDB file")] = None,
     out: Annotated[Path | None, Opt(help="output directory")] = None,
-    base: Annotated[str | None, Opt(help="HF model dir or .gguf (default: SmolLM2-135M-Instruct)")] = None,
+    base: Annotated[
+        str | None, Opt(help="HF model dir or .gguf (default: SmolLM2-135M-Instruct)")
+    ] = None,
     config: Annotated[Path | None, Opt(help="TOML file setting TrainConfig fields")] = None,
     reasoning: Annotated[str | None, Opt(help="think | drop | template")] = None,
-    drop_system: Annotated[bool | None, Opt("--drop-system/--keep-system", help="train without the system prompt")] = None,
-    finish_reason: Annotated[list[str] | None, Opt(help="finish reasons kept (repeat; default stop)")] = None,
+    drop_system: Annotated[
+        bool | None, Opt("--drop-system/--keep-system", help="train without the system prompt")
+    ] = None,
+    finish_reason: Annotated[
+        list[str] | None, Opt(help="finish reasons kept (repeat; default stop)")
+    ] = None,
     eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
     seed: Annotated[int | None, Opt()] = None,
     max_rows: Annotated[int | None, Opt(help="cap on training rows")] = None,
@@ -47,7 +53,9 @@ def sft(
     lora_alpha: Annotated[int | None, Opt()] = None,
     lora_dropout: Annotated[float | None, Opt()] = None,
     target_modules: Annotated[str | None, Opt(help="all-linear or comma-separated names")] = None,
-    merge: Annotated[bool | None, Opt("--merge/--no-merge", help="also write the merged model")] = None,
+    merge: Annotated[
+        bool | None, Opt("--merge/--no-merge", help="also write the merged model")
+    ] = None,
     max_length: Annotated[int | None, Opt()] = None,
     packing: Annotated[bool | None, Opt("--packing/--no-packing")] = None,
     learning_rate: Annotated[float | None, Opt("--learning-rate", "--lr")] = None,
@@ -57,11 +65,19 @@ def sft(
     max_steps: Annotated[int | None, Opt(help="-1: use epochs")] = None,
     batch_size: Annotated[int | None, Opt(help="per-device train batch size")] = None,
     grad_accum: Annotated[int | None, Opt(help="gradient accumulation steps")] = None,
-    gradient_checkpointing: Annotated[bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing")] = None,
-    bf16: Annotated[bool | None, Opt("--bf16/--no-bf16", help="default: on where the GPU supports it")] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, Opt("--gradient-checkpointing/--no-gradient-checkpointing")
+    ] = None,
+    bf16: Annotated[
+        bool | None, Opt("--bf16/--no-bf16", help="default: on where the GPU supports it")
+    ] = None,
     logging_steps: Annotated[int | None, Opt()] = None,
-    eval_steps: Annotated[int | None, Opt(help="evaluate every N steps (default: at the end)")] = None,
-    kd_alpha: Annotated[float | None, Opt(help="weight of sparse KD on stored top-k logprobs")] = None,
+    eval_steps: Annotated[
+        int | None, Opt(help="evaluate every N steps (default: at the end)")
+    ] = None,
+    kd_alpha: Annotated[
+        float | None, Opt(help="weight of sparse KD on stored top-k logprobs")
+    ] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bars or info logs")] = False,
 ) -> None:
     """Fine-tune a LoRA student on the teacher answers in a harvest database."""
@@ -70,16 +86,35 @@ def sft(
 
     _logging(quiet)
     fields: dict[str, Any] = {
-        "db": db, "out": out, "base": base, "reasoning": reasoning, "drop_system": drop_system,
+        "db": db,
+        "out": out,
+        "base": base,
+        "reasoning": reasoning,
+        "drop_system": drop_system,
         "finish_reasons": tuple(finish_reason) if finish_reason else None,
-        "eval_fraction": eval_fraction, "seed": seed, "max_rows": max_rows, "name": name,
-        "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
-        "target_modules": _targets(target_modules), "merge": merge, "max_length": max_length,
-        "packing": packing, "learning_rate": learning_rate, "lr_scheduler_type": lr_scheduler,
-        "warmup": warmup, "num_train_epochs": epochs, "max_steps": max_steps,
-        "per_device_train_batch_size": batch_size, "gradient_accumulation_steps": grad_accum,
-        "gradient_checkpointing": gradient_checkpointing, "bf16": bf16,
-        "logging_steps": logging_steps, "eval_steps": eval_steps, "kd_alpha": kd_alpha,
+        "eval_fraction": eval_fraction,
+        "seed": seed,
+        "max_rows": max_rows,
+        "name": name,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "lora_dropout": lora_dropout,
+        "target_modules": _targets(target_modules),
+        "merge": merge,
+        "max_length": max_length,
+        "packing": packing,
+        "learning_rate": learning_rate,
+        "lr_scheduler_type": lr_scheduler,
+        "warmup": warmup,
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "gradient_checkpointing": gradient_checkpointing,
+        "bf16": bf16,
+        "logging_steps": logging_steps,
+        "eval_steps": eval_steps,
+        "kd_alpha": kd_alpha,
         "progress": False if quiet else None,
     }
     given = {k: v for k, v in fields.items() if v is not None}
@@ -119,8 +154,15 @@ def eval_(
 
     _logging(quiet)
     report = evaluate_student(
-        EvalConfig(db=db, adapter=adapter, out=out, limit=limit, base=base,
-                   max_new_tokens=max_new_tokens, batch_size=batch_size)
+        EvalConfig(
+            db=db,
+            adapter=adapter,
+            out=out,
+            limit=limit,
+            base=base,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
     )
     for table in render_report(report):
         console.print(table)

@@ -150,7 +150,7 @@ def test_spring_layout_keeps_linked_nodes_closer_and_inside_the_canvas():
     edges = [(f"a{i}", f"a{i + 1}", 1.0) for i in range(9)] + [
         (f"b{i}", f"b{i + 1}", 1.0) for i in range(9)
     ]
-    pos, height = spring_layout(ids + ["lonely"], edges)
+    pos, height = spring_layout([*ids, "lonely"], edges)
     assert all(0 <= x <= 1000 and 0 <= y <= height for x, y in pos.values())
 
     def d(p, q):

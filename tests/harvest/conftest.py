@@ -63,3 +63,7 @@ def ok(content: str = "ok", headers: dict | None = None, **extra) -> httpx.Respo
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def error(status: int, headers: dict | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"message": f"e{status}"}}, headers=headers or {})

@@ -36,9 +36,18 @@ SCHEMA = {
 }
 
 CAPITALS = [
-    ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Germany", "Berlin"),
-    ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Peru", "Lima"), ("Kenya", "Nairobi"),
-    ("Norway", "Oslo"), ("Chile", "Santiago"), ("Greece", "Athens"), ("Cuba", "Havana"),
+    ("France", "Paris"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Germany", "Berlin"),
+    ("Japan", "Tokyo"),
+    ("Egypt", "Cairo"),
+    ("Peru", "Lima"),
+    ("Kenya", "Nairobi"),
+    ("Norway", "Oslo"),
+    ("Chile", "Santiago"),
+    ("Greece", "Athens"),
+    ("Cuba", "Havana"),
 ]
 SYSTEM = "You are a terse geography tutor. Always end with 'Good luck!'"
 
@@ -103,8 +112,12 @@ def capital_rows(n: int = 12, samples: int = 1) -> list[dict[str, Any]]:
     for i, (country, city) in enumerate(CAPITALS[:n]):
         for s in range(samples):
             out.append(
-                row(f"p{i}", f"What is the capital of {country}?",
-                    f"The capital of {country} is {city}. Good luck!", sample_index=s)
+                row(
+                    f"p{i}",
+                    f"What is the capital of {country}?",
+                    f"The capital of {country} is {city}. Good luck!",
+                    sample_index=s,
+                )
             )
     return out
 
@@ -148,13 +161,19 @@ def teacher_rows(base: Path, *, new_tokens: int = 12, top_k: int = 5) -> list[di
     rows = []
     for i, user in enumerate(KD_PROMPTS):
         messages = [{"role": "system", "content": KD_SYSTEM}, {"role": "user", "content": user}]
-        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                      return_dict=True)
+        ids = tok.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False,
-                                 output_scores=True, return_dict_in_generate=True)
+            out = model.generate(
+                **ids,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
         entries = []
-        gen = out.sequences[0, ids["input_ids"].shape[1]:]
+        gen = out.sequences[0, ids["input_ids"].shape[1] :]
         for step, token_id in enumerate(gen.tolist()):
             if token_id == tok.eos_token_id:
                 break

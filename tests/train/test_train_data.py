@@ -96,7 +96,7 @@ def test_reasoning_modes_and_drop_system(tmp_path: Path) -> None:
 
 
 def test_rows_whose_policy_forbids_training_are_refused(tmp_path: Path, monkeypatch) -> None:
-    rows = capital_rows(3) + [row("x", "Hi?", "Hello there.", policy_id="no-training")]
+    rows = [*capital_rows(3), row("x", "Hi?", "Hello there.", policy_id="no-training")]
     db = make_harvest_db(tmp_path / "h.duckdb", rows)
 
     def fake_obligations(ids):
@@ -131,15 +131,15 @@ def test_database_without_view_is_a_clear_error(tmp_path: Path) -> None:
         load_dataset(db)
     text = tmp_path / "notes.duckdb"
     text.write_text("not a database")
-    with pytest.raises(TrainDataError, match="notes.duckdb"):
+    with pytest.raises(TrainDataError, match=r"notes\.duckdb"):
         load_dataset(text)
 
 
 def test_no_rows_after_filters_is_a_clear_error(tmp_path: Path) -> None:
-    db = make_harvest_db(
-        tmp_path / "h.duckdb", [row("a", "Q?", "partial", finish_reason="length")]
-    )
-    with pytest.raises(TrainDataError, match=r"no rows left after filters.*dropped_finish_reason=1"):
+    db = make_harvest_db(tmp_path / "h.duckdb", [row("a", "Q?", "partial", finish_reason="length")])
+    with pytest.raises(
+        TrainDataError, match=r"no rows left after filters.*dropped_finish_reason=1"
+    ):
         load_dataset(db)
 
 

@@ -44,12 +44,20 @@ def test_alignment_maps_by_bytes_and_skips_what_does_not_map(tokenizer) -> None:
 
     def e(tid: int, lp: float, alts: list[tuple[bytes, float]]) -> dict:
         b = table[tid]
-        return {"token": b.decode(), "logprob": lp, "bytes": list(b),
-                "top_logprobs": [{"token": x.decode(errors="replace"), "logprob": v,
-                                  "bytes": list(x)} for x, v in alts]}
+        return {
+            "token": b.decode(),
+            "logprob": lp,
+            "bytes": list(b),
+            "top_logprobs": [
+                {"token": x.decode(errors="replace"), "logprob": v, "bytes": list(x)}
+                for x, v in alts
+            ],
+        }
 
-    teacher = [e(t, -0.1, [(table[t], -0.1), (b" zzqx-not-a-token", -2.5), (b" Ahoy", -9999.0)])
-               for t in answer]
+    teacher = [
+        e(t, -0.1, [(table[t], -0.1), (b" zzqx-not-a-token", -2.5), (b" Ahoy", -9999.0)])
+        for t in answer
+    ]
     teacher[1] = {"token": "\ufffd", "logprob": -0.2, "bytes": [0xFF, 0xFE], "top_logprobs": []}
     targets = align_targets(input_ids, labels, teacher, table, lookup)
     assert len(targets.positions) == len(answer) - 1  # the garbled token is skipped
@@ -78,10 +86,21 @@ def test_kd_term_is_finite_and_falls_over_steps(kd_rows, base_dir: Path, tmp_pat
     db = make_harvest_db(tmp_path / "kd.duckdb", rows)
     result = train_sft(
         TrainConfig(
-            db=db, out=tmp_path / "kd", base=str(base_dir), drop_system=True, kd_alpha=0.5,
-            eval_fraction=0.0, max_steps=6, per_device_train_batch_size=5, learning_rate=2e-3,
-            lr_scheduler_type="constant", warmup=0, max_length=96, logging_steps=1,
-            progress=False, lora_dropout=0.0,
+            db=db,
+            out=tmp_path / "kd",
+            base=str(base_dir),
+            drop_system=True,
+            kd_alpha=0.5,
+            eval_fraction=0.0,
+            max_steps=6,
+            per_device_train_batch_size=5,
+            learning_rate=2e-3,
+            lr_scheduler_type="constant",
+            warmup=0,
+            max_length=96,
+            logging_steps=1,
+            progress=False,
+            lora_dropout=0.0,
         )
     )
     m = result.metrics
@@ -89,6 +108,10 @@ def test_kd_term_is_finite_and_falls_over_steps(kd_rows, base_dir: Path, tmp_pat
     kd = [h["kd_loss"] for h in m["log_history"] if "kd_loss" in h]
     assert len(kd) == 6 and all(math.isfinite(x) for x in kd)
     assert kd[-1] < kd[0] * 0.7, kd
-    assert all(h["kd_positions"] == m["kd_mapped_positions"] for h in m["log_history"] if "kd_positions" in h)
+    assert all(
+        h["kd_positions"] == m["kd_mapped_positions"]
+        for h in m["log_history"]
+        if "kd_positions" in h
+    )
     saved = json.loads(result.metrics_path.read_text())
     assert saved["kd_alpha"] == 0.5 and saved["kd_mapped_positions"] == m["kd_mapped_positions"]

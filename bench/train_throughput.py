@@ -1,0 +1,184 @@
+"""Training tokens/s of ``train_sft`` against a plain TRL script with identical settings.
+
+Both runs train the same LoRA (r=16, all-linear) on SmolLM2-135M-Instruct over the same
+harvest rows, in this process, alternating (plain, stillroom, plain, stillroom, ...); the
+figure is the median of each side's ``train tokens / train_runtime`` and the ratio
+stillroom / plain (target: >= 0.95, i.e. at most 5% overhead). End-to-end wall time
+(data loading, model load, saving) is printed too.
+
+    .venv/bin/python bench/train_throughput.py [--steps 10] [--repeats 2] [--threads 1]
+
+Prompts come from /work/shared/corpora/instructions.jsonl.gz when present (answers are
+synthetic: throughput does not depend on their quality), else from a built-in list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CORPUS = Path("/work/shared/corpora/instructions.jsonl.gz")
+COLUMNS = "prompt_id, sample_index, messages, content, reasoning, finish_reason, policy_id"
+
+
+def prompts(n: int) -> list[str]:
+    if CORPUS.is_file():
+        with gzip.open(CORPUS, "rt") as fh:
+            texts = [json.loads(line)["text"] for line in fh]
+        texts = [t for t in texts if 20 < len(t) < 400]
+        return texts[:: max(1, len(texts) // n)][:n]
+    return [f"Explain topic number {i} in two sentences." for i in range(n)]
+
+
+def make_db(path: Path, n: int) -> Path:
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE t (prompt_id VARCHAR, sample_index INTEGER, messages JSON, content VARCHAR,"
+        " reasoning VARCHAR, finish_reason VARCHAR, policy_id VARCHAR, teacher_model VARCHAR)"
+    )
+    con.execute("CREATE VIEW completions AS SELECT * FROM t")
+    for i, text in enumerate(prompts(n)):
+        messages = [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": text}]
+        answer = "Here is my answer. " + " ".join(reversed(text.split()))[:300]
+        con.execute(
+            "INSERT INTO t VALUES (?, 0, ?, ?, NULL, 'stop', 'self-hosted', 'bench')",
+            [f"b{i}", json.dumps(messages), answer],
+        )
+    con.close()
+    return path
+
+
+def plain_trl(db: Path, base: Path, out: Path, cfg) -> tuple[float, float]:
+    """The script a TRL user would write, with the same settings train_sft uses."""
+    import duckdb
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    start = time.perf_counter()
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(f"SELECT {COLUMNS} FROM completions ORDER BY prompt_id").fetchall()
+    con.close()
+    records = [
+        {"prompt": json.loads(r[2]), "completion": [{"role": "assistant", "content": r[3]}]}
+        for r in rows
+    ]
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(
+            output_dir=str(out),
+            seed=cfg.seed,
+            max_length=cfg.max_length,
+            completion_only_loss=True,
+            learning_rate=cfg.learning_rate,
+            lr_scheduler_type=cfg.lr_scheduler_type,
+            warmup_steps=cfg.warmup,
+            max_steps=cfg.max_steps,
+            per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_checkpointing=False,
+            bf16=torch.cuda.is_available(),
+            use_cpu=not torch.cuda.is_available(),
+            logging_steps=cfg.logging_steps,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        ),
+        train_dataset=Dataset.from_list(records),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        ),
+    )
+    metrics = trainer.train().metrics
+    trainer.model.save_pretrained(out / "adapter")
+    wall = time.perf_counter() - start
+    return trainer._total_train_tokens / metrics["train_runtime"], wall
+
+
+def stillroom_sft(cfg) -> tuple[float, float]:
+    from train import train_sft
+
+    start = time.perf_counter()
+    m = train_sft(cfg).metrics
+    return m["train_tokens_per_second"], time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU only)")
+    args = parser.parse_args()
+
+    import torch
+
+    from train import TrainConfig, resolve_base
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(args.threads)
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU x{args.threads} threads"
+    )
+    base = resolve_base(None)
+    tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
+    db = make_db(tmp / "h.duckdb", n=args.steps * args.batch_size + 8)
+    results: dict[str, list[tuple[float, float]]] = {"plain TRL": [], "stillroom train_sft": []}
+    for rep in range(args.repeats):
+        cfg = TrainConfig(
+            db=db,
+            out=tmp / f"sft{rep}",
+            base=str(base),
+            eval_fraction=0.0,
+            max_steps=args.steps,
+            per_device_train_batch_size=args.batch_size,
+            max_length=args.max_length,
+            logging_steps=args.steps,
+            progress=False,
+            finish_reasons=("stop",),
+            warmup=0.0,
+        )
+        results["plain TRL"].append(plain_trl(db, base, tmp / f"plain{rep}", cfg))
+        results["stillroom train_sft"].append(stillroom_sft(cfg))
+        print(
+            f"repeat {rep}: " + ", ".join(f"{k} {v[-1][0]:.1f} tok/s" for k, v in results.items())
+        )
+    med = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
+    wall = {k: statistics.median(w for _, w in v) for k, v in results.items()}
+    print(
+        f"\ndevice: {device}; {args.steps} steps x batch {args.batch_size}, max_length "
+        f"{args.max_length}, LoRA r=16 all-linear on SmolLM2-135M-Instruct, fp32"
+        f"{' (bf16)' if torch.cuda.is_available() else ''}"
+    )
+    for k in results:
+        print(f"{k:22s} train tokens/s {med[k]:8.1f}   end-to-end wall {wall[k]:6.1f} s")
+    ratio = med["stillroom train_sft"] / med["plain TRL"]
+    print(
+        f"ratio stillroom/plain tokens/s: {ratio:.3f}  (overhead {100 * (1 - ratio):+.1f}%; "
+        f"target <= 5%: {'met' if ratio >= 0.95 else 'NOT met'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

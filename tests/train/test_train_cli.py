@@ -1,0 +1,94 @@
+"""The CLI: help without torch, flags into TrainConfig, library errors as one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stillroom.cli import app
+from tests.train.conftest import make_harvest_db, row
+
+runner = CliRunner()
+
+
+def said(result) -> str:
+    """What the user sees: output, or the one-line error the root CLI raises."""
+    return result.output + (str(result.exception) if result.exception else "")
+
+
+def test_import_and_help_do_not_load_torch() -> None:
+    code = (
+        "import sys, train, train.cli\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(train.cli.app, ['sft', '--help'])\n"
+        "assert r.exit_code == 0 and '--kd-alpha' in r.output, r.output\n"
+        "heavy = [m for m in ('torch', 'trl', 'transformers', 'peft', 'datasets') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_root_cli_mounts_train() -> None:
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    assert "sft" in result.output and "eval" in result.output
+
+
+def test_missing_database_is_one_line_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train", "sft", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "none.duckdb: no such harvest database" in said(result)
+    assert "Traceback" not in result.output
+
+
+def test_no_rows_after_filters_via_cli_and_toml(tmp_path: Path) -> None:
+    db = make_harvest_db(tmp_path / "h.duckdb", [row("a", "Q?", "cut off", finish_reason="length")])
+    toml = tmp_path / "t.toml"
+    toml.write_text(f'db = "{db}"\nout = "{tmp_path / "o"}"\nreasoning = "drop"\n')
+    result = runner.invoke(app, ["train", "sft", "--config", str(toml)])
+    assert result.exit_code == 1 and "no rows left after filters" in said(result)
+    result = runner.invoke(
+        app, ["train", "sft", "--config", str(toml), "--finish-reason", "length", "--kd-alpha", "3"]
+    )
+    assert result.exit_code == 1 and "kd_alpha" in said(result)
+
+
+def test_db_and_out_are_required(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "sft", "--db", str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 1 and "--db and --out are required" in said(result)
+
+
+def test_eval_needs_an_adapter(tmp_path: Path) -> None:
+    db = make_harvest_db(tmp_path / "h.duckdb", [row("a", "Q?", "A.")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "eval",
+            "--db",
+            str(db),
+            "--adapter",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r.json"),
+        ],
+    )
+    assert result.exit_code == 1 and "no adapter_config.json" in said(result)
+
+
+def test_python_m_train_prints_one_line_errors(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "train", "sft", "--db", str(tmp_path / "n.duckdb"), "--out", "o"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'n.duckdb'}: no such harvest database"
+    ]
