@@ -49,7 +49,9 @@ async def plain_loop(base_url: str, n: int, concurrency: int, out: Path) -> floa
         async def one(i: int) -> None:
             async with sem:
                 resp = await client.chat.completions.create(
-                    model="fake", messages=[{"role": "user", "content": f"question {i}"}], max_tokens=64
+                    model="fake",
+                    messages=[{"role": "user", "content": f"question {i}"}],
+                    max_tokens=64,
                 )
                 fh.write(resp.model_dump_json() + "\n")
 
@@ -99,16 +101,22 @@ def main() -> None:
     print(f"{n} prompts, concurrency {c}, {os.cpu_count()} cores, server in a child process, "
           f"{args.repeat} runs each, interleaved; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     names = {"plain": "plain asyncio + openai -> JSONL", "harvest": "harvest -> DuckDB"}
-    print(f"{'client':<34}{'completions/s (runs)':>24}{'median':>8}{'client CPU ms/1k':>18}{'server CPU ms/1k':>18}")
+    print(
+        f"{'client':<34}{'completions/s (runs)':>24}{'median':>8}{'client CPU ms/1k':>18}{'server CPU ms/1k':>18}"
+    )
     med = {}
     for key, rows in runs.items():
         rates = [r[0] for r in rows]
         med[key] = statistics.median(rates)
         cpu = statistics.median(r[1] for r in rows)
         srv = statistics.median(r[2] for r in rows)
-        print(f"{names[key]:<34}{', '.join(f'{r:.0f}' for r in rates):>24}{med[key]:>8.0f}{cpu:>18.0f}{srv:>18.0f}")
+        print(
+            f"{names[key]:<34}{', '.join(f'{r:.0f}' for r in rates):>24}{med[key]:>8.0f}{cpu:>18.0f}{srv:>18.0f}"
+        )
     verdict = "PASS" if med["harvest"] >= 1000 else "FAIL"
-    print(f"ratio harvest / plain: {med['harvest'] / med['plain']:.2f}; target >= 1,000/s: {verdict}")
+    print(
+        f"ratio harvest / plain: {med['harvest'] / med['plain']:.2f}; target >= 1,000/s: {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -83,12 +83,16 @@ async def _naive(base_url: str, n: int, concurrency: int) -> tuple[int, int]:
                 sent += 1
                 try:
                     await client.chat.completions.create(
-                        model="fake", messages=[{"role": "user", "content": f"q {i}"}], max_tokens=32
+                        model="fake",
+                        messages=[{"role": "user", "content": f"q {i}"}],
+                        max_tokens=32,
                     )
                     break
                 except openai.RateLimitError as exc:
                     limited += 1
-                    await asyncio.sleep(float(exc.response.headers.get("retry-after-ms", 100)) / 1000)
+                    await asyncio.sleep(
+                        float(exc.response.headers.get("retry-after-ms", 100)) / 1000
+                    )
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     await client.close()
@@ -122,17 +126,25 @@ def main() -> None:
         "harvest (learned)": harvest_once(None, n, args.concurrency),
         "naive retry-on-429": naive_once(n, args.concurrency),
     }
-    print(f"{'client':<22}{'RPM overall':>12}{'RPM steady':>12}{'% of limit':>12}{'requests':>10}{'% 429':>8}")
+    print(
+        f"{'client':<22}{'RPM overall':>12}{'RPM steady':>12}{'% of limit':>12}{'requests':>10}{'% 429':>8}"
+    )
     for name, r in rows.items():
-        pct = 100.0 * r["rpm_steady"] / LIMIT_RPM if r["rpm_steady"] == r["rpm_steady"] else 100.0 * r["rpm_overall"] / LIMIT_RPM
+        pct = (
+            100.0 * r["rpm_steady"] / LIMIT_RPM
+            if r["rpm_steady"] == r["rpm_steady"]
+            else 100.0 * r["rpm_overall"] / LIMIT_RPM
+        )
         print(f"{name:<22}{r['rpm_overall']:>12.1f}{r['rpm_steady']:>12.1f}{pct:>11.1f}%"
               f"{r['requests']:>10}{r['pct_429']:>7.2f}%")  # fmt: skip
     base = rows["naive retry-on-429"]["pct_429"]
     for name in ("harvest --rpm 600", "harvest (learned)"):
         r = rows[name]
         ok = r["rpm_steady"] >= 0.95 * LIMIT_RPM and r["pct_429"] <= 1.0
-        print(f"{name}: {'PASS' if ok else 'FAIL'} (>= 95% of limit, <= 1% 429); "
-              f"429 rate vs naive: {r['pct_429']:.2f}% vs {base:.2f}%")
+        print(
+            f"{name}: {'PASS' if ok else 'FAIL'} (>= 95% of limit, <= 1% 429); "
+            f"429 rate vs naive: {r['pct_429']:.2f}% vs {base:.2f}%"
+        )
 
 
 if __name__ == "__main__":

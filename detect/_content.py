@@ -37,7 +37,7 @@ class PromptIntentClassifier(ClassifierMixin, BaseEstimator):
     ``fit(X, y)`` with ``X=None`` fits on the built-in seed corpus.
     """
 
-    def __init__(self, n_features=2**18, ngram_range=(1, 3), alpha=1e-4, random_state=0):
+    def __init__(self, n_features=2**18, ngram_range=(1, 2), alpha=1e-4, random_state=0):
         self.n_features = n_features
         self.ngram_range = ngram_range
         self.alpha = alpha
@@ -141,7 +141,7 @@ def lsh_band_keys(signatures: np.ndarray, bands: int = 8) -> np.ndarray:
 class TopicClusters(TransformerMixin, BaseEstimator):
     """Capability topics: hashed TF-IDF of words then mini-batch k-means with ``n_topics``."""
 
-    def __init__(self, n_topics=24, n_features=2**16, max_fit=20000, random_state=0):
+    def __init__(self, n_topics=24, n_features=2**16, max_fit=5000, random_state=0):
         self.n_topics = n_topics
         self.n_features = n_features
         self.max_fit = max_fit

@@ -25,8 +25,8 @@ FEATURE_DESCRIPTIONS = {
     "logprob_rate": "share of requests asking for top_logprobs",
     "system_top_share": "share of requests using the account's most common system prompt",
     "duplicate_rate": "share of requests repeating an earlier prompt of the account",
-    "template_rate": "share of requests whose prompt opening or ending repeats in the account",
-    "shared_template_rate": "share of requests using a template other accounts also use",
+    "template_rate": "share of prompt openings and endings that repeat in the account",
+    "shared_template_rate": "share of prompt openings and endings other accounts also use",
     "reasoning_rate": "share of prompts demanding the model's full reasoning",
     "grading_rate": "share of prompts asking to grade or judge a response",
     "distinct_ips": "distinct IP addresses",
@@ -41,6 +41,14 @@ SELECT key, count(DISTINCT account_id) AS accounts, count(*) AS uses FROM (
 ) GROUP BY key HAVING count(*) > 1
 """
 
+_HOURLY_SQL = """
+CREATE OR REPLACE TEMP TABLE account_hours AS
+SELECT account_id, date_trunc('hour', ts) AS hour, count(*) AS c,
+       sum(is_reasoning::INTEGER) AS r, sum(is_grading::INTEGER) AS g,
+       sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS l
+FROM traffic GROUP BY ALL
+"""
+
 _FEATURES_SQL = """
 WITH gaps AS (
   SELECT account_id,
@@ -52,7 +60,16 @@ gap_stats AS (
          median(gap) AS gap_median_s
   FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
 ),
-hod AS (SELECT account_id, hour(ts) AS h, count(*) AS c FROM traffic GROUP BY ALL),
+hours AS (
+  SELECT account_id, count(*) AS active_hours,
+         count(DISTINCT date_trunc('day', hour)) AS active_days,
+         count(DISTINCT hour(hour)) / 24.0 AS hour_coverage,
+         count(DISTINCT date_trunc('day', hour)) FILTER (WHERE r > 0) AS reasoning_days,
+         count(DISTINCT date_trunc('day', hour)) FILTER (WHERE g > 0) AS grading_days,
+         count(DISTINCT date_trunc('day', hour)) FILTER (WHERE l > 0) AS logprob_days
+  FROM account_hours GROUP BY account_id
+),
+hod AS (SELECT account_id, hour(hour) AS h, sum(c) AS c FROM account_hours GROUP BY ALL),
 quiet AS (
   SELECT account_id,
          coalesce(sum(c) FILTER (WHERE rn <= 6 - (24 - d)), 0) / sum(c) AS quiet_share
@@ -66,54 +83,43 @@ sys AS (
     WHERE sys_hash IS NOT NULL GROUP BY ALL
   ) GROUP BY account_id
 ),
-acct_keys AS (
-  SELECT account_id, tkey_head, tkey_tail,
-         count(*) OVER (PARTITION BY account_id, tkey_head) AS head_uses,
-         count(*) OVER (PARTITION BY account_id, tkey_tail) AS tail_uses
-  FROM traffic
-),
+head AS (SELECT account_id, tkey_head AS key, count(*) AS c FROM traffic GROUP BY ALL),
+tail AS (SELECT account_id, tkey_tail AS key, count(*) AS c FROM traffic GROUP BY ALL),
 tmpl AS (
-  SELECT a.account_id,
-         avg(CASE WHEN head_uses > 1 OR tail_uses > 1 THEN 1 ELSE 0 END) AS template_rate,
-         avg(CASE WHEN coalesce(h.accounts, 0) >= {min_share} OR coalesce(t.accounts, 0) >= {min_share}
-                  THEN 1 ELSE 0 END) AS shared_template_rate
-  FROM acct_keys a
-  LEFT JOIN template_keys h ON h.key = a.tkey_head
-  LEFT JOIN template_keys t ON t.key = a.tkey_tail
-  GROUP BY a.account_id
+  SELECT account_id, sum(c) FILTER (WHERE c > 1) AS repeated,
+         sum(c) FILTER (WHERE shared >= {min_share}) AS shared
+  FROM (
+    SELECT h.account_id, h.c, coalesce(k.accounts, 0) AS shared
+    FROM head h LEFT JOIN template_keys k USING (key)
+    UNION ALL
+    SELECT t.account_id, t.c, coalesce(k.accounts, 0) FROM tail t LEFT JOIN template_keys k USING (key)
+  ) GROUP BY account_id
 ),
 base AS (
   SELECT account_id,
     count(*) AS requests,
     min(ts) AS first_seen, max(ts) AS last_seen,
-    count(DISTINCT date_trunc('hour', ts)) AS active_hours,
-    count(DISTINCT date_trunc('day', ts)) AS active_days,
-    count(DISTINCT hour(ts)) / 24.0 AS hour_coverage,
     sum(completion_tokens) / nullif(sum(prompt_tokens), 0) AS token_ratio,
     avg(max_tokens) AS max_tokens_mean,
     CASE WHEN count(top_logprobs) = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE avg(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) END
       AS logprob_rate,
-    1.0 - count(DISTINCT phash) / count(*) AS duplicate_rate,
-    avg(is_reasoning::INTEGER) AS reasoning_rate,
-    avg(is_grading::INTEGER) AS grading_rate,
+    1.0 - approx_count_distinct(phash) / count(*) AS duplicate_rate,
     sum(is_reasoning::INTEGER) AS reasoning_requests,
     sum(is_grading::INTEGER) AS grading_requests,
     sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob_requests,
-    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE is_reasoning) AS reasoning_days,
-    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE is_grading) AS grading_days,
-    count(DISTINCT date_trunc('day', ts)) FILTER (WHERE coalesce(top_logprobs, 0) > 0)
-      AS logprob_days,
     count(DISTINCT ip) AS distinct_ips,
-    count(DISTINCT ip24) FILTER (WHERE ip24 <> '') AS distinct_subnets,
+    count(DISTINCT ip24) AS distinct_subnets,
     count(sys_hash) AS sys_requests,
     avg(prompt_chars) AS prompt_chars_mean
   FROM traffic GROUP BY account_id
 )
-SELECT b.*, q.quiet_share, g.gap_cv, g.gap_median_s,
+SELECT b.*, h.* EXCLUDE (account_id), q.quiet_share, g.gap_cv, g.gap_median_s,
        CASE WHEN b.sys_requests = 0 THEN NULL ELSE s.sys_top / b.requests END AS system_top_share,
-       t.template_rate, t.shared_template_rate
+       least(1.0, coalesce(t.repeated, 0) / (2.0 * b.requests)) AS template_rate,
+       least(1.0, coalesce(t.shared, 0) / (2.0 * b.requests)) AS shared_template_rate
 FROM base b
+LEFT JOIN hours h USING (account_id)
 LEFT JOIN quiet q USING (account_id)
 LEFT JOIN gap_stats g USING (account_id)
 LEFT JOIN sys s USING (account_id)
@@ -130,6 +136,7 @@ def account_features(
     ``min_share`` is how many accounts must use a template before it counts as shared.
     """
     con.execute(_TEMPLATE_KEYS_SQL)
+    con.execute(_HOURLY_SQL)
     sql = _FEATURES_SQL.format(
         min_share=int(min_share), has_logprobs=int("top_logprobs" in columns_present)
     )

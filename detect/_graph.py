@@ -3,6 +3,7 @@
 Links come from shared artifacts (exact IPs, /24 subnets, payment and org ids, rare user
 agents, system prompts, near-duplicate prompt templates) and from SynchroTrap-style
 synchronized activity (Jaccard similarity of the accounts' sets of time-bucketed actions,
+estimated with MinHash signatures computed in SQL so no all-pairs join is needed;
 an action being a one-minute bucket in which the account sent a prompt whose opening or ending
 other accounts also send).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
@@ -82,30 +83,34 @@ GROUP BY source, target HAVING sum(weight) >= {weak_edge}
 _SYNC_SQL = """
 WITH keys AS (SELECT key FROM template_keys WHERE accounts >= 2),
 actions AS (
-  SELECT DISTINCT account_id, time_bucket(INTERVAL '{bucket_s} seconds', ts) AS bucket
+  SELECT DISTINCT account_id, epoch(time_bucket(INTERVAL '{bucket_s} seconds', ts)) AS bucket
   FROM traffic
   WHERE tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys)
 ),
-sizes AS (SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_co}),
-groups AS (
-  SELECT bucket FROM actions WHERE account_id IN (SELECT account_id FROM sizes)
-  GROUP BY ALL HAVING count(*) BETWEEN 2 AND {max_group}
+sizes AS (
+  SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_actions}
 ),
-kept AS (
-  SELECT a.* FROM actions a JOIN groups g USING (bucket)
-  WHERE a.account_id IN (SELECT account_id FROM sizes)
+signatures AS (
+  SELECT a.account_id, p.i, min(hash(a.bucket, p.i)) AS h
+  FROM actions a SEMI JOIN sizes USING (account_id) CROSS JOIN range({perms}) AS p(i)
+  GROUP BY ALL
 ),
-co AS MATERIALIZED (
-  SELECT x.account_id AS source, y.account_id AS target, count(*) AS shared
-  FROM kept x JOIN kept y
-    ON x.bucket = y.bucket AND x.account_id < y.account_id
-  GROUP BY ALL HAVING count(*) >= {min_co}
+matches AS (
+  SELECT x.account_id AS source, y.account_id AS target
+  FROM signatures x JOIN signatures y ON x.i = y.i AND x.h = y.h AND x.account_id < y.account_id
+  GROUP BY ALL HAVING count(*) >= {min_equal}
+),
+exact AS (
+  SELECT m.source, m.target, count(*) AS shared
+  FROM matches m JOIN actions x ON x.account_id = m.source
+  JOIN actions y ON y.account_id = m.target AND y.bucket = x.bucket
+  GROUP BY ALL
 )
 SELECT * FROM (
-  SELECT co.source, co.target, 'sync' AS kind, co.shared,
-         least(1.0, co.shared / (sx.n + sy.n - co.shared) / 0.4) AS weight,
-         co.shared / (sx.n + sy.n - co.shared) AS jaccard
-  FROM co JOIN sizes sx ON sx.account_id = co.source JOIN sizes sy ON sy.account_id = co.target
+  SELECT e.source, e.target, 'sync' AS kind, e.shared,
+         least(1.0, e.shared / (sx.n + sy.n - e.shared) / 0.5) AS weight,
+         e.shared / (sx.n + sy.n - e.shared) AS jaccard
+  FROM exact e JOIN sizes sx ON sx.account_id = e.source JOIN sizes sy ON sy.account_id = e.target
 ) WHERE jaccard >= {min_jaccard}
 """
 
@@ -117,14 +122,16 @@ class GraphParams:
     max_group: int = 500
     min_edge: float = 0.5
     sync_bucket_s: int = 60
-    sync_min_co: int = 5
-    sync_min_jaccard: float = 0.2
+    sync_min_actions: int = 20
+    sync_perms: int = 16
+    sync_min_jaccard: float = 0.25
     min_contrib: float = 0.05
-    weak_edge: float = 0.1
+    weak_edge: float = 0.2
 
 
 def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.DataFrame:
-    """Weighted account pairs: ``source, target, weight, jaccard, via`` ({kind: shared})."""
+    """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
+    kinds linking the pair and how many values of each they share)."""
     con.register("template_members_df", templates)
     con.execute("CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df")
     con.unregister("template_members_df")
@@ -135,17 +142,14 @@ def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.
             weights=weights, max_group=int(params.max_group), min_contrib=params.min_contrib
         )
     )
+    perms = int(params.sync_perms)
     sync = _SYNC_SQL.format(
-        bucket_s=int(params.sync_bucket_s), min_co=int(params.sync_min_co),
-        max_group=int(params.max_group), min_jaccard=float(params.sync_min_jaccard),
+        bucket_s=int(params.sync_bucket_s), min_actions=int(params.sync_min_actions),
+        perms=perms, min_equal=max(1, int(np.floor(0.75 * params.sync_min_jaccard * perms))),
+        min_jaccard=float(params.sync_min_jaccard),
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
-    edges = con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge))).df()
-    edges["via"] = [
-        dict(zip(k, map(int, c), strict=True))
-        for k, c in zip(edges["kinds"], edges["counts"], strict=True)
-    ]
-    return edges.drop(columns=["kinds", "counts"])
+    return con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge))).df()
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:

@@ -239,6 +239,7 @@ def spring_layout(
     *,
     width: float = 1000.0,
     unit: float = 22.0,
+    max_height: float = 900.0,
     seed: int = 0,
 ) -> tuple[dict[str, tuple[float, float]], float]:
     """Positions (px) and canvas height: each connected component laid out by
@@ -265,8 +266,16 @@ def spring_layout(
         where = {g: j for j, g in enumerate(comp)}
         sub = [(where[a], where[b], w) for a, b, w in pairs if a in where]
         xy = _fruchterman_reingold(len(comp), sub, rng) if len(comp) > 1 else np.zeros((1, 2))
-        local[comp[0]], radius[comp[0]] = xy, float(np.linalg.norm(xy, axis=1).max()) + 1.0
-    cols = (width - 2 * 10.0) / unit
+        local[comp[0]], radius[comp[0]] = xy, float(np.linalg.norm(xy, axis=1).max()) + 0.6
+    for size in (unit, unit * 0.75, unit * 0.55, unit * 0.4):  # shrink until it fits the page
+        out, height = _pack(ids, order, local, radius, width, size)
+        if height <= max_height:
+            break
+    return out, height
+
+
+def _pack(ids, order, local, radius, width: float, unit: float):
+    cols = (width - 20.0) / unit
     scale = min(1.0, cols / max(2 * r + 1 for r in radius.values()))
     x = y = row = 0.0
     out: dict[str, tuple[float, float]] = {}

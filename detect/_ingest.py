@@ -151,15 +151,19 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _source_columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> list[str]:
+def _source_columns(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> dict[str, str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(fmt)}", [str(path)]).fetchall()
     except duckdb.Error as exc:
         raise LogFormatError(f"{path}: cannot read as {fmt}: {exc}") from exc
-    return [r[0] for r in rows]
+    return {r[0]: str(r[1]).upper() for r in rows}
 
 
-def _timestamp_expr(col: str) -> str:
+def _timestamp_expr(col: str, typ: str) -> str:
+    if typ.startswith("TIMESTAMP") or typ == "DATE":
+        return f"TRY_CAST({col} AS TIMESTAMP)"
+    if typ in ("BIGINT", "INTEGER", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "DECIMAL"):
+        return f"TRY_CAST(to_timestamp(TRY_CAST({col} AS DOUBLE)) AS TIMESTAMP)"
     text = f"CAST({col} AS VARCHAR)"
     return (
         f"COALESCE(TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP), "
@@ -168,19 +172,22 @@ def _timestamp_expr(col: str) -> str:
     )
 
 
-def _typed_select(present: dict[str, str]) -> str:
+def _typed_select(present: dict[str, str], types: dict[str, str], *, raw_ts: bool = False) -> str:
     """SELECT list casting source columns (``present``: v1 name -> source name) to v1 types."""
     ts_src = _ident(present["timestamp"])
-    parts = [f"{_timestamp_expr(ts_src)} AS ts", f"CAST({ts_src} AS VARCHAR) AS raw_ts"]
+    parts = [f"{_timestamp_expr(ts_src, types.get(present['timestamp'], 'VARCHAR'))} AS ts"]
+    if raw_ts:
+        parts.append(f"CAST({ts_src} AS VARCHAR) AS raw_ts")
     for name in ("account_id", "prompt"):
         src = f"CAST({_ident(present[name])} AS VARCHAR)"
-        parts.append(f"CASE WHEN trim({src}) = '' THEN NULL ELSE {src} END AS {name}")
+        empty = f"trim({src}) = ''" if name == "account_id" else f"{src} = ''"
+        parts.append(f"CASE WHEN {empty} THEN NULL ELSE {src} END AS {name}")
     for name, typ in OPTIONAL_COLUMNS.items():
         if name in present:
             src = _ident(present[name])
             expr = f"TRY_CAST({src} AS {typ})"
             if typ == "VARCHAR":
-                expr = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
+                expr = f"NULLIF(CAST({src} AS VARCHAR), '')"
             parts.append(f"{expr} AS {name}")
         else:
             parts.append(f"CAST(NULL AS {typ}) AS {name}")
@@ -206,8 +213,8 @@ _DERIVED = f"""
     ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,
     temperature, top_logprobs, prompt_tokens, completion_tokens, org_id, payment_id,
     hash(prompt) AS phash,
-    hash(regexp_replace(lower(prompt[:40]), '[0-9]', '0', 'g')) AS tkey_head,
-    hash(regexp_replace(lower(prompt[-40:]), '[0-9]', '0', 'g')) AS tkey_tail,
+    hash(lower(prompt[:40])) AS tkey_head,
+    hash(lower(prompt[-40:])) AS tkey_tail,
     length(prompt) AS prompt_chars,
     CASE WHEN system_prompt IS NULL THEN NULL ELSE hash(system_prompt) END AS sys_hash,
     CASE WHEN ip LIKE '%.%.%.%' THEN ip[:-(strpos(reverse(ip), '.') + 1)] END AS ip24,
@@ -220,7 +227,7 @@ _DERIVED = f"""
 
 def create_traffic_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create the empty ``traffic`` table every file is appended to."""
-    typed = _typed_select({c: c for c in SCHEMA_V1})
+    typed = _typed_select({c: c for c in SCHEMA_V1}, {})
     con.execute(
         f"CREATE OR REPLACE TABLE traffic AS SELECT {_DERIVED} FROM "
         f"(SELECT {typed} FROM (SELECT {', '.join(f'NULL AS {c}' for c in SCHEMA_V1)})) "
@@ -247,24 +254,34 @@ def _ingest_file(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: dict[str, str], stats: IngestStats
 ) -> None:
     fmt = log_format(path) or ""
-    present = _map_columns(path, _source_columns(con, path, fmt), mapping)
+    types = _source_columns(con, path, fmt)
+    present = _map_columns(path, list(types), mapping)
     reader = _reader_sql(fmt, list(present.values()) if fmt == "json" else None)
-    typed = f"SELECT {_typed_select(present)} FROM {reader}"
     valid = "ts IS NOT NULL AND account_id IS NOT NULL AND prompt IS NOT NULL"
     try:
         before = con.execute("SELECT count(*) FROM traffic").fetchone()[0]
         con.execute(
-            f"INSERT INTO traffic SELECT {_DERIVED} FROM ({typed}) WHERE {valid}", [str(path)]
+            f"INSERT INTO traffic SELECT {_DERIVED} FROM "
+            f"(SELECT {_typed_select(present, types)} FROM {reader}) WHERE {valid}",
+            [str(path)],
         )
         kept = con.execute("SELECT count(*) FROM traffic").fetchone()[0] - before
-        total = con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchone()[0]
+        total = _row_count(con, path, fmt, reader)
     except duckdb.Error as exc:
         raise LogFormatError(f"{path}: cannot read as {fmt}: {exc}") from exc
     stats.files.append(str(path))
     stats.rows += kept
     stats.columns_present |= set(present)
     if total > kept:
+        typed = f"SELECT {_typed_select(present, types, raw_ts=True)} FROM {reader}"
         _record_skipped(con, path, typed, fmt, total - kept, stats)
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, reader: str) -> int:
+    if fmt == "parquet":
+        sql = "SELECT sum(num_rows) FROM parquet_file_metadata(?)"
+        return int(con.execute(sql, [str(path)]).fetchone()[0] or 0)
+    return int(con.execute(f"SELECT count(*) FROM {reader}", [str(path)]).fetchone()[0])
 
 
 def _record_skipped(

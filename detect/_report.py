@@ -159,7 +159,7 @@ def graph_section(edges: pd.DataFrame, assigned: pd.DataFrame, campaign_of, cap:
     edge_list = [
         {"source": str(s), "target": str(t), "weight": round(float(w), 3), "via": sorted(v)}
         for s, t, w, v in zip(
-            touching["source"], touching["target"], touching["weight"], touching["via"],
+            touching["source"], touching["target"], touching["weight"], touching["kinds"],
             strict=True,
         )
     ]

@@ -30,6 +30,9 @@ from detect._signals import content_signals, sample_prompts
 from detect.errors import ConfigError, NoValidRowsError
 
 
+CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
+
+
 @dataclass
 class ScanConfig:
     """How :func:`scan` works.  Every field has a default that needs no tuning per log.
@@ -55,7 +58,7 @@ class ScanConfig:
     """
 
     sample_per_account: int = 24
-    sample_budget: int = 60_000
+    sample_budget: int = 40_000
     n_topics: int = 24
     max_group: int = 500
     min_edge: float = 0.5
@@ -149,38 +152,58 @@ def _configure(con, config: ScanConfig, workdir: Path) -> None:
         con.execute(f"SET threads = {int(config.threads)}")
 
 
+class _Stages:
+    """Wall-clock seconds per stage, reported in ``summary.stage_seconds``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
+
+
 def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
     started = time.perf_counter()
+    stages = _Stages()
     stats = ingest_logs(con, paths, column_map)
+    stages.done("ingest")
     if stats.rows == 0:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
     accounts = account_features(con, columns_present=stats.columns_present)
+    stages.done("features")
     sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
     content, templates = content_signals(
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
     accounts = accounts.join(content)
+    stages.done("content")
     params = GraphParams(
         max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
     )
     all_edges = coordination_edges(con, templates, params)
+    stages.done("graph")
     edges = all_edges[all_edges["weight"] >= config.min_edge]
     accounts["community"] = communities(accounts.index, edges)
     accounts = accounts.join(_sync_stats(edges))
     for signal in ("reasoning", "grading", "logprob"):
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
-    accounts["evidence_link"] = _evidence_link(accounts, edges, config.member_min_rate)
     detector = CampaignDetector(
         alpha=config.alpha, min_rate=config.min_rate, min_hits=config.min_hits,
         member_min_rate=config.member_min_rate, quiet_min=config.quiet_min,
     ).fit(accounts)
+    carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
+    accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
     assigned = attach_linked(detector.assign(accounts), all_edges)
     campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
     shared = shared_with(con, campaign_of) if len(campaign_of) else pd.DataFrame(
         columns=["account_id", "kind", "values", "peers"]
     )
     add_shared_evidence(campaigns, shared, campaign_of)
+    stages.done("campaigns")
     report = {
         "accounts": account_entries(accounts, assigned, campaigns, campaign_of, shared),
         "campaigns": campaigns,
@@ -189,6 +212,8 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
         "timeline": timeline,
         "features": features_section(accounts, assigned["flagged"]),
     }
+    stages.done("report")
+    report["summary"]["stage_seconds"] = stages.seconds
     return ScanResult(report=report, accounts=accounts.join(assigned))
 
 
@@ -215,22 +240,21 @@ def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _evidence_link(accounts: pd.DataFrame, edges: pd.DataFrame, min_rate: float) -> pd.Series:
-    """Summed edge weight from each account to neighbours that carry a signal themselves."""
-    rates = accounts[["reasoning_rate", "grading_rate", "logprob_rate"]].max(axis=1)
-    carriers = set(accounts.index[rates >= min_rate])
+def _evidence_link(carriers: pd.Index, index: pd.Index, edges: pd.DataFrame) -> pd.Series:
+    """Summed edge weight from each account to neighbours whose own content is evidence."""
+    carriers = set(carriers)
     if edges.empty or not carriers:
-        return pd.Series(0.0, index=accounts.index)
+        return pd.Series(0.0, index=index)
     to_target = edges[edges["target"].isin(carriers)].groupby("source")["weight"].sum()
     to_source = edges[edges["source"].isin(carriers)].groupby("target")["weight"].sum()
     total = to_target.add(to_source, fill_value=0.0)
-    return total.reindex(accounts.index).fillna(0.0)
+    return total.reindex(index).fillna(0.0)
 
 
 def _sync_stats(edges: pd.DataFrame) -> pd.DataFrame:
     if edges.empty:
         return pd.DataFrame(columns=["sync_peers", "sync_jaccard"])
-    sync = edges[edges["via"].map(lambda v: "sync" in v)]
+    sync = edges[edges["kinds"].map(lambda kinds: "sync" in kinds)]
     both = pd.concat(
         [sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
          sync[["target", "jaccard"]].rename(columns={"target": "account_id"})]

@@ -50,8 +50,9 @@ class CampaignDetector(BaseEstimator):
     alpha : family-wise false-alarm level of the significance tests.
     min_rate : a signal must be at least this share of the group's requests (effect size).
     min_hits : and at least this many requests.
-    member_min_rate : a member of a flagged community is flagged only if its own rate of the
-        community's signal reaches this (linked bystanders are not).
+    member_min_rate, member_min_log10p : a member of a flagged community is flagged only if
+        its own rate of the community's signal reaches ``member_min_rate`` and is itself
+        significant at ``10**-member_min_log10p`` (uncorrected), so linked bystanders are not.
     quiet_min : share of requests in the 6 quietest hours that makes traffic machine-paced.
     rate_floor : smallest background rate used in the tests.
     min_accounts : a community this large counts as coordinated.
@@ -68,6 +69,7 @@ class CampaignDetector(BaseEstimator):
         min_rate=0.05,
         min_hits=5,
         member_min_rate=0.02,
+        member_min_log10p=2.0,
         quiet_min=0.1,
         rate_floor=0.002,
         min_accounts=3,
@@ -78,6 +80,7 @@ class CampaignDetector(BaseEstimator):
         self.min_rate = min_rate
         self.min_hits = min_hits
         self.member_min_rate = member_min_rate
+        self.member_min_log10p = member_min_log10p
         self.quiet_min = quiet_min
         self.rate_floor = rate_floor
         self.min_accounts = min_accounts
@@ -142,9 +145,14 @@ class CampaignDetector(BaseEstimator):
         )
         com = com[pooled.index.get_indexer(X["community"])]
         own_rates = X[cols].to_numpy(float) / np.maximum(requests, 1)[:, None]
+        own_sig = np.vstack(
+            [log_significance(X[c].to_numpy(float), requests, self.background_[s])
+             for c, s in zip(cols, SIGNALS, strict=True)]
+        ).T
         linked = X.get("evidence_link", pd.Series(0.0, index=X.index)).fillna(0).to_numpy(float)
         member_ok = (com >= 0.5) & (
-            (own_rates >= self.member_min_rate) | (linked >= self.strong_link)[:, None]
+            ((own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p))
+            | (linked >= self.strong_link)[:, None]
         )
         member_score = np.where(member_ok, com, 0.0)
         best = np.maximum(member_score, own)

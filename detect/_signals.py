@@ -26,7 +26,7 @@ SELECT account_id, prompt, phash FROM (
 def sample_prompts(con, *, cap: int, budget: int) -> pd.DataFrame:
     """Up to ``cap`` prompts per account (fewer when accounts x cap exceeds ``budget``)."""
     accounts = con.execute("SELECT count(DISTINCT account_id) FROM traffic").fetchone()[0]
-    per_account = max(4, min(cap, budget // max(1, accounts)))
+    per_account = max(2, min(cap, budget // max(1, accounts)))
     return con.execute(_SAMPLE_SQL.format(cap=int(per_account))).df()
 
 

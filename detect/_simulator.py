@@ -98,7 +98,7 @@ def simulate(
 
 
 def _table(world: World) -> pa.Table:
-    table = pa.concat_tables(world.chunks)
+    table = pa.concat_tables(world.chunks).combine_chunks()
     ts = table["timestamp"].to_numpy()
     end = world.start + world.days * 86400
     keep = np.flatnonzero((ts >= world.start) & (ts < end))

@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 import policies
-
 from harvest._config import HarvestConfig
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,11 @@ class HarvestConfig:
 
     def record(self) -> dict[str, Any]:
         """JSON-able copy for the runs table (in-memory prompts summarised, no key)."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["prompts"] = (
-            str(self.prompts) if isinstance(self.prompts, Path) else f"<{len(self.prompts)} in memory>"
+            str(self.prompts)
+            if isinstance(self.prompts, Path)
+            else f"<{len(self.prompts)} in memory>"
         )
         data["db"] = str(self.db)
         data["accept"] = list(self.accept)

@@ -170,13 +170,17 @@ class Engine:
                 f"daily cap of {self.caps.limits.rpd} requests reached for {self.caps.today} "
                 "(UTC); run the same command again after 00:00 UTC to resume",
             )
+        self.caps.requests_today += 1  # counted before waiting, so workers cannot overshoot
         estimate = item.est_prompt_tokens * self.token_ratio
         reserved = estimate + _max_out(item)
-        ticket = await self.limiter.acquire(reserved)
-        if self.stop_reason is not None:
-            raise StopRun(self.stop_reason, self.stop_message or "")
+        try:
+            ticket = await self.limiter.acquire(reserved)
+            if self.stop_reason not in (None, "daily_cap"):  # the day's count was reserved
+                raise StopRun(self.stop_reason, self.stop_message or "")
+        except BaseException:
+            self.caps.requests_today -= 1
+            raise
         self.requests += 1
-        self.caps.requests_today += 1
         start = self.clock()
         try:
             # The SDK's own request path (auth, base URL, errors as openai.APIStatusError),
@@ -197,7 +201,9 @@ class Engine:
             self.token_ratio = 0.9 * self.token_ratio + 0.1 * (
                 answer.prompt_tokens / item.est_prompt_tokens
             )
-            self.limiter.correct_tokens(reserved, answer.prompt_tokens + (answer.completion_tokens or 0))
+            self.limiter.correct_tokens(
+                reserved, answer.prompt_tokens + (answer.completion_tokens or 0)
+            )
         return answer, latency
 
     def _observe_error(self, ticket: tuple[int, float], exc: openai.APIError) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import policies
-
 from harvest._store import connect, utcnow
 from harvest.errors import HarvestError, MissingDependencyError
 
@@ -155,7 +154,10 @@ def dataset_card(db_path: Path, records: list[dict[str, Any]], runs: list[tuple]
         "",
         "| endpoint | model requested | policy | policy file sha256 |",
         "|---|---|---|---|",
-        *[f"| {url} | `{model}` | `{pid}` | `{(phash or '-')[:16]}...` |" for url, model, pid, phash in runs],
+        *[
+            f"| {url} | `{model}` | `{pid}` | `{(phash or '-')[:16]}...` |"
+            for url, model, pid, phash in runs
+        ],
         "",
         "## Sampling parameters",
         "",

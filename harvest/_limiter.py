@@ -247,7 +247,9 @@ class RateLimiter:
     def correct_tokens(self, reserved: float, used: int) -> None:
         """Give back to the user's token bucket what an answer did not use."""
         if self.own_tokens is not None and reserved > used:
-            self.own_tokens.level = min(self.own_tokens.capacity, self.own_tokens.level + reserved - used)
+            self.own_tokens.level = min(
+                self.own_tokens.capacity, self.own_tokens.level + reserved - used
+            )
 
     def rate_limited(self, retry_after: float | None) -> float:
         """A 429: pause everyone; returns the pause in seconds."""

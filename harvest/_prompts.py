@@ -169,5 +169,7 @@ def load_prompts(
                 f"{where}: id {prompt.id!r} is already used by a different prompt at {first.where}"
             )
     if not prompts:
-        raise PromptFileError(f"{source if isinstance(source, str | Path) else 'prompts'}: no prompts")
+        raise PromptFileError(
+            f"{source if isinstance(source, str | Path) else 'prompts'}: no prompts"
+        )
     return prompts

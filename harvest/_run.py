@@ -99,16 +99,17 @@ async def arun_harvest(
             tokens_out=tokens_out,
         )
         run_id = f"run-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        config_record = cfg.record()
         store.start_run(
             run_id,
             {
                 "base_url": cfg.base_url,
                 "model": cfg.model,
-                "prompts_source": cfg.record()["prompts"],
+                "prompts_source": config_record["prompts"],
                 "policy_id": policy.id,
                 "policy_hash": policy.file_hash,
                 "policy": policy.record(),
-                "config": {**cfg.record(), "limits": limits.to_dict()},
+                "config": {**config_record, "limits": limits.to_dict()},
                 "planned": len(items),
             },
             ((i.key, i.prompt_id, i.sample_index) for i in items),
@@ -200,10 +201,18 @@ def _abandon(store: Store, run_id: str | None, exc: BaseException) -> None:
     """Record why a run ended early (interrupt, error) and close the database."""
     try:
         if run_id is not None:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError) else "error"
+            reason = (
+                "interrupted"
+                if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+                else "error"
+            )
             store.finish_run(
-                run_id, status="stopped", stopped_reason=reason, message=str(exc)[:500] or reason,
-                elapsed_s=0.0, learned={},
+                run_id,
+                status="stopped",
+                stopped_reason=reason,
+                message=str(exc)[:500] or reason,
+                elapsed_s=0.0,
+                learned={},
             )
     finally:
         store.close()

@@ -31,12 +31,15 @@ class HarvestStatus:
     failure_reasons: dict[str, int] = field(default_factory=dict)
     last_run: dict[str, Any] | None = None
 
+    last_busy_run: dict[str, Any] | None = None
+
     @property
     def throughput(self) -> float | None:
-        """Completions a second of the last run (None before any run finished)."""
-        if not self.last_run or not self.last_run.get("elapsed_s"):
+        """Completions a second of the last run that completed anything."""
+        run = self.last_busy_run
+        if not run or not run.get("elapsed_s"):
             return None
-        return self.last_run["completed"] / self.last_run["elapsed_s"]
+        return run["completed"] / run["elapsed_s"]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,11 +70,13 @@ def harvest_status(db_path: Path | str) -> HarvestStatus:
         runs = con.execute(
             "SELECT count(*), coalesce(sum(requests),0), coalesce(sum(rate_limited),0) FROM runs"
         ).fetchone()
-        last = con.execute(
+        runs_sql = (
             "SELECT run_id, status, stopped_reason, message, started_at, finished_at, "
             "completed, failed, requests, rate_limited, elapsed_s, learned_limits "
-            "FROM runs ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
+            "FROM runs {} ORDER BY started_at DESC LIMIT 1"
+        )
+        last = con.execute(runs_sql.format("")).fetchone()
+        busy = con.execute(runs_sql.format("WHERE completed > 0")).fetchone()
         return HarvestStatus(
             db=str(db_path),
             planned=_one(con, "SELECT count(*) FROM tasks"),
@@ -98,6 +103,7 @@ def harvest_status(db_path: Path | str) -> HarvestStatus:
                 "SELECT reason, count(*) FROM failures GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
             ),
             last_run=_last_run(last),
+            last_busy_run=_last_run(busy),
         )
     finally:
         con.close()

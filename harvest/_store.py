@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,12 @@ _ANSWER_TYPES = {
     "latency_ms": "float64",
     "created_at": "ts",
 }
-_FAILURE_TYPES = {"sample_index": "int32", "status": "int32", "attempts": "int32", "failed_at": "ts"}
+_FAILURE_TYPES = {
+    "sample_index": "int32",
+    "status": "int32",
+    "attempts": "int32",
+    "failed_at": "ts",
+}
 
 
 def utcnow() -> datetime:
@@ -97,7 +103,9 @@ class Store:
         return {k for (k,) in self.con.execute(f"SELECT idempotency_key FROM {table}").fetchall()}
 
     def requests_on(self, day: date) -> int:
-        row = self.con.execute("SELECT requests FROM daily_requests WHERE day = ?", [day]).fetchone()
+        row = self.con.execute(
+            "SELECT requests FROM daily_requests WHERE day = ?", [day]
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def tokens_for_policy(self, policy_id: str) -> tuple[int, int]:
@@ -195,7 +203,15 @@ class Store:
                 "failed = failed + ?, rate_limited = rate_limited + ?, "
                 "prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? "
                 "WHERE run_id = ?",
-                [requests, len(answers), len(failures), rate_limited, tokens_in, tokens_out, run_id],
+                [
+                    requests,
+                    len(answers),
+                    len(failures),
+                    rate_limited,
+                    tokens_in,
+                    tokens_out,
+                    run_id,
+                ],
             )
             con.execute("COMMIT")
         except BaseException:
@@ -203,10 +219,8 @@ class Store:
             raise
         finally:
             for name in ("batch", "fbatch"):
-                try:
+                with contextlib.suppress(Exception):  # not registered in this batch
                     con.unregister(name)
-                except Exception:  # never registered in this batch
-                    pass
 
     def finish_run(
         self,

@@ -84,7 +84,10 @@ def status(
         ("done", st.done),
         ("failed", st.failed),
         ("pending", st.pending),
-        ("tokens in / out / reasoning", f"{st.prompt_tokens} / {st.completion_tokens} / {st.reasoning_tokens}"),
+        (
+            "tokens in / out / reasoning",
+            f"{st.prompt_tokens} / {st.completion_tokens} / {st.reasoning_tokens}",
+        ),
         ("requests (today)", f"{st.requests} ({st.requests_today})"),
         ("answered 429", st.rate_limited),
         ("last run throughput", rate),
@@ -94,7 +97,9 @@ def status(
         table.add_row(key, str(value))
     if st.last_run:
         run_ = st.last_run
-        table.add_row("last run", f"{run_['run_id']} {run_['status']} {run_['stopped_reason'] or ''}")
+        table.add_row(
+            "last run", f"{run_['run_id']} {run_['status']} {run_['stopped_reason'] or ''}"
+        )
         if run_["message"]:
             table.add_row("", run_["message"])
     for reason, count in st.failure_reasons.items():
@@ -133,6 +138,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("Interrupted; run the same command again to resume.", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -224,8 +224,11 @@ class _Server:
                         "logprob": -0.01 * (i % 7),
                         "bytes": list(t.encode()),
                         "top_logprobs": [
-                            {"token": t if j == 0 else f"{t}~{j}", "logprob": -0.01 * (i % 7) - j,
-                             "bytes": list((t if j == 0 else f"{t}~{j}").encode())}
+                            {
+                                "token": t if j == 0 else f"{t}~{j}",
+                                "logprob": -0.01 * (i % 7) - j,
+                                "bytes": list((t if j == 0 else f"{t}~{j}").encode()),
+                            }
                             for j in range(k)
                         ],
                     }

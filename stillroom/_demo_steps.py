@@ -122,7 +122,7 @@ def train_step(result: DemoResult, console: Console, progress: bool) -> None:
 
 
 def _train_figures(metrics: dict[str, Any]) -> dict[str, Any]:
-    keep = ("train_loss", "train_runtime", "train_tokens_per_s", "train_samples_per_second")
+    keep = ("train_loss", "train_runtime", "train_tokens", "train_tokens_per_second", "global_step")
     return {k: metrics[k] for k in keep if k in metrics}
 
 

@@ -7,7 +7,6 @@ here, at the edge, and nowhere else.
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -17,11 +16,12 @@ from stillroom.errors import StillroomError
 class _FriendlyErrors(TyperGroup):
     """Turns a library error into ``Error: ...`` and exit status 1, no traceback."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except StillroomError as exc:
-            raise click.ClickException(str(exc)) from exc
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from exc
 
 
 app = typer.Typer(

@@ -23,9 +23,9 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ class DemoSettings:
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 8 <= self.prompts:
+        if not self.prompts >= 8:
             raise DemoError(f"DemoSettings.prompts must be at least 8, got {self.prompts}")
         for name in ("max_tokens", "train_steps", "eval_limit", "eval_max_new_tokens"):
             if getattr(self, name) < 1:
@@ -272,8 +272,6 @@ def detection_quality(report: dict[str, Any], truth_csv: Path) -> dict[str, Any]
     }
 
 
-ProgressHook = Callable[[str], None]
-
 __all__ = [
     "FULL",
     "MARKER",
@@ -289,5 +287,3 @@ __all__ = [
     "load_shipped_prompts",
     "run_demo",
 ]
-
-_ = replace  # re-exported helper for callers tuning a preset: replace(QUICK, prompts=16)

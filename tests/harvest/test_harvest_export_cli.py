@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pyarrow.parquet as pq
@@ -14,7 +13,7 @@ from harvest import MissingDependencyError, export_dataset, harvest_status
 from harvest.testing import FakeProvider
 from stillroom.cli import app
 from tests.harvest.conftest import write_jsonl
-from tests.harvest.test_harvest_resume import ROOT, SECRET, harvest_cli
+from tests.harvest.test_harvest_resume import SECRET, harvest_cli
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,12 @@ def test_exports_and_card(harvested, tmp_path):
     assert rec["policy_id"] == "self-hosted" and rec["teacher_model"] == "fake-teacher-2026-01"
     card = res.card_path.read_text()
     assert res.card_path == tmp_path / "data.card.md"
-    for needle in ("examples: 6", "fake-teacher-2026-01", "self-hosted", "## Teachers and obligations"):
+    for needle in (
+        "examples: 6",
+        "fake-teacher-2026-01",
+        "self-hosted",
+        "## Teachers and obligations",
+    ):
         assert needle in card
 
     think = export_dataset(db, tmp_path / "t.parquet", format="parquet", reasoning="think")
@@ -76,7 +80,9 @@ def test_exports_and_card(harvested, tmp_path):
 
 def test_hf_export_without_datasets_is_a_clear_error(harvested, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(MissingDependencyError, match=r"needs the 'datasets' package.*stillroom\[train\]"):
+    with pytest.raises(
+        MissingDependencyError, match=r"needs the 'datasets' package.*stillroom\[train\]"
+    ):
         export_dataset(harvested["db"], tmp_path / "hf", format="hf")
 
 
@@ -114,7 +120,10 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     prompts.write_text('{"prompt": "x"}\n{"oops": 1}\n')
     base = ["harvest", "run", "--prompts", str(prompts), "--db", str(tmp_path / "h.duckdb"),
             "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]  # fmt: skip
-    for policy, needle in (("self-hosted", "p.jsonl line 2: needs a 'prompt'"), ("no-such-policy", "no-such-policy")):
+    for policy, needle in (
+        ("self-hosted", "p.jsonl line 2: needs a 'prompt'"),
+        ("no-such-policy", "no-such-policy"),
+    ):
         monkeypatch.setattr(sys, "argv", [*base, "--policy", policy])
         with pytest.raises(SystemExit) as exit_:
             main()

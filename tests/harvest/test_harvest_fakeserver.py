@@ -99,19 +99,31 @@ def test_tpm_limit_with_samples(tmp_path):
         stats = fake.stats()
     assert result.completed == 20
     assert stats["by_status"].get("429", 0) <= 1
-    assert rows(tmp_path / "h.duckdb", "SELECT count(DISTINCT prompt_id), max(sample_index) FROM completions") == [(10, 1)]
+    assert rows(
+        tmp_path / "h.duckdb",
+        "SELECT count(DISTINCT prompt_id), max(sample_index) FROM completions",
+    ) == [(10, 1)]
 
 
 def test_retry_failed(tmp_path):
     prompts = [{"prompt": "a"}, {"prompt": "b"}]
     db = tmp_path / "h.duckdb"
-    base = dict(prompts=prompts, db=db, base_url="http://t/v1", model="m", policy="self-hosted", concurrency=1)
+    base = dict(
+        prompts=prompts,
+        db=db,
+        base_url="http://t/v1",
+        model="m",
+        policy="self-hosted",
+        concurrency=1,
+    )
     first = scripted_client([ok(), error(400)])
     assert run_harvest(HarvestConfig(**base), http_client=first, progress=False).failed == 1
     again = scripted_client([ok()])
     result = run_harvest(HarvestConfig(**base), http_client=again, progress=False)
     assert again.seen == [] and result.already_done == 2  # failures are not retried by default
-    result = run_harvest(HarvestConfig(**base, retry_failed=True), http_client=again, progress=False)
+    result = run_harvest(
+        HarvestConfig(**base, retry_failed=True), http_client=again, progress=False
+    )
     assert len(again.seen) == 1 and result.completed == 1
     assert rows(db, "SELECT count(*) FROM completions") == [(2,)]
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]

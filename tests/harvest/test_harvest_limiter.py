@@ -38,7 +38,9 @@ def test_bucket_refills_and_allows_one_oversized_cost():
 
 
 def test_own_rpm_paces_after_the_burst(fake_time: FakeTime):
-    limiter = RateLimiter(rpm=60, burst_seconds=2, learn=False, clock=fake_time.clock, sleep=fake_time.sleep)
+    limiter = RateLimiter(
+        rpm=60, burst_seconds=2, learn=False, clock=fake_time.clock, sleep=fake_time.sleep
+    )
 
     async def go():
         for _ in range(5):
@@ -49,7 +51,9 @@ def test_own_rpm_paces_after_the_burst(fake_time: FakeTime):
 
 
 def test_own_tpm_costs_prompt_plus_max_tokens_and_refunds_unused(fake_time: FakeTime):
-    limiter = RateLimiter(tpm=6000, burst_seconds=1, learn=False, clock=fake_time.clock, sleep=fake_time.sleep)
+    limiter = RateLimiter(
+        tpm=6000, burst_seconds=1, learn=False, clock=fake_time.clock, sleep=fake_time.sleep
+    )
 
     async def go():
         t1 = await limiter.acquire(100)  # bucket 100 tokens: exactly empty
@@ -87,11 +91,15 @@ def test_remaining_discounts_requests_sent_after_the_observed_one(fake_time: Fak
 
     async def go():
         first = await limiter.acquire(1)
-        limiter.observe(first, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "50"})
+        limiter.observe(
+            first, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "50"}
+        )
         a = await limiter.acquire(1)
-        b = await limiter.acquire(1)
+        await limiter.acquire(1)  # b
         # the server answered ``a`` having counted it, but not ``b`` (sent later)
-        limiter.observe(a, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "1"})
+        limiter.observe(
+            a, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "1"}
+        )
         await limiter.acquire(1)  # level = 1 - 1 (b) = 0 -> waits one second
 
     run(go())

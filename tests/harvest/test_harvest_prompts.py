@@ -26,7 +26,10 @@ def test_jsonl_prompt_messages_and_ids(tmp_path):
     )
     prompts = load_prompts(path, system="Default")
     assert [p.id for p in prompts][0::2] == ["a", "7"]
-    assert prompts[0].messages == ({"role": "system", "content": "Default"}, {"role": "user", "content": "hi"})
+    assert prompts[0].messages == (
+        {"role": "system", "content": "Default"},
+        {"role": "user", "content": "hi"},
+    )
     assert prompts[1].messages[0]["content"] == "S"  # an own system message is kept
     assert len(prompts[1].id) == 24  # hash of the messages
 
@@ -41,18 +44,29 @@ def test_gzip_csv_parquet_and_text(tmp_path):
     pq.write_table(pa.table({"prompt": ["pq1", "pq2"]}), tmp_path / "p.parquet")
     (tmp_path / "p.txt").write_text("line one\n\nline two\n")
     assert load_prompts(tmp_path / "p.jsonl.gz")[0].messages[0]["content"] == "gz"
-    assert [(p.id, p.messages[0]["content"]) for p in load_prompts(tmp_path / "p.csv")] == [("c1", "from, csv")]
+    assert [(p.id, p.messages[0]["content"]) for p in load_prompts(tmp_path / "p.csv")] == [
+        ("c1", "from, csv")
+    ]
     assert len(load_prompts(tmp_path / "p.parquet")) == 2
-    assert [p.messages[0]["content"] for p in load_prompts(tmp_path / "p.txt")] == ["line one", "line two"]
+    assert [p.messages[0]["content"] for p in load_prompts(tmp_path / "p.txt")] == [
+        "line one",
+        "line two",
+    ]
 
 
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
         (['{"prompt": "ok"}', "{not json"], "p.jsonl line 2: invalid JSON"),
-        (['{"prompt": "ok"}', "", '{"text": "x"}'], "p.jsonl line 3: needs a 'prompt' or a 'messages'"),
+        (
+            ['{"prompt": "ok"}', "", '{"text": "x"}'],
+            "p.jsonl line 3: needs a 'prompt' or a 'messages'",
+        ),
         (['{"messages": [{"role": "robot", "content": "x"}]}'], r"line 1: messages\[0\].role"),
-        (['{"prompt": "a", "id": "x"}', '{"prompt": "b", "id": "x"}'], "line 2: id 'x' is already used .* line 1"),
+        (
+            ['{"prompt": "a", "id": "x"}', '{"prompt": "b", "id": "x"}'],
+            "line 2: id 'x' is already used .* line 1",
+        ),
         (['{"prompt": ""}'], "line 1: 'prompt' must be a non-empty string"),
     ],
 )
@@ -65,7 +79,7 @@ def test_bad_lines_name_file_and_line(tmp_path, lines, message):
 
 def test_csv_without_prompt_column(tmp_path):
     (tmp_path / "p.csv").write_text("question\nhi\n")
-    with pytest.raises(PromptFileError, match="p.csv line 1: CSV needs a 'prompt' column"):
+    with pytest.raises(PromptFileError, match=r"p\.csv line 1: CSV needs a 'prompt' column"):
         load_prompts(tmp_path / "p.csv")
 
 
@@ -73,7 +87,13 @@ def test_bad_line_fails_before_any_request(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "fine"}\n{"prompt": 3}\n')
     client = scripted_client([])
-    cfg = HarvestConfig(prompts=path, db=tmp_path / "h.duckdb", base_url="http://t/v1", model="m", policy="self-hosted")
+    cfg = HarvestConfig(
+        prompts=path,
+        db=tmp_path / "h.duckdb",
+        base_url="http://t/v1",
+        model="m",
+        policy="self-hosted",
+    )
     with pytest.raises(PromptFileError, match="line 2"):
         run_harvest(cfg, http_client=client, progress=False)
     assert client.seen == []
@@ -103,7 +123,9 @@ def test_idempotency_key_covers_messages_model_params_and_sample():
      ("base_url", "teacher.test"), ("top_logprobs", 21), ("max_wait", 0)],
 )  # fmt: skip
 def test_config_validation_names_the_field(tmp_path, field, value):
-    kw = dict(prompts=[{"prompt": "x"}], db=tmp_path / "h.duckdb", base_url="http://t/v1", model="m")
+    kw = dict(
+        prompts=[{"prompt": "x"}], db=tmp_path / "h.duckdb", base_url="http://t/v1", model="m"
+    )
     kw[field] = value
     with pytest.raises(HarvestConfigError, match=f"HarvestConfig.{field}="):
         HarvestConfig(**kw)

@@ -94,11 +94,13 @@ def test_daily_cap_stops_cleanly_and_resumes_next_utc_day(tmp_path):
     t = FakeTime()
     day1 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
     cfg = HarvestConfig(prompts=[{"prompt": f"p{i}"} for i in range(5)], db=tmp_path / "h.duckdb",
-                        base_url="http://t/v1", model="m", policy="self-hosted", rpd=3, concurrency=2)  # fmt: skip
+                        base_url="http://t/v1", model="m", policy="self-hosted", rpd=3, concurrency=4)  # fmt: skip
     client = scripted_client([ok()])
 
     def go(now):
-        return run_harvest(cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep, now=lambda: now)
+        return run_harvest(
+            cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep, now=lambda: now
+        )
 
     first = go(day1)
     assert (first.completed, first.pending, first.stopped_reason) == (3, 2, "daily_cap")
@@ -123,7 +125,9 @@ class _PricedPolicy:
 
 
 def test_spend_cap_stops_before_overspending(tmp_path, monkeypatch):
-    monkeypatch.setattr(harvest._budget.policies, "resolve_for_harvest", lambda **kw: _PricedPolicy())
+    monkeypatch.setattr(
+        harvest._budget.policies, "resolve_for_harvest", lambda **kw: _PricedPolicy()
+    )
     # at $100/Mtok an answer (5 prompt + 2 completion tokens) costs $0.0007, and a request
     # reserves its worst case first: ~7 estimated prompt + 3 max tokens = ~$0.001
     cfg = HarvestConfig(prompts=[{"prompt": f"p{i}"} for i in range(4)], db=tmp_path / "h.duckdb",

@@ -29,7 +29,9 @@ def config(tmp_path, n=1, **kw) -> HarvestConfig:
 
 
 def go(cfg, client, t: FakeTime, **kw):
-    return run_harvest(cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep, seed=1, **kw)
+    return run_harvest(
+        cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep, seed=1, **kw
+    )
 
 
 def error(status: int, headers: dict | None = None) -> httpx.Response:
@@ -52,7 +54,11 @@ def test_429_honours_retry_after_ms_then_succeeds(tmp_path, fake_time):
     result = go(config(tmp_path), client, fake_time)
     assert result.completed == 1 and result.rate_limited == 1
     assert fake_time.sleeps == [2.5]
-    row = duckdb.connect(str(tmp_path / "h.duckdb")).execute("SELECT content FROM completions").fetchone()
+    row = (
+        duckdb.connect(str(tmp_path / "h.duckdb"))
+        .execute("SELECT content FROM completions")
+        .fetchone()
+    )
     assert row == ("fine",)
 
 
@@ -63,7 +69,9 @@ def test_retry_after_beyond_60s_is_honoured_up_to_max_wait(tmp_path, fake_time):
     assert fake_time.sleeps == [90.0]
 
 
-def test_retry_after_beyond_max_wait_stops_cleanly_and_keeps_the_prompt_pending(tmp_path, fake_time):
+def test_retry_after_beyond_max_wait_stops_cleanly_and_keeps_the_prompt_pending(
+    tmp_path, fake_time
+):
     client = scripted_client([error(429, {"retry-after": "3600"})])
     result = go(config(tmp_path, n=3, max_wait=60), client, fake_time)
     assert result.stopped_reason == "provider_wait"
@@ -96,7 +104,9 @@ def test_unparseable_body_and_dropped_connection_are_retried(tmp_path, fake_time
     def drop(request):
         raise httpx.RemoteProtocolError("peer closed connection", request=request)
 
-    truncated = httpx.Response(200, content=b'{"choices": [{"mess', headers={"content-type": "application/json"})
+    truncated = httpx.Response(
+        200, content=b'{"choices": [{"mess', headers={"content-type": "application/json"}
+    )
     client = scripted_client([truncated, drop, ok("third time")])
     result = go(config(tmp_path), client, fake_time)
     assert result.completed == 1 and len(client.seen) == 3
@@ -117,7 +127,9 @@ def test_auth_errors_stop_the_whole_run(tmp_path, fake_time, status, monkeypatch
 def test_sent_request_is_exact_and_carries_no_key_in_the_body(tmp_path, fake_time, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-abc123")
     client = scripted_client([ok()])
-    cfg = config(tmp_path, temperature=0.2, top_p=0.9, max_tokens=7, top_logprobs=3, system="Be brief.")
+    cfg = config(
+        tmp_path, temperature=0.2, top_p=0.9, max_tokens=7, top_logprobs=3, system="Be brief."
+    )
     go(cfg, client, fake_time)
     request = client.seen[0]
     assert request.headers["authorization"] == "Bearer sk-abc123"
@@ -130,10 +142,14 @@ def test_sent_request_is_exact_and_carries_no_key_in_the_body(tmp_path, fake_tim
     import json
 
     sent = json.loads(body)
-    assert json.loads(messages) == sent["messages"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "p0"},
-    ]
+    assert (
+        json.loads(messages)
+        == sent["messages"]
+        == [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "p0"},
+        ]
+    )
     assert json.loads(params) == {k: v for k, v in sent.items() if k != "messages"}
     assert json.loads(params) == {
         "model": "m", "max_tokens": 7, "temperature": 0.2, "top_p": 0.9, "logprobs": True, "top_logprobs": 3,

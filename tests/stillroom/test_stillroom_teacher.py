@@ -44,7 +44,7 @@ def test_bodies_that_are_not_chat_requests_pass_through(body):
 
 
 def test_config_errors_name_the_field(tmp_path):
-    with pytest.raises(TeacherError, match="GGUF file not found: .*nope.gguf"):
+    with pytest.raises(TeacherError, match=r"GGUF file not found: .*nope\.gguf"):
         TeacherConfig(gguf=tmp_path / "nope.gguf")
     with pytest.raises(TeacherError, match="port"):
         TeacherConfig(port=70000)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.conftest import capital_rows, make_harvest_db
+from tests.train.conftest import capital_rows, make_harvest_db, row
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from transformers import TrainerCallback  # noqa: E402
 
+from policies import obligations  # noqa: E402
 from train import (  # noqa: E402
     METRIC_NAMES,
     BaseModelError,
@@ -23,6 +24,7 @@ from train import (  # noqa: E402
     render_report,
     train_sft,
 )
+from train._card import apply_name_prefix  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 
@@ -42,7 +44,11 @@ class WeightWatch(TrainerCallback):
 @pytest.fixture(scope="module")
 def run(base_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("sft")
-    db = make_harvest_db(tmp / "harvest.duckdb", capital_rows(12, samples=2))
+    # a Llama-licensed teacher (name prefix, NOTICE) and one row from a teacher whose terms
+    # forbid training on its outputs (real policies from the policies package)
+    rows = [{**r, "policy_id": "llama-3.1"} for r in capital_rows(12, samples=2)]
+    rows.append(row("oa", "What is the capital of Peru?", "Lima, of course.", policy_id="openai"))
+    db = make_harvest_db(tmp / "harvest.duckdb", rows)
     watch = WeightWatch()
     result = train_sft(
         TrainConfig(
@@ -88,8 +94,17 @@ def test_outputs_written(run, base_dir: Path) -> None:
     assert metrics["eval_loss"] > 0 and metrics["data"]["eval_prompts"] >= 1
     used = json.loads(result.config_path.read_text())
     assert used["max_steps"] == 3 and used["base_dir"] == str(base_dir)
+    ob = obligations(["llama-3.1", "openai"])
+    assert "openai" in ob.training_forbidden
+    assert metrics["data"]["dropped_policy_forbidden"] == 1
+    assert metrics["data"]["policy_ids"] == ["llama-3.1"]
+    assert result.name == apply_name_prefix("capitals", obligations(["llama-3.1"]).name_prefix)
     card = result.model_card_path.read_text()
-    assert "# capitals" in card and "`self-hosted`" in card and "Teachers and obligations" in card
+    assert f"# {result.name}" in card and "`llama-3.1`" in card
+    assert obligations(["llama-3.1"]).card_markdown().strip() in card
+    if obligations(["llama-3.1"]).notice_text().strip():
+        assert result.notice_path is not None
+        assert obligations(["llama-3.1"]).notice_text().strip() in result.notice_path.read_text()
     merged = load_file(result.merged_dir / "model.safetensors")
     base = load_file(base_dir / "model.safetensors")
     key = "model.layers.0.self_attn.q_proj.weight"

@@ -1,0 +1,108 @@
+"""The demo: its shipped prompt set, its checks, and the whole ``--quick`` story for real."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stillroom.demo import (
+    MARKER,
+    PROMPTS_PATH,
+    QUICK,
+    SOURCES_PATH,
+    DemoError,
+    DemoSettings,
+    behaviour_rate,
+    detection_quality,
+    follows_behaviour,
+    load_shipped_prompts,
+)
+from tests.stillroom.conftest import needs_teacher, needs_train
+
+PERMISSIVE = {"Apache-2.0", "MIT"}
+
+
+def test_the_shipped_prompt_set_is_permissive_unique_and_cited():
+    prompts = load_shipped_prompts()
+    assert 200 <= len(prompts) <= 400
+    assert len({p["id"] for p in prompts}) == len(prompts)
+    assert {p["license"] for p in prompts} <= PERMISSIVE
+    assert all(isinstance(p["prompt"], str) and p["prompt"].strip() for p in prompts)
+    sources = SOURCES_PATH.read_text()
+    for source, count in Counter(p["source"] for p in prompts).items():
+        assert f"`{source}` | {count} |" in sources, f"SOURCES.md does not cite {source}"
+    assert not any("lmsys" in p["source"].lower() or "codealpaca" in p["source"] for p in prompts)
+
+
+def test_a_quick_prefix_mixes_every_source():
+    first = load_shipped_prompts(QUICK.prompts)
+    assert len(first) == QUICK.prompts
+    assert len({p["source"] for p in first}) == 3
+
+
+def test_a_bad_line_in_the_prompt_file_is_named(tmp_path, monkeypatch):
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"id": "a", "prompt": "ok"}\n{broken\n')
+    monkeypatch.setattr("stillroom.demo.PROMPTS_PATH", bad)
+    with pytest.raises(DemoError, match=r"prompts\.jsonl line 2"):
+        load_shipped_prompts()
+    assert PROMPTS_PATH.name == "prompts.jsonl"
+
+
+def test_behaviour_is_the_marker_at_the_start():
+    assert follows_behaviour(f"  {MARKER} Paris.")
+    assert follows_behaviour(f"{MARKER.lower()} paris")
+    assert not follows_behaviour(f"Paris. {MARKER}")
+    assert behaviour_rate([f"{MARKER} a", "b", f"{MARKER} c", "d"]) == 0.5
+    assert behaviour_rate([]) is None
+
+
+def test_settings_are_validated():
+    with pytest.raises(DemoError, match="prompts"):
+        DemoSettings(prompts=2, max_tokens=8, train_steps=1, eval_limit=1,
+                     eval_max_new_tokens=8, sim_scale=0.1)  # fmt: skip
+    with pytest.raises(DemoError, match="sim_scale"):
+        DemoSettings(prompts=8, max_tokens=8, train_steps=1, eval_limit=1,
+                     eval_max_new_tokens=8, sim_scale=0)  # fmt: skip
+
+
+def test_detection_quality_against_the_truth_file(tmp_path):
+    truth = tmp_path / "t.truth.csv"
+    truth.write_text(
+        "account_id,label,kind,campaign_id\n"
+        "a,campaign,hydra,c1\nb,campaign,hydra,c1\nc,benign,benign,\nd,hard_negative,agent,\n"
+    )
+    report = {"accounts": [{"account_id": x, "flagged": x in ("a", "c")} for x in "abcd"]}
+    assert detection_quality(report, truth) == {
+        "flagged": 2, "campaign_accounts": 2, "precision": 0.5, "recall": 0.5,
+    }  # fmt: skip
+
+
+@needs_teacher
+@needs_train
+@pytest.mark.slow
+@pytest.mark.teacher
+@pytest.mark.train
+def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
+    from stillroom.cli import app
+
+    workdir = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--workdir", str(workdir)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((workdir / "summary.json").read_text())
+    paths = summary["paths"]
+    for key in ("db", "dataset", "dataset_card", "adapter", "model_card", "eval", "detect_html",
+                "detect_json", "summary"):  # fmt: skip
+        assert Path(paths[key]).exists(), key
+        assert Path(paths[key]).resolve().is_relative_to(workdir.resolve()), key
+    s = summary["summary"]
+    assert s["student"]["behaviour"] > s["base"]["behaviour"]
+    assert s["student"]["token_f1"] > s["base"]["token_f1"]
+    assert "Sources of" not in Path(paths["dataset_card"]).read_text()
+    assert "Vicuna" in Path(paths["dataset_card"]).read_text()
+    assert s["detect"]["flagged"] > 0 and s["detect"]["precision"] > 0.5
+    assert "summary" in result.output and str(workdir.name) in result.output
