@@ -24,6 +24,13 @@ from harvest import HarvestConfig, run_harvest
 from harvest.testing import FakeProvider
 
 
+def reference_loop_ms() -> float:
+    """A machine-speed yardstick printed beside the figures: best of 5 ``sum(range(10**6))``."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5 * 1000
+
+
 def cpu_of(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -99,7 +106,8 @@ def main() -> None:
                 lambda i=i: (harvest_run(fake.base_url, n, c, tmp / f"h{i}.duckdb"), n), pid
             ))  # fmt: skip
     print(f"{n} prompts, concurrency {c}, {os.cpu_count()} cores, server in a child process, "
-          f"{args.repeat} runs each, interleaved; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"{args.repeat} runs each, interleaved; load average {os.getloadavg()[0]:.1f}; "
+          f"sum(range(10**6)) takes {reference_loop_ms():.0f} ms here")  # fmt: skip
     names = {"plain": "plain asyncio + openai -> JSONL", "harvest": "harvest -> DuckDB"}
     print(
         f"{'client':<34}{'completions/s (runs)':>24}{'median':>8}{'client CPU ms/1k':>18}{'server CPU ms/1k':>18}"

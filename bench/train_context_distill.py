@@ -5,7 +5,7 @@ opening line), greedy, top-5 logprobs stored as an API returns them. Student: th
 with a LoRA, trained with ``--drop-system`` (it never sees the system prompt), then
 ``evaluate_student`` on held-out prompts, base vs student, against the teacher's answers.
 
-    .venv/bin/python bench/train_context_distill.py [--prompts 48] [--steps 30] [--kd-alpha 0]
+    .venv/bin/python bench/train_context_distill.py [--prompts 40] [--steps 16] [--kd-alpha 0.5]
 
 Prompts: /work/shared/corpora/chat.jsonl.gz when present, else a built-in list.
 """
@@ -104,9 +104,10 @@ def teacher_db(path: Path, base: Path, texts: list[str], new_tokens: int) -> Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--new-tokens", type=int, default=24)
+    parser.add_argument("--prompts", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=20)
+    parser.add_argument("--eval-limit", type=int, default=10)
     parser.add_argument("--kd-alpha", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -141,7 +142,13 @@ def main() -> None:
     )
     t2 = time.perf_counter()
     report = evaluate_student(
-        EvalConfig(db=db, adapter=result.out, out=tmp / "eval.json", max_new_tokens=args.new_tokens)
+        EvalConfig(
+            db=db,
+            adapter=result.out,
+            out=tmp / "eval.json",
+            max_new_tokens=args.new_tokens,
+            limit=args.eval_limit,
+        )
     )
     t3 = time.perf_counter()
     print(

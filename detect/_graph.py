@@ -9,6 +9,7 @@ other accounts also send).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
+Pairs are only built around seed accounts whose own content leans suspicious.
 Weaker pairs (``weak_edge`` and up) are kept too: a tie to a flagged campaign corroborates an
 account whose own content is significant.
 """
@@ -65,11 +66,15 @@ sizes AS (
   HAVING count(*) BETWEEN 2 AND {max_group}
      AND any_value(kind_weight) / log2(1 + count(*)) >= {min_contrib}
 ),
-members AS (SELECT a.account_id, a.kind, a.value, s.w FROM artifacts a JOIN sizes s USING (kind, value))
-SELECT x.account_id AS source, y.account_id AS target, x.kind, count(*) AS shared,
-       sum(x.w) AS weight, 0.0 AS jaccard
+members AS (
+  SELECT a.account_id, a.kind, a.value, s.w, a.account_id IN (SELECT account_id FROM seeds) AS seed
+  FROM artifacts a JOIN sizes s USING (kind, value)
+)
+SELECT least(x.account_id, y.account_id) AS source, greatest(x.account_id, y.account_id) AS target,
+       x.kind, count(*) AS shared, sum(x.w) AS weight, 0.0 AS jaccard
 FROM members x JOIN members y
-  ON x.kind = y.kind AND x.value = y.value AND x.account_id < y.account_id
+  ON x.kind = y.kind AND x.value = y.value AND x.account_id <> y.account_id
+WHERE x.seed AND (NOT y.seed OR x.account_id < y.account_id)
 GROUP BY ALL
 """
 
@@ -85,7 +90,8 @@ WITH keys AS (SELECT key FROM template_keys WHERE accounts >= 2),
 actions AS (
   SELECT DISTINCT account_id, epoch(time_bucket(INTERVAL '{bucket_s} seconds', ts)) AS bucket
   FROM traffic
-  WHERE tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys)
+  WHERE account_id IN (SELECT account_id FROM seeds)
+    AND (tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys))
 ),
 sizes AS (
   SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_actions}
@@ -129,9 +135,20 @@ class GraphParams:
     weak_edge: float = 0.2
 
 
-def coordination_edges(con, templates: pd.DataFrame, params: GraphParams) -> pd.DataFrame:
+def coordination_edges(
+    con, templates: pd.DataFrame, seeds: pd.Index, params: GraphParams
+) -> pd.DataFrame:
     """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
-    kinds linking the pair and how many values of each they share)."""
+    kinds linking the pair and how many values of each they share).
+
+    Only pairs with at least one ``seeds`` account (one whose own content already leans
+    suspicious) are built: two accounts with nothing suspicious between them cannot form a
+    campaign, and skipping them keeps the pair join small on big logs.
+    """
+    seed_frame = pd.DataFrame({"account_id": pd.Series(list(seeds), dtype=object)})
+    con.register("seeds_df", seed_frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE seeds AS SELECT * FROM seeds_df")
+    con.unregister("seeds_df")
     con.register("template_members_df", templates)
     con.execute("CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df")
     con.unregister("template_members_df")

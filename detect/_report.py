@@ -113,28 +113,23 @@ def account_entries(
     accounts: pd.DataFrame, assigned: pd.DataFrame, campaigns: list[dict], campaign_of,
     shared: pd.DataFrame,
 ) -> list[dict]:
-    """The ``accounts`` list: every account, flagged first then by score."""
+    """The ``accounts`` list: every account, flagged first then by score; reasons when flagged."""
     by_id = {c["id"]: c for c in campaigns}
     shared_by = {a: part for a, part in shared.groupby("account_id")} if len(shared) else {}
     empty = pd.DataFrame(columns=["kind", "values", "peers"])
     joined = accounts.join(assigned).sort_values(["flagged", "score"], ascending=False)
-    out = []
-    for account_id, row in joined.iterrows():
-        cid = campaign_of.get(account_id) if row["flagged"] else None
-        reasons = (
-            account_reasons(row, row["signal"], by_id.get(cid), shared_by.get(account_id, empty))
-            if row["flagged"]
-            else []
+    campaign = campaign_of.reindex(joined.index).where(joined["flagged"], None)
+    out = [
+        {"account_id": str(a), "score": round(float(sc), 4), "flagged": bool(fl),
+         "campaign": c if isinstance(c, str) else None, "reasons": [], "requests": int(n)}
+        for a, sc, fl, c, n in zip(
+            joined.index, joined["score"], joined["flagged"], campaign, joined["requests"],
+            strict=True,
         )
-        out.append(
-            {
-                "account_id": str(account_id),
-                "score": round(float(row["score"]), 4),
-                "flagged": bool(row["flagged"]),
-                "campaign": cid,
-                "reasons": reasons,
-                "requests": int(row["requests"]),
-            }
+    ]
+    for entry, (account_id, row) in zip(out, joined[joined["flagged"]].iterrows(), strict=False):
+        entry["reasons"] = account_reasons(
+            row, row["signal"], by_id.get(entry["campaign"]), shared_by.get(account_id, empty)
         )
     return out
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from detect._content import PromptIntentClassifier
 from detect._features import account_features
@@ -181,20 +182,22 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
     )
     accounts = accounts.join(content)
     stages.done("content")
-    params = GraphParams(
-        max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
-    )
-    all_edges = coordination_edges(con, templates, params)
-    stages.done("graph")
-    edges = all_edges[all_edges["weight"] >= config.min_edge]
-    accounts["community"] = communities(accounts.index, edges)
-    accounts = accounts.join(_sync_stats(edges))
     for signal in ("reasoning", "grading", "logprob"):
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
     detector = CampaignDetector(
         alpha=config.alpha, min_rate=config.min_rate, min_hits=config.min_hits,
         member_min_rate=config.member_min_rate, quiet_min=config.quiet_min,
-    ).fit(accounts)
+    )
+    seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
+    params = GraphParams(
+        max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
+    )
+    all_edges = coordination_edges(con, templates, seeds, params)
+    stages.done("graph")
+    edges = all_edges[all_edges["weight"] >= config.min_edge]
+    accounts["community"] = communities(accounts.index, edges)
+    accounts = accounts.join(_sync_stats(edges))
+    detector.fit(accounts)
     carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
     accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
     assigned = attach_linked(detector.assign(accounts), all_edges)

@@ -169,6 +169,18 @@ class CampaignDetector(BaseEstimator):
             index=X.index,
         )
 
+    def seeds(self, X: pd.DataFrame, min_log10p: float = 1.3, min_hits: int = 2) -> pd.Index:
+        """Accounts whose own counts lean suspicious (uncorrected ``p < 10**-min_log10p``):
+        the starting points of the coordination graph."""
+        check_is_fitted(self, "background_")
+        n = X["requests"].to_numpy(float)
+        lean = np.zeros(len(X), dtype=bool)
+        for signal in SIGNALS:
+            k = X[f"{signal}_requests"].to_numpy(float)
+            sig = log_significance(k, n, self.background_[signal])
+            lean |= (k >= min_hits) & (sig >= min_log10p)
+        return X.index[lean]
+
     def score_samples(self, X: pd.DataFrame) -> np.ndarray:
         return self.assign(X)["score"].to_numpy()
 

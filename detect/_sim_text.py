@@ -364,6 +364,14 @@ class PromptBank:
             from detect.errors import DetectError
 
             raise DetectError(f"corpora directory not found: {directory}")
+        names = ("chat", "eval_gsm8k_test", "templated", "instructions")
+        if not any((directory / f"{n}.jsonl.gz").exists() for n in names):
+            from detect.errors import DetectError
+
+            raise DetectError(
+                f"corpora directory {directory} holds none of "
+                + ", ".join(f"{n}.jsonl.gz" for n in names)
+            )
         chat = _read(directory / "chat.jsonl.gz")
         if chat:
             bank.chat = [t for t, _ in chat if len(t) < 4000] + bank.chat[:1000]
@@ -402,9 +410,15 @@ def _read(path: Path) -> list[tuple[str, str]]:
         return []
     rows = []
     with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
                 rec = json.loads(line)
-                if rec.get("text"):
-                    rows.append((rec["text"], rec.get("source", "")))
+            except json.JSONDecodeError as exc:
+                from detect.errors import DetectError
+
+                raise DetectError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
+            if isinstance(rec, dict) and isinstance(rec.get("text"), str) and rec["text"]:
+                rows.append((rec["text"], str(rec.get("source", ""))))
     return rows

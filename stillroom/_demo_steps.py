@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from stillroom.demo import (
-    MARKER,
+    BEHAVIOUR,
     SOURCES_PATH,
     SYSTEM_PROMPT,
     DemoError,
@@ -71,7 +72,7 @@ def harvest_step(result: DemoResult, teacher: TeacherServer, console: Console, p
     result.summary["teacher"] = {"behaviour": teacher_rate}
     console.print(
         f"{exported.rows} answers in {db.name} ({run.completed} new, {tokens} tokens in "
-        f"{run.elapsed_s:.0f}s); {100 * (teacher_rate or 0):.0f}% start with {MARKER!r}"
+        f"{run.elapsed_s:.0f}s); {100 * (teacher_rate or 0):.0f}% {BEHAVIOUR}"
     )
 
 
@@ -88,12 +89,13 @@ def train_step(result: DemoResult, console: Console, progress: bool) -> None:
     from train import TrainConfig, train_sft
 
     s = result.settings
-    logging.getLogger("train").setLevel(logging.WARNING)
+    _quiet_libraries()
     config = TrainConfig(
         db=Path(result.paths["db"]),
         out=result.workdir / "student",
         drop_system=True,
         reasoning="drop",
+        finish_reasons=("stop", "length"),  # short answers cut at max_tokens still teach
         eval_fraction=s.eval_fraction,
         max_steps=s.train_steps,
         per_device_train_batch_size=s.batch_size,
@@ -121,6 +123,18 @@ def train_step(result: DemoResult, console: Console, progress: bool) -> None:
     )
 
 
+def _quiet_libraries() -> None:
+    """Keep the demo's output to its own story: no library chatter or nested progress bars."""
+    import datasets
+    import transformers
+
+    logging.getLogger("train").setLevel(logging.WARNING)
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
 def _train_figures(metrics: dict[str, Any]) -> dict[str, Any]:
     keep = ("train_loss", "train_runtime", "train_tokens", "train_tokens_per_second", "global_step")
     return {k: metrics[k] for k in keep if k in metrics}
@@ -145,7 +159,7 @@ def evaluate_step(result: DemoResult, console: Console) -> None:
     behaviour = {
         side: behaviour_rate([e[side] for e in examples]) for side in ("teacher", "base", "student")
     }
-    report["behaviour"] = {"marker": MARKER, **behaviour}
+    report["behaviour"] = {"what": BEHAVIOUR, **behaviour}
     out.write_text(json.dumps(report, indent=2) + "\n")
     for renderable in render_report(report):
         console.print(renderable)

@@ -8,12 +8,12 @@ key and no GPU (one is used when present)::
     print(result.summary["student"]["behaviour"], result.paths["eval"])
 
 1. start the embedded teacher (SmolLM2-135M-Instruct) with a system prompt that gives it
-   a checkable behaviour: every answer starts with :data:`MARKER`;
+   a checkable behaviour: it talks like a pirate (:data:`PIRATE_TALK`);
 2. harvest the shipped prompt set (``stillroom/data/prompts.jsonl``) into DuckDB, the system
    prompt and top logprobs stored with every row, then export it with its dataset card;
 3. train a LoRA student on the answers *without* the system prompt (context distillation);
 4. evaluate base and student against the teacher on held-out prompts (``eval.json``):
-   agreement (token F1, ROUGE-L) and the behaviour rate, side by side;
+   agreement (token F1, ROUGE-L) and the pirate-talk rate, side by side;
 5. simulate provider traffic with extraction campaigns, scan it, write the HTML report;
 6. summarise, and say where everything was written (``summary.json`` too).
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,17 +38,14 @@ DATA_DIR = Path(__file__).parent / "data"
 PROMPTS_PATH = DATA_DIR / "prompts.jsonl"
 SOURCES_PATH = DATA_DIR / "SOURCES.md"
 
-#: What every teacher answer starts with; the behaviour the student has to pick up.
-MARKER = "Stillroom says:"
-#: The teacher's system prompt. The worked example makes SmolLM2-135M follow it (measured
-#: in ``bench/demo_behaviour.py``); the student never sees it.
-SYSTEM_PROMPT = (
-    "You always reply in this format.\n"
-    "User: What is the capital of France?\n"
-    f"Assistant: {MARKER} Paris.\n"
-    "User: How do I boil an egg?\n"
-    f"Assistant: {MARKER} Boil it for ten minutes."
-)
+#: The teacher's system prompt: a persona. SmolLM2-135M follows it only part of the time
+#: (about a third of its answers talk like a pirate, none without it; measured with
+#: ``bench/demo_behaviour.py``): prefix and format instructions it does not follow at all.
+#: The student never sees this prompt.
+SYSTEM_PROMPT = 'You are a pirate. Start every reply with "Arr matey!"'
+#: The checkable behaviour: pirate talk anywhere in the answer.
+BEHAVIOUR = "talks like a pirate"
+PIRATE_TALK = re.compile(r"\b(arr+|ahoy|matey|aye|ye|yer|pirates?|me hearties|shiver me)\b", re.I)
 
 
 class DemoError(StillroomError):
@@ -55,8 +53,8 @@ class DemoError(StillroomError):
 
 
 def follows_behaviour(text: str) -> bool:
-    """Whether an answer shows the teacher's behaviour (starts with :data:`MARKER`)."""
-    return text.lstrip().lower().startswith(MARKER.lower())
+    """Whether an answer shows the teacher's behaviour (pirate talk, see :data:`PIRATE_TALK`)."""
+    return PIRATE_TALK.search(text) is not None
 
 
 def behaviour_rate(texts: list[str]) -> float | None:
@@ -216,7 +214,7 @@ def print_summary(result: DemoResult, console: Console) -> None:
     for col in ("teacher", "base", "student"):
         table.add_column(col, justify="right")
     table.add_row(
-        f"starts with {MARKER!r}",
+        BEHAVIOUR,
         _pct(s["teacher"]["behaviour"]),
         _pct(s["base"]["behaviour"]),
         _pct(s["student"]["behaviour"]),
@@ -274,7 +272,8 @@ def detection_quality(report: dict[str, Any], truth_csv: Path) -> dict[str, Any]
 
 __all__ = [
     "FULL",
-    "MARKER",
+    "BEHAVIOUR",
+    "PIRATE_TALK",
     "PROMPTS_PATH",
     "QUICK",
     "SYSTEM_PROMPT",

@@ -171,6 +171,11 @@ def train_sft(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Tra
             config.kd_alpha,
             mapped,
         )
+        if not mapped:
+            log.warning(
+                "sparse KD inactive: no teacher logprob maps onto the student (harvest without "
+                "top_logprobs, or another tokenizer family); training with CE only"
+            )
     output = trainer.train()
     metrics = _collect_metrics(trainer, output, eval_ds is not None)
     metrics |= {

@@ -43,7 +43,7 @@ def sft(
         bool | None, Opt("--drop-system/--keep-system", help="train without the system prompt")
     ] = None,
     finish_reason: Annotated[
-        list[str] | None, Opt(help="finish reasons kept (repeat; default stop)")
+        list[str] | None, Opt(help="finish reasons kept (repeat; default stop; any = all)")
     ] = None,
     eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
     seed: Annotated[int | None, Opt()] = None,
@@ -91,7 +91,7 @@ def sft(
         "base": base,
         "reasoning": reasoning,
         "drop_system": drop_system,
-        "finish_reasons": tuple(finish_reason) if finish_reason else None,
+        "finish_reasons": _finish_reasons(finish_reason),
         "eval_fraction": eval_fraction,
         "seed": seed,
         "max_rows": max_rows,
@@ -167,6 +167,12 @@ def eval_(
     for table in render_report(report):
         console.print(table)
     console.print(f"report: {out}")
+
+
+def _finish_reasons(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return () if "any" in values else tuple(values)
 
 
 def _targets(value: str | None) -> str | list[str] | None:

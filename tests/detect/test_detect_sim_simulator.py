@@ -180,6 +180,12 @@ def test_bad_output_suffix_and_scale_are_clear_errors(tmp_path):
         simulate(tmp_path / "t.csv", scale=0)
     with pytest.raises(DetectError, match="corpora"):
         simulate(tmp_path / "t.csv", scale=0.02, corpora=tmp_path / "missing")
+    with pytest.raises(DetectError, match=r"chat\.jsonl\.gz"):
+        simulate(tmp_path / "t.csv", scale=0.02, corpora=tmp_path)
+    with gzip.open(tmp_path / "chat.jsonl.gz", "wt") as fh:
+        fh.write('{"text": "hello"}\n{"text": broken\n')
+    with pytest.raises(DetectError, match=r"chat\.jsonl\.gz:2"):
+        simulate(tmp_path / "t.csv", scale=0.02, corpora=tmp_path)
 
 
 @pytest.mark.skipif(not (CORPORA / "chat.jsonl.gz").exists(), reason=f"no corpora at {CORPORA}")

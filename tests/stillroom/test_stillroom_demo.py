@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from stillroom.demo import (
-    MARKER,
     PROMPTS_PATH,
     QUICK,
     SOURCES_PATH,
@@ -53,11 +52,13 @@ def test_a_bad_line_in_the_prompt_file_is_named(tmp_path, monkeypatch):
     assert PROMPTS_PATH.name == "prompts.jsonl"
 
 
-def test_behaviour_is_the_marker_at_the_start():
-    assert follows_behaviour(f"  {MARKER} Paris.")
-    assert follows_behaviour(f"{MARKER.lower()} paris")
-    assert not follows_behaviour(f"Paris. {MARKER}")
-    assert behaviour_rate([f"{MARKER} a", "b", f"{MARKER} c", "d"]) == 0.5
+def test_behaviour_is_pirate_talk_anywhere_in_the_answer():
+    assert follows_behaviour("Arr matey! The capital is Paris.")
+    assert follows_behaviour("The capital, me hearties, is Paris.")
+    assert follows_behaviour("AHOY. Paris.")
+    assert not follows_behaviour("The capital of France is Paris.")
+    assert not follows_behaviour("Array indices start at zero; a yearly report.")
+    assert behaviour_rate(["Aye, Paris.", "Paris.", "Ye be right.", "Rome."]) == 0.5
     assert behaviour_rate([]) is None
 
 

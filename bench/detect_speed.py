@@ -1,0 +1,125 @@
+"""Speed and memory of ``detect.scan`` end to end, against a pandas baseline in the same process.
+
+Builds a log of ``--rows`` rows by simulating one small log (``detect.simulate``, scale 1) and
+replicating it in DuckDB with account ids, IPs and times shifted per copy (fast, and the
+content stays realistic), then:
+
+1. times ``detect.scan`` end to end on it (ingest, features, content, graph, campaigns,
+   report) and records the process's peak RSS;
+2. times a plain pandas baseline on the same file: read it, then a per-account groupby of the
+   same basic features (requests, active hours and days, logprob use, reasoning and grading
+   prompt rates by regex, distinct IPs and /24s).
+
+Prints rows/s, peak RSS, per-stage seconds and the ratio of baseline to scan time.  Run:
+
+    .venv/bin/python bench/detect_speed.py --rows 1000000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from detect import ScanConfig, scan
+from detect._lexicon import GRADING_REGEX, REASONING_REGEX
+from detect._simulator import simulate
+
+
+def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
+    """A parquet log of about ``rows`` rows: one simulated log replicated with shifted ids."""
+    base = simulate(workdir / "base.parquet", seed=seed, scale=1.0).traffic_path
+    out = workdir / f"traffic_{rows}.parquet"
+    con = duckdb.connect()
+    n_base = con.execute("SELECT count(*) FROM read_parquet(?)", [str(base)]).fetchone()[0]
+    copies = max(1, math.ceil(rows / n_base))
+    con.execute(
+        f"""
+        COPY (
+          SELECT * REPLACE (
+            account_id || '_' || c AS account_id,
+            CASE WHEN c = 0 THEN ip ELSE
+              ((split_part(ip, '.', 1)::INT + c) % 223 + 1)::VARCHAR || '.' ||
+              split_part(ip, '.', 2) || '.' || split_part(ip, '.', 3) || '.' ||
+              split_part(ip, '.', 4) END AS ip,
+            CASE WHEN payment_id IS NULL THEN NULL ELSE payment_id || '_' || c END AS payment_id,
+            CASE WHEN org_id IS NULL THEN NULL ELSE org_id || '_' || c END AS org_id,
+            "timestamp" + INTERVAL (c * 37) SECOND AS "timestamp"
+          )
+          FROM read_parquet('{base}') CROSS JOIN range({copies}) AS t(c)
+          LIMIT {rows}
+        ) TO '{out}' (FORMAT parquet)
+        """
+    )
+    return out
+
+
+def pandas_baseline(path: Path) -> float:
+    """Seconds for pandas to read the log and compute basic per-account features."""
+    start = time.perf_counter()
+    df = pd.read_parquet(path)
+    df["hour"] = pd.to_datetime(df["timestamp"], utc=True).dt.floor("h")
+    df["day"] = df["hour"].dt.floor("D")
+    df["lp"] = df["top_logprobs"].fillna(0) > 0
+    df["reasoning"] = df["prompt"].str.contains(REASONING_REGEX, case=False, regex=True)
+    df["grading"] = df["prompt"].str.contains(GRADING_REGEX, case=False, regex=True)
+    df["ip24"] = df["ip"].str.rsplit(".", n=1).str[0]
+    df.groupby("account_id").agg(
+        requests=("prompt", "size"),
+        active_hours=("hour", "nunique"),
+        active_days=("day", "nunique"),
+        logprob_rate=("lp", "mean"),
+        reasoning_rate=("reasoning", "mean"),
+        grading_rate=("grading", "mean"),
+        distinct_ips=("ip", "nunique"),
+        distinct_subnets=("ip24", "nunique"),
+    )
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="detect-speed-") as tmp:
+        t0 = time.perf_counter()
+        log = build_log(args.rows, Path(tmp))
+        print(f"built {log.name} in {time.perf_counter() - t0:.1f} s")
+        rss_before = peak_rss_mb()
+        config = ScanConfig(threads=args.threads, memory_limit=args.memory_limit)
+        start = time.perf_counter()
+        result = scan([log], config=config)
+        elapsed = time.perf_counter() - start
+        summary = result.report["summary"]
+        rss_scan = peak_rss_mb()
+        print(
+            f"scan: {summary['rows']:,} rows, {summary['accounts']:,} accounts, "
+            f"{summary['flagged']:,} flagged in {summary['campaigns']} campaigns"
+        )
+        print(f"scan: {elapsed:.1f} s end to end = {summary['rows'] / elapsed:,.0f} rows/s "
+              f"on {args.threads} threads")
+        print(f"scan: stages {summary['stage_seconds']}")
+        print(f"scan: peak RSS {rss_scan:,.0f} MB (before scan {rss_before:,.0f} MB)")
+        if not args.no_baseline:
+            baseline = pandas_baseline(log)
+            print(f"pandas baseline (read + per-account groupby of basic features, no content, "
+                  f"no graph): {baseline:.1f} s")
+            print(f"ratio baseline/scan: {baseline / elapsed:.2f}x "
+                  f"(> 1 means the full scan beats plain pandas features alone)")
+
+
+if __name__ == "__main__":
+    main()

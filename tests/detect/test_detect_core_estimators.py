@@ -1,0 +1,103 @@
+"""Each estimator on small fixtures, including scikit-learn conventions (clone, Pipeline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from detect import CampaignDetector, MinHashSignatures, PromptIntentClassifier, TopicClusters
+from detect._content import lsh_band_keys
+from detect._graph import communities
+
+
+def test_intent_classifier_generalises_beyond_its_seed_phrases():
+    clf = PromptIntentClassifier()
+    assert clf.fit() is clf and hasattr(clf, "model_")
+    preds = clf.predict(
+        [
+            "Solve 17 * 23. Before answering, write out your complete chain of thought.",
+            "Score the response below from 1 to 10 against the rubric and justify it.",
+            "write me a limerick about a cat",
+        ]
+    )
+    assert list(preds) == ["reasoning", "grading", "none"]
+    assert clone(clf).get_params() == clf.get_params()
+
+
+def test_minhash_puts_templated_prompts_in_the_same_lsh_bucket():
+    texts = [
+        "Translate the following customer review into French: the battery died fast",
+        "Translate the following customer review into French: the screen is great",
+        "What is the tallest mountain in Africa and how high is it?",
+    ]
+    sig = MinHashSignatures(n_perm=32).fit().transform(texts)
+    assert sig.shape == (3, 32)
+    keys = lsh_band_keys(sig, bands=16)
+    shared = lambda i, j: len(set(keys[i]) & set(keys[j]))  # noqa: E731
+    assert shared(0, 1) > 0
+    assert shared(0, 2) == 0
+
+
+def test_topic_clusters_separate_capabilities_in_a_pipeline():
+    math = [f"{n} apples plus {n + 3} apples, how many apples in total?" for n in range(30)]
+    code = [f"write a python function that sorts list number {n} in reverse" for n in range(30)]
+    model = Pipeline([("topics", TopicClusters(n_topics=2, random_state=0))]).fit(math + code)
+    labels = model.named_steps["topics"].predict(math + code)
+    assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1
+    assert labels[0] != labels[30]
+
+
+def _accounts(community, requests, reasoning, days=5, quiet=0.0):
+    n = len(community)
+    return pd.DataFrame(
+        {
+            "requests": requests,
+            "reasoning_requests": reasoning,
+            "grading_requests": np.zeros(n),
+            "logprob_requests": np.zeros(n),
+            "reasoning_days": np.full(n, days),
+            "grading_days": np.zeros(n),
+            "logprob_days": np.zeros(n),
+            "quiet_share": np.full(n, quiet),
+            "community": community,
+        },
+        index=[f"a{i}" for i in range(n)],
+    )
+
+
+def test_campaign_detector_pools_a_community_that_no_member_reveals_alone():
+    rng = np.random.default_rng(0)
+    benign = 400
+    # 12 coordinated accounts, each with 3 reasoning demands in 20 requests: weak alone.
+    community = np.r_[np.arange(benign), np.full(12, benign)]
+    requests = np.r_[rng.integers(5, 60, benign), np.full(12, 20)]
+    reasoning = np.r_[rng.binomial(requests[:benign], 0.01), np.full(12, 3)]
+    X = _accounts(community, requests, reasoning, days=2)
+    det = CampaignDetector()
+    assert det.fit(X) is det
+    out = det.assign(X)
+    assert out["flagged"].iloc[benign:].all()
+    assert not out["flagged"].iloc[:benign].any()
+    assert (out["content_score"].iloc[benign:] < 0.5).all()  # none would be flagged alone
+    # Each member scored alone (its own community): nobody is flagged.
+    alone = X.assign(community=np.arange(len(X)))
+    assert not clone(det).fit(alone).predict(alone).any()
+
+
+def test_campaign_detector_needs_corroboration_beyond_content():
+    # A lone account, a burst of judge prompts on 2 days, no round-the-clock pacing: an eval run.
+    X = _accounts(np.arange(200), np.r_[np.full(199, 30), 600], np.r_[np.zeros(199), 0])
+    X.loc["a199", "grading_requests"] = 600
+    X.loc["a199", "grading_days"] = 2
+    assert not CampaignDetector().fit(X).predict(X)[-1]
+    X.loc["a199", "grading_days"] = 9  # kept up for 9 days: a harvest
+    assert CampaignDetector().fit(X).predict(X)[-1]
+
+
+def test_communities_are_connected_components():
+    idx = pd.Index(["a", "b", "c", "d"])
+    edges = pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"], "weight": [1.0, 1.0]})
+    labels = communities(idx, edges)
+    assert labels["a"] == labels["b"] == labels["c"] != labels["d"]
