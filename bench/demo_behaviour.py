@@ -28,7 +28,10 @@ def _prefix(marker: str):
 #: Tried while choosing the demo's behaviour: (system prompt, check).
 CANDIDATES = {
     "pirate (the demo's)": (SYSTEM_PROMPT, follows_behaviour),
-    "prefix instruction": ('Start every answer with "Stillroom says:".', _prefix("Stillroom says:")),
+    "prefix instruction": (
+        'Start every answer with "Stillroom says:".',
+        _prefix("Stillroom says:"),
+    ),
     "prefix, worked example": (
         "You always reply in this format.\nUser: What is the capital of France?\n"
         "Assistant: Stillroom says: Paris.",

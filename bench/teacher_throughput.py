@@ -56,7 +56,12 @@ def main() -> None:
     prompts = [p["prompt"] for p in load_shipped_prompts(args.prompts)]
     cores = os.cpu_count() or 1
     settings = [
-        ("llama-cpp-python defaults", dict(n_threads=max(cores // 2, 1), logits_all=False), 1, None),
+        (
+            "llama-cpp-python defaults",
+            dict(n_threads=max(cores // 2, 1), logits_all=False),
+            1,
+            None,
+        ),
         ("stillroom: all cores, no logprobs", dict(logits_all=False), 1, None),
         ("stillroom: all cores, logits_all, top 5", dict(), 1, 5),
         ("stillroom: all cores, logits_all, top 5, 2 clients", dict(), 2, 5),

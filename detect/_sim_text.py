@@ -15,6 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from detect._sim_words import (  # noqa: F401 (re-exported for the populations)
+    _APP_TEMPLATES,
+    _ASKS,
+    _CODE_TASKS,
+    _FOLLOWUPS,
+    _ITEMS,
+    _LANGS,
+    _LEADS,
+    _NAMES,
+    _SLOT_WORDS,
+    _TAILS,
+    _TOPICS,
+)
+
 # --- phrases the public reports describe -------------------------------------------------
 
 COT_COERCION = (
@@ -149,150 +163,6 @@ AGENT_STEPS = (
     "Observation: the file has {n} lines; the first error is on line {m}. Next action?",
     "Tool result: HTTP 200, {n} bytes. What next?",
     "Observation: {n} tests passed, {m} failed. Thought:",
-)
-
-# --- small word lists for built-in generation --------------------------------------------
-
-_TOPICS = (
-    "photosynthesis",
-    "the French revolution",
-    "compound interest",
-    "black holes",
-    "sourdough bread",
-    "a job interview",
-    "climate change",
-    "the stock market",
-    "machine learning",
-    "Roman history",
-    "a birthday party",
-    "houseplants",
-    "marathon training",
-    "tax returns",
-    "the immune system",
-    "jazz music",
-    "electric cars",
-    "a wedding speech",
-    "quantum computing",
-    "vegan recipes",
-    "my cover letter",
-    "the water cycle",
-    "inflation",
-    "chess openings",
-    "learning Spanish",
-    "a road trip in Italy",
-    "sleep hygiene",
-    "startup pitch decks",
-    "python decorators",
-    "SQL joins",
-    "kubernetes pods",
-    "regex lookaheads",
-    "git rebase",
-    "a haiku about autumn",
-    "my landlord",
-    "dog training",
-    "the moon landing",
-    "meditation",
-    "budget spreadsheets",
-    "Shakespeare's sonnets",
-    "volcanoes",
-    "blockchain",
-    "home insurance",
-    "chain-of-thought prompting",
-    "how detectives explain their reasoning",
-    "grading rubrics for my students",
-    "how to score a job candidate",
-    "the thought process behind a chess move",
-)
-_ASKS = (
-    "Can you explain",
-    "What is",
-    "Help me understand",
-    "Write a short paragraph about",
-    "Give me three ideas for",
-    "What are the pros and cons of",
-    "Summarize",
-    "Tell me about",
-    "I need advice on",
-    "Make a plan for",
-    "How should I think about",
-    "Write a poem about",
-)
-_LEADS = ("", "", "", "hey, ", "Quick question: ", "hi! ", "ok so ", "Please ")
-_TAILS = (
-    "",
-    "",
-    "",
-    "?",
-    " thanks",
-    " in simple terms",
-    " for a 10 year old",
-    " in under 100 words",
-    " with examples",
-    " (I'm a beginner)",
-    " - be concise",
-)
-_FOLLOWUPS = (
-    "can you make it shorter?",
-    "thanks! now in bullet points",
-    "why?",
-    "give another example",
-    "that didn't work, try again",
-    "translate that to German",
-    "more detail please",
-    "ok",
-    "what about the second point?",
-    "rewrite it more formally",
-)
-_LANGS = ("Python", "JavaScript", "Go", "Rust", "Java", "C++", "TypeScript", "SQL")
-_CODE_TASKS = (
-    "reverses a linked list",
-    "parses a CSV file into records",
-    "checks if a string is a palindrome",
-    "computes the nth Fibonacci number",
-    "merges two sorted arrays",
-    "validates an email address",
-    "implements an LRU cache",
-    "finds the longest common subsequence",
-    "flattens a nested list",
-    "rate-limits calls with a token bucket",
-    "serializes a binary tree",
-    "computes a moving average",
-    "detects a cycle in a graph",
-    "implements binary search",
-    "counts word frequencies in a text",
-    "deduplicates records",
-)
-_NAMES = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goro", "Hana", "Ivan", "Jo", "Kofi")
-_ITEMS = ("apples", "marbles", "books", "tickets", "cookies", "stamps", "pencils", "shells")
-_APP_TEMPLATES = (
-    "Translate the following customer review into French:\n\n{slot}",
-    "Classify the sentiment of this support ticket as positive, neutral or negative.\n"
-    "Ticket: {slot}\nSentiment:",
-    "Write a product description for an online store. Product: {slot}. Tone: friendly.",
-    "Extract the company names mentioned in the text below as a JSON list.\n\n{slot}",
-    "Summarize this email in one sentence:\n{slot}",
-)
-_SLOT_WORDS = (
-    "order",
-    "late",
-    "refund",
-    "great",
-    "battery",
-    "screen",
-    "delivery",
-    "price",
-    "broken",
-    "quality",
-    "support",
-    "recommend",
-    "size",
-    "color",
-    "invoice",
-    "account",
-    "password",
-    "shipping",
-    "warranty",
-    "excellent",
 )
 
 

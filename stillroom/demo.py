@@ -97,14 +97,21 @@ class DemoSettings:
 
 
 QUICK = DemoSettings(
-    prompts=48, max_tokens=48, train_steps=30, eval_limit=8, eval_max_new_tokens=32, sim_scale=0.05
+    prompts=48,
+    max_tokens=48,
+    train_steps=30,
+    batch_size=4,
+    eval_limit=8,
+    eval_max_new_tokens=32,
+    sim_scale=0.05,
 )
 FULL = DemoSettings(
-    prompts=240,
-    max_tokens=96,
-    train_steps=120,
-    eval_limit=32,
-    eval_max_new_tokens=64,
+    prompts=200,
+    max_tokens=80,
+    train_steps=100,
+    batch_size=8,
+    eval_limit=30,
+    eval_max_new_tokens=48,
     sim_scale=0.3,
 )
 
@@ -209,13 +216,14 @@ def print_summary(result: DemoResult, console: Console) -> None:
     from rich.table import Table
 
     s = result.summary
-    table = Table(title="stillroom demo: summary")
+    n = s.get("held_out_prompts")
+    table = Table(title=f"stillroom demo: base vs student on {n} held-out prompts")
     table.add_column("measure")
     for col in ("teacher", "base", "student"):
         table.add_column(col, justify="right")
     table.add_row(
         BEHAVIOUR,
-        _pct(s["teacher"]["behaviour"]),
+        _pct(s["teacher_held_out_behaviour"]),
         _pct(s["base"]["behaviour"]),
         _pct(s["student"]["behaviour"]),
     )
@@ -271,8 +279,8 @@ def detection_quality(report: dict[str, Any], truth_csv: Path) -> dict[str, Any]
 
 
 __all__ = [
-    "FULL",
     "BEHAVIOUR",
+    "FULL",
     "PIRATE_TALK",
     "PROMPTS_PATH",
     "QUICK",

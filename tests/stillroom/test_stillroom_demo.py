@@ -106,4 +106,4 @@ def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
     assert "Sources of" not in Path(paths["dataset_card"]).read_text()
     assert "Vicuna" in Path(paths["dataset_card"]).read_text()
     assert s["detect"]["flagged"] > 0 and s["detect"]["precision"] > 0.5
-    assert "summary" in result.output and str(workdir.name) in result.output
+    assert "held-out prompts" in result.output and "report.html" in result.output
