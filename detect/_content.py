@@ -55,7 +55,10 @@ class PromptIntentClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("PromptIntentClassifier.fit needs labels y (or X=None for seeds)")
         self.vectorizer_ = self._vectorizer()
         self.model_ = SGDClassifier(
-            loss="log_loss", alpha=self.alpha, max_iter=50, tol=None,
+            loss="log_loss",
+            alpha=self.alpha,
+            max_iter=50,
+            tol=None,
             random_state=self.random_state,
         ).fit(self.vectorizer_.transform(list(X)), list(y))
         self.classes_ = self.model_.classes_
@@ -88,12 +91,22 @@ class MinHashSignatures(TransformerMixin, BaseEstimator):
         self.a_ = rng.integers(1, _MERSENNE, self.n_perm, dtype=np.uint64)
         self.b_ = rng.integers(0, _MERSENNE, self.n_perm, dtype=np.uint64)
         self.vectorizer_ = HashingVectorizer(
-            n_features=self.n_features, analyzer="word", ngram_range=(self.shingle, self.shingle),
-            alternate_sign=False, norm=None, binary=True, token_pattern=r"(?u)\b\w+\b",
+            n_features=self.n_features,
+            analyzer="word",
+            ngram_range=(self.shingle, self.shingle),
+            alternate_sign=False,
+            norm=None,
+            binary=True,
+            token_pattern=r"(?u)\b\w+\b",
         )
         self.fallback_ = HashingVectorizer(
-            n_features=self.n_features, analyzer="word", ngram_range=(1, self.shingle),
-            alternate_sign=False, norm=None, binary=True, token_pattern=r"(?u)\b\w+\b",
+            n_features=self.n_features,
+            analyzer="word",
+            ngram_range=(1, self.shingle),
+            alternate_sign=False,
+            norm=None,
+            binary=True,
+            token_pattern=r"(?u)\b\w+\b",
         )
         return self
 
@@ -132,9 +145,10 @@ def lsh_band_keys(signatures: np.ndarray, bands: int = 8) -> np.ndarray:
     keys = np.empty((n, bands), dtype=np.int64)
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
-        keys[:, band] = pd.util.hash_array(block.view(f"V{block.itemsize * rows}").ravel()).view(
-            np.int64
-        ) ^ band
+        keys[:, band] = (
+            pd.util.hash_array(block.view(f"V{block.itemsize * rows}").ravel()).view(np.int64)
+            ^ band
+        )
     return keys
 
 

@@ -150,7 +150,9 @@ def coordination_edges(
     con.execute("CREATE OR REPLACE TEMP TABLE seeds AS SELECT * FROM seeds_df")
     con.unregister("seeds_df")
     con.register("template_members_df", templates)
-    con.execute("CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df"
+    )
     con.unregister("template_members_df")
     con.execute(_ARTIFACTS_SQL)
     weights = ", ".join(f"('{k}', {w})" for k, w in KIND_WEIGHTS.items())
@@ -161,8 +163,10 @@ def coordination_edges(
     )
     perms = int(params.sync_perms)
     sync = _SYNC_SQL.format(
-        bucket_s=int(params.sync_bucket_s), min_actions=int(params.sync_min_actions),
-        perms=perms, min_equal=max(1, int(np.floor(0.75 * params.sync_min_jaccard * perms))),
+        bucket_s=int(params.sync_bucket_s),
+        min_actions=int(params.sync_min_actions),
+        perms=perms,
+        min_equal=max(1, int(np.floor(0.75 * params.sync_min_jaccard * perms))),
         min_jaccard=float(params.sync_min_jaccard),
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")

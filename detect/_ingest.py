@@ -121,7 +121,9 @@ def resolve_log_paths(paths: list[str | Path]) -> list[Path]:
         else:
             raise LogNotFoundError(f"{text}: no such file, directory or glob match")
         if not matches:
-            raise LogNotFoundError(f"{text}: matched no traffic files (.parquet, .jsonl[.gz], .csv)")
+            raise LogNotFoundError(
+                f"{text}: matched no traffic files (.parquet, .jsonl[.gz], .csv)"
+            )
         for match in matches:
             if log_format(match) is None:
                 raise LogFormatError(
@@ -315,4 +317,3 @@ def _record_skipped(
             if reason == "unparseable timestamp":
                 example["value"] = str(raw_ts)[:80]
             stats.skipped_examples.append(example)
-

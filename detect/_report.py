@@ -11,8 +11,16 @@ from detect._reasons import account_reasons, campaign_summary
 from detect._scoring import SIGNALS, CampaignDetector, log_significance
 
 HISTOGRAM_FEATURES = (
-    "requests", "reasoning_rate", "grading_rate", "logprob_rate", "quiet_share", "gap_cv",
-    "token_ratio", "shared_template_rate", "duplicate_rate", "distinct_subnets",
+    "requests",
+    "reasoning_rate",
+    "grading_rate",
+    "logprob_rate",
+    "quiet_share",
+    "gap_cv",
+    "token_ratio",
+    "shared_template_rate",
+    "duplicate_rate",
+    "distinct_subnets",
 )
 _HOURLY_SQL = """
 SELECT m.campaign, date_trunc('hour', t.ts) AS bucket, count(*) AS requests,
@@ -110,7 +118,10 @@ def add_shared_evidence(campaigns: list[dict], shared: pd.DataFrame, campaign_of
 
 
 def account_entries(
-    accounts: pd.DataFrame, assigned: pd.DataFrame, campaigns: list[dict], campaign_of,
+    accounts: pd.DataFrame,
+    assigned: pd.DataFrame,
+    campaigns: list[dict],
+    campaign_of,
     shared: pd.DataFrame,
 ) -> list[dict]:
     """The ``accounts`` list: every account, flagged first then by score; reasons when flagged."""
@@ -120,10 +131,20 @@ def account_entries(
     joined = accounts.join(assigned).sort_values(["flagged", "score"], ascending=False)
     campaign = campaign_of.reindex(joined.index).where(joined["flagged"], None)
     out = [
-        {"account_id": str(a), "score": round(float(sc), 4), "flagged": bool(fl),
-         "campaign": c if isinstance(c, str) else None, "reasons": [], "requests": int(n)}
+        {
+            "account_id": str(a),
+            "score": round(float(sc), 4),
+            "flagged": bool(fl),
+            "campaign": c if isinstance(c, str) else None,
+            "reasons": [],
+            "requests": int(n),
+        }
         for a, sc, fl, c, n in zip(
-            joined.index, joined["score"], joined["flagged"], campaign, joined["requests"],
+            joined.index,
+            joined["score"],
+            joined["flagged"],
+            campaign,
+            joined["requests"],
             strict=True,
         )
     ]
@@ -154,7 +175,10 @@ def graph_section(edges: pd.DataFrame, assigned: pd.DataFrame, campaign_of, cap:
     edge_list = [
         {"source": str(s), "target": str(t), "weight": round(float(w), 3), "via": sorted(v)}
         for s, t, w, v in zip(
-            touching["source"], touching["target"], touching["weight"], touching["kinds"],
+            touching["source"],
+            touching["target"],
+            touching["weight"],
+            touching["kinds"],
             strict=True,
         )
     ]

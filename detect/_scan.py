@@ -30,7 +30,6 @@ from detect._scoring import CampaignDetector
 from detect._signals import content_signals, sample_prompts
 from detect.errors import ConfigError, NoValidRowsError
 
-
 CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
 
 
@@ -75,8 +74,15 @@ class ScanConfig:
     max_graph_edges: int = 2000
 
     def __post_init__(self) -> None:
-        positive = ("sample_per_account", "sample_budget", "n_topics", "max_group",
-                    "sync_bucket_s", "min_hits", "max_graph_edges")
+        positive = (
+            "sample_per_account",
+            "sample_budget",
+            "n_topics",
+            "max_group",
+            "sync_bucket_s",
+            "min_hits",
+            "max_graph_edges",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"ScanConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -108,8 +114,14 @@ class ScanResult:
             writer.writerow(["account_id", "score", "flagged", "campaign", "requests", "reasons"])
             for a in self.report["accounts"]:
                 writer.writerow(
-                    [a["account_id"], a["score"], a["flagged"], a["campaign"] or "",
-                     a["requests"], "; ".join(a["reasons"])]
+                    [
+                        a["account_id"],
+                        a["score"],
+                        a["flagged"],
+                        a["campaign"] or "",
+                        a["requests"],
+                        "; ".join(a["reasons"]),
+                    ]
                 )
         return path
 
@@ -185,8 +197,11 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
     for signal in ("reasoning", "grading", "logprob"):
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
     detector = CampaignDetector(
-        alpha=config.alpha, min_rate=config.min_rate, min_hits=config.min_hits,
-        member_min_rate=config.member_min_rate, quiet_min=config.quiet_min,
+        alpha=config.alpha,
+        min_rate=config.min_rate,
+        min_hits=config.min_hits,
+        member_min_rate=config.member_min_rate,
+        quiet_min=config.quiet_min,
     )
     seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
     params = GraphParams(
@@ -202,8 +217,10 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
     accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
     assigned = attach_linked(detector.assign(accounts), all_edges)
     campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
-    shared = shared_with(con, campaign_of) if len(campaign_of) else pd.DataFrame(
-        columns=["account_id", "kind", "values", "peers"]
+    shared = (
+        shared_with(con, campaign_of)
+        if len(campaign_of)
+        else pd.DataFrame(columns=["account_id", "kind", "values", "peers"])
     )
     add_shared_evidence(campaigns, shared, campaign_of)
     stages.done("campaigns")
@@ -229,8 +246,10 @@ def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
         return assigned
     group = assigned["group"]
     links = pd.concat(
-        [edges[["source", "target", "weight"]],
-         edges[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1)]
+        [
+            edges[["source", "target", "weight"]],
+            edges[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1),
+        ]
     )
     links = links[links["source"].isin(candidates) & links["target"].map(flagged).fillna(False)]
     if links.empty:
@@ -259,8 +278,10 @@ def _sync_stats(edges: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["sync_peers", "sync_jaccard"])
     sync = edges[edges["kinds"].map(lambda kinds: "sync" in kinds)]
     both = pd.concat(
-        [sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
-         sync[["target", "jaccard"]].rename(columns={"target": "account_id"})]
+        [
+            sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
+            sync[["target", "jaccard"]].rename(columns={"target": "account_id"}),
+        ]
     )
     out = both.groupby("account_id").agg(
         sync_peers=("jaccard", "size"), sync_jaccard=("jaccard", "max")

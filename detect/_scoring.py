@@ -25,8 +25,11 @@ from sklearn.utils.validation import check_is_fitted
 
 SIGNALS = ("reasoning", "grading", "logprob")
 REQUIRED = (
-    "requests", "quiet_share", "community",
-    *(f"{s}_requests" for s in SIGNALS), *(f"{s}_days" for s in SIGNALS),
+    "requests",
+    "quiet_share",
+    "community",
+    *(f"{s}_requests" for s in SIGNALS),
+    *(f"{s}_days" for s in SIGNALS),
 )
 
 
@@ -127,27 +130,40 @@ class CampaignDetector(BaseEstimator):
         days = [f"{s}_days" for s in SIGNALS]
         requests = X["requests"].to_numpy(float)
         own = self._evidence(
-            X[cols].to_numpy(float), requests, X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float), np.ones(len(X)), self.account_threshold_,
+            X[cols].to_numpy(float),
+            requests,
+            X["quiet_share"].fillna(0).to_numpy(float),
+            X[days].to_numpy(float),
+            np.ones(len(X)),
+            self.account_threshold_,
         )
         content = self._evidence(
-            X[cols].to_numpy(float), requests, X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float), np.ones(len(X)), self.account_threshold_, corroborate=False,
+            X[cols].to_numpy(float),
+            requests,
+            X["quiet_share"].fillna(0).to_numpy(float),
+            X[days].to_numpy(float),
+            np.ones(len(X)),
+            self.account_threshold_,
+            corroborate=False,
         ).max(axis=1)
         weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
         groups = weighted.groupby("community")
         pooled = groups[[*cols, "requests", "qw", "size"]].sum().join(groups[days].max())
         com = self._evidence(
-            pooled[cols].to_numpy(float), pooled["requests"].to_numpy(float),
+            pooled[cols].to_numpy(float),
+            pooled["requests"].to_numpy(float),
             (pooled["qw"] / pooled["requests"].clip(lower=1)).to_numpy(float),
-            pooled[days].to_numpy(float), pooled["size"].to_numpy(float),
+            pooled[days].to_numpy(float),
+            pooled["size"].to_numpy(float),
             self.community_threshold_,
         )
         com = com[pooled.index.get_indexer(X["community"])]
         own_rates = X[cols].to_numpy(float) / np.maximum(requests, 1)[:, None]
         own_sig = np.vstack(
-            [log_significance(X[c].to_numpy(float), requests, self.background_[s])
-             for c, s in zip(cols, SIGNALS, strict=True)]
+            [
+                log_significance(X[c].to_numpy(float), requests, self.background_[s])
+                for c, s in zip(cols, SIGNALS, strict=True)
+            ]
         ).T
         linked = X.get("evidence_link", pd.Series(0.0, index=X.index)).fillna(0).to_numpy(float)
         member_ok = (com >= 0.5) & (

@@ -56,9 +56,9 @@ def content_signals(
     frame = pd.DataFrame({"account_id": sample["account_id"].to_numpy()})
     frame["intent_reasoning"] = proba[:, classes.index("reasoning")] >= 0.5
     frame["intent_grading"] = proba[:, classes.index("grading")] >= 0.5
-    frame["topic"] = TopicClusters(n_topics=n_topics, random_state=random_state).fit(
-        texts
-    ).predict(texts)
+    frame["topic"] = (
+        TopicClusters(n_topics=n_topics, random_state=random_state).fit(texts).predict(texts)
+    )
     grouped = frame.groupby("account_id", sort=True)
     out = grouped[["intent_reasoning", "intent_grading"]].mean()
     topic_counts = frame.groupby(["account_id", "topic"]).size()
@@ -86,8 +86,11 @@ def shared_templates(sample: pd.DataFrame, *, bands: int = 8, min_prompts: int =
     )
     _, labels = connected_components(graph, directed=False)
     frame = pd.DataFrame(
-        {"account_id": sample["account_id"].to_numpy(), "phash": sample["phash"].to_numpy(),
-         "value": labels[:n]}
+        {
+            "account_id": sample["account_id"].to_numpy(),
+            "phash": sample["phash"].to_numpy(),
+            "value": labels[:n],
+        }
     )
     distinct = frame.groupby("value")["phash"].nunique()
     frame = frame[frame["value"].isin(distinct.index[distinct >= min_prompts])]

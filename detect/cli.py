@@ -18,7 +18,9 @@ _console = Console(stderr=True)
 def scan_command(
     logs: list[str] = typer.Argument(..., help="Traffic files, globs or directories (schema v1)."),
     out: Path = typer.Option(..., "--out", help="Write the JSON report here."),
-    html: Path | None = typer.Option(None, "--html", help="Also write a self-contained HTML report."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report."
+    ),
     csv: Path | None = typer.Option(None, "--csv", help="Also write one CSV row per account."),
     column_map: list[str] = typer.Option(
         [], "--map", help="Rename a column: SRC=DST (DST a schema-v1 name); repeatable."
@@ -43,22 +45,26 @@ def scan_command(
         typer.echo(line)
     for example in result.report["summary"]["skipped_examples"][:5]:
         _console.print(f"skipped: {example}", markup=False)
-    typer.echo(f"report: {out}" + (f", html: {html}" if html else "") + (f", csv: {csv}" if csv else ""))
+    typer.echo(
+        f"report: {out}" + (f", html: {html}" if html else "") + (f", csv: {csv}" if csv else "")
+    )
 
 
 @app.command("simulate")
 def simulate_command(
-    out: Path = typer.Option(..., "--out", help="Traffic file: .parquet, .jsonl, .jsonl.gz or .csv."),
+    out: Path = typer.Option(
+        ..., "--out", help="Traffic file: .parquet, .jsonl, .jsonl.gz or .csv."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
     scale: float = typer.Option(1.0, "--scale", help="1.0 is about 100k rows."),
     corpora: Path | None = typer.Option(
-        None, "--corpora", help="Directory of prompt corpora (*.jsonl.gz) to draw real prompts from."
+        None,
+        "--corpora",
+        help="Directory of prompt corpora (*.jsonl.gz) to draw real prompts from.",
     ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
     from detect._simulator import simulate
 
     result = simulate(out, seed=seed, scale=scale, corpora=corpora)
-    typer.echo(
-        f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}"
-    )
+    typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

@@ -13,10 +13,20 @@ from detect import ColumnMapError, LogNotFoundError, SchemaError, parse_column_m
 from detect._ingest import ingest_logs, resolve_log_paths
 
 ROWS = [
-    {"timestamp": "2026-01-05T10:00:00Z", "account_id": "a1", "prompt": "hello there",
-     "ip": "10.1.2.3", "top_logprobs": 0},
-    {"timestamp": "2026-01-05T11:00:00+02:00", "account_id": "a2", "prompt": "what is 2+2",
-     "ip": "10.1.2.4", "top_logprobs": 5},
+    {
+        "timestamp": "2026-01-05T10:00:00Z",
+        "account_id": "a1",
+        "prompt": "hello there",
+        "ip": "10.1.2.3",
+        "top_logprobs": 0,
+    },
+    {
+        "timestamp": "2026-01-05T11:00:00+02:00",
+        "account_id": "a2",
+        "prompt": "what is 2+2",
+        "ip": "10.1.2.4",
+        "top_logprobs": 5,
+    },
     {"timestamp": "not a time", "account_id": "a3", "prompt": "bad timestamp"},
     {"timestamp": "2026-01-05T12:00:00Z", "account_id": "", "prompt": "no account"},
     {"timestamp": "2026-01-05T13:00:00Z", "account_id": "a4", "prompt": None},
@@ -51,7 +61,9 @@ def test_every_format_keeps_valid_rows_and_reports_skipped_ones(tmp_path, fmt):
     assert stats.rows == 2
     assert stats.rows_skipped == 3
     assert stats.skipped_by_reason == {
-        "unparseable timestamp": 1, "missing account_id": 1, "missing prompt": 1
+        "unparseable timestamp": 1,
+        "missing account_id": 1,
+        "missing prompt": 1,
     }
     reasons = {e["reason"]: e for e in stats.skipped_examples}
     bad_ts = reasons["unparseable timestamp"]

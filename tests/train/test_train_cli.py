@@ -92,3 +92,11 @@ def test_python_m_train_prints_one_line_errors(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"Error: {tmp_path / 'n.duckdb'}: no such harvest database"
     ]
+
+
+def test_finish_reason_flag() -> None:
+    from train.cli import _finish_reasons
+
+    assert _finish_reasons(None) is None  # the config's default (stop) stays
+    assert _finish_reasons(["stop", "length"]) == ("stop", "length")
+    assert _finish_reasons(["any"]) == ()  # keep every finish reason
