@@ -38,7 +38,7 @@ def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
     """A parquet log of about ``rows`` rows: one simulated log replicated with shifted ids."""
     base = simulate(workdir / "base.parquet", seed=seed, scale=1.0).traffic_path
     out = workdir / f"traffic_{rows}.parquet"
-    con = duckdb.connect()
+    con = duckdb.connect(config={"enable_progress_bar": False})
     n_base = con.execute("SELECT count(*) FROM read_parquet(?)", [str(base)]).fetchone()[0]
     copies = max(1, math.ceil(rows / n_base))
     con.execute(

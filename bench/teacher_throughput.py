@@ -65,7 +65,7 @@ def main() -> None:
         ("stillroom: all cores, no logprobs", dict(logits_all=False), 1, None),
         ("stillroom: all cores, logits_all, top 5", dict(), 1, 5),
         ("stillroom: all cores, logits_all, top 5, 2 clients", dict(), 2, 5),
-        ("stillroom: all cores, n_batch 128, top 5", dict(n_batch=128), 1, 5),
+        ("one thread, logits_all, top 5", dict(n_threads=1), 1, 5),
     ]
     print(f"{len(prompts)} prompts x max_tokens {args.max_tokens}, {cores} cores, greedy")
     rows, baseline = [], None

@@ -1,7 +1,7 @@
 """Training tokens/s of ``train_sft`` against a plain TRL script with identical settings.
 
 Both runs train the same LoRA (r=16, all-linear) on SmolLM2-135M-Instruct over the same
-harvest rows, in this process, alternating (plain, stillroom, plain, stillroom, ...); the
+harvest rows, in this process, alternating which goes first in each repeat; the
 figure is the median of each side's ``train tokens / train_runtime`` and the ratio
 stillroom / plain (target: >= 0.95, i.e. at most 5% overhead). End-to-end wall time
 (data loading, model load, saving) is printed too.
@@ -15,6 +15,7 @@ synthetic: throughput does not depend on their quality), else from a built-in li
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import statistics
@@ -159,8 +160,13 @@ def main() -> None:
             finish_reasons=("stop",),
             warmup=0.0,
         )
-        results["plain TRL"].append(plain_trl(db, base, tmp / f"plain{rep}", cfg))
-        results["stillroom train_sft"].append(stillroom_sft(cfg))
+        runs = [
+            ("plain TRL", lambda rep=rep, cfg=cfg: plain_trl(db, base, tmp / f"plain{rep}", cfg)),
+            ("stillroom train_sft", lambda cfg=cfg: stillroom_sft(cfg)),
+        ]
+        for name, run in runs if rep % 2 == 0 else runs[::-1]:  # alternate who goes first
+            results[name].append(run())
+            gc.collect()
         print(
             f"repeat {rep}: " + ", ".join(f"{k} {v[-1][0]:.1f} tok/s" for k, v in results.items())
         )

@@ -66,7 +66,8 @@ def behaviour_rate(texts: list[str]) -> float | None:
 class DemoSettings:
     """Sizes of one demo run (``QUICK`` and ``FULL`` are the two shipped presets).
 
-    Harvest: prompts (first N of the shipped set), max_tokens, top_logprobs, concurrency.
+    Harvest: prompts (first N of the shipped set), max_tokens, concurrency, top_logprobs
+    (None = not asked, and the teacher runs without ``logits_all``: ~4x the tokens/s).
     Train: train_steps, batch_size, learning_rate, max_length, eval_fraction.
     Evaluate: eval_limit (held-out prompts), eval_max_new_tokens.
     Detect: sim_scale (1.0 is about 100k rows of traffic).
@@ -78,7 +79,7 @@ class DemoSettings:
     eval_limit: int
     eval_max_new_tokens: int
     sim_scale: float
-    top_logprobs: int = 5
+    top_logprobs: int | None = None
     concurrency: int = 2
     batch_size: int = 8
     learning_rate: float = 1e-3
@@ -188,7 +189,8 @@ def run_demo(
     steps = _Steps(console, result.timings_s)
     started = time.perf_counter()
     with steps.step("teacher", "start the embedded teacher (SmolLM2-135M-Instruct, llama.cpp)"):
-        teacher_cm = serve_teacher(TeacherConfig(system=SYSTEM_PROMPT))
+        logprobs = settings.top_logprobs is not None  # logits_all costs the CPU teacher ~4x
+        teacher_cm = serve_teacher(TeacherConfig(system=SYSTEM_PROMPT, logits_all=logprobs))
         teacher = teacher_cm.__enter__()
         console.print(f"teacher at {teacher.base_url}, model {teacher.model}, policy smollm2")
         console.print(f"system prompt (hidden from the student):\n[cyan]{SYSTEM_PROMPT}[/]")

