@@ -1,8 +1,9 @@
 """Speed and memory of ``detect.scan`` end to end, against a pandas baseline in the same process.
 
 Builds a log of ``--rows`` rows by simulating one small log (``detect.simulate``, scale 1) and
-replicating it in DuckDB with account ids, IPs and times shifted per copy (fast, and the
-content stays realistic), then:
+replicating it in DuckDB with account ids, IPs, payment/org ids and times shifted per copy
+(each row of a copy also gets up to 10 minutes of jitter, so copies are not in lockstep);
+fast, and the content stays realistic.  Then:
 
 1. times ``detect.scan`` end to end on it (ingest, features, content, graph, campaigns,
    report) and records the process's peak RSS;
@@ -38,7 +39,8 @@ def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
     """A parquet log of about ``rows`` rows: one simulated log replicated with shifted ids."""
     base = simulate(workdir / "base.parquet", seed=seed, scale=1.0).traffic_path
     out = workdir / f"traffic_{rows}.parquet"
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     n_base = con.execute("SELECT count(*) FROM read_parquet(?)", [str(base)]).fetchone()[0]
     copies = max(1, math.ceil(rows / n_base))
     con.execute(
@@ -52,7 +54,8 @@ def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
               split_part(ip, '.', 4) END AS ip,
             CASE WHEN payment_id IS NULL THEN NULL ELSE payment_id || '_' || c END AS payment_id,
             CASE WHEN org_id IS NULL THEN NULL ELSE org_id || '_' || c END AS org_id,
-            "timestamp" + INTERVAL (c * 37) SECOND AS "timestamp"
+            "timestamp" + to_seconds(c * 7919 + CASE WHEN c = 0 THEN 0
+              ELSE hash(request_id, c) % 600 END) AS "timestamp"
           )
           FROM read_parquet('{base}') CROSS JOIN range({copies}) AS t(c)
           LIMIT {rows}

@@ -101,9 +101,13 @@ signatures AS (
   FROM actions a SEMI JOIN sizes USING (account_id) CROSS JOIN range({perms}) AS p(i)
   GROUP BY ALL
 ),
+small AS (
+  SELECT i, h FROM signatures GROUP BY ALL HAVING count(*) BETWEEN 2 AND {max_group}
+),
+kept AS (SELECT s.* FROM signatures s SEMI JOIN small USING (i, h)),
 matches AS (
   SELECT x.account_id AS source, y.account_id AS target
-  FROM signatures x JOIN signatures y ON x.i = y.i AND x.h = y.h AND x.account_id < y.account_id
+  FROM kept x JOIN kept y ON x.i = y.i AND x.h = y.h AND x.account_id < y.account_id
   GROUP BY ALL HAVING count(*) >= {min_equal}
 ),
 exact AS (
@@ -166,6 +170,7 @@ def coordination_edges(
         bucket_s=int(params.sync_bucket_s),
         min_actions=int(params.sync_min_actions),
         perms=perms,
+        max_group=int(params.max_group),
         min_equal=max(1, int(np.floor(0.75 * params.sync_min_jaccard * perms))),
         min_jaccard=float(params.sync_min_jaccard),
     )
