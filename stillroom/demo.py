@@ -107,11 +107,11 @@ QUICK = DemoSettings(
     sim_scale=0.05,
 )
 FULL = DemoSettings(
-    prompts=200,
-    max_tokens=80,
-    train_steps=100,
+    prompts=160,
+    max_tokens=64,
+    train_steps=60,
     batch_size=8,
-    eval_limit=30,
+    eval_limit=24,
     eval_max_new_tokens=48,
     sim_scale=0.3,
 )
