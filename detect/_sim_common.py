@@ -8,25 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detect._ingest import SCHEMA_V1
 from detect._sim_text import PromptBank
 
-COLUMNS = (
-    "timestamp",
-    "account_id",
-    "prompt",
-    "request_id",
-    "ip",
-    "user_agent",
-    "model",
-    "system_prompt",
-    "max_tokens",
-    "temperature",
-    "top_logprobs",
-    "prompt_tokens",
-    "completion_tokens",
-    "org_id",
-    "payment_id",
-)
+COLUMNS = SCHEMA_V1  # the simulator writes exactly what ingest reads
 
 # First octets that look like consumer ISPs, clouds and residential-proxy resellers.
 RESIDENTIAL_OCTETS = (24, 67, 68, 71, 73, 76, 98, 174, 2, 5, 31, 37, 46, 78, 81, 86, 90, 92, 176)

