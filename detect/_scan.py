@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
@@ -161,7 +162,9 @@ def _configure(con, config: ScanConfig, workdir: Path) -> None:
     con.execute(f"SET memory_limit = '{config.memory_limit}'")
     con.execute(f"SET temp_directory = '{workdir / 'spill'}'")
     con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")
+    # inside Jupyter DuckDB refuses any change to this setting without ipywidgets
+    with contextlib.suppress(duckdb.Error):
+        con.execute("SET enable_progress_bar = false")
     if config.threads:
         con.execute(f"SET threads = {int(config.threads)}")
 
