@@ -16,7 +16,7 @@ def card_markdown(ob: Obligations, disclaimer: str) -> str:
         return "\n".join([*lines, "No teacher policies recorded.", ""])
     lines += ["| Policy | Teacher terms | Verdict on training | Conditions |", "|---|---|---|---|"]
     for p in ob.policies:
-        conditions = "; ".join(_short_conditions(p)) or "none"
+        conditions = "; ".join(p.conditions.labels()) or "none"
         lines.append(f"| `{p.id}` | {_cell(p.terms.link())} | {p.verdict} | {_cell(conditions)} |")
     lines.append("")
     lines += _summary(ob)
@@ -92,32 +92,6 @@ def _policy_section(p: Policy) -> list[str]:
         lines.append(f"- Notice: “{p.conditions.notice}”")
     lines.append("")
     return lines
-
-
-def _short_conditions(p: Policy) -> list[str]:
-    c = p.conditions
-    out = []
-    if c.non_compete:
-        out.append("non-compete")
-    if c.research_only:
-        out.append("research only")
-    if c.non_commercial:
-        out.append("non-commercial")
-    if c.name_prefix:
-        out.append(f"name prefix “{c.name_prefix}”")
-    if c.attribution:
-        out.append(f"“{c.attribution}”")
-    if c.notice:
-        out.append("NOTICE")
-    if c.license_propagates:
-        out.append("terms propagate to the student")
-    if c.ship_license:
-        out.append("ship the terms")
-    if c.mau_limit:
-        out.append(f"{c.mau_limit:,} MAU cap")
-    if c.use_policy:
-        out.append("use policy")
-    return out
 
 
 def _cell(text: str) -> str:

@@ -8,9 +8,11 @@ section), and the limits and prices the provider publishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 VERDICTS = ("allowed", "conditional", "forbidden")
 
@@ -148,31 +150,75 @@ class Conditions:
 
     def sentences(self) -> list[str]:
         """Each condition as a sentence a person can acknowledge."""
-        out = []
-        if self.non_compete:
-            out.append("The student may not compete with the provider's models or services.")
-        if self.research_only:
-            out.append("Outputs and the student may be used for research only.")
-        if self.non_commercial:
-            out.append("Outputs and the student may be used for non-commercial purposes only.")
-        if self.name_prefix:
-            out.append(f"A distributed student's name must begin with “{self.name_prefix}”.")
-        if self.attribution:
-            out.append(f"Display “{self.attribution}” prominently with a distributed student.")
-        if self.notice:
-            out.append("Ship the required notice in the student's NOTICE file.")
-        if self.license_propagates:
-            out.append("The student is governed by these terms too; its license must carry them.")
-        if self.ship_license:
-            out.append("Give recipients of the student a copy of the terms.")
-        if self.mau_limit:
-            out.append(
-                f"Above {self.mau_limit:,} monthly active users a separate license is needed."
-            )
-        if self.use_policy:
-            out.append(f"Use must follow the acceptable-use policy at {self.use_policy}.")
+        out = [sentence(value) for _, value, _, sentence in self._set_conditions()]
         out.extend(self.other)
         return out
+
+    def labels(self) -> list[str]:
+        """Each condition as a short label for a table cell (``other`` left out)."""
+        return [label(value) for _, value, label, _ in self._set_conditions()]
+
+    def _set_conditions(self) -> list[tuple[str, Any, Callable, Callable]]:
+        return [
+            (name, getattr(self, name), label, sentence)
+            for name, label, sentence in _CONDITION_WORDING
+            if getattr(self, name)
+        ]
+
+
+# (field, short label, sentence): how each set condition is shown, in this order.
+_CONDITION_WORDING: tuple[tuple[str, Callable[[Any], str], Callable[[Any], str]], ...] = (
+    (
+        "non_compete",
+        lambda v: "non-compete",
+        lambda v: "The student may not compete with the provider's models or services.",
+    ),
+    (
+        "research_only",
+        lambda v: "research only",
+        lambda v: "Outputs and the student may be used for research only.",
+    ),
+    (
+        "non_commercial",
+        lambda v: "non-commercial",
+        lambda v: "Outputs and the student may be used for non-commercial purposes only.",
+    ),
+    (
+        "name_prefix",
+        lambda v: f"name prefix “{v}”",
+        lambda v: f"A distributed student's name must begin with “{v}”.",
+    ),
+    (
+        "attribution",
+        lambda v: f"“{v}”",
+        lambda v: f"Display “{v}” prominently with a distributed student.",
+    ),
+    (
+        "notice",
+        lambda v: "NOTICE",
+        lambda v: "Ship the required notice in the student's NOTICE file.",
+    ),
+    (
+        "license_propagates",
+        lambda v: "terms propagate to the student",
+        lambda v: "The student is governed by these terms too; its license must carry them.",
+    ),
+    (
+        "ship_license",
+        lambda v: "ship the terms",
+        lambda v: "Give recipients of the student a copy of the terms.",
+    ),
+    (
+        "mau_limit",
+        lambda v: f"{v:,} MAU cap",
+        lambda v: f"Above {v:,} monthly active users a separate license is needed.",
+    ),
+    (
+        "use_policy",
+        lambda v: "use policy",
+        lambda v: f"Use must follow the acceptable-use policy at {v}.",
+    ),
+)
 
 
 @dataclass(frozen=True)
