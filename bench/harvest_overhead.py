@@ -2,8 +2,10 @@
 
 Target: >= 1,000 completions/s. Printed beside a plain asyncio + openai loop (the SDK's
 aiohttp client, ``chat.completions.create``, one JSONL line per answer) run in the same
-process against the same server, and the ratio between them. The server is the fake
-provider in a child process (no limits, no latency), so client and server share the cores.
+process against the same server, and the ratio between them. A third row is harvest with
+``reuse_request=False`` (the SDK's ``client.post`` for every request, as before the reused
+request). The server is the fake provider in a child process (no limits, no latency), so
+client and server share the cores.
 
     .venv/bin/python bench/harvest_overhead.py [--n 5000] [--concurrency 64] [--repeat 2]
 """
@@ -69,7 +71,7 @@ async def plain_loop(base_url: str, n: int, concurrency: int, out: Path) -> floa
     return n / elapsed
 
 
-def harvest_run(base_url: str, n: int, concurrency: int, db: Path) -> float:
+def harvest_run(base_url: str, n: int, concurrency: int, db: Path, reuse: bool = True) -> float:
     cfg = HarvestConfig(
         prompts=[{"prompt": f"question {i}"} for i in range(n)],
         db=db,
@@ -78,6 +80,7 @@ def harvest_run(base_url: str, n: int, concurrency: int, db: Path) -> float:
         policy="self-hosted",
         concurrency=concurrency,
         max_tokens=64,
+        reuse_request=reuse,
     )
     start = time.perf_counter()
     result = run_harvest(cfg, progress=False)
@@ -93,11 +96,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "harvest": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"plain": [], "harvest": [], "post": []}
     n, c = args.n, args.concurrency
     with FakeProvider.spawn(rate_headers=False) as fake:
         pid = fake.proc.pid  # type: ignore[union-attr]
+        # one short warm-up run of each client: imports and first connections are not overhead
         asyncio.run(plain_loop(fake.base_url, 200, c, tmp / "warm.jsonl"))
+        harvest_run(fake.base_url, 200, c, tmp / "warm.duckdb")
         for i in range(args.repeat):
             runs["plain"].append(measured(
                 lambda i=i: (asyncio.run(plain_loop(fake.base_url, n, c, tmp / f"p{i}.jsonl")), n), pid
@@ -105,10 +110,17 @@ def main() -> None:
             runs["harvest"].append(measured(
                 lambda i=i: (harvest_run(fake.base_url, n, c, tmp / f"h{i}.duckdb"), n), pid
             ))  # fmt: skip
+            runs["post"].append(measured(
+                lambda i=i: (harvest_run(fake.base_url, n, c, tmp / f"s{i}.duckdb", False), n), pid
+            ))  # fmt: skip
     print(f"{n} prompts, concurrency {c}, {os.cpu_count()} cores, server in a child process, "
           f"{args.repeat} runs each, interleaved; load average {os.getloadavg()[0]:.1f}; "
           f"sum(range(10**6)) takes {reference_loop_ms():.0f} ms here")  # fmt: skip
-    names = {"plain": "plain asyncio + openai -> JSONL", "harvest": "harvest -> DuckDB"}
+    names = {
+        "plain": "plain asyncio + openai -> JSONL",
+        "harvest": "harvest -> DuckDB",
+        "post": "harvest, client.post each request",
+    }
     print(
         f"{'client':<34}{'completions/s (runs)':>24}{'median':>8}{'client CPU ms/1k':>18}{'server CPU ms/1k':>18}"
     )

@@ -17,11 +17,6 @@ from typing import Any
 
 import openai
 
-try:  # the HTTP library of the installed SDK (openai >= 3 ships httpx2)
-    from httpx2 import Response as RawResponse
-except ImportError:  # pragma: no cover - older SDKs
-    from httpx import Response as RawResponse
-
 from harvest._answer import Answer, parse_answer
 from harvest._budget import Caps
 from harvest._limiter import RateLimiter
@@ -34,8 +29,14 @@ from harvest._retry import (
     classify,
     retrying,
 )
-from harvest._store import Store
+from harvest._sender import ChatSender
+from harvest._store import RunCounters, Store
 from harvest._work import WorkItem
+
+# The run's counters (requests, 429s, tokens...) and the day's request count are written
+# with a batch at most this often (seconds) and when the run ends: each costs DuckDB as much
+# as the batch. After a SIGKILL they lag by at most this much; the answers never do.
+COUNTERS_EVERY = 1.0
 
 
 class Engine:
@@ -44,7 +45,7 @@ class Engine:
     def __init__(
         self,
         *,
-        client: openai.AsyncOpenAI,
+        sender: ChatSender,
         store: Store,
         limiter: RateLimiter,
         caps: Caps,
@@ -61,7 +62,7 @@ class Engine:
         progress: NoProgress,
         already_done: int,
     ):
-        self.client, self.store, self.limiter, self.caps = client, store, limiter, caps
+        self.sender, self.store, self.limiter, self.caps = sender, store, limiter, caps
         self.run_id, self.policy_id, self.policy_hash = run_id, policy_id, policy_hash
         self.concurrency, self.max_attempts, self.max_wait = concurrency, max_attempts, max_wait
         self.sleep, self.clock, self.now, self.rng = sleep, clock, now, rng
@@ -74,8 +75,9 @@ class Engine:
         self.stop_message: str | None = None
         self.auth_failure: AuthFailure | None = None
         self.token_ratio = 1.0  # actual / estimated prompt tokens, learned from usage
-        self.requests = self.requests_flushed = 0
-        self.rate_limited = self.rate_limited_flushed = 0
+        self.requests = self.requests_counted = 0
+        self.rate_limited = 0
+        self.counted_at = clock()
         self.completed = self.failed = 0
         self.tokens_in = self.tokens_out = 0
         self.already_done = already_done
@@ -134,7 +136,7 @@ class Engine:
                 exc, replay = replay, None
                 raise exc
             attempts += 1
-            return await self._attempt(item)
+            return await self._attempt(item, attempts - 1)
 
         try:
             try:  # fast path: most requests succeed first time; skip tenacity's set-up
@@ -163,7 +165,7 @@ class Engine:
         self.caps.settle(cost_usd, answer.prompt_tokens or 0, answer.completion_tokens or 0)
         return "answer", self._answer_row(item, answer, latency, attempts)
 
-    async def _attempt(self, item: WorkItem) -> tuple[Answer, float]:
+    async def _attempt(self, item: WorkItem, retries_taken: int) -> tuple[Answer, float]:
         if self.caps.daily_cap_reached():
             raise StopRun(
                 "daily_cap",
@@ -183,14 +185,10 @@ class Engine:
         self.requests += 1
         start = self.clock()
         try:
-            # The SDK's own request path (auth, base URL, errors as openai.APIStatusError),
-            # asking for the raw response: headers, request id and the body we parse.
-            raw = await self.client.post(
-                "/chat/completions",
-                body={"messages": list(item.messages), **item.params},
-                cast_to=RawResponse,
-                options={"idempotency_key": item.key},  # ours, stable across retries and runs
-            )
+            # The raw response of the SDK's request (see _sender): headers, request id and
+            # the body we parse; failures arrive as the SDK's exceptions.
+            body = {"messages": list(item.messages), **item.params}
+            raw = await self.sender.send(body, item.key, retries_taken)
         except openai.APIError as exc:
             self._observe_error(ticket, exc)
             raise classify(exc) from None
@@ -293,21 +291,29 @@ class Engine:
                 rate_limited=self.rate_limited,
                 failed=self.failed,
             )
-        self._flush([])  # the request counters of attempts that stored nothing
+        self._flush([], final=True)  # the counters as they end, whatever was stored
 
-    def _flush(self, batch: list[tuple[str, tuple, asyncio.Future]]) -> None:
+    def _flush(self, batch: list[tuple[str, tuple, asyncio.Future]], final: bool = False) -> None:
         answers = [row for kind, row, _ in batch if kind == "answer"]
         failures = [row for kind, row, _ in batch if kind == "failure"]
-        requests, rate_limited = self.requests, self.rate_limited
-        self.store.write_batch(
-            answers,
-            failures,
-            run_id=self.run_id,
-            requests=requests - self.requests_flushed,
-            rate_limited=rate_limited - self.rate_limited_flushed,
-            day=self.today(),
-        )
-        self.requests_flushed, self.rate_limited_flushed = requests, rate_limited
+        now = self.clock()
+        counters = None
+        if final or now - self.counted_at >= COUNTERS_EVERY:
+            requests = self.requests  # workers go on counting while this thread writes
+            counters = RunCounters(
+                run_id=self.run_id,
+                requests=requests,
+                completed=self.completed + len(answers),
+                failed=self.failed + len(failures),
+                rate_limited=self.rate_limited,
+                prompt_tokens=self.tokens_in + sum(a[9] or 0 for a in answers),
+                completion_tokens=self.tokens_out + sum(a[10] or 0 for a in answers),
+                day=self.today(),
+                uncounted_requests=requests - self.requests_counted,
+            )
+        self.store.write_batch(answers, failures, counters)
+        if counters is not None:
+            self.requests_counted, self.counted_at = counters.requests, now
         self.completed += len(answers)
         self.failed += len(failures)
         self.tokens_in += sum(a[9] or 0 for a in answers)

@@ -62,16 +62,25 @@ def idempotency_key(
 
 
 def plan_work(prompts: Sequence[Prompt], params: dict[str, Any], samples: int) -> list[WorkItem]:
-    """Every (prompt, sample) pair in input order, each with its key."""
+    """Every (prompt, sample) pair in input order, each with its key, each key once.
+
+    Two prompts with different ids but the same messages make the same requests: the first
+    one's items are kept (they would be asked, and stored, once anyway).
+    """
     params_json = canonical_json(params)
     items = []
+    keys: set[str] = set()
     for prompt in prompts:
         messages_json = json.dumps(list(prompt.messages), ensure_ascii=False)
         est = estimate_tokens(prompt.messages)
         for index in range(samples):
+            key = idempotency_key(prompt.messages, params, index)
+            if key in keys:
+                continue
+            keys.add(key)
             items.append(
                 WorkItem(
-                    key=idempotency_key(prompt.messages, params, index),
+                    key=key,
                     prompt_id=prompt.id,
                     sample_index=index,
                     messages=prompt.messages,

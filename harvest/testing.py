@@ -12,7 +12,9 @@ from a child process (so a benchmark's client and server use different cores). I
   message;
 - returns reasoning as ``reasoning_content``, ``reasoning`` or a ``<think>`` block, and
   logprobs with ``top_logprobs`` alternatives when asked;
-- counts requests per prompt (``stats()["per_prompt"]``, keyed by the last user message).
+- counts requests per prompt (``stats()["per_prompt"]``, keyed by the last user message);
+- with ``record_requests=True``, keeps each request's method, path, headers and body bytes
+  (``fake.server.seen``; in-thread servers only).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class FakeSettings:
     served_model: str | None = "fake-teacher-2026-01"
     api_key: str | None = None
     rate_headers: bool = True
+    record_requests: bool = False  # keep every request (method, path, headers, body) in .seen
 
 
 class _Bucket:
@@ -101,6 +104,7 @@ class _Server:
         self.in_flight = 0
         self.max_in_flight = 0
         self.auth_headers_seen: set[str] = set()
+        self.seen: list[dict[str, Any]] = []
         self.req_bucket = _Bucket(settings.rpm, settings.burst_seconds) if settings.rpm else None
         self.tok_bucket = _Bucket(settings.tpm, settings.burst_seconds) if settings.tpm else None
 
@@ -156,7 +160,17 @@ class _Server:
         )
 
     async def _handle(self, request, web):
-        body = await request.json()
+        raw_body = await request.read()
+        if self.s.record_requests:
+            self.seen.append(
+                {
+                    "method": request.method,
+                    "path": request.path_qs,
+                    "headers": list(request.headers.items()),
+                    "body": raw_body,
+                }
+            )
+        body = json.loads(raw_body)
         auth = request.headers.get("Authorization", "")
         self.auth_headers_seen.add(auth)
         messages = body.get("messages") or []

@@ -32,12 +32,16 @@ def rows(db, sql):
         con.close()
 
 
-def test_faults_every_prompt_settles_exactly_once(tmp_path):
+@pytest.mark.parametrize("reuse_request", [True, False], ids=["reused-request", "client.post"])
+def test_faults_every_prompt_settles_exactly_once(tmp_path, reuse_request):
     faults = Faults(error_500=0.1, truncated=0.08, dropped=0.08, slow=0.04, slow_seconds=0.6)
     prompts = [{"prompt": f"question {i}", "id": f"q{i}"} for i in range(150)]
     prompts.append({"prompt": "always refused [[status:400]]", "id": "bad"})
     with FakeProvider(rpm=6000, tpm=2_000_000, burst_seconds=1, faults=faults, seed=3) as fake:
-        cfg = cfg_for(fake, tmp_path, prompts, concurrency=12, request_timeout=0.4, max_attempts=8)
+        cfg = cfg_for(
+            fake, tmp_path, prompts, concurrency=12, request_timeout=0.4, max_attempts=8,
+            reuse_request=reuse_request,
+        )  # fmt: skip
         result = run_harvest(cfg, progress=False, sleep=quick_sleep)
         stats = fake.stats()
     for kind in ("500", "truncated", "dropped"):

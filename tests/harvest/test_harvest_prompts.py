@@ -12,7 +12,7 @@ import pytest
 
 from harvest import HarvestConfig, HarvestConfigError, PromptFileError, load_prompts, run_harvest
 from harvest._work import idempotency_key, plan_work, sampling_params
-from tests.harvest.conftest import scripted_client, write_jsonl
+from tests.harvest.conftest import ok, scripted_client, write_jsonl
 
 
 def test_jsonl_prompt_messages_and_ids(tmp_path):
@@ -102,6 +102,26 @@ def test_bad_line_fails_before_any_request(tmp_path):
 
 def test_identical_prompts_are_kept_once(tmp_path):
     assert len(load_prompts([{"prompt": "same"}, {"prompt": "same"}])) == 1
+
+
+def test_same_messages_under_two_ids_are_asked_and_stored_once(tmp_path):
+    prompts = [{"prompt": "same", "id": "a"}, {"prompt": "other", "id": "b"},
+               {"prompt": "same", "id": "c"}]  # fmt: skip
+    params = sampling_params(
+        model="m", max_tokens=8, temperature=1.0, top_p=None, top_logprobs=None
+    )
+    items = plan_work(load_prompts(prompts), params, samples=2)
+    assert [(i.prompt_id, i.sample_index) for i in items] == [
+        ("a", 0),
+        ("a", 1),
+        ("b", 0),
+        ("b", 1),
+    ]
+    client = scripted_client([ok()])
+    cfg = HarvestConfig(prompts=prompts, db=tmp_path / "h.duckdb", base_url="http://t/v1",
+                        model="m", policy="self-hosted", samples=2)  # fmt: skip
+    result = run_harvest(cfg, http_client=client, progress=False)
+    assert (result.planned, result.completed, len(client.seen)) == (4, 4, 4)
 
 
 def test_idempotency_key_covers_messages_model_params_and_sample():

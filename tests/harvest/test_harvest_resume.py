@@ -15,9 +15,10 @@ import pytest
 
 import harvest._budget
 from harvest import DatabaseBusyError, HarvestConfig, harvest_status, run_harvest
+from harvest._store import Store
 from harvest.testing import FakeProvider
 from policies import Limits
-from tests.harvest.conftest import FakeTime, ok, scripted_client, write_jsonl
+from tests.harvest.conftest import FakeTime, error, ok, scripted_client, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-test-DO-NOT-STORE-8f3e1c"
@@ -143,3 +144,44 @@ def test_spend_cap_stops_before_overspending(tmp_path, monkeypatch):
     assert result.completed == 3 and result.stopped_reason == "spend_cap" and len(client.seen) == 3
     spent = (result.prompt_tokens + result.completion_tokens) * 100.0 / 1e6
     assert spent <= 0.003
+
+
+def test_counters_are_written_every_second_and_add_up(tmp_path, monkeypatch):
+    """Counters go out with a batch once a second (and at the end); the day's count adds each
+    write's new requests once, retries and 429s included."""
+    t = FakeTime()
+    script = []
+    for i in range(12):
+        if i % 4 == 1:  # every fourth prompt is rate limited once first
+            script.append(error(429, {"retry-after-ms": "100"}))
+        script.append(ok(f"answer {i}"))
+
+    def slow(step):
+        def answer(_request):
+            t.now += 0.35  # each request takes 0.35 s of the injected clock
+            return step
+
+        return answer
+
+    client = scripted_client([slow(step) for step in script])
+    written = []
+    original = Store.write_batch
+
+    def spy(self, answers, failures, counters):
+        written.append(counters)
+        return original(self, answers, failures, counters)
+
+    monkeypatch.setattr(Store, "write_batch", spy)
+    cfg = HarvestConfig(prompts=[{"prompt": f"p{i}"} for i in range(12)], db=tmp_path / "h.duckdb",
+                        base_url="http://t/v1", model="m", policy="self-hosted", concurrency=1)  # fmt: skip
+    result = run_harvest(cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep)
+    assert (result.completed, result.rate_limited, result.requests) == (12, 3, 15)
+    with_counters = [c for c in written if c is not None]
+    assert 3 <= len(with_counters) < len(written)  # some batches, not every one
+    assert sum(c.uncounted_requests for c in with_counters) == 15 == len(client.seen)
+    con = duckdb.connect(str(cfg.db), read_only=True)
+    assert con.execute("SELECT requests FROM daily_requests").fetchall() == [(15,)]
+    assert con.execute("SELECT requests, completed, failed, rate_limited FROM runs").fetchall() == [
+        (15, 12, 0, 3)
+    ]
+    con.close()

@@ -1,0 +1,98 @@
+"""harvest's default HTTP client: the SDK's aiohttp client plus one lean call.
+
+:class:`LeanAioHttpClient` *is* ``openai.DefaultAioHttpClient`` (an ``httpx2.AsyncClient``
+on aiohttp), so the SDK can use it for anything. It adds :meth:`post_bytes`, which sends
+one prepared POST on aiohttp directly and returns a small :class:`Reply`. Building and
+reading ``httpx2.Request``/``Response`` objects around aiohttp's own costs about as much
+CPU as aiohttp itself; harvest repeats one request shape thousands of times a second, so
+:class:`~harvest._sender.ChatSender` uses this call when the client is one of these.
+
+A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypassed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
+
+import aiohttp
+import openai
+from multidict import CIMultiDictProxy
+
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class Reply:
+    """What harvest reads of an answer: status, headers (case-insensitive) and body."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+
+
+class LeanAioHttpClient(openai.DefaultAioHttpClient):
+    """``openai.DefaultAioHttpClient`` with :meth:`post_bytes` for the repeated request."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}
+
+    async def post_bytes(
+        self, url: str, headers: dict[str, str], content: bytes, timeout: aiohttp.ClientTimeout
+    ) -> Reply:
+        """POST ``content``; aiohttp's exceptions propagate (the caller maps them).
+
+        The proxy comes from the environment (``HTTPS_PROXY``, ``NO_PROXY``...), as httpx
+        reads it, looked up once per URL: aiohttp's ``trust_env`` would look it up in a
+        thread for every request.
+        """
+        session = self._session or self._open_session()
+        proxy = self._proxies.get(url, _UNSET)
+        if proxy is _UNSET:
+            proxy = self._proxies[url] = env_proxy_for(url)
+        async with session.post(
+            url, data=content, headers=headers, timeout=timeout, proxy=proxy
+        ) as resp:
+            body = await resp.read()
+            return Reply(resp.status, resp.headers, body, resp.raw_headers)
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        import httpx2
+
+        limits = openai.DEFAULT_CONNECTION_LIMITS
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=httpx2.create_ssl_context(trust_env=True),  # the CA bundle httpx2 uses
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await super().aclose()
+
+
+def env_proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``None``: connect directly)."""
+    scheme, host = urlsplit(url).scheme, urlsplit(url).hostname or ""
+    if proxy_bypass_environment(host):
+        return None
+    return getproxies_environment().get(scheme)
+
+
+def timeout_of(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
+    """An httpx ``timeout`` request extension as aiohttp's (as the SDK's transport maps it)."""
+    timeout = extensions.get("timeout") or {}
+    return aiohttp.ClientTimeout(
+        sock_connect=timeout.get("connect"),
+        sock_read=timeout.get("read"),
+        connect=timeout.get("pool"),
+    )
