@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detect._html import render_html, spring_layout, write_html_report
+from detect._html import render_html, write_html_report
+from detect._layout import spring_layout
 
 XSS = [
     "<script>window.__xss = 1</script>",
