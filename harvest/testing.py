@@ -14,7 +14,8 @@ from a child process (so a benchmark's client and server use different cores). I
   logprobs with ``top_logprobs`` alternatives when asked;
 - counts requests per prompt (``stats()["per_prompt"]``, keyed by the last user message);
 - with ``record_requests=True``, keeps each request's method, path, headers and body bytes
-  (``fake.server.seen``; in-thread servers only).
+  (``fake.server.seen``; in-thread servers only);
+- serves https with ``ssl_context=`` (an ``ssl.SSLContext`` holding a certificate).
 """
 
 from __future__ import annotations
@@ -284,9 +285,10 @@ class FakeProvider:
     ...     run_harvest(HarvestConfig(..., base_url=fake.base_url))
     """
 
-    def __init__(self, *, faults: Faults | None = None, **settings: Any):
+    def __init__(self, *, faults: Faults | None = None, ssl_context: Any = None, **settings: Any):
         self.settings = FakeSettings(faults=faults or Faults(), **settings)
         self.server = _Server(self.settings)
+        self.ssl_context = ssl_context  # an ssl.SSLContext with a certificate: serve https
         self.base_url = ""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,10 +309,11 @@ class FakeProvider:
         asyncio.set_event_loop(loop)
         self._runner = web.AppRunner(self.server.app(), access_log=None)
         loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         loop.run_until_complete(site.start())
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{port}/v1"
         ready.set()
         loop.run_forever()
         loop.run_until_complete(self._runner.cleanup())

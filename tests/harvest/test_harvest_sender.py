@@ -4,6 +4,9 @@ failures come back as the SDK's own exceptions, on a real loopback server."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 
 import httpx
 import openai
@@ -117,3 +120,34 @@ def test_failures_are_the_sdks_exceptions(lane, case):
     if case == "429":  # the retry hint survives, for the limiter and tenacity
         assert float(caught.value.response.headers["retry-after-ms"]) > 0
         assert caught.value.status_code == 429
+
+
+@pytest.fixture
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and the server's TLS context (openssl's command line)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    return cert, server
+
+
+@pytest.mark.parametrize("lane", ["lean", "sdk"])
+def test_https_certificates_are_verified_as_the_sdk_verifies_them(lane, self_signed, monkeypatch):
+    cert, server_tls = self_signed
+    with FakeProvider(ssl_context=server_tls) as fake:
+        assert fake.base_url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(openai.APIConnectionError):  # an unknown issuer is refused
+            asyncio.run(send_once(fake.base_url, lane))
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the CA bundle httpx2 reads
+        sender, reply = asyncio.run(send_once(fake.base_url, lane))
+    assert sender.lane == lane and reply.status_code == 200
