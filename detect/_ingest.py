@@ -139,10 +139,12 @@ def _reader_sql(fmt: str, columns: list[str] | None = None) -> str:
         return "read_parquet(?)"
     if fmt == "csv":
         return "read_csv(?, all_varchar=true, header=true)"
+    # A malformed line (a log cut off mid-write, say) reads as a row of NULLs, counted and
+    # reported by _record_skipped, instead of stopping the scan.
     if columns is None:
-        return "read_json(?, format='newline_delimited')"
+        return "read_json(?, format='newline_delimited', ignore_errors=true)"
     spec = ", ".join(f"'{_sql_str(c)}': 'VARCHAR'" for c in columns)
-    return f"read_json(?, format='newline_delimited', columns={{{spec}}})"
+    return f"read_json(?, format='newline_delimited', ignore_errors=true, columns={{{spec}}})"
 
 
 def _sql_str(text: str) -> str:
@@ -310,10 +312,23 @@ def _record_skipped(
     ).fetchall()
     line_offset = 1 if fmt == "csv" else 0
     unit = "row" if fmt == "parquet" else "line"
+    malformed = _malformed_json_lines(con, path) if fmt == "json" else set()
     for row_no, reason, raw_ts in reasons:
+        if row_no in malformed:
+            reason = "malformed JSON"
         stats.skipped_by_reason[reason] += 1
         if len(stats.skipped_examples) < MAX_SKIPPED_EXAMPLES:
             example = {"file": str(path), unit: int(row_no) + line_offset, "reason": reason}
             if reason == "unparseable timestamp":
                 example["value"] = str(raw_ts)[:80]
             stats.skipped_examples.append(example)
+
+
+def _malformed_json_lines(con: duckdb.DuckDBPyConnection, path: Path) -> set[int]:
+    """Numbers of the records of a JSONL file that do not parse (numbered as ``read_json``)."""
+    rows = con.execute(
+        "SELECT n FROM (SELECT row_number() OVER () AS n, json "
+        "FROM read_ndjson_objects(?, ignore_errors=true)) WHERE json IS NULL",
+        [str(path)],
+    ).fetchall()
+    return {int(n) for (n,) in rows}

@@ -76,6 +76,25 @@ def test_every_format_keeps_valid_rows_and_reports_skipped_ones(tmp_path, fmt):
     assert got[0][2] == 5
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["jsonl", "jsonl.gz"])
+def test_malformed_json_lines_are_skipped_and_named_not_fatal(tmp_path, gz):
+    good = [json.dumps(r) for r in ROWS[:2]]
+    lines = [good[0], '{"timestamp": "2026-01-05T10:30:00Z", "account_id": "a9", "prom', "{}",
+             good[1], '{"timestamp": "2026-01-05T12:00:00Z", "account_id": "cut off']  # fmt: skip
+    path = tmp_path / ("log.jsonl.gz" if gz else "log.jsonl")
+    with (gzip.open if gz else open)(path, "wt") as fh:
+        fh.write("\n".join(lines))  # the last line is cut off mid-write, with no newline
+    con = _con()
+    stats = ingest_logs(con, [path])
+    assert (stats.rows, stats.rows_skipped) == (2, 3)
+    assert stats.skipped_by_reason == {"malformed JSON": 2, "missing account_id": 1}
+    named = sorted((e["line"], e["reason"]) for e in stats.skipped_examples)
+    assert named == [(2, "malformed JSON"), (3, "missing account_id"), (5, "malformed JSON")]
+    assert all(e["file"] == str(path) for e in stats.skipped_examples)
+    kept = con.execute("SELECT account_id FROM traffic ORDER BY account_id").fetchall()
+    assert kept == [("a1",), ("a2",)]
+
+
 def test_map_renames_columns_and_rejects_unknown_targets(tmp_path):
     rows = [{"when": "2026-01-05T10:00:00Z", "user": "u1", "text": "hi"}]
     path = _write_jsonl(tmp_path / "x.jsonl", rows)
