@@ -296,6 +296,8 @@ class Engine:
     def _flush(self, batch: list[tuple[str, tuple, asyncio.Future]], final: bool = False) -> None:
         answers = [row for kind, row, _ in batch if kind == "answer"]
         failures = [row for kind, row, _ in batch if kind == "failure"]
+        tokens_in = sum(a[9] or 0 for a in answers)
+        tokens_out = sum(a[10] or 0 for a in answers)
         now = self.clock()
         counters = None
         if final or now - self.counted_at >= COUNTERS_EVERY:
@@ -306,8 +308,8 @@ class Engine:
                 completed=self.completed + len(answers),
                 failed=self.failed + len(failures),
                 rate_limited=self.rate_limited,
-                prompt_tokens=self.tokens_in + sum(a[9] or 0 for a in answers),
-                completion_tokens=self.tokens_out + sum(a[10] or 0 for a in answers),
+                prompt_tokens=self.tokens_in + tokens_in,
+                completion_tokens=self.tokens_out + tokens_out,
                 day=self.today(),
                 uncounted_requests=requests - self.requests_counted,
             )
@@ -316,8 +318,8 @@ class Engine:
             self.requests_counted, self.counted_at = counters.requests, now
         self.completed += len(answers)
         self.failed += len(failures)
-        self.tokens_in += sum(a[9] or 0 for a in answers)
-        self.tokens_out += sum(a[10] or 0 for a in answers)
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
 
     def today(self) -> date:
         return self.now().date()

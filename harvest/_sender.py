@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import aiohttp
 import openai
+from httpx2 import Response as RawResponse  # the HTTP library of openai >= 3
 
 from harvest._http import LeanAioHttpClient, timeout_of
 
@@ -71,9 +72,7 @@ class ChatSender:
                 "idempotency_key": key,
                 "headers": {"x-stainless-retry-count": str(retries_taken)},  # ours, not the SDK's
             }
-            return await self.client.post(
-                _PATH, body=body, cast_to=_raw_response_type(), options=options
-            )
+            return await self.client.post(_PATH, body=body, cast_to=RawResponse, options=options)
         headers = self._headers.copy()
         if self._key_header:
             headers[self._key_header] = key
@@ -142,8 +141,7 @@ def _json_bytes(body: dict[str, Any]) -> bytes:
 
 def _as_response(template: Any, reply: Any) -> Any:
     """An error answer as the SDK's HTTP library's response, for the SDK's error classes."""
-    response_type = _raw_response_type()
-    return response_type(
+    return RawResponse(
         reply.status_code, headers=list(reply.raw_headers), content=reply.content, request=template
     )
 
@@ -159,11 +157,3 @@ def _static_requests(client: openai.AsyncOpenAI) -> bool:
         and getattr(client, "_workload_identity_auth", None) is None
         and getattr(client, "custom_auth", None) is None
     )
-
-
-def _raw_response_type() -> type:
-    try:  # the HTTP library of the installed SDK (openai >= 3 ships httpx2)
-        from httpx2 import Response
-    except ImportError:  # pragma: no cover - older SDKs
-        from httpx import Response
-    return Response
