@@ -26,6 +26,9 @@ class RunLimits:
     max_spend_usd: float | None
     usd_per_mtok_in: float | None
     usd_per_mtok_out: float | None
+    usd_per_mtok_batch_in: float | None = None
+    usd_per_mtok_batch_out: float | None = None
+    headers_profile: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -50,6 +53,9 @@ def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
         max_spend_usd=_tighter(cfg.max_spend_usd, policy_limits.max_spend_usd),
         usd_per_mtok_in=policy_limits.usd_per_mtok_in,
         usd_per_mtok_out=policy_limits.usd_per_mtok_out,
+        usd_per_mtok_batch_in=policy_limits.usd_per_mtok_batch_in,
+        usd_per_mtok_batch_out=policy_limits.usd_per_mtok_batch_out,
+        headers_profile=_profile_name(cfg.limits_profile or policy_limits.headers_profile),
     )
 
 
@@ -110,3 +116,12 @@ class Caps:
 
     def release(self, reserved: float) -> None:
         self.reserved_usd -= reserved
+
+
+def _profile_name(name: str | None) -> str | None:
+    """A limits profile name, checked before anything is sent."""
+    if name is not None:
+        from harvest._header_profiles import get_profile
+
+        get_profile(name)
+    return name

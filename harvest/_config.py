@@ -38,6 +38,17 @@ class HarvestConfig:
         max_wait: the longest single wait (a server asking for more stops the run cleanly),
         max_attempts, request_timeout (seconds), retry_failed (retry recorded failures).
 
+    Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches``, at batch
+    prices; ``"batch-file"``: write the request JSONL for an offline runner such as
+    ``vllm run-batch``, then ingest its output with :func:`harvest.ingest_batch_output`):
+        mode, poll_interval (seconds before the first re-poll; grows while nothing
+        changes), batch_max_requests / batch_max_bytes (per input file; OpenAI's limits by
+        default), batch_dir (where ``batch-file`` writes, default beside the database).
+
+    Limits profile:
+        limits_profile: what the host's ``x-ratelimit-*`` headers mean (``openai``,
+        ``groq``, ``cerebras``, ``none``; default: the policy's, else by host, else openai).
+
     Transport:
         reuse_request: let the SDK build the chat request once and re-send it with each
             prompt's body (the default; about 2x the requests a CPU second). False calls
@@ -70,6 +81,12 @@ class HarvestConfig:
     max_spend_usd: float | None = None
     burst_seconds: float = 1.0
     reuse_request: bool = True
+    limits_profile: str | None = None
+    mode: str = "sync"
+    poll_interval: float = 30.0
+    batch_max_requests: int = 50_000
+    batch_max_bytes: int = 200 * 1024 * 1024
+    batch_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str):
@@ -100,6 +117,14 @@ class HarvestConfig:
                 self._bad(name, "must be positive")
         if self.max_spend_usd is not None and self.max_spend_usd <= 0:
             self._bad("max_spend_usd", "must be positive")
+        if self.mode not in ("sync", "batch", "batch-file"):
+            self._bad("mode", "must be sync, batch or batch-file")
+        if self.poll_interval <= 0:
+            self._bad("poll_interval", "must be positive")
+        if self.batch_max_requests < 1 or self.batch_max_bytes < 1024:
+            self._bad("batch_max_requests", "and batch_max_bytes must be >= 1 and >= 1024")
+        if self.batch_dir is not None:
+            self.batch_dir = Path(self.batch_dir)
 
     def _bad(self, name: str, why: str) -> None:
         raise HarvestConfigError(f"HarvestConfig.{name}={getattr(self, name)!r}: {why}")
@@ -114,6 +139,7 @@ class HarvestConfig:
         )
         data["db"] = str(self.db)
         data["accept"] = list(self.accept)
+        data["batch_dir"] = str(self.batch_dir) if self.batch_dir else None
         return data
 
 

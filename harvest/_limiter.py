@@ -8,7 +8,9 @@ Two kinds of bucket apply to every request, and a request waits for all of them:
   ``x-ratelimit-limit-*`` and re-synchronised on *every* answer from
   ``x-ratelimit-remaining-*`` and ``x-ratelimit-reset-*``: the level becomes what the
   provider said remained, minus what we sent after that request left. A run therefore
-  settles just under the provider's real limit instead of bouncing off 429s.
+  settles just under the provider's real limit instead of bouncing off 429s. Which
+  headers to read and the window each limit covers (a minute for OpenAI, a day for
+  Groq's request limit) come from a :class:`~harvest._header_profiles.HeaderProfile`.
 
 A 429 pauses every request (not only the one that got it) until its ``retry-after`` or a
 short back-off, empties the mirror buckets and lowers their rate by 10%, recovering slowly.
@@ -22,6 +24,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+
+from harvest._header_profiles import DEFAULT_PROFILE, HeaderProfile
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -95,13 +99,21 @@ class Observation:
     limit: int | None
     remaining: int | None
     reset: float | None
+    window_s: float = 60.0  # the limit is per this many seconds
 
 
-def read_headers(headers: Mapping[str, str], dim: str) -> Observation:
+def read_headers(
+    headers: Mapping[str, str], dim: str, profile: HeaderProfile = DEFAULT_PROFILE
+) -> Observation:
+    """One dimension (``requests`` or ``tokens``) as ``profile`` names and means it."""
+    names = profile.dim(dim)
+    if names is None:
+        return Observation(None, None, None)
     return Observation(
-        limit=_int(headers.get(f"x-ratelimit-limit-{dim}")),
-        remaining=_int(headers.get(f"x-ratelimit-remaining-{dim}")),
-        reset=parse_duration(headers.get(f"x-ratelimit-reset-{dim}")),
+        limit=_int(headers.get(names.limit)),
+        remaining=_int(headers.get(names.remaining)),
+        reset=parse_duration(headers.get(names.reset)),
+        window_s=names.window_s,
     )
 
 
@@ -130,23 +142,25 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 class _Mirror:
     """Our estimate of one provider bucket (requests or tokens)."""
 
-    __slots__ = ("bucket", "last_seq", "limit")
+    __slots__ = ("bucket", "last_seq", "limit", "window_s")
 
     def __init__(self) -> None:
         self.bucket: Bucket | None = None
         self.limit: int | None = None
+        self.window_s = 60.0
         self.last_seq = -1.0
 
     def observe(self, obs: Observation, sent_after: float, seq: float, factor: float, now: float):
         if obs.limit is not None and obs.limit > 0:
-            self.limit = obs.limit
+            self.limit, self.window_s = obs.limit, obs.window_s
         if self.limit is None:
             return
-        rate = self.limit / 60.0 * factor
+        per_second = self.limit / self.window_s
+        rate = per_second * factor
         capacity = float(self.limit)
         if obs.remaining is not None and obs.reset is not None:
             # remaining + what refills until "reset" is the provider's bucket size.
-            capacity = min(capacity, max(1.0, obs.remaining + obs.reset * self.limit / 60.0))
+            capacity = min(capacity, max(1.0, obs.remaining + obs.reset * per_second))
         if self.bucket is None:
             self.bucket = Bucket(rate, capacity, now, level=0.0)
         self.bucket.refill(now)
@@ -171,10 +185,12 @@ class RateLimiter:
         tpm: int | None = None,
         burst_seconds: float = 1.0,
         learn: bool = True,
+        profile: HeaderProfile = DEFAULT_PROFILE,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.clock, self.sleep, self.learn = clock, sleep, learn
+        self.clock, self.sleep, self.profile = clock, sleep, profile
+        self.learn = learn and (profile.requests is not None or profile.tokens is not None)
         now = clock()
         self.own_requests = Bucket(rpm / 60, rpm / 60 * burst_seconds, now) if rpm else None
         self.own_tokens = Bucket(tpm / 60, tpm / 60 * burst_seconds, now) if tpm else None
@@ -236,7 +252,9 @@ class RateLimiter:
             return
         now = self.clock()
         seq, tok_seq = ticket
-        req, tok = read_headers(headers, "requests"), read_headers(headers, "tokens")
+        profile = self.profile
+        req = read_headers(headers, "requests", profile)
+        tok = read_headers(headers, "tokens", profile)
         if req.limit is not None or self.mirror_requests.limit is not None:
             self.mirror_requests.observe(req, self.sent - seq, seq, self.factor, now)
         if tok.limit is not None or self.mirror_tokens.limit is not None:
@@ -266,5 +284,12 @@ class RateLimiter:
         return pause
 
     @property
-    def learned(self) -> dict[str, int | None]:
-        return {"rpm": self.mirror_requests.limit, "tpm": self.mirror_tokens.limit}
+    def learned(self) -> dict[str, int | str | None]:
+        """The learned limits in the provider's own units: ``rpm``/``tpm``, or ``rpd``/``tpd``
+        for a limit the profile says is per day."""
+        out: dict[str, int | str | None] = {"profile": self.profile.name, "rpm": None, "tpm": None}
+        for dim, mirror in (("r", self.mirror_requests), ("t", self.mirror_tokens)):
+            unit = "d" if mirror.window_s == 86400.0 else "m"
+            if mirror.limit is not None or unit == "m":
+                out[f"{dim}p{unit}"] = mirror.limit
+        return out

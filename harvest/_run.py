@@ -16,6 +16,7 @@ import openai
 from harvest._budget import Caps, resolve_policy, run_limits
 from harvest._config import HarvestConfig, HarvestResult
 from harvest._engine import Engine
+from harvest._header_profiles import profile_for
 from harvest._http import LeanAioHttpClient
 from harvest._limiter import RateLimiter
 from harvest._progress import NoProgress, RichProgress
@@ -128,8 +129,9 @@ async def _run_engine(
     sleep, now, seed,
 ) -> Engine:  # fmt: skip
     limiter = RateLimiter(
-        rpm=limits.rpm, tpm=limits.tpm, burst_seconds=cfg.burst_seconds, clock=clock, sleep=sleep
-    )
+        rpm=limits.rpm, tpm=limits.tpm, burst_seconds=cfg.burst_seconds, clock=clock, sleep=sleep,
+        profile=profile_for(cfg.base_url, limits.headers_profile),
+    )  # fmt: skip
     own_client = http_client is None
     client = openai.AsyncOpenAI(
         api_key=os.environ.get(cfg.api_key_env) or _NO_KEY,

@@ -374,6 +374,9 @@ class SpawnedProvider:
             self.proc.wait(10)
 
 
+from harvest._batch_server import FakeBatchProvider  # noqa: E402,F401  (the Batch API, too)
+
+
 def _main(argv: list[str]) -> None:
     raw = json.loads(argv[0]) if argv else {}
     faults = Faults(**raw.pop("faults", {}))

@@ -31,6 +31,12 @@ class Limits:
     max_spend_usd: float | None = None
     usd_per_mtok_in: float | None = None
     usd_per_mtok_out: float | None = None
+    # Batch API and cached-input prices of the model (None: not offered or not known).
+    usd_per_mtok_cached_in: float | None = None
+    usd_per_mtok_batch_in: float | None = None
+    usd_per_mtok_batch_out: float | None = None
+    # What the host's x-ratelimit-* headers mean (harvest._header_profiles); None: by host.
+    headers_profile: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -40,16 +46,40 @@ class Limits:
             "max_spend_usd": self.max_spend_usd,
             "usd_per_mtok_in": self.usd_per_mtok_in,
             "usd_per_mtok_out": self.usd_per_mtok_out,
+            "usd_per_mtok_cached_in": self.usd_per_mtok_cached_in,
+            "usd_per_mtok_batch_in": self.usd_per_mtok_batch_in,
+            "usd_per_mtok_batch_out": self.usd_per_mtok_batch_out,
+            "headers_profile": self.headers_profile,
         }
 
 
 @dataclass(frozen=True)
 class Price:
-    """Per-million-token prices for the models matching ``models`` (globs)."""
+    """Per-million-token prices for the models matching ``models`` (globs): standard,
+    cached input and Batch API, with the page they were read from and when."""
 
     models: tuple[str, ...]
     usd_per_mtok_in: float
     usd_per_mtok_out: float
+    usd_per_mtok_cached_in: float | None = None
+    usd_per_mtok_batch_in: float | None = None
+    usd_per_mtok_batch_out: float | None = None
+    url: str | None = None
+    read: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"models": list(self.models), **{k: getattr(self, k) for k in _PRICE_FIELDS}}
+
+
+_PRICE_FIELDS = (
+    "usd_per_mtok_in",
+    "usd_per_mtok_out",
+    "usd_per_mtok_cached_in",
+    "usd_per_mtok_batch_in",
+    "usd_per_mtok_batch_out",
+    "url",
+    "read",
+)
 
 
 @dataclass(frozen=True)
@@ -261,6 +291,10 @@ class Policy:
                     max_spend_usd=self.limits.max_spend_usd,
                     usd_per_mtok_in=price.usd_per_mtok_in,
                     usd_per_mtok_out=price.usd_per_mtok_out,
+                    usd_per_mtok_cached_in=price.usd_per_mtok_cached_in,
+                    usd_per_mtok_batch_in=price.usd_per_mtok_batch_in,
+                    usd_per_mtok_batch_out=price.usd_per_mtok_batch_out,
+                    headers_profile=self.limits.headers_profile,
                 )
         return self.limits
 
@@ -291,14 +325,7 @@ class Policy:
             "conditions": self.conditions.as_dict(),
             "clauses": [{"section": c.section, "text": c.text, "url": c.url} for c in self.clauses],
             "limits": self.limits.as_dict(),
-            "prices": [
-                {
-                    "models": list(p.models),
-                    "usd_per_mtok_in": p.usd_per_mtok_in,
-                    "usd_per_mtok_out": p.usd_per_mtok_out,
-                }
-                for p in self.prices
-            ],
+            "prices": [p.as_dict() for p in self.prices],
             "file_hash": self.file_hash,
             "source": str(self.source) if self.source else None,
             "shipped": self.shipped,

@@ -40,8 +40,17 @@ _TOP = {
 _TERMS = {"url", "title", "version", "read"}
 _COVER = {"hosts", "models", "exclude_models"}
 _CLAUSE = {"section", "text", "url"}
-_LIMITS = {"rpm", "tpm", "rpd", "max_spend_usd"}
-_PRICE = {"models", "usd_per_mtok_in", "usd_per_mtok_out"}
+_LIMITS = {"rpm", "tpm", "rpd", "max_spend_usd", "headers_profile"}
+_PRICE = {
+    "models",
+    "usd_per_mtok_in",
+    "usd_per_mtok_out",
+    "usd_per_mtok_cached_in",
+    "usd_per_mtok_batch_in",
+    "usd_per_mtok_batch_out",
+    "url",
+    "read",
+}
 _BOOL_CONDITIONS = (
     "non_compete",
     "non_commercial",
@@ -237,6 +246,7 @@ def _limits(path: Path, table: Any) -> Limits:
         tpm=r.integer("tpm"),
         rpd=r.integer("rpd"),
         max_spend_usd=r.number("max_spend_usd"),
+        headers_profile=r.text("headers_profile"),
     )
 
 
@@ -247,11 +257,24 @@ def _prices(path: Path, top: _Reader) -> tuple[Price, ...]:
         models = r.texts("models")
         if not models:
             raise r.fail("models", "name at least one model glob")
+        url = r.text("url")
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise r.fail("url", f"must be an http(s) URL, got {url!r}")
+        read = table.get("read")
+        if isinstance(read, date):
+            read = read.isoformat()
+        elif read is not None and (not isinstance(read, str) or not _is_iso_date(read)):
+            raise r.fail("read", f"must be the date the price was read, got {_kind(read)}")
         out.append(
             Price(
                 models=models,
                 usd_per_mtok_in=r.number("usd_per_mtok_in", required=True),
                 usd_per_mtok_out=r.number("usd_per_mtok_out", required=True),
+                usd_per_mtok_cached_in=r.number("usd_per_mtok_cached_in"),
+                usd_per_mtok_batch_in=r.number("usd_per_mtok_batch_in"),
+                usd_per_mtok_batch_out=r.number("usd_per_mtok_batch_out"),
+                url=url,
+                read=read,
             )
         )
     return tuple(out)

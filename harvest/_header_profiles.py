@@ -1,0 +1,110 @@
+"""What each host means by its rate-limit headers: names, and the window each limit covers.
+
+Not every OpenAI-compatible host means the same thing by ``x-ratelimit-limit-requests``:
+OpenAI's is per minute, Groq's is requests per *day*, Cerebras names its headers by window
+(``x-ratelimit-limit-requests-day``). A :class:`HeaderProfile` says, for requests and for
+tokens, which headers carry the limit, the remaining budget and the reset time, and how
+many seconds the limit covers; the limiter (``harvest._limiter``) refills its estimate of
+the provider's bucket at ``limit / window`` a second.
+
+The profile comes from ``--limits-profile`` / ``HarvestConfig.limits_profile``, else the
+policy's ``limits.headers_profile``, else the first profile whose hosts match the base
+URL's host, else :data:`DEFAULT_PROFILE` (``openai``: OpenAI's meanings, which most
+OpenAI-compatible servers copy). ``none`` ignores the headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
+
+from harvest.errors import HarvestConfigError
+
+MINUTE, DAY = 60.0, 86400.0
+
+
+@dataclass(frozen=True)
+class HeaderDim:
+    """The headers of one dimension and the window (seconds) its limit covers."""
+
+    limit: str
+    remaining: str
+    reset: str
+    window_s: float
+
+
+@dataclass(frozen=True)
+class HeaderProfile:
+    name: str
+    hosts: tuple[str, ...]
+    requests: HeaderDim | None
+    tokens: HeaderDim | None
+    source: str  # the page that documents these headers
+
+    def dim(self, which: str) -> HeaderDim | None:
+        return self.requests if which == "requests" else self.tokens
+
+
+def _x(dim: str, window_s: float, suffix: str = "") -> HeaderDim:
+    return HeaderDim(
+        limit=f"x-ratelimit-limit-{dim}{suffix}",
+        remaining=f"x-ratelimit-remaining-{dim}{suffix}",
+        reset=f"x-ratelimit-reset-{dim}{suffix}",
+        window_s=window_s,
+    )
+
+
+PROFILES: dict[str, HeaderProfile] = {
+    p.name: p
+    for p in (
+        # "x-ratelimit-limit-requests | 60 | The maximum number of requests that are
+        # permitted before exhausting the rate limit"; reset "1s", "6m0s".
+        HeaderProfile(
+            "openai",
+            ("api.openai.com",),
+            _x("requests", MINUTE),
+            _x("tokens", MINUTE),
+            "https://platform.openai.com/docs/guides/rate-limits",
+        ),
+        # "x-ratelimit-limit-requests | 14400 | Always refers to Requests Per Day (RPD)";
+        # "x-ratelimit-limit-tokens | 18000 | Always refers to Tokens Per Minute (TPM)".
+        HeaderProfile(
+            "groq",
+            ("api.groq.com",),
+            _x("requests", DAY),
+            _x("tokens", MINUTE),
+            "https://console.groq.com/docs/rate-limits",
+        ),
+        # x-ratelimit-limit-requests-day / x-ratelimit-limit-tokens-minute; resets in
+        # seconds ("33011.382867097855").
+        HeaderProfile(
+            "cerebras",
+            ("api.cerebras.ai",),
+            _x("requests", DAY, "-day"),
+            _x("tokens", MINUTE, "-minute"),
+            "https://inference-docs.cerebras.ai/support/rate-limits",
+        ),
+        HeaderProfile("none", (), None, None, "(headers ignored)"),
+    )
+}
+DEFAULT_PROFILE = PROFILES["openai"]
+
+
+def get_profile(name: str) -> HeaderProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise HarvestConfigError(f"unknown limits profile {name!r} (known: {known})") from None
+
+
+def profile_for(base_url: str, chosen: str | None = None) -> HeaderProfile:
+    """``chosen`` (a profile name) when given, else by the URL's host, else the default."""
+    if chosen:
+        return get_profile(chosen)
+    host = (urlsplit(base_url).hostname or "").lower()
+    for profile in PROFILES.values():
+        if any(fnmatchcase(host, pattern) for pattern in profile.hosts):
+            return profile
+    return DEFAULT_PROFILE
