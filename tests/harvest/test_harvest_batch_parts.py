@@ -51,7 +51,7 @@ def test_files_are_split_within_request_and_byte_limits():
     assert all(len(f.content) <= line_bytes * 4 + 10 for f in by_size)
     assert sum(f.requests for f in by_size) == 25 and len(by_size) == 7
     assert [k for f in by_size for k in f.keys] == [w.key for w in work]  # order kept, once
-    with pytest.raises(HarvestError, match="prompt 'q0'.*more than a batch file may hold"):
+    with pytest.raises(HarvestError, match=r"prompt 'q0'.*more than a batch file may hold"):
         split_requests(items(1, "x" * 3000), BatchLimits(max_bytes=2048))
 
 
@@ -255,7 +255,7 @@ def test_profiles_are_chosen_by_name_policy_or_host_with_openai_as_default():
     assert profile_for("http://127.0.0.1:8000/v1").name == "openai"  # the documented default
     assert profile_for("https://api.groq.com/openai/v1", "openai").name == "openai"
     assert not learn("none", OPENAI_DOC).learn
-    with pytest.raises(HarvestConfigError, match="unknown limits profile 'grok'.*groq"):
+    with pytest.raises(HarvestConfigError, match=r"unknown limits profile 'grok'.*groq"):
         profile_for("http://x/v1", "grok")
 
 
