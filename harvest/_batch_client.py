@@ -102,9 +102,15 @@ class BatchClient:
         batch = await self._call(lambda: self.client.batches.cancel(batch_id))
         return batch.model_dump()
 
-    async def find(self, metadata: dict[str, str], max_pages: int = 50) -> dict[str, Any] | None:
-        """The newest batch whose metadata holds every pair of ``metadata`` (``GET
-        /v1/batches``, newest first, 100 a page)."""
+    async def find(self, metadata: dict[str, str]) -> dict[str, Any] | None:
+        """The newest batch whose metadata holds every pair of ``metadata``."""
+        async for batch in self.matching(metadata):
+            return batch
+        return None
+
+    async def matching(self, metadata: dict[str, str], max_pages: int = 50):
+        """Batches whose metadata holds every pair of ``metadata``, newest first (``GET
+        /v1/batches``, 100 a page, at most ``max_pages`` pages)."""
         after: str | None = None
         for _ in range(max_pages):
             kwargs: dict[str, Any] = {"limit": 100}
@@ -114,11 +120,10 @@ class BatchClient:
             for batch in page.data:
                 meta = batch.metadata or {}
                 if all(meta.get(k) == v for k, v in metadata.items()):
-                    return batch.model_dump()
+                    yield batch.model_dump()
             if not page.has_more or not page.data:
-                return None
+                return
             after = page.data[-1].id
-        return None
 
     async def download(self, file_id: str) -> bytes:
         """``GET /v1/files/{id}/content``; a 404 is retried (the file may not be ready)."""

@@ -40,10 +40,11 @@ class HarvestConfig:
 
     Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches``, at batch
     prices; ``"batch-file"``: write the request JSONL for an offline runner such as
-    ``vllm run-batch``, then ingest its output with :func:`harvest.ingest_batch_output`):
+    ``vllm run-batch``; the same run with ``batch_output`` then ingests its output files):
         mode, poll_interval (seconds before the first re-poll; grows while nothing
         changes), batch_max_requests / batch_max_bytes (per input file; OpenAI's limits by
-        default), batch_dir (where ``batch-file`` writes, default beside the database).
+        default), batch_dir (where ``batch-file`` writes, default beside the database),
+        batch_output (``batch-file``: output files to ingest).
 
     Limits profile:
         limits_profile: what the host's ``x-ratelimit-*`` headers mean (``openai``,
@@ -87,6 +88,7 @@ class HarvestConfig:
     batch_max_requests: int = 50_000
     batch_max_bytes: int = 200 * 1024 * 1024
     batch_dir: Path | None = None
+    batch_output: Sequence[Path] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str):
@@ -125,6 +127,9 @@ class HarvestConfig:
             self._bad("batch_max_requests", "and batch_max_bytes must be >= 1 and >= 1024")
         if self.batch_dir is not None:
             self.batch_dir = Path(self.batch_dir)
+        self.batch_output = tuple(Path(p) for p in self.batch_output)
+        if self.batch_output and self.mode != "batch-file":
+            self._bad("batch_output", "is for mode='batch-file' (ingest an offline run's output)")
 
     def _bad(self, name: str, why: str) -> None:
         raise HarvestConfigError(f"HarvestConfig.{name}={getattr(self, name)!r}: {why}")
@@ -140,6 +145,7 @@ class HarvestConfig:
         data["db"] = str(self.db)
         data["accept"] = list(self.accept)
         data["batch_dir"] = str(self.batch_dir) if self.batch_dir else None
+        data["batch_output"] = [str(p) for p in self.batch_output]
         return data
 
 
@@ -161,6 +167,8 @@ class HarvestResult:
     stopped_reason: str | None = None
     message: str | None = None
     learned_limits: dict[str, Any] = field(default_factory=dict)
+    est_spend_usd: float | None = None  # batch runs: the worst case reserved before submission
+    spend_usd: float | None = None  # batch runs: what the stored answers cost at batch prices
 
     @property
     def pending(self) -> int:

@@ -88,6 +88,45 @@ MIGRATIONS: list[tuple[int, str]] = [
         FROM answers;
         """,
     ),
+    (
+        2,
+        # Batch API state (harvest._batch_store): one row per input file of work (its id is
+        # the sha256 of its JSONL and how many files with that sha256 came before), and
+        # which idempotency keys each file holds; the run record's estimated (worst case,
+        # reserved before submission) and actual spend.
+        """
+        CREATE TABLE batch_files (
+            file_key VARCHAR PRIMARY KEY,
+            sha256 VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,          -- the run that prepared it (batch metadata)
+            mode VARCHAR NOT NULL,            -- batch | batch-file
+            requests INTEGER NOT NULL,
+            bytes BIGINT NOT NULL,
+            state VARCHAR NOT NULL,           -- prepared | uploaded | creating | submitted | written | ingested | abandoned
+            input_file_id VARCHAR,
+            batch_id VARCHAR,
+            batch_status VARCHAR,             -- the provider's: validating ... completed | expired ...
+            output_file_id VARCHAR,
+            error_file_id VARCHAR,
+            request_counts JSON,
+            metadata JSON,                    -- sent with the create (the intent)
+            est_usd DOUBLE,                   -- worst case at batch prices
+            spent_usd DOUBLE,
+            path VARCHAR,                     -- batch-file: where the JSONL was written
+            message VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE batch_items (
+            idempotency_key VARCHAR NOT NULL,
+            file_key VARCHAR NOT NULL,
+            PRIMARY KEY (idempotency_key, file_key)
+        );
+        ALTER TABLE runs ADD COLUMN mode VARCHAR;
+        ALTER TABLE runs ADD COLUMN est_spend_usd DOUBLE;
+        ALTER TABLE runs ADD COLUMN spend_usd DOUBLE;
+        """,
+    ),
 ]
 
 ANSWER_COLUMNS = (

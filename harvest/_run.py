@@ -72,6 +72,12 @@ async def arun_harvest(
     the database is opened (a second process gets :class:`DatabaseBusyError`), done work
     is skipped, and only then is a client created.
     """
+    if cfg.mode != "sync":  # batch | batch-file: harvest._batch_run
+        from harvest._batch_run import arun_batch_harvest
+
+        return await arun_batch_harvest(
+            cfg, http_client, progress, clock=clock, sleep=sleep, now=now, seed=seed
+        )
     started = time.monotonic()
     policy = resolve_policy(cfg)
     limits = run_limits(cfg, policy.limits)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harvest._batch_store import spend_summary
 from harvest._store import connect, utcnow
 
 
@@ -32,6 +33,9 @@ class HarvestStatus:
     last_run: dict[str, Any] | None = None
 
     last_busy_run: dict[str, Any] | None = None
+    spend_usd: float | None = None  # every answer at its run's prices (batch runs: batch)
+    est_spend_usd: float | None = None  # worst case reserved for submitted batches
+    batches: dict[str, int] = field(default_factory=dict)  # batch files by state
 
     @property
     def throughput(self) -> float | None:
@@ -104,6 +108,7 @@ def harvest_status(db_path: Path | str) -> HarvestStatus:
             ),
             last_run=_last_run(last),
             last_busy_run=_last_run(busy),
+            **spend_summary(con),
         )
     finally:
         con.close()

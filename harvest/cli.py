@@ -43,6 +43,15 @@ def run(
     max_spend: float | None = typer.Option(None, help="Spend cap in USD (policy prices)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    mode: str = typer.Option("sync", help="sync | batch (Batch API) | batch-file (JSONL)."),
+    poll_interval: float = typer.Option(30.0, help="Batch: seconds between polls (grows)."),
+    batch_max_requests: int = typer.Option(50_000, help="Batch: requests per input file."),
+    batch_max_mb: float = typer.Option(200.0, help="Batch: MB per input file."),
+    batch_dir: Path | None = typer.Option(None, help="batch-file: where the JSONL goes."),
+    batch_output: list[Path] = typer.Option([], help="batch-file: an output file to ingest."),
+    limits_profile: str | None = typer.Option(
+        None, help="What x-ratelimit-* headers mean: openai | groq | cerebras | none."
+    ),
 ) -> None:
     """Send every prompt not yet answered; re-running the same command resumes."""
     from harvest import HarvestConfig, run_harvest
@@ -53,6 +62,9 @@ def run(
         rpd=rpd, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
         top_p=top_p, samples=samples, top_logprobs=top_logprobs, system=system,
         max_wait=max_wait, retry_failed=retry_failed, max_spend_usd=max_spend,
+        mode=mode, poll_interval=poll_interval, batch_max_requests=batch_max_requests,
+        batch_max_bytes=int(batch_max_mb * 1024 * 1024), batch_dir=batch_dir,
+        batch_output=tuple(batch_output), limits_profile=limits_profile,
     )  # fmt: skip
     result = run_harvest(cfg, progress=progress)
     if as_json:
@@ -65,8 +77,33 @@ def run(
         f"{result.completions_per_s:.1f}/s, {result.requests} requests, "
         f"{result.rate_limited} answered 429 -> {db}"
     )
+    if result.spend_usd is not None:
+        console.print(
+            f"spend at batch prices: ${result.spend_usd:.4f} "
+            f"(worst case reserved ${result.est_spend_usd or 0:.4f})"
+        )
     if result.stopped_reason:
         console.print(f"[yellow]stopped ({result.stopped_reason}):[/] {result.message}")
+
+
+@app.command()
+def cancel(
+    db: Path = typer.Option(..., help="DuckDB file whose batches to cancel."),
+    base_url: str = typer.Option(..., help="The base URL the batches went to."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Env var holding the API key."),
+) -> None:
+    """Cancel this database's unfinished batches (works while a run is polling them)."""
+    import asyncio
+
+    from harvest._batch_run import cancel_batches
+
+    cancelled = asyncio.run(cancel_batches(db, base_url, api_key_env=api_key_env))
+    for batch in cancelled:
+        typer.echo(f"{batch['id']} {batch['status']}")
+    typer.echo(
+        f"{len(cancelled)} batch(es) cancelled; `harvest run` stores what they answered "
+        "and, run again, submits the rest"
+    )
 
 
 @app.command()
@@ -96,6 +133,12 @@ def status(
         ("last run throughput", rate),
         ("teachers", ", ".join(f"{k} ({v})" for k, v in st.teachers.items()) or "-"),
         ("policies", ", ".join(f"{k} ({v})" for k, v in st.policies.items()) or "-"),
+        ("spend (actual)", "-" if st.spend_usd is None else f"${st.spend_usd:.4f}"),
+        (
+            "spend (batch worst case)",
+            "-" if st.est_spend_usd is None else f"${st.est_spend_usd:.4f}",
+        ),
+        ("batch files", ", ".join(f"{k} ({v})" for k, v in st.batches.items()) or "-"),
     ):
         table.add_row(key, str(value))
     if st.last_run:

@@ -1,0 +1,121 @@
+"""Storing batch results through the synchronous path's parser and row builders.
+
+Every output line's chat completion goes through :func:`harvest._answer.parse_answer`
+(reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
+``Engine``'s own row builders, then written with ``Store.write_batch``: a batch answer is
+the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
+(NULL: no per-request latency), ``created_at`` and ``run_id``.
+
+A result whose key is already answered is skipped (a re-download after a crash stores
+nothing twice). A request that never ran (expired, cancelled) or got 429/5xx is left
+unanswered, to be submitted again, until it has been in ``max_attempts`` files; then,
+like a 4xx, it is recorded in ``failures``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from harvest._answer import parse_answer
+from harvest._batch_files import BatchResult
+from harvest._engine import Engine
+from harvest._migrations import ANSWER_COLUMNS
+from harvest._retry import PermanentError, TransientError
+from harvest._store import RunCounters, Store
+from harvest._work import WorkItem
+
+_LATENCY = ANSWER_COLUMNS.index("latency_ms")
+_TOKENS_IN = ANSWER_COLUMNS.index("prompt_tokens")
+_TOKENS_OUT = ANSWER_COLUMNS.index("completion_tokens")
+
+
+@dataclass
+class RowContext:
+    """What ``Engine``'s row builders read: the run, the policy and the clock."""
+
+    run_id: str
+    policy_id: str
+    policy_hash: str
+    now: Callable[[], datetime]
+
+
+@dataclass
+class IngestTally:
+    """A run's batch results so far (totals, also written as the run's counters)."""
+
+    answered: int = 0
+    failed: int = 0
+    skipped: int = 0  # already answered, or a key this plan does not make
+    tokens_in: int = 0
+    tokens_out: int = 0
+    results: int = 0
+    retry: set[str] = field(default_factory=set)
+    failed_keys: set[str] = field(default_factory=set)  # recorded as failures by this run
+
+
+def ingest_results(
+    store: Store,
+    results: Iterable[BatchResult],
+    *,
+    items: dict[str, WorkItem],
+    answered: set[str],
+    submissions: Counter[str],
+    max_attempts: int,
+    ctx: RowContext,
+    tally: IngestTally,
+    chunk: int = 20_000,
+) -> IngestTally:
+    """Store ``results``; ``answered`` (keys with an answer) is updated as rows commit."""
+    answers: list[tuple] = []
+    failures: list[tuple] = []
+
+    def flush() -> None:
+        counters = RunCounters(
+            run_id=ctx.run_id, requests=tally.results, completed=tally.answered,
+            failed=tally.failed, rate_limited=0, prompt_tokens=tally.tokens_in,
+            completion_tokens=tally.tokens_out, day=ctx.now().date(), uncounted_requests=0,
+        )  # fmt: skip
+        store.write_batch(answers, failures, counters)
+        answered.update(row[0] for row in answers)
+        answers.clear()
+        failures.clear()
+
+    for result in results:
+        item = items.get(result.key)
+        if item is None or result.key in answered:
+            tally.skipped += 1
+            continue
+        tally.results += 1
+        attempts = max(1, submissions[result.key])
+        if result.ok:
+            try:
+                body = json.dumps(result.body).encode()
+                answer = parse_answer(body, result.request_id)
+            except TransientError as exc:
+                result = BatchResult(result.key, 502, None, result.request_id, exc.reason)
+            else:
+                row = list(Engine._answer_row(ctx, item, answer, 0.0, attempts))  # type: ignore[arg-type]
+                row[_LATENCY] = None
+                answers.append(tuple(row))
+                tally.answered += 1
+                tally.tokens_in += row[_TOKENS_IN] or 0
+                tally.tokens_out += row[_TOKENS_OUT] or 0
+                tally.retry.discard(result.key)
+        if not result.ok:
+            if result.retry and attempts < max_attempts:
+                tally.retry.add(result.key)
+            else:
+                reason = result.error or "no answer"
+                error = PermanentError(f"batch: {reason}", result.status)
+                failures.append(Engine._failure_row(ctx, item, error, attempts))  # type: ignore[arg-type]
+                tally.failed += 1
+                tally.failed_keys.add(result.key)
+                tally.retry.discard(result.key)
+        if len(answers) + len(failures) >= chunk:
+            flush()
+    flush()
+    return tally
