@@ -13,7 +13,7 @@ Batch APIs (https://platform.openai.com/docs/api-reference/batch, .../files):
   identical answers, reasoning and logprobs.
 
 A batch moves ``validating -> in_progress -> finalizing -> completed``, one step every
-``polls_per_state`` retrieves. An input file that breaks the limits (``max_requests``,
+``polls_per_state`` retrieves (a cancelled one: ``cancelling -> cancelled`` at the next). An input file that breaks the limits (``max_requests``,
 duplicate ``custom_id``, a line that is not a request) makes the batch ``failed`` with
 ``errors.data``. Per batch, by creation index: ``expire={index: n}`` answers only the first
 ``n`` requests, then ``expired`` (the others go to the error file as ``batch_expired``).
@@ -128,7 +128,7 @@ class _Batches:
         if batch is None or batch["status"] in _TERMINAL:
             return batch
         self.polls[batch_id] += 1
-        if self.polls[batch_id] % self.s.polls_per_state == 0:
+        if batch["status"] == "cancelling" or self.polls[batch_id] % self.s.polls_per_state == 0:
             self._advance(batch)
         return batch
 

@@ -1,0 +1,236 @@
+"""``harvest run --mode batch`` end to end against the fake Batch API over loopback:
+kills at each step, expiry, cancel, spend caps, identical rows to the sync path, batch-file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from harvest import HarvestConfig, harvest_status, run_harvest
+from harvest._batch_run import cancel_batches
+from harvest._migrations import ANSWER_COLUMNS
+from harvest.testing import FakeBatchProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = [{"prompt": f"question number {i}", "id": f"q{i}"} for i in range(30)]
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def batch_cfg(fake, tmp_path: Path, prompts=PROMPTS, **kw) -> HarvestConfig:
+    base = dict(prompts=prompts, db=tmp_path / "b.duckdb", base_url=fake.base_url, model="m",
+                policy="self-hosted", mode="batch", poll_interval=0.01, batch_max_requests=10,
+                max_tokens=32, top_logprobs=2)  # fmt: skip
+    base.update(kw)
+    return HarvestConfig(**base)
+
+
+def assert_every_prompt_once(db: Path, n: int) -> None:
+    total, distinct, prompts = rows(
+        db,
+        "SELECT count(*), count(DISTINCT idempotency_key), count(DISTINCT prompt_id) FROM answers",
+    )[0]
+    assert total == distinct == prompts == n
+    assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
+    assert harvest_status(db).pending == 0
+
+
+@pytest.mark.parametrize("point", ["upload", "create", "retrieve", "content"])
+def test_sigkill_at_each_point_then_rerun_creates_one_batch_per_file(tmp_path, point):
+    """SIGKILL while uploading, right after the create (the id never stored), while
+    polling and while downloading; the same command again finishes the work."""
+    prompts_file = tmp_path / "prompts.jsonl"
+    prompts_file.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    with FakeBatchProvider(polls_per_state=2) as fake:
+        cfg = batch_cfg(fake, tmp_path, prompts=prompts_file)
+        hung = fake.hang_at(point)
+        cmd = [sys.executable, "-m", "harvest.cli", "run", "--prompts", str(prompts_file),
+               "--db", str(cfg.db), "--base-url", fake.base_url, "--model", "m",
+               "--policy", "self-hosted", "--mode", "batch", "--poll-interval", "0.01",
+               "--batch-max-requests", "10", "--max-tokens", "32", "--top-logprobs", "2",
+               "--no-progress"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert hung.wait(60), f"the run never reached {point}: {proc.stdout.read()!r}"
+        finally:
+            proc.kill()  # SIGKILL
+            proc.wait(10)
+        fake.hang_at(None)
+        created_before = len(fake.creates)
+        result = run_harvest(cfg, progress=False, sleep=no_wait)
+        creates = fake.creates
+    assert created_before == (1 if point in ("create", "retrieve", "content") else 0) + (
+        2 if point in ("retrieve", "content") else 0
+    )
+    # exactly one batch per file of work (30 prompts, 10 a file), however it was killed
+    assert len(creates) == 3
+    shas = [c["body"]["metadata"]["stillroom_sha256"] for c in creates]
+    assert len(set(shas)) == 3
+    assert result.stopped_reason is None
+    assert_every_prompt_once(cfg.db, 30)
+    states = rows(cfg.db, "SELECT state, batch_status FROM batch_files")
+    assert sorted(states) == [("ingested", "completed")] * 3
+
+
+def test_expired_batch_is_resubmitted_for_only_its_missing_rows(tmp_path):
+    with FakeBatchProvider(expire={0: 4}) as fake:
+        cfg = batch_cfg(fake, tmp_path)
+        result = run_harvest(cfg, progress=False, sleep=no_wait)
+        first = {line["custom_id"] for line in fake.input_lines(0)}
+        answered_first = [line["custom_id"] for line in fake.input_lines(0)][:4]
+        resubmitted = [line["custom_id"] for line in fake.input_lines(3)]
+        assert len(fake.creates) == 4
+    assert sorted(resubmitted) == sorted(first - set(answered_first))  # the 6 it left, only
+    assert result.completed == 30 and result.stopped_reason is None
+    assert_every_prompt_once(cfg.db, 30)
+    attempts = dict(rows(cfg.db, "SELECT idempotency_key, attempts FROM answers"))
+    assert {attempts[k] for k in resubmitted} == {2} and attempts[answered_first[0]] == 1
+
+
+def test_batch_and_sync_modes_store_identical_rows(tmp_path):
+    # Left out: request_id (the batch's), latency_ms (NULL in batch), created_at, run_id.
+    excluded = {"request_id", "latency_ms", "created_at", "run_id"}
+    compared = [c for c in ANSWER_COLUMNS if c not in excluded]
+    prompts = [*PROMPTS[:8], {"prompt": "a very long question " * 20, "id": "long"}]
+    with FakeBatchProvider(reasoning="reasoning_content") as fake:
+        sync = batch_cfg(fake, tmp_path, prompts=prompts, mode="sync", db=tmp_path / "s.duckdb")
+        run_harvest(sync, progress=False)
+        batch = batch_cfg(fake, tmp_path, prompts=prompts, db=tmp_path / "b.duckdb")
+        run_harvest(batch, progress=False, sleep=no_wait)
+    sql = f"SELECT {', '.join(compared)} FROM answers ORDER BY idempotency_key"
+    sync_rows, batch_rows = rows(sync.db, sql), rows(batch.db, sql)
+    assert len(sync_rows) == 9 and sync_rows == batch_rows
+    row = dict(zip(compared, batch_rows[0], strict=True))
+    assert row["reasoning"].startswith("The user wrote") and json.loads(row["top_logprobs"])
+    assert rows(batch.db, "SELECT count(*) FROM answers WHERE latency_ms IS NULL") == [(9,)]
+    assert any(r[0] == "length" for r in rows(batch.db, "SELECT finish_reason FROM answers"))
+
+
+def test_partial_errors_404_once_and_cancel(tmp_path):
+    prompts = [*PROMPTS[:12], {"prompt": "refused [[status:400]]", "id": "bad"}]
+    with FakeBatchProvider(polls_per_state=1000, flaky_files=True) as fake:
+        cfg = batch_cfg(fake, tmp_path, prompts=prompts, batch_max_requests=20)
+
+        async def cancel_soon() -> list:
+            while not fake.creates:
+                await asyncio.sleep(0.01)
+            return await cancel_batches(cfg.db, fake.base_url)
+
+        async def both():
+            from harvest import arun_harvest
+
+            run = asyncio.create_task(arun_harvest(cfg, progress=False, sleep=no_wait))
+            cancelled = await cancel_soon()
+            return await run, cancelled
+
+        first, cancelled = asyncio.run(both())
+        assert [b["status"] for b in cancelled] == ["cancelling"]
+        assert (first.stopped_reason, first.completed) == ("cancelled", 0)
+        fake.batches.s.polls_per_state = 1
+        second = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert len(fake.creates) == 2
+    assert (second.completed, second.failed, second.stopped_reason) == (12, 1, None)
+    (reason,) = rows(cfg.db, "SELECT reason FROM failures")[0]
+    assert reason.startswith("batch: HTTP 400") and "injected 400" in reason
+
+
+def priced_policy(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "priced-batch.toml").write_text(
+        'id = "priced-batch"\nname = "Priced"\nverdict = "allowed"\n'
+        '[terms]\ntitle = "Test terms"\nread = 2026-12-01\n'
+        '[[clauses]]\nsection = "1"\ntext = "Anything goes."\n'
+        '[[covers]]\nhosts = ["127.0.0.1"]\nmodels = ["priced-*"]\n'
+        '[[prices]]\nmodels = ["priced-*"]\nusd_per_mtok_in = 20\nusd_per_mtok_out = 40\n'
+        "usd_per_mtok_batch_in = 10\nusd_per_mtok_batch_out = 20\n"
+    )
+    monkeypatch.setenv("STILLROOM_POLICY_PATH", str(folder))
+
+
+def test_spend_cap_reserves_a_whole_batch_before_submission(tmp_path, monkeypatch):
+    priced_policy(tmp_path, monkeypatch)
+    with FakeBatchProvider() as fake:
+        cfg = batch_cfg(fake, tmp_path, policy="priced-batch", model="priced-1")
+        from harvest._prompts import load_prompts
+        from harvest._work import plan_work, sampling_params
+
+        params = sampling_params(model="priced-1", max_tokens=32, temperature=0.7, top_p=None,
+                                 top_logprobs=2)  # fmt: skip
+        plan = plan_work(load_prompts(PROMPTS), params, 1)
+        worst_first = sum(i.est_prompt_tokens * 10 + 32 * 20 for i in plan[:10]) / 1e6
+        cfg.max_spend_usd = worst_first * 1.5  # room for one file's worst case, not two
+        result = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert len(fake.creates) == 1
+    assert (result.completed, result.stopped_reason) == (10, "spend_cap")
+    assert result.est_spend_usd == pytest.approx(worst_first)
+    assert result.spend_usd == pytest.approx(
+        (result.prompt_tokens * 10 + result.completion_tokens * 20) / 1e6
+    )
+    assert result.spend_usd <= cfg.max_spend_usd
+    status = harvest_status(cfg.db)
+    assert status.spend_usd == pytest.approx(result.spend_usd)
+    assert status.est_spend_usd == pytest.approx(worst_first)
+    assert status.batches == {"ingested completed": 1, "prepared": 2}
+
+
+def test_batch_file_mode_writes_jsonl_then_ingests_an_offline_output(tmp_path):
+    """``--mode batch-file`` for ``vllm run-batch``; the fake server stands in for the
+    offline runner (same output format)."""
+    cfg = HarvestConfig(prompts=PROMPTS[:5], db=tmp_path / "f.duckdb", base_url="http://127.0.0.1:9/v1",
+                        model="m", policy="self-hosted", mode="batch-file")  # fmt: skip
+    first = run_harvest(cfg, progress=False)
+    assert first.stopped_reason == "awaiting_output" and "vllm run-batch" in first.message
+    (path,) = [Path(p) for (p,) in rows(cfg.db, "SELECT path FROM batch_files")]
+    assert len(path.read_text().splitlines()) == 5
+    again = run_harvest(cfg, progress=False)  # nothing new: the same file still waits
+    assert rows(cfg.db, "SELECT count(*) FROM batch_files") == [(1,)] and again.completed == 0
+    with FakeBatchProvider() as fake:
+        out = offline_run(fake, path.read_bytes(), keep=3)
+    (tmp_path / "out.jsonl").write_bytes(out)
+    cfg.batch_output = (tmp_path / "out.jsonl",)
+    third = run_harvest(cfg, progress=False)
+    assert third.completed == 3 and third.stopped_reason == "awaiting_output"
+    assert rows(cfg.db, "SELECT state, requests FROM batch_files ORDER BY rowid") == [
+        ("ingested", 5),
+        ("written", 2),
+    ]  # fmt: skip  (the 2 without a result went to a new file)
+
+
+def offline_run(fake, content: bytes, keep: int) -> bytes:
+    """Run ``content`` through the fake's batch answers; keep the first ``keep`` results."""
+    import random
+
+    import openai
+
+    from harvest._batch_client import BatchClient
+
+    async def go() -> bytes:
+        client = openai.AsyncOpenAI(api_key="k", base_url=fake.base_url, max_retries=0)
+        bc = BatchClient(client, sleep=no_wait, rng=random.Random(0))
+        batch = await bc.create(await bc.upload("in.jsonl", content), {})
+        while batch["status"] != "completed":
+            batch = await bc.retrieve(batch["id"])
+        data = await bc.download(batch["output_file_id"])
+        await client.close()
+        return b"".join(data.splitlines(keepends=True)[:keep])
+
+    return asyncio.run(go())
