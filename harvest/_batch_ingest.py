@@ -2,8 +2,8 @@
 
 Every output line's chat completion goes through :func:`harvest._answer.parse_answer`
 (reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
-``Engine``'s own row builders, then written with ``Store.write_batch``: a batch answer is
-the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
+``Engine``'s own row builders (a :class:`~harvest._completions.CompletionRow`), then
+written with ``Store.write_batch``: a batch answer is the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
 (NULL: no per-request latency), ``created_at`` and ``run_id``.
 
 A result whose key is already answered is skipped (a re-download after a crash stores
@@ -14,6 +14,7 @@ like a 4xx, it is recorded in ``failures``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,15 +23,11 @@ from datetime import datetime
 
 from harvest._answer import parse_answer
 from harvest._batch_files import BatchResult
+from harvest._completions import CompletionRow
 from harvest._engine import Engine
-from harvest._migrations import ANSWER_COLUMNS
 from harvest._retry import PermanentError, TransientError
 from harvest._store import RunCounters, Store
 from harvest._work import WorkItem
-
-_LATENCY = ANSWER_COLUMNS.index("latency_ms")
-_TOKENS_IN = ANSWER_COLUMNS.index("prompt_tokens")
-_TOKENS_OUT = ANSWER_COLUMNS.index("completion_tokens")
 
 
 @dataclass
@@ -70,7 +67,7 @@ def ingest_results(
     chunk: int = 20_000,
 ) -> IngestTally:
     """Store ``results``; ``answered`` (keys with an answer) is updated as rows commit."""
-    answers: list[tuple] = []
+    answers: list[CompletionRow] = []
     failures: list[tuple] = []
 
     def flush() -> None:
@@ -80,7 +77,7 @@ def ingest_results(
             completion_tokens=tally.tokens_out, day=ctx.now().date(), uncounted_requests=0,
         )  # fmt: skip
         store.write_batch(answers, failures, counters)
-        answered.update(row[0] for row in answers)
+        answered.update(row.idempotency_key for row in answers)
         answers.clear()
         failures.clear()
 
@@ -98,12 +95,11 @@ def ingest_results(
             except TransientError as exc:
                 result = BatchResult(result.key, 502, None, result.request_id, exc.reason)
             else:
-                row = list(Engine._answer_row(ctx, item, answer, 0.0, attempts))  # type: ignore[arg-type]
-                row[_LATENCY] = None
-                answers.append(tuple(row))
+                row = Engine._answer_row(ctx, item, answer, 0.0, attempts)  # type: ignore[arg-type]
+                answers.append(dataclasses.replace(row, latency_ms=None))
                 tally.answered += 1
-                tally.tokens_in += row[_TOKENS_IN] or 0
-                tally.tokens_out += row[_TOKENS_OUT] or 0
+                tally.tokens_in += row.prompt_tokens or 0
+                tally.tokens_out += row.completion_tokens or 0
                 tally.retry.discard(result.key)
         if not result.ok:
             if result.retry and attempts < max_attempts:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harvest._batch_store import spend_summary
-from harvest._store import connect, utcnow
+from harvest._completions import connect
+from harvest._store import utcnow
 
 
 @dataclass

@@ -290,3 +290,19 @@ def test_a_price_with_a_bad_date_is_named(tmp_path):
     )
     with pytest.raises(policies.PolicyFileError, match=r"prices\[0\]\.read"):
         policies.load_policy_file(path)
+
+
+def test_store_creates_the_batch_tables_through_migration_3(tmp_path):
+    from harvest._store import Store
+
+    store = Store(tmp_path / "fresh.duckdb")
+    try:
+        tables = {t for (t,) in store.con.execute("SHOW TABLES").fetchall()}
+        versions = [
+            v for (v,) in store.con.execute("SELECT version FROM schema_migrations").fetchall()
+        ]
+        run_columns = {r[0] for r in store.con.execute("DESCRIBE runs").fetchall()}
+    finally:
+        store.close()
+    assert {"batch_files", "batch_items"} <= tables
+    assert 3 in versions and {"mode", "est_spend_usd", "spend_usd"} <= run_columns

@@ -4,6 +4,7 @@ kills at each step, expiry, cancel, spend caps, identical rows to the sync path,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from harvest import HarvestConfig, harvest_status, run_harvest
 from harvest._batch_run import cancel_batches
-from harvest._migrations import ANSWER_COLUMNS
+from harvest._completions import read_completions
 from harvest.testing import FakeBatchProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,21 +108,27 @@ def test_expired_batch_is_resubmitted_for_only_its_missing_rows(tmp_path):
 
 def test_batch_and_sync_modes_store_identical_rows(tmp_path):
     # Left out: request_id (the batch's), latency_ms (NULL in batch), created_at, run_id.
-    excluded = {"request_id", "latency_ms", "created_at", "run_id"}
-    compared = [c for c in ANSWER_COLUMNS if c not in excluded]
+    excluded = dict.fromkeys(("request_id", "latency_ms", "created_at", "run_id"))
     prompts = [*PROMPTS[:8], {"prompt": "a very long question " * 20, "id": "long"}]
     with FakeBatchProvider(reasoning="reasoning_content") as fake:
         sync = batch_cfg(fake, tmp_path, prompts=prompts, mode="sync", db=tmp_path / "s.duckdb")
         run_harvest(sync, progress=False)
         batch = batch_cfg(fake, tmp_path, prompts=prompts, db=tmp_path / "b.duckdb")
         run_harvest(batch, progress=False, sleep=no_wait)
-    sql = f"SELECT {', '.join(compared)} FROM answers ORDER BY idempotency_key"
-    sync_rows, batch_rows = rows(sync.db, sql), rows(batch.db, sql)
-    assert len(sync_rows) == 9 and sync_rows == batch_rows
-    row = dict(zip(compared, batch_rows[0], strict=True))
-    assert row["reasoning"].startswith("The user wrote") and json.loads(row["top_logprobs"])
-    assert rows(batch.db, "SELECT count(*) FROM answers WHERE latency_ms IS NULL") == [(9,)]
-    assert any(r[0] == "length" for r in rows(batch.db, "SELECT finish_reason FROM answers"))
+    order = ("idempotency_key",)
+    sync_rows, batch_rows = (
+        read_completions(sync.db, order_by=order),
+        read_completions(batch.db, order_by=order),
+    )
+    assert len(sync_rows) == 9
+    assert [dataclasses.replace(r, **excluded) for r in sync_rows] == [
+        dataclasses.replace(r, **excluded) for r in batch_rows
+    ]
+    assert all(r.reasoning.startswith("The user wrote") for r in batch_rows)
+    assert all(json.loads(r.top_logprobs)[0]["top_logprobs"] for r in batch_rows)
+    assert {r.finish_reason for r in batch_rows} == {"stop", "length"}
+    assert all(r.latency_ms is None for r in batch_rows)
+    assert all(r.latency_ms is not None for r in sync_rows)
 
 
 def test_partial_errors_404_once_and_cancel(tmp_path):
