@@ -43,9 +43,17 @@ def parse_answer(body: bytes, request_id: str | None) -> Answer:
     """Parse a 200 body; a body that is not a chat completion raises :class:`TransientError`."""
     try:
         data = json.loads(body)
+    except ValueError as exc:
+        raise TransientError(f"unparseable body: {type(exc).__name__}: {str(exc)[:200]}") from None
+    return answer_from_completion(data, request_id)
+
+
+def answer_from_completion(data: Any, request_id: str | None) -> Answer:
+    """:func:`parse_answer` of a body already decoded (a batch output line holds it)."""
+    try:
         choice = data["choices"][0]
         message = choice["message"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (KeyError, IndexError, TypeError) as exc:
         raise TransientError(f"unparseable body: {type(exc).__name__}: {str(exc)[:200]}") from None
     content = message.get("content") or ""
     reasoning = message.get("reasoning_content") or message.get("reasoning")

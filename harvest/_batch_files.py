@@ -120,7 +120,11 @@ class BatchResult:
 
 def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
     """Parse an output/error file; a bad line raises naming ``source`` and the line."""
-    for number, raw in enumerate(data.splitlines(), 1):
+    try:
+        text = data.decode()  # one decode, not one per line in json.loads
+    except UnicodeDecodeError as exc:
+        raise HarvestError(f"{source}: not UTF-8 JSONL ({exc})") from None
+    for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         try:

@@ -1,7 +1,8 @@
 """Storing batch results through the synchronous path's parser and row builders.
 
-Every output line's chat completion goes through :func:`harvest._answer.parse_answer`
-(reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
+Every output line's chat completion goes through the synchronous path's parser
+(:func:`harvest._answer.answer_from_completion`, the decoded half of ``parse_answer``:
+reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
 ``Engine``'s own row builders (a :class:`~harvest._completions.CompletionRow`), then
 written with ``Store.write_batch``: a batch answer is the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
 (NULL: no per-request latency), ``created_at`` and ``run_id``.
@@ -14,14 +15,12 @@ like a 4xx, it is recorded in ``failures``.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from harvest._answer import parse_answer
+from harvest._answer import answer_from_completion
 from harvest._batch_files import BatchResult
 from harvest._completions import CompletionRow
 from harvest._engine import Engine
@@ -90,13 +89,12 @@ def ingest_results(
         attempts = max(1, submissions[result.key])
         if result.ok:
             try:
-                body = json.dumps(result.body).encode()
-                answer = parse_answer(body, result.request_id)
+                answer = answer_from_completion(result.body, result.request_id)
             except TransientError as exc:
                 result = BatchResult(result.key, 502, None, result.request_id, exc.reason)
             else:
-                row = Engine._answer_row(ctx, item, answer, 0.0, attempts)  # type: ignore[arg-type]
-                answers.append(dataclasses.replace(row, latency_ms=None))
+                row = Engine._answer_row(ctx, item, answer, None, attempts)  # type: ignore[arg-type]
+                answers.append(row)
                 tally.answered += 1
                 tally.tokens_in += row.prompt_tokens or 0
                 tally.tokens_out += row.completion_tokens or 0

@@ -225,7 +225,7 @@ class Engine:
 
     # -- rows ------------------------------------------------------------------------------
     def _answer_row(
-        self, item: WorkItem, a: Answer, latency: float, attempts: int
+        self, item: WorkItem, a: Answer, latency: float | None, attempts: int
     ) -> CompletionRow:
         return CompletionRow(
             idempotency_key=item.key,
@@ -247,7 +247,7 @@ class Engine:
             created_at=self.now().replace(tzinfo=None),
             request_params=item.params_json,
             request_id=a.request_id,
-            latency_ms=latency * 1000.0,
+            latency_ms=latency * 1000.0 if latency is not None else None,  # None: batch
             run_id=self.run_id,
             attempts=attempts,
         )
