@@ -12,7 +12,9 @@ class NoBatchProgress:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def update(self, file_key: str, state: str, total: int, counts: dict | None = None) -> None:
+    def update(
+        self, file_key: str, state: str, total: int, counts: dict | None = None, batch_id=None
+    ) -> None:
         return None
 
 
@@ -40,7 +42,9 @@ class RichBatchProgress(NoBatchProgress):
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def update(self, file_key: str, state: str, total: int, counts: dict | None = None) -> None:
+    def update(
+        self, file_key: str, state: str, total: int, counts: dict | None = None, batch_id=None
+    ) -> None:
         counts = counts or {}
         done = int(counts.get("completed") or 0) + int(counts.get("failed") or 0)
         if file_key not in self.tasks:
@@ -48,5 +52,6 @@ class RichBatchProgress(NoBatchProgress):
                 f"file {file_key[:12]}", total=total, state=state, failed=0
             )
         self.progress.update(
-            self.tasks[file_key], completed=done, state=state, failed=counts.get("failed") or 0
-        )
+            self.tasks[file_key], completed=done, state=state, failed=counts.get("failed") or 0,
+            description=batch_id or f"file {file_key[:12]}",
+        )  # fmt: skip

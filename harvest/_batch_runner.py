@@ -12,8 +12,9 @@ Each round:
 3. **poll** the submitted batches until they end (``harvest._batch_poll``);
 4. **ingest** the output and error files of each ended batch (``harvest._batch_ingest``)
    and mark the file ``ingested``. What an expired batch (or 429/5xx lines) left
-   unanswered is planned again in the next round, and only that. A cancelled batch's
-   leftovers wait for the next run.
+   unanswered is planned again in the next round, and only that. The leftovers of a
+   cancelled batch, or of one the provider refused as a whole (``failed``), wait for the
+   next run, which stops with the reason.
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ class BatchRun:
         else:
             return
         self.batches.record_batch(f.file_key, batch, state="submitted")
-        self.view.update(f.file_key, batch["status"], f.requests, batch.get("request_counts"))
+        self.view.update(
+            f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
+        )
 
     def _content(self, f: BatchFileRow) -> bytes | None:
         """The file's bytes again (from the plan), or None: abandoned, its keys re-planned."""
@@ -159,7 +162,9 @@ class BatchRun:
         def on_update(batch: dict[str, Any]) -> None:
             f = by_id[batch["id"]]
             self.batches.record_batch(f.file_key, batch)
-            self.view.update(f.file_key, batch["status"], f.requests, batch.get("request_counts"))
+            self.view.update(
+                f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
+            )
 
         known = {f.batch_id: f.batch_status or "" for f in files if f.batch_id}
         await poll_until_done(
@@ -177,16 +182,21 @@ class BatchRun:
                 data = await self.client.download(file_id)
                 self._store_results(data, f"{f.batch_id} file {file_id}")
         message = None
-        if batch["status"] == "failed":
+        left = keys - self.answered - self.settled
+        if batch["status"] == "failed":  # the whole batch was refused (validation)
             message = str((batch.get("errors") or {}).get("data"))[:500]
+            self.held |= left
+            self.stop("batch_failed", f"batch {f.batch_id} failed: {message}; fix the cause "
+                      "and run the same command again")  # fmt: skip
         if batch["status"] == "cancelled":
-            left = keys - self.answered - self.settled
             self.held |= left
             self.stop("cancelled", f"batch {f.batch_id} was cancelled; {len(left)} prompts "
                       "were not answered: run the same command again to submit them")  # fmt: skip
         self._settle_never_ran(keys)
         self.batches.record_batch(f.file_key, batch, state="ingested", message=message)
-        self.view.update(f.file_key, batch["status"], f.requests, batch.get("request_counts"))
+        self.view.update(
+            f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
+        )
 
     def _store_results(self, data: bytes, source: str) -> None:
         ingest_results(

@@ -306,3 +306,19 @@ def test_store_creates_the_batch_tables_through_migration_3(tmp_path):
         store.close()
     assert {"batch_files", "batch_items"} <= tables
     assert 3 in versions and {"mode", "est_spend_usd", "spend_usd"} <= run_columns
+
+
+def test_a_run_reads_headers_with_the_chosen_profile(tmp_path):
+    from harvest import HarvestConfig, run_harvest
+    from harvest.testing import FakeProvider
+
+    with FakeProvider(rpm=600, burst_seconds=2) as fake:
+        cfg = HarvestConfig(prompts=[{"prompt": "hi"}], db=tmp_path / "p.duckdb",
+                            base_url=fake.base_url, model="m", policy="self-hosted",
+                            limits_profile="groq")  # fmt: skip
+        result = run_harvest(cfg, progress=False)
+        assert result.learned_limits == {"profile": "groq", "rpm": None, "rpd": 600, "tpm": None}
+        cfg.limits_profile = "grok"
+        with pytest.raises(HarvestConfigError, match="unknown limits profile"):
+            run_harvest(cfg, progress=False)
+        assert fake.stats()["total"] == 1  # the bad profile was refused before any request

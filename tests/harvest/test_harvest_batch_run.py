@@ -241,3 +241,12 @@ def offline_run(fake, content: bytes, keep: int) -> bytes:
         return b"".join(data.splitlines(keepends=True)[:keep])
 
     return asyncio.run(go())
+
+
+def test_a_batch_refused_as_a_whole_stops_the_run_without_resubmitting(tmp_path):
+    with FakeBatchProvider(max_requests=5) as fake:  # the provider's limit is below ours
+        cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:10])
+        result = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert len(fake.creates) == 1
+    assert result.stopped_reason == "batch_failed" and "too_many_requests" in result.message
+    assert result.completed == 0 and harvest_status(cfg.db).pending == 10
