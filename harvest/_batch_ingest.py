@@ -15,6 +15,7 @@ like a 4xx, it is recorded in ``failures``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,9 +66,13 @@ def ingest_results(
     tally: IngestTally,
     chunk: int = 20_000,
 ) -> IngestTally:
-    """Store ``results``; ``answered`` (keys with an answer) is updated as rows commit."""
+    """Store ``results``; ``answered`` (keys with an answer) is updated as rows commit.
+
+    The rows of one call share one ``created_at`` (when the results were stored)."""
     answers: list[CompletionRow] = []
     failures: list[tuple] = []
+    stamp = ctx.now()
+    ctx = dataclasses.replace(ctx, now=lambda: stamp)
 
     def flush() -> None:
         counters = RunCounters(

@@ -144,9 +144,11 @@ async def _drive(run: BatchRun, cfg: HarvestConfig, http_client, progress, seed)
 def _finish(store, run: BatchRun, cfg, run_id, planned, already, started) -> HarvestResult:
     elapsed = time.monotonic() - started
     t = run.tally
-    spent = run.caps.cost(t.tokens_in, t.tokens_out)
+    priced = run.caps.limits.usd_per_mtok_in is not None
+    spent = run.caps.cost(t.tokens_in, t.tokens_out) if priced else None
+    est = run.est_usd if priced else None
     try:
-        run.batches.set_run_spend(run_id, mode=cfg.mode, est_usd=run.est_usd, spent_usd=spent)
+        run.batches.set_run_spend(run_id, mode=cfg.mode, est_usd=est, spent_usd=spent)
         store.finish_run(
             run_id, status="stopped" if run.stop_reason else "finished",
             stopped_reason=run.stop_reason, message=run.stop_message, elapsed_s=elapsed,
@@ -158,7 +160,7 @@ def _finish(store, run: BatchRun, cfg, run_id, planned, already, started) -> Har
         run_id=run_id, db=cfg.db, planned=planned, already_done=already, completed=t.answered,
         failed=t.failed, requests=t.results, rate_limited=0, prompt_tokens=t.tokens_in,
         completion_tokens=t.tokens_out, elapsed_s=elapsed, stopped_reason=run.stop_reason,
-        message=run.stop_message, est_spend_usd=run.est_usd, spend_usd=spent,
+        message=run.stop_message, est_spend_usd=est, spend_usd=spent,
     )  # fmt: skip
 
 

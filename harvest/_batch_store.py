@@ -163,7 +163,9 @@ class BatchStore:
             **fields,
         )
 
-    def set_run_spend(self, run_id: str, *, mode: str, est_usd: float, spent_usd: float) -> None:
+    def set_run_spend(
+        self, run_id: str, *, mode: str, est_usd: float | None, spent_usd: float | None
+    ) -> None:
         self.con.execute(
             "UPDATE runs SET mode = ?, est_spend_usd = ?, spend_usd = ? WHERE run_id = ?",
             [mode, est_usd, spent_usd, run_id],
@@ -187,7 +189,8 @@ def spend_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     if not has_batches:
         return {**out, "est_spend_usd": None, "batches": {}}
     est = con.execute(
-        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND input_file_id IS NOT NULL"
+        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND input_file_id IS NOT NULL "
+        "AND est_usd > 0"
     ).fetchone()[0]
     states = con.execute(
         "SELECT state || coalesce(' ' || batch_status, ''), count(*) FROM batch_files "
