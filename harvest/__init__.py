@@ -26,6 +26,7 @@ from harvest.errors import (
 from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from harvest._batch_run import cancel_batches
     from harvest._completions import (
         CompletionRow,
         completion_row,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from harvest._status import HarvestStatus, harvest_status
 
 _LAZY = {
+    "cancel_batches": "harvest._batch_run",
     "CompletionRow": "harvest._completions",
     "completion_row": "harvest._completions",
     "prompt_key": "harvest._completions",
@@ -77,6 +79,7 @@ __all__ = [
     "ProviderAuthError",
     "RateLimiter",
     "arun_harvest",
+    "cancel_batches",
     "completion_row",
     "export_dataset",
     "harvest_status",

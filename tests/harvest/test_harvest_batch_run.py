@@ -14,8 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harvest import HarvestConfig, harvest_status, run_harvest
-from harvest._batch_run import cancel_batches
+from harvest import HarvestConfig, cancel_batches, harvest_status, run_harvest
 from harvest._completions import read_completions
 from harvest.testing import FakeBatchProvider
 
