@@ -33,7 +33,13 @@ class PollSchedule:
     max_poll_s: float | None = None  # None: until every batch ends
 
     def __post_init__(self) -> None:
-        if self.interval <= 0 or self.factor < 1 or self.max_interval < self.interval:
+        bad_deadline = self.max_poll_s is not None and self.max_poll_s < 0
+        if (
+            self.interval <= 0
+            or self.factor < 1
+            or self.max_interval < self.interval
+            or bad_deadline
+        ):
             raise ValueError(f"bad poll schedule {self}")
 
 

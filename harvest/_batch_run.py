@@ -107,7 +107,7 @@ async def arun_batch_harvest(
             limits=BatchLimits(cfg.batch_max_requests, cfg.batch_max_bytes),
             max_attempts=cfg.max_attempts, max_tokens=cfg.max_tokens, db_tag=db_tag(cfg.db),
             batch_dir=cfg.batch_dir or cfg.db.with_name(cfg.db.stem + ".batches"),
-            schedule=PollSchedule(interval=cfg.poll_interval,
+            schedule=PollSchedule(interval=cfg.poll_interval, max_poll_s=cfg.max_poll_s,
                                   max_interval=max(cfg.poll_interval, min(600.0, cfg.poll_interval * 20))),
             sleep=sleep, clock=clock, now=now,
         )  # fmt: skip

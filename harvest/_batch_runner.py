@@ -19,6 +19,7 @@ Each round:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class BatchRun:
 
     def __post_init__(self) -> None:
         self.by_key = {item.key: item for item in self.plan}
+        self.started = self.clock()
 
     def stop(self, reason: str, message: str) -> None:
         if self.stop_reason is None:
@@ -167,8 +169,12 @@ class BatchRun:
             )
 
         known = {f.batch_id: f.batch_status or "" for f in files if f.batch_id}
+        schedule = self.schedule
+        if schedule.max_poll_s is not None:  # one deadline for the whole run
+            left = max(0.0, schedule.max_poll_s - (self.clock() - self.started))
+            schedule = dataclasses.replace(schedule, max_poll_s=left)
         await poll_until_done(
-            list(by_id), self.client.retrieve, on_update, schedule=self.schedule,
+            list(by_id), self.client.retrieve, on_update, schedule=schedule,
             sleep=self.sleep, clock=self.clock, known=known,
         )  # fmt: skip
 

@@ -18,7 +18,8 @@ duplicate ``custom_id``, a line that is not a request) makes the batch ``failed`
 ``errors.data``. Per batch, by creation index: ``expire={index: n}`` answers only the first
 ``n`` requests, then ``expired`` (the others go to the error file as ``batch_expired``).
 A prompt holding ``[[status:400]]`` becomes an error-file line. ``flaky_files=True``: each
-output/error file answers 404 once. :meth:`FakeBatchProvider.hang_at` makes one endpoint
+output/error file answers 404 once; ``create_500_once=True``: the first create makes its
+batch but answers 500. :meth:`FakeBatchProvider.hang_at` makes one endpoint
 never answer (``create`` does the work first), so a test can kill its client right there.
 
 ``fake.creates`` records every batch create (body and id) and ``fake.uploads`` every file.
@@ -47,6 +48,7 @@ class BatchSettings:
     max_file_bytes: int = 200 * 1024 * 1024
     expire: dict[int, int] = field(default_factory=dict)  # create index -> answered requests
     flaky_files: bool = False
+    create_500_once: bool = False  # the first create makes the batch, then answers 500
     api_key: str | None = None
 
 
@@ -331,6 +333,9 @@ class _App:
             return denied
         status, payload = self.b.create(await request.json())
         await self._maybe_hang("create")  # after the work: the caller never hears of it
+        if self.b.s.create_500_once and status == 200:
+            self.b.s.create_500_once = False
+            return self._json(500, _error("the server had an error", "server_error"))
         return self._json(status, payload)
 
     async def retrieve(self, request):
@@ -368,6 +373,7 @@ class FakeBatchProvider(FakeProvider):
         max_file_bytes: int = 200 * 1024 * 1024,
         expire: dict[int, int] | None = None,
         flaky_files: bool = False,
+        create_500_once: bool = False,
         **settings: Any,
     ):
         super().__init__(**settings)
@@ -377,6 +383,7 @@ class FakeBatchProvider(FakeProvider):
             max_file_bytes=max_file_bytes,
             expire=dict(expire or {}),
             flaky_files=flaky_files,
+            create_500_once=create_500_once,
             api_key=self.settings.api_key,
         )
         self.batches = _Batches(self.server, batch)

@@ -42,7 +42,8 @@ class HarvestConfig:
     prices; ``"batch-file"``: write the request JSONL for an offline runner such as
     ``vllm run-batch``; the same run with ``batch_output`` then ingests its output files):
         mode, poll_interval (seconds before the first re-poll; grows while nothing
-        changes), batch_max_requests / batch_max_bytes (per input file; OpenAI's limits by
+        changes), max_poll_s (stop polling after this long, ``0``: submit and stop; the
+        same run later collects; default: poll until every batch ends), batch_max_requests / batch_max_bytes (per input file; OpenAI's limits by
         default), batch_dir (where ``batch-file`` writes, default beside the database),
         batch_output (``batch-file``: output files to ingest).
 
@@ -85,6 +86,7 @@ class HarvestConfig:
     limits_profile: str | None = None
     mode: str = "sync"
     poll_interval: float = 30.0
+    max_poll_s: float | None = None
     batch_max_requests: int = 50_000
     batch_max_bytes: int = 200 * 1024 * 1024
     batch_dir: Path | None = None
@@ -123,6 +125,8 @@ class HarvestConfig:
             self._bad("mode", "must be sync, batch or batch-file")
         if self.poll_interval <= 0:
             self._bad("poll_interval", "must be positive")
+        if self.max_poll_s is not None and self.max_poll_s < 0:
+            self._bad("max_poll_s", "must be >= 0 (0: submit, then stop)")
         if self.batch_max_requests < 1 or self.batch_max_bytes < 1024:
             self._bad("batch_max_requests", "and batch_max_bytes must be >= 1 and >= 1024")
         if self.batch_dir is not None:

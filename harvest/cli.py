@@ -45,6 +45,9 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     mode: str = typer.Option("sync", help="sync | batch (Batch API) | batch-file (JSONL)."),
     poll_interval: float = typer.Option(30.0, help="Batch: seconds between polls (grows)."),
+    max_poll: float | None = typer.Option(
+        None, help="Batch: stop polling after SECONDS (0: submit, then stop; rerun collects)."
+    ),
     batch_max_requests: int = typer.Option(50_000, help="Batch: requests per input file."),
     batch_max_mb: float = typer.Option(200.0, help="Batch: MB per input file."),
     batch_dir: Path | None = typer.Option(None, help="batch-file: where the JSONL goes."),
@@ -62,7 +65,8 @@ def run(
         rpd=rpd, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
         top_p=top_p, samples=samples, top_logprobs=top_logprobs, system=system,
         max_wait=max_wait, retry_failed=retry_failed, max_spend_usd=max_spend,
-        mode=mode, poll_interval=poll_interval, batch_max_requests=batch_max_requests,
+        mode=mode, poll_interval=poll_interval, max_poll_s=max_poll,
+        batch_max_requests=batch_max_requests,
         batch_max_bytes=int(batch_max_mb * 1024 * 1024), batch_dir=batch_dir,
         batch_output=tuple(batch_output), limits_profile=limits_profile,
     )  # fmt: skip

@@ -249,3 +249,34 @@ def test_a_batch_refused_as_a_whole_stops_the_run_without_resubmitting(tmp_path)
         assert len(fake.creates) == 1
     assert result.stopped_reason == "batch_failed" and "too_many_requests" in result.message
     assert result.completed == 0 and harvest_status(cfg.db).pending == 10
+
+
+def test_submit_and_stop_then_collect_and_a_create_answered_500_is_adopted(tmp_path):
+    """``--max-poll 0`` submits and stops; the same command later only polls and collects.
+    The first create made its batch but answered 500: it is found by metadata, not redone."""
+    with FakeBatchProvider(polls_per_state=3, create_500_once=True) as fake:
+        cfg = batch_cfg(fake, tmp_path, max_poll_s=0)
+        first = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert (first.stopped_reason, first.completed, len(fake.creates)) == ("poll_deadline", 0, 3)
+        assert "list" in fake.batches.calls  # the 500'd create was looked up
+        for _ in range(30):  # each rerun polls once (3 polls a state), nothing is resubmitted
+            again = run_harvest(cfg, progress=False, sleep=no_wait)
+            if again.stopped_reason is None:
+                break
+        assert again.stopped_reason is None and len(fake.creates) == 3
+    assert_every_prompt_once(cfg.db, 30)
+
+
+def test_status_adds_sync_and_batch_spend_at_each_runs_prices(tmp_path, monkeypatch):
+    priced_policy(tmp_path, monkeypatch)
+    with FakeBatchProvider() as fake:
+        batch = batch_cfg(fake, tmp_path, prompts=PROMPTS[:10], policy="priced-batch",
+                          model="priced-1")  # fmt: skip
+        b = run_harvest(batch, progress=False, sleep=no_wait)
+        sync = batch_cfg(fake, tmp_path, prompts=PROMPTS[:20], policy="priced-batch",
+                         model="priced-1", mode="sync")  # fmt: skip
+        s = run_harvest(sync, progress=False)
+    assert (b.completed, s.completed) == (10, 10)
+    batch_usd = (b.prompt_tokens * 10 + b.completion_tokens * 20) / 1e6
+    sync_usd = (s.prompt_tokens * 20 + s.completion_tokens * 40) / 1e6  # standard prices
+    assert harvest_status(batch.db).spend_usd == pytest.approx(batch_usd + sync_usd)
