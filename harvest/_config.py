@@ -172,7 +172,7 @@ class HarvestResult:
     message: str | None = None
     learned_limits: dict[str, Any] = field(default_factory=dict)
     est_spend_usd: float | None = None  # batch runs: the worst case reserved before submission
-    spend_usd: float | None = None  # batch runs: what the stored answers cost at batch prices
+    spend_usd: float | None = None  # what this run's answers cost (batch runs: batch prices)
 
     @property
     def pending(self) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import openai
 
+from harvest._batch_store import BatchStore
 from harvest._budget import Caps, resolve_policy, run_limits
 from harvest._config import HarvestConfig, HarvestResult
 from harvest._engine import Engine
@@ -170,6 +171,8 @@ def _finish(cfg, store, engine: Engine, run_id, planned, already, started) -> Ha
     elapsed = time.monotonic() - started
     auth = engine.auth_failure
     status = "failed" if auth else ("stopped" if engine.stop_reason else "finished")
+    priced = engine.caps.limits.usd_per_mtok_in is not None
+    spent = engine.caps.cost(engine.tokens_in, engine.tokens_out) if priced else None
     try:
         store.finish_run(
             run_id,
@@ -179,6 +182,7 @@ def _finish(cfg, store, engine: Engine, run_id, planned, already, started) -> Ha
             elapsed_s=elapsed,
             learned=engine.limiter.learned,
         )
+        BatchStore(store.con).set_run_spend(run_id, mode="sync", est_usd=None, spent_usd=spent)
     finally:
         store.close()
     if auth is not None:
@@ -202,6 +206,7 @@ def _finish(cfg, store, engine: Engine, run_id, planned, already, started) -> Ha
         stopped_reason=engine.stop_reason,
         message=engine.stop_message,
         learned_limits=engine.limiter.learned,
+        spend_usd=spent,
     )
 
 

@@ -81,11 +81,13 @@ def run(
         f"{result.completions_per_s:.1f}/s, {result.requests} requests, "
         f"{result.rate_limited} answered 429 -> {db}"
     )
-    if result.spend_usd is not None:  # batch runs with known prices
+    if result.spend_usd is not None and result.est_spend_usd is not None:  # batch, priced
         console.print(
             f"spend at batch prices: ${result.spend_usd:.4f} "
-            f"(worst case reserved before submission: ${result.est_spend_usd or 0:.4f})"
+            f"(worst case reserved before submission: ${result.est_spend_usd:.4f})"
         )
+    elif result.spend_usd is not None:
+        console.print(f"spend: ${result.spend_usd:.4f}")
     if result.stopped_reason:
         console.print(f"[yellow]stopped ({result.stopped_reason}):[/] {result.message}")
 

@@ -168,6 +168,7 @@ def priced_policy(tmp_path: Path, monkeypatch) -> None:
         '[[covers]]\nhosts = ["127.0.0.1"]\nmodels = ["priced-*"]\n'
         '[[prices]]\nmodels = ["priced-*"]\nusd_per_mtok_in = 20\nusd_per_mtok_out = 40\n'
         "usd_per_mtok_batch_in = 10\nusd_per_mtok_batch_out = 20\n"
+        '[limits]\nheaders_profile = "groq"\n'
     )
     monkeypatch.setenv("STILLROOM_POLICY_PATH", str(folder))
 
@@ -279,4 +280,8 @@ def test_status_adds_sync_and_batch_spend_at_each_runs_prices(tmp_path, monkeypa
     assert (b.completed, s.completed) == (10, 10)
     batch_usd = (b.prompt_tokens * 10 + b.completion_tokens * 20) / 1e6
     sync_usd = (s.prompt_tokens * 20 + s.completion_tokens * 40) / 1e6  # standard prices
+    assert (b.spend_usd, s.spend_usd) == (pytest.approx(batch_usd), pytest.approx(sync_usd))
     assert harvest_status(batch.db).spend_usd == pytest.approx(batch_usd + sync_usd)
+    spend = rows(batch.db, "SELECT mode, est_spend_usd, spend_usd FROM runs ORDER BY started_at")
+    assert [(m, e is None) for m, e, _ in spend] == [("batch", False), ("sync", True)]
+    assert s.learned_limits["profile"] == "groq"  # the policy's [limits] headers_profile
