@@ -155,9 +155,16 @@ def _print_policy(console: Console, p: Policy) -> None:
     if limits:
         console.print(f"limits:  {limits}", **plain)
     for price in p.prices:
+        extra = ""
+        if price.usd_per_mtok_cached_in is not None:
+            extra += f", cached ${price.usd_per_mtok_cached_in}/M in"
+        if price.usd_per_mtok_batch_in is not None:
+            extra += f", batch ${price.usd_per_mtok_batch_in}/${price.usd_per_mtok_batch_out}/M"
+        if price.url:
+            extra += f" ({price.url}, read {price.read})"
         console.print(
             f"price:   {', '.join(price.models)}: ${price.usd_per_mtok_in}/M in, "
-            f"${price.usd_per_mtok_out}/M out",
+            f"${price.usd_per_mtok_out}/M out{extra}",
             **plain,
         )
     console.print(f"file:    {p.source} (sha256 {p.file_hash})", **plain)
