@@ -183,10 +183,15 @@ class BatchRun:
         assert self.client is not None
         batch = await self.client.retrieve(f.batch_id or "")
         keys = self.batches.keys_of(f.file_key)
+        tokens = (self.tally.tokens_in, self.tally.tokens_out)
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
             if file_id:
                 data = await self.client.download(file_id)
                 self._store_results(data, f"{f.batch_id} file {file_id}")
+        # the worst case it reserved becomes what its answers cost
+        spent = self.caps.cost(self.tally.tokens_in - tokens[0], self.tally.tokens_out - tokens[1])
+        self.caps.settle(f.est_usd or 0.0, 0, 0)
+        self.caps.spent_usd += spent
         message = None
         left = keys - self.answered - self.settled
         if batch["status"] == "failed":  # the whole batch was refused (validation)
@@ -199,7 +204,9 @@ class BatchRun:
             self.stop("cancelled", f"batch {f.batch_id} was cancelled; {len(left)} prompts "
                       "were not answered: run the same command again to submit them")  # fmt: skip
         self._settle_never_ran(keys)
-        self.batches.record_batch(f.file_key, batch, state="ingested", message=message)
+        self.batches.record_batch(
+            f.file_key, batch, state="ingested", message=message, spent_usd=spent
+        )
         self.view.update(
             f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
         )
