@@ -74,42 +74,41 @@ def version_in_window(version: str | None = None) -> bool:
     return low <= _version_tuple(version or openai.__version__) < high
 
 
-def reuse_problem(client: Any) -> str | None:
+@dataclass(frozen=True, slots=True)
+class ReuseProblem:
+    """Why a client's request is not reused. ``drift``: the SDK or the client is not what
+    this module was tested on (worth a warning); otherwise the client legitimately changes
+    its requests (per-request auth, a subclass) and ``client.post`` is simply the way."""
+
+    reason: str
+    drift: bool
+
+
+def reuse_problem(client: Any) -> ReuseProblem | None:
     """Why ``client``'s requests cannot be reused (``None``: they can: same URL, auth and
     headers every time). Anything this module cannot vouch for is a problem."""
     if FinalRequestOptions is None or request_exceptions is None:
-        return "this openai SDK lacks the internals harvest reuses"
+        return ReuseProblem("this openai SDK lacks the internals harvest reuses", drift=True)
     if not version_in_window():
-        return f"openai {openai.__version__} is outside the tested window {TESTED_WINDOW}"
+        why = f"openai {openai.__version__} is outside the tested window {TESTED_WINDOW}"
+        return ReuseProblem(why, drift=True)
     if type(client) is not openai.AsyncOpenAI:
-        return f"{type(client).__name__} is not a plain AsyncOpenAI"
+        return ReuseProblem(f"{type(client).__name__} is not a plain AsyncOpenAI", drift=False)
     if not isinstance(getattr(client, "api_key", None), str):
-        return "the API key is not a fixed string"
+        return ReuseProblem("the API key is not a fixed string", drift=False)
     unknown = sorted(set(vars(client)) - _KNOWN_ATTRIBUTES)
     if unknown:
-        return f"the client has attributes this harvest does not know: {', '.join(unknown)}"
-    for name in _PER_REQUEST_AUTH:
+        why = f"the client has attributes this harvest does not know: {', '.join(unknown)}"
+        return ReuseProblem(why, drift=True)
+    for name in (*_PER_REQUEST_AUTH, "_ambient_authorizations"):
         try:
             value = getattr(client, name)
         except AttributeError:
-            return f"the client has no {name!r} (renamed?): its auth cannot be checked"
-        if value is not None:
-            return f"the client authenticates per request ({name})"
-    ambient = getattr(client, "_ambient_authorizations", None)
-    if ambient is None:
-        return "the client has no '_ambient_authorizations' (renamed?): its auth cannot be checked"
-    if ambient:
-        return "the client authenticates per request (ambient authorizations)"
+            why = f"the client has no {name!r} (renamed?): its auth cannot be checked"
+            return ReuseProblem(why, drift=True)
+        if value:  # set: the SDK authenticates this client per request
+            return ReuseProblem(f"the client authenticates per request ({name})", drift=False)
     return None
-
-
-def per_request_auth(problem: str | None) -> bool:
-    """True for problems that are a client's legitimate set-up, not SDK drift."""
-    return problem is not None and (
-        problem.startswith("the client authenticates")
-        or problem.startswith("the API key")
-        or problem.endswith("is not a plain AsyncOpenAI")
-    )
 
 
 def http_client(client: openai.AsyncOpenAI) -> Any:

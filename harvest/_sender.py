@@ -61,8 +61,8 @@ class ChatSender:
         if problem is None:
             http = _sdk.http_client(client)
             self.lane = "lean" if isinstance(http, LeanAioHttpClient) else "httpx"
-        elif not _sdk.per_request_auth(problem):
-            self._fall_back(problem)
+        elif problem.drift:
+            self._fall_back(problem.reason)
 
     def _fall_back(self, why: str) -> None:
         """From now on every request goes through ``client.post`` (warned once)."""

@@ -217,14 +217,15 @@ def _fresh(url="http://127.0.0.1:9/v1") -> openai.AsyncOpenAI:
         (lambda c: delattr(c, "_ambient_authorizations"), "no '_ambient_authorizations'"),
         (lambda c: setattr(c, "_token_source", object()), "does not know: _token_source"),
         (lambda c: setattr(c, "_provider", object()), "authenticates per request (_provider)"),
-        (lambda c: setattr(c, "_ambient_authorizations", frozenset({"x"})), "ambient"),
+        (lambda c: setattr(c, "_ambient_authorizations", frozenset({"x"})), "(_ambient_auth"),
     ],
 )
 def test_auth_detection_fails_closed(change, why):
     client = _fresh()
     assert ChatSender(client).lane == "lean"
     change(client)
-    assert why in (sdk_module.reuse_problem(client) or "")
+    problem = sdk_module.reuse_problem(client)
+    assert problem is not None and why in problem.reason
     assert ChatSender(client).lane == "sdk"
 
 
