@@ -39,8 +39,9 @@ class LeanAioHttpClient(openai.DefaultAioHttpClient):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._session: aiohttp.ClientSession | None = None
+        self._lean_session: aiohttp.ClientSession | None = None
         self._proxies: dict[str, str | None] = {}
+        # (named so as not to shadow an attribute of the SDK's class, which has its own)
 
     async def post_bytes(
         self, url: str, headers: dict[str, str], content: bytes, timeout: aiohttp.ClientTimeout
@@ -51,7 +52,7 @@ class LeanAioHttpClient(openai.DefaultAioHttpClient):
         reads it, looked up once per URL: aiohttp's ``trust_env`` would look it up in a
         thread for every request.
         """
-        session = self._session or self._open_session()
+        session = self._lean_session or self._open_session()
         proxy = self._proxies.get(url, _UNSET)
         if proxy is _UNSET:
             proxy = self._proxies[url] = env_proxy_for(url)
@@ -70,13 +71,13 @@ class LeanAioHttpClient(openai.DefaultAioHttpClient):
             keepalive_timeout=limits.keepalive_expiry,
             ssl=httpx2.create_ssl_context(trust_env=True),  # the CA bundle httpx2 uses
         )
-        self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+        self._lean_session = aiohttp.ClientSession(connector=connector)
+        return self._lean_session
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._lean_session is not None:
+            await self._lean_session.close()
+            self._lean_session = None
         await super().aclose()
 
 

@@ -162,22 +162,19 @@ class Store:
                 os.getpid(),
             ],
         )
-        rows = [(k, p, s, run_id, utcnow()) for k, p, s in tasks]
-        if rows:
-            import pyarrow as pa
-
-            table = pa.table(
-                {
-                    "k": [r[0] for r in rows],
-                    "p": [r[1] for r in rows],
-                    "s": pa.array([r[2] for r in rows], pa.int32()),
-                    "r": [run_id] * len(rows),
-                    "t": pa.array([r[4] for r in rows], pa.timestamp("us")),
-                }
+        keys, prompt_ids, samples = [], [], []
+        for key, prompt_id, sample_index in tasks:
+            keys.append(key)
+            prompt_ids.append(prompt_id)
+            samples.append(sample_index)
+        if keys:
+            # Lists as parameters, unnested by DuckDB: no pyarrow (and the pandas that
+            # DuckDB's Arrow scan imports) before the first request goes out.
+            con.execute(
+                "INSERT OR IGNORE INTO tasks SELECT unnest($k), unnest($p), "
+                "unnest($s)::INTEGER, $r, $t",
+                {"k": keys, "p": prompt_ids, "s": samples, "r": run_id, "t": utcnow()},
             )
-            con.register("new_tasks", table)
-            con.execute("INSERT OR IGNORE INTO tasks SELECT * FROM new_tasks")
-            con.unregister("new_tasks")
 
     def write_batch(
         self,

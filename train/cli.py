@@ -32,6 +32,20 @@ def _logging(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
+# `train sft` options are TrainConfig fields: the same name, or the one this table gives
+# (tests/train/test_train_cli.py checks every field has its option, of the field's type,
+# defaulting to None so that TrainConfig's own default applies).
+FIELD_OF_OPTION = {
+    "finish_reason": "finish_reasons",
+    "lr_scheduler": "lr_scheduler_type",
+    "epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+}
+NOT_FIELDS = frozenset({"config", "quiet"})  # progress follows --quiet
+CLI_ONLY_FIELDS = frozenset({"progress"})
+
+
 @app.command("sft")
 def sft(
     db: Annotated[Path | None, Opt(help="harvest DuckDB file")] = None,
@@ -83,42 +97,19 @@ def sft(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bars or info logs")] = False,
 ) -> None:
     """Fine-tune a LoRA student on the teacher answers in a harvest database."""
+    options = dict(locals())  # every option, by name: each one not None sets its field
     from train._config import TrainConfig
     from train._sft import train_sft
 
     _logging(quiet)
     fields: dict[str, Any] = {
-        "db": db,
-        "out": out,
-        "base": base,
-        "reasoning": reasoning,
-        "drop_system": drop_system,
-        "finish_reasons": _finish_reasons(finish_reason),
-        "eval_fraction": eval_fraction,
-        "seed": seed,
-        "max_rows": max_rows,
-        "name": name,
-        "lora_r": lora_r,
-        "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout,
-        "target_modules": _targets(target_modules),
-        "merge": merge,
-        "max_length": max_length,
-        "packing": packing,
-        "learning_rate": learning_rate,
-        "lr_scheduler_type": lr_scheduler,
-        "warmup": warmup,
-        "num_train_epochs": epochs,
-        "max_steps": max_steps,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": grad_accum,
-        "gradient_checkpointing": gradient_checkpointing,
-        "bf16": bf16,
-        "logging_steps": logging_steps,
-        "eval_steps": eval_steps,
-        "kd_alpha": kd_alpha,
-        "progress": False if quiet else None,
+        FIELD_OF_OPTION.get(name, name): value
+        for name, value in options.items()
+        if name not in NOT_FIELDS
     }
+    fields["finish_reasons"] = _finish_reasons(finish_reason)
+    fields["target_modules"] = _targets(target_modules)
+    fields["progress"] = False if quiet else None
     given = {k: v for k, v in fields.items() if v is not None}
     if config is not None:
         cfg = TrainConfig.from_toml(config, **given)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from detect import ConfigError, NoValidRowsError, ScanConfig, scan
+from detect import ConfigError, NoValidRowsError, ScanConfig, scan, simulate
 from stillroom.cli import app
 
 CAMPAIGN_KINDS = {"hydra", "low_and_slow", "logprob_extractor", "grading_farm", "reseller"}
@@ -18,9 +18,8 @@ HARD_NEGATIVES = {"templated_app", "eval_harness", "agent", "enterprise_nat", "l
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    simulator = pytest.importorskip("detect._simulator")
     out = tmp_path_factory.mktemp("sim") / "traffic.jsonl.gz"
-    sim = simulator.simulate(out, seed=3, scale=0.4)
+    sim = simulate(out, seed=3, scale=0.4)
     result = scan([out])
     truth = pd.read_csv(sim.truth_path).set_index("account_id")
     return sim, result, truth

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,85 @@ def scripted_client(script: list[Callable[[httpx.Request], httpx.Response] | htt
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     client.seen = seen  # type: ignore[attr-defined]
     return client
+
+
+class ScriptedServer:
+    """``scripted_client``'s script served on loopback, for harvest's default (lean) lane.
+
+    Each request is recorded as an ``httpx.Request`` in ``seen``; the script's next step is
+    answered as is, and a step that raises ``httpx.TransportError`` drops the connection.
+    """
+
+    def __init__(self, script: list[Callable[[httpx.Request], httpx.Response] | httpx.Response]):
+        self.script = script
+        self.seen: list[httpx.Request] = []
+        self.base_url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    async def _handle(self, request):
+        from aiohttp import web
+
+        seen = httpx.Request(
+            request.method, str(request.url), headers=list(request.headers.items()),
+            content=await request.read(),
+        )  # fmt: skip
+        self.seen.append(seen)
+        step = self.script[min(len(self.seen) - 1, len(self.script) - 1)]
+        try:
+            reply = step(seen) if callable(step) else step
+        except httpx.TransportError:
+            request.transport.abort()
+            return web.Response(status=599)  # never reaches the client
+        headers = {k: v for k, v in reply.headers.items() if k.lower() != "content-length"}
+        return web.Response(status=reply.status_code, body=reply.content, headers=headers)
+
+    def __enter__(self) -> ScriptedServer:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        assert ready.wait(10), "scripted server did not start"
+        return self
+
+    def _serve(self, ready: threading.Event) -> None:
+        from aiohttp import web
+
+        loop = self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+@pytest.fixture(params=["httpx", "lean"])
+def scripted(request):
+    """``scripted(script)``: a scripted provider on the lane of this test's parameter:
+    an injected httpx client with a mock transport, or a loopback server that harvest
+    reaches with its own default client (the lean lane)."""
+    servers: list[ScriptedServer] = []
+
+    def make(script):
+        if request.param == "httpx":
+            return scripted_client(script)
+        server = ScriptedServer(script).__enter__()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.__exit__()
 
 
 def ok(content: str = "ok", headers: dict | None = None, **extra) -> httpx.Response:

@@ -91,6 +91,42 @@ def test_sigkill_then_rerun_requests_each_prompt_once_plus_in_flight(tmp_path):
     assert SECRET.encode() not in db.read_bytes()
 
 
+def test_sigint_exits_130_and_the_rerun_stores_every_key_once(tmp_path):
+    n, concurrency = 120, 4
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"ctrl-c {i}"} for i in range(n)])
+    db = tmp_path / "h.duckdb"
+    with FakeProvider(latency=0.03, api_key=SECRET) as fake:
+        args = ["run", "--prompts", str(prompts), "--db", str(db), "--base-url", fake.base_url,
+                "--model", "m", "--policy", "self-hosted", "--api-key-env", "TEACHER_KEY",
+                "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
+        proc = harvest_cli(*args)
+        try:
+            wait_for(lambda: fake.stats()["total"] >= 30)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130
+        assert err.strip().splitlines() == ["Interrupted; run the same command again to resume."]
+        con = duckdb.connect(str(db), read_only=True)  # consistent: opens, run marked
+        stored_before = con.execute("SELECT count(*) FROM answers").fetchone()[0]
+        assert con.execute("SELECT status, stopped_reason FROM runs").fetchall() == [
+            ("stopped", "interrupted")
+        ]
+        con.close()
+        assert 0 < stored_before < n
+        rerun = harvest_cli(*args)
+        out, err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, err
+        assert f"({stored_before} already done)" in out
+    con = duckdb.connect(str(db), read_only=True)
+    keys = con.execute("SELECT idempotency_key, count(*) FROM answers GROUP BY 1").fetchall()
+    planned = con.execute("SELECT count(*) FROM tasks").fetchone()[0]
+    con.close()
+    assert len(keys) == planned == n and all(count == 1 for _, count in keys)
+
+
 def test_daily_cap_stops_cleanly_and_resumes_next_utc_day(tmp_path):
     t = FakeTime()
     day1 = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import duckdb
 import httpx
@@ -11,7 +12,7 @@ from tenacity import RetryCallState
 
 from harvest import HarvestConfig, ProviderAuthError, run_harvest
 from harvest._retry import TransientError, wait_retry_after_or_jitter
-from tests.harvest.conftest import FakeTime, ok, scripted_client
+from tests.harvest.conftest import FakeTime, ScriptedServer, ok
 
 
 def config(tmp_path, n=1, **kw) -> HarvestConfig:
@@ -29,6 +30,10 @@ def config(tmp_path, n=1, **kw) -> HarvestConfig:
 
 
 def go(cfg, client, t: FakeTime, **kw):
+    """Run ``cfg`` against ``client``: an injected httpx client, or a loopback
+    ``ScriptedServer`` reached by harvest's own default client (the lean lane)."""
+    if isinstance(client, ScriptedServer):
+        cfg, client = replace(cfg, base_url=client.base_url), None
     return run_harvest(
         cfg, http_client=client, progress=False, clock=t.clock, sleep=t.sleep, seed=1, **kw
     )
@@ -49,8 +54,8 @@ def test_full_jitter_is_bounded_and_retry_after_wins():
     assert wait(state) == 7.5
 
 
-def test_429_honours_retry_after_ms_then_succeeds(tmp_path, fake_time):
-    client = scripted_client([error(429, {"retry-after-ms": "2500"}), ok("fine")])
+def test_429_honours_retry_after_ms_then_succeeds(scripted, tmp_path, fake_time):
+    client = scripted([error(429, {"retry-after-ms": "2500"}), ok("fine")])
     result = go(config(tmp_path), client, fake_time)
     assert result.completed == 1 and result.rate_limited == 1
     assert fake_time.sleeps == [2.5]
@@ -62,28 +67,28 @@ def test_429_honours_retry_after_ms_then_succeeds(tmp_path, fake_time):
     assert row == ("fine",)
 
 
-def test_retry_after_beyond_60s_is_honoured_up_to_max_wait(tmp_path, fake_time):
-    client = scripted_client([error(503, {"retry-after": "90"}), ok()])
+def test_retry_after_beyond_60s_is_honoured_up_to_max_wait(scripted, tmp_path, fake_time):
+    client = scripted([error(503, {"retry-after": "90"}), ok()])
     result = go(config(tmp_path, max_wait=120), client, fake_time)
     assert result.completed == 1
     assert fake_time.sleeps == [90.0]
 
 
 def test_retry_after_beyond_max_wait_stops_cleanly_and_keeps_the_prompt_pending(
-    tmp_path, fake_time
+    scripted, tmp_path, fake_time
 ):
-    client = scripted_client([error(429, {"retry-after": "3600"})])
+    client = scripted([error(429, {"retry-after": "3600"})])
     result = go(config(tmp_path, n=3, max_wait=60), client, fake_time)
     assert result.stopped_reason == "provider_wait"
     assert result.completed == 0 and result.failed == 0 and result.pending == 3
     assert fake_time.sleeps == []
     # the next run (the provider has recovered) does everything
-    result = go(config(tmp_path, n=3), scripted_client([ok()]), fake_time)
+    result = go(config(tmp_path, n=3), scripted([ok()]), fake_time)
     assert result.completed == 3
 
 
-def test_5xx_backs_off_with_full_jitter_then_records_a_failure(tmp_path, fake_time):
-    client = scripted_client([error(500)])
+def test_5xx_backs_off_with_full_jitter_then_records_a_failure(scripted, tmp_path, fake_time):
+    client = scripted([error(500)])
     result = go(config(tmp_path, max_attempts=4), client, fake_time)
     assert result.failed == 1 and len(client.seen) == 4
     assert len(fake_time.sleeps) == 3
@@ -94,28 +99,28 @@ def test_5xx_backs_off_with_full_jitter_then_records_a_failure(tmp_path, fake_ti
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
-def test_client_errors_are_recorded_not_retried(tmp_path, fake_time, status):
-    client = scripted_client([error(status)])
+def test_client_errors_are_recorded_not_retried(scripted, tmp_path, fake_time, status):
+    client = scripted([error(status)])
     result = go(config(tmp_path), client, fake_time)
     assert result.failed == 1 and len(client.seen) == 1 and fake_time.sleeps == []
 
 
-def test_unparseable_body_and_dropped_connection_are_retried(tmp_path, fake_time):
+def test_unparseable_body_and_dropped_connection_are_retried(scripted, tmp_path, fake_time):
     def drop(request):
         raise httpx.RemoteProtocolError("peer closed connection", request=request)
 
     truncated = httpx.Response(
         200, content=b'{"choices": [{"mess', headers={"content-type": "application/json"}
     )
-    client = scripted_client([truncated, drop, ok("third time")])
+    client = scripted([truncated, drop, ok("third time")])
     result = go(config(tmp_path), client, fake_time)
     assert result.completed == 1 and len(client.seen) == 3
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_auth_errors_stop_the_whole_run(tmp_path, fake_time, status, monkeypatch):
+def test_auth_errors_stop_the_whole_run(scripted, tmp_path, fake_time, status, monkeypatch):
     monkeypatch.setenv("TEACHER_KEY", "sk-secret")
-    client = scripted_client([error(status)])
+    client = scripted([error(status)])
     with pytest.raises(ProviderAuthError, match=f"HTTP {status}.*TEACHER_KEY"):
         go(config(tmp_path, n=20, api_key_env="TEACHER_KEY"), client, fake_time)
     assert len(client.seen) == 1  # nothing else was sent
@@ -124,9 +129,11 @@ def test_auth_errors_stop_the_whole_run(tmp_path, fake_time, status, monkeypatch
     assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)
 
 
-def test_sent_request_is_exact_and_carries_no_key_in_the_body(tmp_path, fake_time, monkeypatch):
+def test_sent_request_is_exact_and_carries_no_key_in_the_body(
+    scripted, tmp_path, fake_time, monkeypatch
+):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-abc123")
-    client = scripted_client([ok()])
+    client = scripted([ok()])
     cfg = config(
         tmp_path, temperature=0.2, top_p=0.9, max_tokens=7, top_logprobs=3, system="Be brief."
     )

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-import harvest._sender as sender_module
+import harvest._sdk as sdk_module
 from harvest._http import LeanAioHttpClient
 from harvest._sender import ChatSender
 from harvest.testing import FakeProvider, Faults
@@ -89,7 +89,7 @@ def test_an_sdk_without_the_internals_falls_back_to_client_post(monkeypatch):
         def construct(**_kw):
             raise TypeError("construct() changed")
 
-    monkeypatch.setattr(sender_module, "FinalRequestOptions", Changed)
+    monkeypatch.setattr(sdk_module, "FinalRequestOptions", Changed)
     with FakeProvider(record_requests=True) as fake:
         sender, reply = asyncio.run(send_once(fake.base_url, "lean"))
     assert sender.lane == "sdk" and reply.status_code == 200 and len(fake.server.seen) == 1
@@ -151,3 +151,86 @@ def test_https_certificates_are_verified_as_the_sdk_verifies_them(lane, self_sig
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the CA bundle httpx2 reads
         sender, reply = asyncio.run(send_once(fake.base_url, lane))
     assert sender.lane == lane and reply.status_code == 200
+
+
+# -- the SDK adapter (harvest/_sdk.py): version window, fallbacks, auth fails closed -------
+
+
+def test_the_tested_window_is_the_pinned_one_and_the_installed_sdk_is_in_it():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    low, high = sdk_module.TESTED_WINDOW
+    assert f"openai[aiohttp]>={low},<{high}" in pyproject["project"]["dependencies"]
+    assert sdk_module.version_in_window()
+    assert not sdk_module.version_in_window("3.58.0") and not sdk_module.version_in_window("3.56.9")
+
+
+def test_doubt_before_the_network_falls_back_to_client_post_with_one_warning(monkeypatch, caplog):
+    async def broken(_client):
+        raise sdk_module.SdkMismatch("_build_request changed")
+
+    monkeypatch.setattr(sdk_module, "build_template", broken)
+
+    async def twice(base_url):
+        client = sdk_client(base_url, LeanAioHttpClient())
+        sender = ChatSender(client)
+        try:
+            assert sender.lane == "lean"
+            replies = [await sender.send(BODY, f"k{i}") for i in range(2)]
+        finally:
+            await client.close()
+        return sender, replies
+
+    with caplog.at_level("WARNING", logger="harvest"), FakeProvider(record_requests=True) as fake:
+        sender, replies = asyncio.run(twice(fake.base_url))
+        assert len(fake.server.seen) == 2  # each prompt sent once, by client.post
+    assert sender.lane == "sdk" and [r.status_code for r in replies] == [200, 200]
+    assert [r.getMessage() for r in caplog.records].count(
+        "harvest: cannot reuse the SDK's request (SdkMismatch: _build_request changed); "
+        "using client.post"
+    ) == 1
+
+
+@pytest.mark.parametrize("lane", ["lean", "httpx"])
+def test_a_failure_after_sending_is_the_sdks_exception_and_never_resent(lane, monkeypatch):
+    def drifted(self, response):
+        raise AttributeError("_make_status_error_from_response is gone")
+
+    monkeypatch.setattr(openai.AsyncOpenAI, "_make_status_error_from_response", drifted)
+    with FakeProvider(faults=Faults(error_500=1.0), record_requests=True) as fake:
+        with pytest.raises(openai.InternalServerError) as caught:
+            asyncio.run(send_once(fake.base_url, lane))
+        assert len(fake.server.seen) == 1
+    assert caught.value.status_code == 500
+
+
+def _fresh(url="http://127.0.0.1:9/v1") -> openai.AsyncOpenAI:
+    return sdk_client(url, LeanAioHttpClient())
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda c: delattr(c, "_api_key_provider"), "no '_api_key_provider'"),
+        (lambda c: delattr(c, "_ambient_authorizations"), "no '_ambient_authorizations'"),
+        (lambda c: setattr(c, "_token_source", object()), "does not know: _token_source"),
+        (lambda c: setattr(c, "_provider", object()), "authenticates per request (_provider)"),
+        (lambda c: setattr(c, "_ambient_authorizations", frozenset({"x"})), "(_ambient_auth"),
+    ],
+)
+def test_auth_detection_fails_closed(change, why):
+    client = _fresh()
+    assert ChatSender(client).lane == "lean"
+    change(client)
+    problem = sdk_module.reuse_problem(client)
+    assert problem is not None and why in problem.reason
+    assert ChatSender(client).lane == "sdk"
+
+
+def test_an_sdk_outside_the_window_is_not_reused(monkeypatch, caplog):
+    monkeypatch.setattr(openai, "__version__", "3.58.0")
+    with caplog.at_level("WARNING", logger="harvest"):
+        assert ChatSender(_fresh()).lane == "sdk"
+    assert "outside the tested window" in caplog.text

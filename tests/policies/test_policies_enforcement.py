@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import harvest
+import harvest.testing as testing
 from policies import (
     PolicyAmbiguous,
     PolicyNeedsAcceptance,
@@ -21,9 +23,6 @@ from policies import (
     PolicyRefused,
     get_policy,
 )
-
-harvest = pytest.importorskip("harvest")
-testing = pytest.importorskip("harvest.testing")
 
 DAY1 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 26, 0, 5, tzinfo=UTC)

@@ -92,3 +92,15 @@ def test_the_root_error_class_is_one_class():
     for base in (harvest.HarvestError, train.TrainError, detect.DetectError):
         assert issubclass(base, StillroomError)
     assert issubclass(policies.PoliciesError, StillroomError)
+
+
+def test_make_bench_runs_every_bench():
+    """bench/run_all.py (``make bench``) has a quick mode for every bench file there is."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_all", ROOT / "bench" / "run_all.py")
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    benches = {p.stem for p in (ROOT / "bench").glob("*.py")} - {"run_all"}
+    assert set(run_all.QUICK) == benches
+    assert "bench/run_all.py" in (ROOT / "Makefile").read_text()

@@ -100,3 +100,35 @@ def test_finish_reason_flag() -> None:
     assert _finish_reasons(None) is None  # the config's default (stop) stays
     assert _finish_reasons(["stop", "length"]) == ("stop", "length")
     assert _finish_reasons(["any"]) == ()  # keep every finish reason
+
+
+def test_sft_options_are_train_config_fields() -> None:
+    """Every TrainConfig field has one `train sft` option of its type, defaulting to None
+    (so the config's default applies), and every option but --config/--quiet is a field."""
+    import dataclasses
+    import types
+    import typing
+
+    import typer
+
+    from train import TrainConfig
+    from train.cli import CLI_ONLY_FIELDS, FIELD_OF_OPTION, NOT_FIELDS
+
+    command = typer.main.get_command(app).commands["train"].commands["sft"]
+    options = {p.name: p for p in command.params if p.name not in NOT_FIELDS}
+    field_of = {name: FIELD_OF_OPTION.get(name, name) for name in options}
+    hints = typing.get_type_hints(TrainConfig)
+    assert sorted(field_of.values()) == sorted(
+        f.name for f in dataclasses.fields(TrainConfig) if f.name not in CLI_ONLY_FIELDS
+    )
+    for name, param in options.items():
+        assert param.default is None, name
+        option_type = param.type_descriptor.annotation  # what the flag parses to
+        hint = hints[field_of[name]]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        field_types = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+        if typing.get_origin(option_type) is list:  # a repeatable flag for a tuple field
+            assert param.multiple, name
+            assert any(typing.get_origin(t) is tuple for t in field_types), name
+        else:
+            assert option_type in field_types, (name, option_type, field_types)
