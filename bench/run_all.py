@@ -25,6 +25,7 @@ QUICK: dict[str, list[str]] = {
     "startup": ["--quick"],
     "harvest_overhead": ["--n", "1000", "--repeat", "1"],
     "harvest_pacing": ["--seconds", "10"],
+    "harvest_batch": ["--n", "10000"],
     "detect_speed": ["--rows", "200000"],
     "detect_quality": ["--seeds", "1000", "--scale", "0.5"],
     "train_throughput": ["--steps", "4", "--repeats", "1"],
