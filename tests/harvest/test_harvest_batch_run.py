@@ -285,3 +285,22 @@ def test_status_adds_sync_and_batch_spend_at_each_runs_prices(tmp_path, monkeypa
     spend = rows(batch.db, "SELECT mode, est_spend_usd, spend_usd FROM runs ORDER BY started_at")
     assert [(m, e is None) for m, e, _ in spend] == [("batch", False), ("sync", True)]
     assert s.learned_limits["profile"] == "groq"  # the policy's [limits] headers_profile
+
+
+def test_cli_cancel_then_run_stores_nothing_twice_and_resubmits_the_rest(tmp_path):
+    from typer.testing import CliRunner
+
+    from harvest.cli import app
+
+    with FakeBatchProvider(polls_per_state=50) as fake:
+        cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], max_poll_s=0)
+        assert run_harvest(cfg, progress=False, sleep=no_wait).stopped_reason == "poll_deadline"
+        out = CliRunner().invoke(app, ["cancel", "--db", str(cfg.db), "--base-url", fake.base_url])
+        assert out.exit_code == 0 and "batch_000001 cancelling" in out.output
+        second = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert (second.stopped_reason, second.completed) == ("cancelled", 0)
+        fake.batches.s.polls_per_state = 1
+        cfg.max_poll_s = None
+        third = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert (third.stopped_reason, third.completed, len(fake.creates)) == (None, 6, 2)
+    assert_every_prompt_once(cfg.db, 6)
