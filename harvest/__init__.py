@@ -4,7 +4,7 @@
 """
 
 from harvest._config import HarvestConfig, HarvestResult
-from harvest._export import export_dataset
+from harvest._export import export_dataset, read_acceptances
 from harvest._limiter import RateLimiter
 from harvest._prompts import Prompt, load_prompts
 from harvest._run import arun_harvest, run_harvest
@@ -34,5 +34,6 @@ __all__ = [
     "export_dataset",
     "harvest_status",
     "load_prompts",
+    "read_acceptances",
     "run_harvest",
 ]

@@ -72,7 +72,7 @@ async def arun_harvest(
     is skipped, and only then is a client created.
     """
     started = time.monotonic()
-    policy = resolve_policy(cfg)
+    policy = resolve_policy(cfg, now())
     limits = run_limits(cfg, policy.limits)
     prompts = load_prompts(cfg.prompts, system=cfg.system)
     params = sampling_params(

@@ -70,6 +70,7 @@ class Dataset:
     counts: dict[str, int] = field(default_factory=dict)
     policy_ids: tuple[str, ...] = ()
     teacher_models: tuple[str, ...] = ()
+    acceptances: tuple[Any, ...] = ()  # policies.Acceptance of the kept rows' runs
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -279,4 +280,17 @@ def load_dataset(
         train = train[:max_rows]
     kept_ids = sorted({e.policy_id for e in examples if e.policy_id})
     teachers = sorted({e.teacher_model for e in examples if e.teacher_model})
-    return Dataset(train, held, counts, tuple(kept_ids), tuple(teachers))
+    accepted = tuple(a for a in _acceptances(db) if a.policy_id in kept_ids)
+    return Dataset(train, held, counts, tuple(kept_ids), tuple(teachers), accepted)
+
+
+def _acceptances(db: Path) -> list[Any]:
+    """What the harvest runs accepted (user, time, declared purpose), for the model card."""
+    import duckdb
+
+    from harvest import read_acceptances
+
+    try:
+        return read_acceptances(db)
+    except duckdb.CatalogException:  # a store without run records (built by hand)
+        return []
