@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def run(base_dir: Path, tmp_path_factory: pytest.TempPathFactory, forbidding_pol
     tmp = tmp_path_factory.mktemp("sft")
     # a Llama-licensed teacher (name prefix, NOTICE) and one row from a teacher whose terms
     # forbid training on its outputs (real policy files, loaded by the policies package)
-    rows = [{**r, "policy_id": "llama-3.1"} for r in capital_rows(12, samples=2)]
+    rows = [replace(r, policy_id="llama-3.1") for r in capital_rows(12, samples=2)]
     rows.append(
         row("oa", "What is the capital of Peru?", "Lima, of course.", policy_id=forbidding_policy)
     )
