@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         write_completions,
     )
     from harvest._config import HarvestConfig, HarvestResult
-    from harvest._export import export_dataset
+    from harvest._export import export_dataset, read_acceptances
     from harvest._limiter import RateLimiter
     from harvest._prompts import Prompt, load_prompts
     from harvest._run import arun_harvest, run_harvest
@@ -55,6 +55,7 @@ _LAZY = {
     "HarvestConfig": "harvest._config",
     "HarvestResult": "harvest._config",
     "export_dataset": "harvest._export",
+    "read_acceptances": "harvest._export",
     "RateLimiter": "harvest._limiter",
     "Prompt": "harvest._prompts",
     "load_prompts": "harvest._prompts",
@@ -85,6 +86,7 @@ __all__ = [
     "harvest_status",
     "load_prompts",
     "prompt_key",
+    "read_acceptances",
     "read_completions",
     "render_assistant",
     "run_harvest",

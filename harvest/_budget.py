@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import policies
@@ -34,14 +34,18 @@ class RunLimits:
         return dict(self.__dict__)
 
 
-def resolve_policy(cfg: HarvestConfig) -> policies.RunPolicy:
-    """Ask ``policies`` before anything else; a refusal raises and nothing is sent."""
+def resolve_policy(cfg: HarvestConfig, now: datetime | None = None) -> policies.RunPolicy:
+    """Ask ``policies`` before anything else; a refusal raises and nothing is sent.
+
+    ``now`` is the run's clock reading, recorded as the time of any acceptance.
+    """
     return policies.resolve_for_harvest(
         policy_id=cfg.policy,
         base_url=cfg.base_url,
         model=cfg.model,
         accept=list(cfg.accept),
         purpose=cfg.purpose,
+        now=now,
     )
 
 

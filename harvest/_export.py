@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import policies
 from harvest._completions import CompletionRow, connect, read_completions, render_assistant
 from harvest._store import utcnow
 from harvest.errors import HarvestError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import duckdb
 
 FORMATS = ("jsonl", "parquet", "hf")
 REASONING = ("field", "think", "drop")
@@ -79,6 +82,7 @@ def export_dataset(
             "SELECT DISTINCT base_url, requested_model, policy_id, policy_hash FROM runs "
             "WHERE policy_id IS NOT NULL ORDER BY 1, 2"
         ).fetchall()
+        accepted = run_acceptances(con)
     finally:
         con.close()
     if format == "hf":
@@ -102,11 +106,33 @@ def export_dataset(
 
             pq.write_table(pa.Table.from_pylist(records), out)
         card = out.with_name(out.name.split(".")[0] + ".card.md")
-    card.write_text(dataset_card(db_path, records, runs), encoding="utf-8")
+    card.write_text(dataset_card(db_path, records, runs, accepted), encoding="utf-8")
     return ExportResult(path=out, card_path=card, rows=len(records), format=format)
 
 
-def dataset_card(db_path: Path, records: list[dict[str, Any]], runs: list[tuple]) -> str:
+def run_acceptances(con: duckdb.DuckDBPyConnection) -> list[policies.Acceptance]:
+    """What each run accepted (user, time, declared purpose), from the run records."""
+    rows = con.execute(
+        "SELECT policy FROM runs WHERE policy IS NOT NULL ORDER BY started_at"
+    ).fetchall()
+    return policies.acceptances_from_records(r[0] for r in rows)
+
+
+def read_acceptances(db_path: Path | str) -> list[policies.Acceptance]:
+    """:func:`run_acceptances` of a harvest database, opened read-only."""
+    con = connect(Path(db_path), read_only=True)
+    try:
+        return run_acceptances(con)
+    finally:
+        con.close()
+
+
+def dataset_card(
+    db_path: Path,
+    records: list[dict[str, Any]],
+    runs: list[tuple],
+    acceptances: list[policies.Acceptance] = (),
+) -> str:
     """Markdown: teachers, policies and their obligations, counts, dates, sampling params."""
     teachers: dict[str, int] = {}
     policy_ids: dict[str, set[str]] = {}
@@ -149,5 +175,5 @@ def dataset_card(db_path: Path, records: list[dict[str, Any]], runs: list[tuple]
         *[f"- `{p}`" for p in sorted(params)],
         "",
     ]
-    ob = policies.obligations(sorted(pid for pid in policy_ids if pid))
+    ob = policies.obligations(sorted(pid for pid in policy_ids if pid), acceptances=acceptances)
     return "\n".join(lines) + "\n" + ob.card_markdown()

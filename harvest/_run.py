@@ -80,7 +80,7 @@ async def arun_harvest(
             cfg, http_client, progress, clock=clock, sleep=sleep, now=now, seed=seed
         )
     started = time.monotonic()
-    policy = resolve_policy(cfg)
+    policy = resolve_policy(cfg, now())
     limits = run_limits(cfg, policy.limits)
     prompts = load_prompts(cfg.prompts, system=cfg.system)
     params = sampling_params(

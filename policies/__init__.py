@@ -12,6 +12,7 @@ packages call:
 
 from __future__ import annotations
 
+from policies._acceptance import Acceptance, acceptances_from_records
 from policies._loader import (
     POLICY_PATH_ENV,
     get_policy,
@@ -44,6 +45,7 @@ from policies.errors import (
 __all__ = [
     "POLICY_PATH_ENV",
     "VERDICTS",
+    "Acceptance",
     "Clause",
     "Conditions",
     "CoverRule",
@@ -60,6 +62,7 @@ __all__ = [
     "Price",
     "RunPolicy",
     "Terms",
+    "acceptances_from_records",
     "get_policy",
     "host_of",
     "load_policies",

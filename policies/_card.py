@@ -21,7 +21,7 @@ def card_markdown(ob: Obligations, disclaimer: str) -> str:
     lines.append("")
     lines += _summary(ob)
     for p in ob.policies:
-        lines += _policy_section(p)
+        lines += _policy_section(p, ob)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -42,6 +42,9 @@ def _summary(ob: Obligations) -> list[str]:
         items.append("Use it for non-commercial research only.")
     if ob.non_compete:
         items.append(f"It may not compete with the providers of {', '.join(ob.non_compete)}.")
+        declared = [f"“{a.purpose}”" for pid in ob.non_compete for a in ob.acceptances_of(pid)]
+        if declared:
+            items.append(f"Keep to the declared purpose: {', '.join(_unique(declared))}.")
     if ob.propagating:
         items.append(
             f"License it under terms that carry those of {', '.join(ob.propagating)} "
@@ -71,7 +74,7 @@ def _summary(ob: Obligations) -> list[str]:
     return lines
 
 
-def _policy_section(p: Policy) -> list[str]:
+def _policy_section(p: Policy, ob: Obligations) -> list[str]:
     version = f", {p.terms.version}" if p.terms.version else ""
     lines = [
         f"### `{p.id}`: {p.name}",
@@ -84,6 +87,8 @@ def _policy_section(p: Policy) -> list[str]:
         lines.append(f"- Reading: {p.summary}")
     for c in p.clauses:
         lines.append(f"- Clause {c.section}: “{c.text}”")
+    for a in ob.acceptances_of(p.id):
+        lines.append(f"- {a.sentence()}")
     conditions = p.conditions.sentences()
     if conditions:
         lines.append("- Conditions:")
@@ -92,6 +97,10 @@ def _policy_section(p: Policy) -> list[str]:
         lines.append(f"- Notice: “{p.conditions.notice}”")
     lines.append("")
     return lines
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _cell(text: str) -> str:

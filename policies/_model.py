@@ -168,6 +168,16 @@ class Conditions:
     use_policy: str | None = None
     other: tuple[str, ...] = ()
 
+    @property
+    def needs_purpose(self) -> bool:
+        """Whether accepting these conditions also needs a declared purpose (``--purpose``).
+
+        Conditions that limit the *use* of the outputs (research only, non-commercial, not
+        a competing model) can only be met by a use, so the user declares it; the purpose
+        is recorded with the run and written into the dataset and model cards.
+        """
+        return self.research_only or self.non_commercial or self.non_compete
+
     def as_dict(self) -> dict:
         """Only the conditions that are set, JSON-able."""
         out: dict = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from policies._acceptance import Acceptance
 from policies._loader import get_policy, load_policies
 from policies._model import Policy
 
@@ -38,6 +39,8 @@ class Obligations:
         policies: the :class:`Policy` objects themselves, in id order.
         changed_since_harvest: one sentence per policy whose file hash today differs from
             a hash recorded on the rows (the reading changed after the data was harvested).
+        acceptances: what the user declared when accepting a conditional policy (who,
+            when, the purpose), shown in the card beside that policy's clause.
     """
 
     policy_ids: tuple[str, ...]
@@ -48,6 +51,10 @@ class Obligations:
     conflicts: tuple[str, ...] = ()
     policies: tuple[Policy, ...] = ()
     changed_since_harvest: tuple[str, ...] = ()
+    acceptances: tuple[Acceptance, ...] = ()
+
+    def acceptances_of(self, policy_id: str) -> tuple[Acceptance, ...]:
+        return tuple(a for a in self.acceptances if a.policy_id == policy_id)
 
     @property
     def non_commercial(self) -> bool:
@@ -87,12 +94,18 @@ class Obligations:
 
 
 def obligations(
-    policy_ids: Iterable[str], *, recorded_hashes: Mapping[str, Iterable[str]] | None = None
+    policy_ids: Iterable[str],
+    *,
+    recorded_hashes: Mapping[str, Iterable[str]] | None = None,
+    acceptances: Iterable[Acceptance] = (),
 ) -> Obligations:
     """The union of the obligations of these policies (conflicts flagged).
 
     ``recorded_hashes`` (policy id -> the ``policy_hash`` values stored on its rows) lets the
-    card say when a policy file changed after the data was harvested.
+    card say when a policy file changed after the data was harvested. ``acceptances``
+    (from :func:`~policies.acceptances_from_records` over the runs' records) puts each
+    accepted policy's user, time and declared purpose in the card; acceptances of
+    policies not among ``policy_ids`` are left out.
 
     Raises :class:`~policies.PolicyNotFound` for an id no loaded policy file has
     (set ``STILLROOM_POLICY_PATH`` to the directory of your own policy files).
@@ -109,6 +122,7 @@ def obligations(
         conflicts=tuple(_conflicts(policies, prefixes)),
         policies=policies,
         changed_since_harvest=tuple(_changed(policies, recorded_hashes or {})),
+        acceptances=tuple(a for a in acceptances if a.policy_id in {p.id for p in policies}),
     )
 
 

@@ -116,7 +116,8 @@ def resolve_for_harvest(
             covering ``base_url``'s host and ``model``.
         accept: policy ids whose conditions the user acknowledges (``--accept``).
         purpose: the user-declared purpose, recorded; required by policies that
-            limit use to research or non-commercial purposes.
+            limit use to research, non-commercial or non-competing purposes
+            (:attr:`Conditions.needs_purpose`).
         now, user: when and by whom the conditions were accepted (defaults: the
             clock, the login name); both are recorded.
 
@@ -207,11 +208,13 @@ def _check_accepted(policy: Policy, accept: Sequence[str], purpose: str | None) 
             f"{conditions} Clause {policy.clause}. To accept them, pass --accept {policy.id} "
             f"(recorded with the time, your user name and --purpose)."
         )
-    restricted = policy.conditions.research_only or policy.conditions.non_commercial
-    if restricted and not (purpose and purpose.strip()):
+    if policy.conditions.needs_purpose and not (purpose and purpose.strip()):
         raise PolicyNeedsAcceptance(
-            f"policy {policy.id!r} limits use to research or non-commercial purposes; "
-            f"declare the run's purpose with --purpose TEXT (it is recorded with the run)."
+            f"policy {policy.id!r} ({policy.name}) allows training only for some uses: "
+            f"{conditions} Clause {policy.clause}. Declare the run's purpose with "
+            f"--purpose TEXT, a use these terms leave open (for example a narrow, non-competing "
+            f"single-task model); it is recorded with the run and written into the dataset "
+            f"and model cards."
         )
 
 

@@ -113,8 +113,8 @@ def _what_harvest_needs(p: Policy) -> str:
     if p.verdict == "forbidden":
         return "harvest refuses: the terms forbid training a model on these outputs."
     if p.verdict == "conditional":
-        needs = f"harvest needs --accept {p.id}"
-        if p.conditions.research_only or p.conditions.non_commercial:
+        needs = f"harvest refuses without --accept {p.id}"
+        if p.conditions.needs_purpose:
             needs += " and --purpose TEXT"
         return needs + ": " + " ".join(p.conditions.sentences())
     return "harvest runs: the terms allow training on these outputs."

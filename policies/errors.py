@@ -39,8 +39,14 @@ class PolicyMismatch(PoliciesError):
 
 
 class PolicyRefused(PoliciesError):
-    """The terms forbid training on the outputs (the message quotes the clause)."""
+    """The policy refuses this run before any request (the message quotes the clause).
+
+    Raised as such when the terms forbid training on the outputs for every purpose;
+    its subclass :class:`PolicyNeedsAcceptance` when they allow it only on conditions
+    the run has not yet accepted.
+    """
 
 
-class PolicyNeedsAcceptance(PoliciesError):
-    """The terms allow training only on conditions the run has not accepted."""
+class PolicyNeedsAcceptance(PolicyRefused):
+    """The terms allow training only on conditions the run has not accepted (or without
+    the declared purpose those conditions need)."""

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harvest import HarvestError, prompt_key, read_completions, render_assistant
+from harvest import (
+    HarvestError,
+    prompt_key,
+    read_acceptances,
+    read_completions,
+    render_assistant,
+)
 from train.errors import PolicyForbidsTraining, TrainDataError
 
 if TYPE_CHECKING:
@@ -63,6 +69,7 @@ class Dataset:
     counts: dict[str, int] = field(default_factory=dict)
     policy_ids: tuple[str, ...] = ()
     teacher_models: tuple[str, ...] = ()
+    acceptances: tuple[Any, ...] = ()  # policies.Acceptance of the kept rows' runs
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -237,4 +244,6 @@ def load_dataset(
         train = train[:max_rows]
     kept_ids = sorted({e.policy_id for e in examples if e.policy_id})
     teachers = sorted({e.teacher_model for e in examples if e.teacher_model})
-    return Dataset(train, held, counts, tuple(kept_ids), tuple(teachers))
+    # what the harvest runs accepted (user, time, declared purpose), for the model card
+    accepted = tuple(a for a in read_acceptances(db) if a.policy_id in kept_ids)
+    return Dataset(train, held, counts, tuple(kept_ids), tuple(teachers), accepted)

