@@ -74,7 +74,7 @@ async def arun_batch_harvest(
     from harvest._run import _abandon
 
     started = time.monotonic()
-    policy = resolve_policy(cfg)
+    policy = resolve_policy(cfg, now())
     limits = batch_prices(run_limits(cfg, policy.limits))
     prompts = load_prompts(cfg.prompts, system=cfg.system)
     params = sampling_params(
