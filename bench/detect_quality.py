@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import detect  # noqa: E402
 from detect._baselines import PradaDetector, SeatDetector  # noqa: E402
-from detect._simulator import simulate  # noqa: E402
+from detect.simulator import simulate  # noqa: E402
 
 ORACLE_FPR = 0.10
 TARGETS = {"recall": 0.95, "benign_fpr": 0.005, "campaign_kind": 0.80, "hard_negative_kind": 0.01}

@@ -32,7 +32,7 @@ import pandas as pd
 
 from detect import ScanConfig, scan
 from detect._lexicon import GRADING_REGEX, REASONING_REGEX
-from detect._simulator import simulate
+from detect.simulator import simulate
 
 
 def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:

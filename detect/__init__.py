@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "simulate": ("detect._simulator", "simulate"),
+    "simulate": ("detect.simulator", "simulate"),
     "write_html_report": ("detect._html", "write_html_report"),
     "PradaDetector": ("detect._baselines", "PradaDetector"),
     "SeatDetector": ("detect._baselines", "SeatDetector"),

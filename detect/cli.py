@@ -64,7 +64,7 @@ def simulate_command(
     ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
-    from detect._simulator import simulate
+    from detect.simulator import simulate
 
     result = simulate(out, seed=seed, scale=scale, corpora=corpora)
     typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

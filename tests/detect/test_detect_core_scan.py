@@ -18,7 +18,7 @@ HARD_NEGATIVES = {"templated_app", "eval_harness", "agent", "enterprise_nat", "l
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    simulator = pytest.importorskip("detect._simulator")
+    simulator = pytest.importorskip("detect.simulator")
     out = tmp_path_factory.mktemp("sim") / "traffic.jsonl.gz"
     sim = simulator.simulate(out, seed=3, scale=0.4)
     result = scan([out])

@@ -245,7 +245,7 @@ def test_report_from_a_real_scan_renders_in_chromium(browser, tmp_path):
 
     if not hasattr(detect, "scan"):
         pytest.skip("detect.scan is not available yet")
-    from detect._simulator import simulate
+    from detect.simulator import simulate
 
     sim = simulate(tmp_path / "traffic.parquet", seed=11, scale=0.05)
     report = detect.scan([sim.traffic_path]).report

@@ -14,8 +14,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from detect._sim_text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
-from detect._simulator import simulate, truth_path_for
+from detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
+from detect.simulator import simulate, truth_path_for
 from detect.errors import DetectError
 
 REQUIRED = ("timestamp", "account_id", "prompt")
