@@ -9,7 +9,7 @@ other accounts also send).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
-Pairs are only built around seed accounts whose own content leans suspicious.
+Pairs are only built around seed accounts whose own content or behaviour leans suspicious.
 Weaker pairs (``weak_edge`` and up) are kept too: a tie to a flagged campaign corroborates an
 account whose own content is significant.
 """
@@ -24,14 +24,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 KIND_WEIGHTS = {
-    "payment": 1.0,
-    "org": 1.0,
+    "payment": 1.25,  # a card or org shared by four accounts is already beyond households
+    "org": 1.25,
     "ip": 0.5,
     "subnet": 0.35,
     "user_agent": 0.25,
     "system_prompt": 0.25,
     "template": 0.35,
 }
+INFRA_KINDS = ("payment", "org", "ip", "subnet", "sync")  # shared infrastructure, not wording
 KIND_NAMES = {
     "payment": "payment ids",
     "org": "org ids",
@@ -136,7 +137,7 @@ class GraphParams:
     sync_perms: int = 16
     sync_min_jaccard: float = 0.25
     min_contrib: float = 0.05
-    weak_edge: float = 0.2
+    weak_edge: float = 0.1
 
 
 def coordination_edges(
@@ -145,8 +146,8 @@ def coordination_edges(
     """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
     kinds linking the pair and how many values of each they share).
 
-    Only pairs with at least one ``seeds`` account (one whose own content already leans
-    suspicious) are built: two accounts with nothing suspicious between them cannot form a
+    Only pairs with at least one ``seeds`` account (one whose own content or behaviour
+    already leans suspicious) are built: two accounts with nothing suspicious between them cannot form a
     campaign, and skipping them keeps the pair join small on big logs.
     """
     seed_frame = pd.DataFrame({"account_id": pd.Series(list(seeds), dtype=object)})
@@ -218,3 +219,16 @@ def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
 
 
 KIND_CAP = 100000
+
+
+def infra_link(index: pd.Index, edges: pd.DataFrame) -> pd.Series:
+    """Per account: summed weight of its edges that include a shared-infrastructure kind."""
+    if edges.empty:
+        return pd.Series(0.0, index=index)
+    infra = edges[edges["kinds"].map(lambda kinds: any(k in INFRA_KINDS for k in kinds))]
+    total = (
+        infra.groupby("source")["weight"]
+        .sum()
+        .add(infra.groupby("target")["weight"].sum(), fill_value=0.0)
+    )
+    return total.reindex(index).fillna(0.0)

@@ -36,11 +36,40 @@ def signal_sentence(row: pd.Series, signal: str) -> str:
     return text
 
 
+def behaviour_sentences(row: pd.Series) -> list[str]:
+    """What the account does, named as behaviours with the figures behind them."""
+    out = []
+    if row.get("b_pacing", False):
+        cv, quiet = row.get("gap_cv"), row.get("quiet_share", 0) or 0
+        cv_text = f"gaps between requests as regular as a dispatcher's (CV {cv:.2f}; people: 2+)"
+        out.append(
+            f"machine-paced: {cv_text if cv == cv and cv is not None else 'regular gaps'}, "
+            f"{_pct(quiet)} of requests in the 6 quietest hours of the day"
+        )
+    if row.get("b_output_heavy", False):
+        mt, ratio = row.get("max_tokens_mean"), row.get("token_ratio")
+        parts = []
+        if mt == mt and mt is not None:
+            parts.append(f"asks for {mt:,.0f} max_tokens on average")
+        if ratio == ratio and ratio is not None:
+            parts.append(f"{ratio:.0f} completion tokens per prompt token")
+        out.append("output-heavy: " + ", ".join(parts or ["long completions"]))
+    if row.get("b_logprob_harvest", False):
+        out.append(
+            f"harvests logprobs: {_pct(row.get('logprob_rate', 0) or 0)} of requests ask for "
+            "top_logprobs, machine-paced"
+        )
+    return out
+
+
 def account_reasons(
     row: pd.Series, signal: str, campaign: dict | None, shared: pd.DataFrame
 ) -> list[str]:
-    """Reasons for one flagged account: its own signal, what it shares, its campaign."""
-    reasons = [signal_sentence(row, signal)]
+    """Reasons for one flagged account: its behaviours, its own signal, what it shares, its
+    campaign."""
+    reasons = behaviour_sentences(row)
+    if signal != "behaviour":
+        reasons.insert(0, signal_sentence(row, signal))
     for other in ("reasoning", "grading", "logprob"):
         if other != signal and row[f"{other}_requests"] >= 5 and row[f"{other}_rate"] >= 0.2:
             reasons.append(signal_sentence(row, other))
@@ -56,7 +85,12 @@ def account_reasons(
             f"acts in sync with {int(row['sync_peers']):,} other accounts (SynchroTrap "
             f"Jaccard up to {row['sync_jaccard']:.2f} on one-minute template actions)"
         )
-    if row.get("quiet_share", 0) >= 0.15 and row["requests"] >= 100 and signal != "logprob":
+    if (
+        not row.get("b_pacing", False)
+        and row.get("quiet_share", 0) >= 0.15
+        and row["requests"] >= 100
+        and signal != "logprob"
+    ):
         reasons.append(
             f"active round the clock: {_pct(row['quiet_share'])} of requests in the 6 "
             "quietest hours of the day"
@@ -92,8 +126,9 @@ def _kind_name(kind: str, count: int) -> str:
 def campaign_summary(campaign: dict) -> str:
     """One line per campaign for the console and the HTML list."""
     ev = campaign["evidence"]
+    families = ", ".join(ev.get("families") or []) or ev["signal"]
     return (
         f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} "
-        f"requests, {ev['signal']} {_pct(ev['signal_rate'])}, flagged after "
-        f"{ev['requests_before_flag']:,} requests"
+        f"requests, evidence: {families}; {ev['signal']} {_pct(ev['signal_rate'])}, flagged "
+        f"after {ev['requests_before_flag']:,} requests"
     )

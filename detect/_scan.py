@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from detect._behaviour import BehaviourParams, behaviour_flags
 from detect._content import PromptIntentClassifier
 from detect._features import account_features
-from detect._graph import GraphParams, communities, coordination_edges, shared_with
+from detect._graph import GraphParams, communities, coordination_edges, infra_link, shared_with
 from detect._ingest import ingest_logs
 from detect._report import (
     account_entries,
@@ -73,6 +74,7 @@ class ScanConfig:
     threads: int | None = None
     workdir: Path | None = None
     max_graph_edges: int = 2000
+    behaviour: BehaviourParams = field(default_factory=BehaviourParams)
 
     def __post_init__(self) -> None:
         positive = (
@@ -191,6 +193,7 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
     accounts = account_features(con, columns_present=stats.columns_present)
+    accounts = accounts.join(behaviour_flags(accounts, config.behaviour))
     stages.done("features")
     sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
     content, templates = content_signals(
@@ -207,19 +210,24 @@ def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
         member_min_rate=config.member_min_rate,
         quiet_min=config.quiet_min,
     )
+    behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
     seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
+    seeds = seeds.union(accounts.index[behaving])
     params = GraphParams(
         max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
     )
     all_edges = coordination_edges(con, templates, seeds, params)
     stages.done("graph")
-    edges = all_edges[all_edges["weight"] >= config.min_edge]
+    edges = all_edges[
+        (all_edges["weight"] >= config.min_edge) | _alike(all_edges, accounts, BEHAVIOUR_COLUMNS)
+    ]
     accounts["community"] = communities(accounts.index, edges)
     accounts = accounts.join(_sync_stats(edges))
+    accounts["infra_link"] = infra_link(accounts.index, edges)
     detector.fit(accounts)
     carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
     accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
-    assigned = attach_linked(detector.assign(accounts), all_edges)
+    assigned = merge_linked_groups(attach_linked(detector.assign(accounts), all_edges), all_edges)
     campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
     shared = (
         shared_with(con, campaign_of)
@@ -263,6 +271,48 @@ def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
     out.loc[best.index, "flagged"] = True
     out.loc[best.index, "score"] = out.loc[best.index, "content_score"]
     out.loc[best.index, "group"] = group.reindex(best.to_numpy()).to_numpy()
+    return out
+
+
+BEHAVIOUR_COLUMNS = ("b_pacing", "b_output_heavy", "b_logprob_harvest")
+
+
+def _alike(edges: pd.DataFrame, accounts: pd.DataFrame, columns) -> pd.Series:
+    """Weak edges whose two accounts show the same behaviour (a dispatcher's accounts act
+    alike): they count as links too."""
+    if edges.empty:
+        return pd.Series(False, index=edges.index)
+    same = pd.Series(False, index=edges.index)
+    for col in columns:
+        flag = accounts[col]
+        same |= flag.reindex(edges["source"]).to_numpy() & flag.reindex(edges["target"]).to_numpy()
+    return same
+
+
+def merge_linked_groups(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+    """One campaign per connected set of flagged groups: flagged groups joined by any kept
+    edge (weak ones included) become one group, so a campaign is assigned once."""
+    flagged = assigned.index[assigned["flagged"]]
+    if edges.empty or not len(flagged):
+        return assigned
+    group = assigned["group"]
+    inside = edges[edges["source"].isin(flagged) & edges["target"].isin(flagged)]
+    inside = inside[
+        group.reindex(inside["source"]).to_numpy() != group.reindex(inside["target"]).to_numpy()
+    ]
+    if inside.empty:
+        return assigned
+    groups = pd.Index(sorted(group[flagged].unique()))
+    links = pd.DataFrame(
+        {
+            "source": group.reindex(inside["source"]).to_numpy(),
+            "target": group.reindex(inside["target"]).to_numpy(),
+        }
+    )
+    merged = communities(groups, links)
+    first = pd.Series(groups, index=groups).groupby(merged.to_numpy()).transform("min")
+    out = assigned.copy()
+    out.loc[flagged, "group"] = first.reindex(group[flagged].to_numpy()).to_numpy()
     return out
 
 

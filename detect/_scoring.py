@@ -9,10 +9,20 @@ A community is scored as a whole by pooling its members' counts, so many account
 stay below any per-account threshold still add up.  Logprob probing only counts for traffic
 paced like a machine (a large share of requests in the 6 quietest hours of the day).
 
-Content alone is not enough: evaluation harnesses and LLM-as-judge runs send the same kind of
-prompts.  A reasoning or grading signal must be corroborated by campaign behaviour: traffic
-paced round the clock, or a coordinated group of ``min_accounts`` or more, or the signal kept
-up over ``min_signal_days`` distinct days (a benchmark run is a burst, a harvest persists).
+Content is never the only gate, and never a required one.  Evaluation harnesses, tutoring
+apps and LLM-as-judge runs send the same kind of prompts, so a reasoning or grading signal
+counts only beside campaign behaviour: machine pacing (column ``b_pacing``, else a
+round-the-clock share), or a coordinated group of ``min_accounts`` or more.
+
+Behaviour alone can flag a group: per community, each behaviour of :mod:`detect._behaviour`
+(machine pacing, output-heavy economics, logprob harvesting) is tested like a signal, as the
+count of members showing it against its background rate among all accounts, with the same
+Bonferroni-corrected threshold and a majority of members as effect size.  A community of
+``min_accounts`` or more is a campaign when it is linked by shared infrastructure (column
+``infra_link``: IPs, subnets, payment or org ids, synchronised activity) and carries one
+significant family (a behaviour or content), or when it carries two families whatever links it.
+A member is flagged when it shows one of its community's significant behaviours itself, or its
+own content signal, or is strongly linked to members that do.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import pandas as pd
 from scipy.stats import binom
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from detect._behaviour import BEHAVIOURS
 
 SIGNALS = ("reasoning", "grading", "logprob")
 REQUIRED = (
@@ -59,7 +71,7 @@ class CampaignDetector(BaseEstimator):
     quiet_min : share of requests in the 6 quietest hours that makes traffic machine-paced.
     rate_floor : smallest background rate used in the tests.
     min_accounts : a community this large counts as coordinated.
-    min_signal_days : days with the signal that make it persistent.
+    min_signal_days : days with the signal that make it persistent (reported, not a gate).
     strong_link : a member without signals of its own is still flagged when its summed link
         weight to members that do carry them (optional column ``evidence_link``) reaches this.
 
@@ -78,6 +90,8 @@ class CampaignDetector(BaseEstimator):
         min_accounts=3,
         min_signal_days=4,
         strong_link=2.0,
+        behaviour_floor=0.01,
+        behaviour_majority=0.5,
     ):
         self.alpha = alpha
         self.min_rate = min_rate
@@ -89,6 +103,8 @@ class CampaignDetector(BaseEstimator):
         self.min_accounts = min_accounts
         self.min_signal_days = min_signal_days
         self.strong_link = strong_link
+        self.behaviour_floor = behaviour_floor
+        self.behaviour_majority = behaviour_majority
 
     def fit(self, X: pd.DataFrame, y=None):
         _check_columns(X)
@@ -100,55 +116,64 @@ class CampaignDetector(BaseEstimator):
             bulk = rate <= np.quantile(rate, 0.9)
             pooled = hits[bulk].sum() / max(n[bulk].sum(), 1.0)
             self.background_[signal] = float(max(self.rate_floor, pooled))
+        flags = _behaviours(X)
+        # background: accounts outside any group of min_accounts (campaigns sit in groups);
+        # all accounts where nothing is grouped yet
+        size = X.groupby("community")["requests"].transform("size")
+        bulk = flags[size < self.min_accounts] if (size < self.min_accounts).any() else flags
+        self.behaviour_background_ = {
+            b: float(max(self.behaviour_floor, bulk[b].mean())) for b in BEHAVIOURS
+        }
         self.n_communities_ = int(X["community"].nunique())
         self.n_accounts_ = len(X)
         self.community_threshold_ = float(-np.log10(self.alpha / max(1, self.n_communities_)))
         self.account_threshold_ = float(-np.log10(self.alpha / max(1, self.n_accounts_)))
         return self
 
-    def _evidence(self, hits, n, quiet, days, size, threshold, corroborate=True) -> np.ndarray:
+    def _evidence(
+        self, hits, n, quiet, days, size, threshold, corroborate=True, pacing=None
+    ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
         for i, signal in enumerate(SIGNALS):
             k = hits[:, i]
             sig = log_significance(k, n, self.background_[signal])
             ok = (k >= self.min_hits) & (k >= self.min_rate * n)
-            machine = quiet >= self.quiet_min
+            machine = quiet >= self.quiet_min if pacing is None else pacing
             if signal == "logprob":
                 ok &= machine
             elif corroborate:
-                ok &= machine | (size >= self.min_accounts) | (days[:, i] >= self.min_signal_days)
+                ok &= machine | (size >= self.min_accounts)
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per account: ``score``, ``flagged``, ``signal``, ``group`` (community id or -1) and
-        ``content_score`` (the account's own evidence before any corroboration)."""
+        """Per account: ``score``, ``flagged``, ``signal`` (the deciding content signal, or
+        ``behaviour``), ``group`` (community id or -1), ``content_score`` (the account's own
+        content evidence before any corroboration) and ``families`` (the deciding evidence
+        families of its community, comma-separated)."""
         check_is_fitted(self, "background_")
         _check_columns(X)
         cols = [f"{s}_requests" for s in SIGNALS]
         days = [f"{s}_days" for s in SIGNALS]
         requests = X["requests"].to_numpy(float)
-        own = self._evidence(
-            X[cols].to_numpy(float),
-            requests,
-            X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float),
-            np.ones(len(X)),
-            self.account_threshold_,
-        )
-        content = self._evidence(
-            X[cols].to_numpy(float),
-            requests,
-            X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float),
-            np.ones(len(X)),
-            self.account_threshold_,
-            corroborate=False,
-        ).max(axis=1)
+        hits = X[cols].to_numpy(float)
+        quiet = X["quiet_share"].fillna(0).to_numpy(float)
+        flags = _behaviours(X)
+        pacing = flags["pacing"].to_numpy() if "b_pacing" in X else None
+        ones = np.ones(len(X))
+        args = (hits, requests, quiet, X[days].to_numpy(float), ones, self.account_threshold_)
+        own = self._evidence(*args, pacing=pacing)
+        content = self._evidence(*args, corroborate=False).max(axis=1)
         weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
+        weighted[list(BEHAVIOURS)] = flags.to_numpy()
+        weighted["infra"] = X.get("infra_link", pd.Series(0.0, index=X.index)).fillna(0) > 0
         groups = weighted.groupby("community")
-        pooled = groups[[*cols, "requests", "qw", "size"]].sum().join(groups[days].max())
+        pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
+        pooled = pooled.join(groups[days].max()).join(groups["infra"].any())
+        pooled_pacing = (pooled["pacing"] >= self.behaviour_majority * pooled["size"]) & (
+            pooled["pacing"] > 0
+        )
         com = self._evidence(
             pooled[cols].to_numpy(float),
             pooled["requests"].to_numpy(float),
@@ -156,34 +181,78 @@ class CampaignDetector(BaseEstimator):
             pooled[days].to_numpy(float),
             pooled["size"].to_numpy(float),
             self.community_threshold_,
+            pacing=pooled_pacing.to_numpy() if pacing is not None else None,
         )
-        com = com[pooled.index.get_indexer(X["community"])]
-        own_rates = X[cols].to_numpy(float) / np.maximum(requests, 1)[:, None]
+        behaviour = self._community_behaviour(pooled, com)
+        at = pooled.index.get_indexer(X["community"])
+        com = com[at]
+        own_rates = hits / np.maximum(requests, 1)[:, None]
         own_sig = np.vstack(
             [
-                log_significance(X[c].to_numpy(float), requests, self.background_[s])
-                for c, s in zip(cols, SIGNALS, strict=True)
+                log_significance(hits[:, i], requests, self.background_[s])
+                for i, s in enumerate(SIGNALS)
             ]
         ).T
         linked = X.get("evidence_link", pd.Series(0.0, index=X.index)).fillna(0).to_numpy(float)
-        member_ok = (com >= 0.5) & (
-            ((own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p))
-            | (linked >= self.strong_link)[:, None]
-        )
-        member_score = np.where(member_ok, com, 0.0)
-        best = np.maximum(member_score, own)
-        score = best.max(axis=1)
+        own_content = (own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p)
+        strong = linked >= self.strong_link
+        member_ok = (com >= 0.5) & (own_content | strong[:, None])
+        best = np.maximum(np.where(member_ok, com, 0.0), own)
+        content_best = best.max(axis=1)
+        shows = np.zeros(len(X), dtype=bool)
+        for b in BEHAVIOURS:
+            shows |= flags[b].to_numpy() & behaviour[f"sig_{b}"].to_numpy()[at]
+        b_ok = behaviour["score"].to_numpy()[at] >= 0.5
+        b_member = b_ok & (shows | own_content.any(axis=1) | strong)
+        b_score = np.where(b_member, behaviour["score"].to_numpy()[at], 0.0)
+        score = np.maximum(content_best, b_score)
         flagged = score >= 0.5
+        signal = np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)]
+        signal = np.where(b_score > content_best, "behaviour", signal)
         return pd.DataFrame(
             {
                 "score": score,
                 "flagged": flagged,
-                "signal": np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)],
+                "signal": signal,
                 "group": np.where(flagged, X["community"].to_numpy(), -1),
                 "content_score": content,
+                "families": behaviour["families"].to_numpy()[at],
             },
             index=X.index,
         )
+
+    def _community_behaviour(self, pooled: pd.DataFrame, com: np.ndarray) -> pd.DataFrame:
+        """Per community: which behaviours are significant, its families and behaviour score."""
+        size = pooled["size"].to_numpy(float)
+        out = pd.DataFrame(index=pooled.index)
+        total = np.zeros(len(pooled))
+        n_families = (com.max(axis=1) >= 0.5).astype(int)
+        names = [np.where(com.max(axis=1) >= 0.5, "content", "") for _ in range(1)]
+        for b in BEHAVIOURS:
+            k = pooled[b].to_numpy(float)
+            sig = log_significance(k, size, self.behaviour_background_[b])
+            ok = (
+                (sig >= self.member_min_log10p)
+                & (k >= self.behaviour_majority * size)
+                & (size >= self.min_accounts)
+            )
+            out[f"sig_{b}"] = ok
+            total += np.where(ok, sig, 0.0)
+            n_families += ok
+            names.append(np.where(ok, b, ""))
+        # the behaviours' evidence adds up (independent tests); together it must clear the
+        # corrected threshold, one more decade for each extra family counted
+        enough = total >= self.community_threshold_ + np.maximum(0, n_families - 1 - 0)
+        infra = pooled["infra"].to_numpy(bool) & (size >= self.min_accounts)
+        names.append(np.where(infra, "coordination", ""))
+        behaviours = n_families - (com.max(axis=1) >= 0.5)
+        campaign = (
+            (size >= self.min_accounts) & (behaviours >= 1) & enough & (infra | (n_families >= 2))
+        )
+        threshold = self.community_threshold_
+        out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
+        out["families"] = [", ".join(x for x in parts if x) for parts in zip(*names, strict=True)]
+        return out
 
     def seeds(self, X: pd.DataFrame, min_log10p: float = 1.3, min_hits: int = 2) -> pd.Index:
         """Accounts whose own counts lean suspicious (uncorrected ``p < 10**-min_log10p``):
@@ -205,6 +274,19 @@ class CampaignDetector(BaseEstimator):
 
     def fit_predict(self, X: pd.DataFrame, y=None) -> np.ndarray:
         return self.fit(X).predict(X)
+
+
+def _behaviours(X: pd.DataFrame) -> pd.DataFrame:
+    """The behaviour flags of ``X`` (all False where a column is absent)."""
+    return pd.DataFrame(
+        {
+            b: X[f"b_{b}"].fillna(False).astype(bool)
+            if f"b_{b}" in X
+            else pd.Series(False, index=X.index)
+            for b in BEHAVIOURS
+        },
+        index=X.index,
+    )
 
 
 def _check_columns(X) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, RESIDENTIAL_OCTETS, World
 from detect.simulator._text import (
     _FOLLOWUPS,
     _TOPICS,
@@ -16,6 +15,7 @@ from detect.simulator._text import (
     gen_chat,
 )
 from detect.simulator._timing import DAY, OFFICE_PROFILE, bursts, diurnal_stream, human_sessions
+from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, RESIDENTIAL_OCTETS, World
 
 COMMON_SYSTEM = (
     "You are a helpful assistant.",

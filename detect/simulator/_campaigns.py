@@ -5,14 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from detect.simulator._benign import COMMON_SYSTEM, TIMEZONES, _human_prompts
+from detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
+from detect.simulator._timing import (
+    DAY,
+    HOUR,
+    bursts,
+    diurnal_stream,
+    human_sessions,
+    machine_stream,
+)
 from detect.simulator._world import (
     BENIGN_UAS,
     CLOUD_OCTETS,
     PROXY_OCTETS,
     World,
 )
-from detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
-from detect.simulator._timing import DAY, HOUR, bursts, diurnal_stream, human_sessions, machine_stream
 
 SPOOFED_UAS = (
     "OpenAI/Python 1.58.1",

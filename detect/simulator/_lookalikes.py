@@ -22,7 +22,7 @@ from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, World
 _PLUGIN_SKELETONS = (
     "Rewrite the following paragraph so it reads more clearly. Keep the meaning.\n\n{x}",
     "You are the MailMate assistant. Draft a reply to this email in a friendly tone:\n{x}",
-    "Fix grammar and spelling only, return the corrected text:\n\"\"\"{x}\"\"\"",
+    'Fix grammar and spelling only, return the corrected text:\n"""{x}"""',
 )
 _BATCH_TASKS = (
     "Classify this ticket into billing, shipping, account or other. Ticket: {x}",

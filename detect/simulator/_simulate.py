@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detect.errors import DetectError
 from detect.simulator._benign import (
     agents,
     benign_users,
@@ -31,9 +32,8 @@ from detect.simulator._campaigns import CAMPAIGNS as _REPORTED
 from detect.simulator._families import Phrasing
 from detect.simulator._lookalikes import LOOKALIKES
 from detect.simulator._sweeps import capability_sweep, residential_hydra
-from detect.simulator._world import COLUMNS, World, ip_strings
 from detect.simulator._text import PromptBank
-from detect.errors import DetectError
+from detect.simulator._world import COLUMNS, World, ip_strings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 DAYS = 14
