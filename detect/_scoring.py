@@ -11,8 +11,9 @@ paced like a machine (a large share of requests in the 6 quietest hours of the d
 
 Content is never the only gate, and never a required one.  Evaluation harnesses, tutoring
 apps and LLM-as-judge runs send the same kind of prompts, so a reasoning or grading signal
-counts only beside campaign behaviour: machine pacing (column ``b_pacing``, else a
-round-the-clock share), or a coordinated group of ``min_accounts`` or more.
+counts only beside campaign behaviour: a round-the-clock share (benchmark runs come in regular
+bursts in office hours, so regular gaps alone do not corroborate), or a coordinated group of
+``min_accounts`` or more.
 
 Behaviour alone can flag a group: per community, each behaviour of :mod:`detect._behaviour`
 (machine pacing, output-heavy economics, logprob harvesting) is tested like a signal, as the
@@ -130,16 +131,14 @@ class CampaignDetector(BaseEstimator):
         self.account_threshold_ = float(-np.log10(self.alpha / max(1, self.n_accounts_)))
         return self
 
-    def _evidence(
-        self, hits, n, quiet, days, size, threshold, corroborate=True, pacing=None
-    ) -> np.ndarray:
+    def _evidence(self, hits, n, quiet, days, size, threshold, corroborate=True) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
         for i, signal in enumerate(SIGNALS):
             k = hits[:, i]
             sig = log_significance(k, n, self.background_[signal])
             ok = (k >= self.min_hits) & (k >= self.min_rate * n)
-            machine = quiet >= self.quiet_min if pacing is None else pacing
+            machine = quiet >= self.quiet_min
             if signal == "logprob":
                 ok &= machine
             elif corroborate:
@@ -160,10 +159,9 @@ class CampaignDetector(BaseEstimator):
         hits = X[cols].to_numpy(float)
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
         flags = _behaviours(X)
-        pacing = flags["pacing"].to_numpy() if "b_pacing" in X else None
         ones = np.ones(len(X))
         args = (hits, requests, quiet, X[days].to_numpy(float), ones, self.account_threshold_)
-        own = self._evidence(*args, pacing=pacing)
+        own = self._evidence(*args)
         content = self._evidence(*args, corroborate=False).max(axis=1)
         weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
         weighted[list(BEHAVIOURS)] = flags.to_numpy()
@@ -171,9 +169,6 @@ class CampaignDetector(BaseEstimator):
         groups = weighted.groupby("community")
         pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
         pooled = pooled.join(groups[days].max()).join(groups["infra"].any())
-        pooled_pacing = (pooled["pacing"] >= self.behaviour_majority * pooled["size"]) & (
-            pooled["pacing"] > 0
-        )
         com = self._evidence(
             pooled[cols].to_numpy(float),
             pooled["requests"].to_numpy(float),
@@ -181,7 +176,6 @@ class CampaignDetector(BaseEstimator):
             pooled[days].to_numpy(float),
             pooled["size"].to_numpy(float),
             self.community_threshold_,
-            pacing=pooled_pacing.to_numpy() if pacing is not None else None,
         )
         behaviour = self._community_behaviour(pooled, com)
         at = pooled.index.get_indexer(X["community"])

@@ -41,7 +41,8 @@ def residential_hydra(w: World, cid: str) -> None:
     n = len(acc)
     ts = machine_stream(rng, n, join[acc], leave[acc], tick_s=float(rng.choice([15, 30])))
     cot_rate = np.where(rng.random(n_acc) < 0.3, 0.0, rng.beta(4, 2, n_acc))[acc]
-    prompts = distill_prompts(w, n, [sum(w.bank.capabilities.values(), [])], cot_rate, cid)
+    every = [p for cap in w.bank.capabilities.values() for p in cap]
+    prompts = distill_prompts(w, n, [every], cot_rate, cid)
     cover = rng.random(n) < 0.1
     prompts[cover] = _human_prompts(w, int(cover.sum()))
     exits = w.hosts(w.residential(int(rng.integers(30, 60))))  # real homes, rented
