@@ -92,8 +92,33 @@ def test_campaign_detector_needs_corroboration_beyond_content():
     X.loc["a199", "grading_requests"] = 600
     X.loc["a199", "grading_days"] = 2
     assert not CampaignDetector().fit(X).predict(X)[-1]
-    X.loc["a199", "grading_days"] = 9  # kept up for 9 days: a harvest
+    # kept up for 9 days is still not enough: a tutoring or eval app is persistent too
+    X.loc["a199", "grading_days"] = 9
+    assert not CampaignDetector().fit(X).predict(X)[-1]
+    X.loc["a199", "quiet_share"] = 0.25  # round the clock: a harvest
     assert CampaignDetector().fit(X).predict(X)[-1]
+
+
+def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone():
+    n, group = 400, 12
+    X = _accounts(
+        np.r_[np.arange(n), np.full(group, n)], np.full(n + group, 80), np.zeros(n + group)
+    )
+    for col in ("b_pacing", "b_output_heavy", "b_logprob_harvest"):
+        X[col] = False
+    X.iloc[:8, X.columns.get_loc("b_pacing")] = True  # a few benign queue workers
+    X.iloc[8:30, X.columns.get_loc("b_output_heavy")] = True  # and writing apps
+    X.iloc[n:, X.columns.get_loc("b_pacing")] = True
+    X.iloc[n:, X.columns.get_loc("b_output_heavy")] = True
+    X["infra_link"] = np.r_[np.zeros(n), np.ones(group)]
+    out = CampaignDetector().fit(X).assign(X)
+    assert out["flagged"].iloc[n:].all() and not out["flagged"].iloc[:n].any()
+    assert (out["signal"].iloc[n:] == "behaviour").all()
+    assert out["families"].iloc[n] == "pacing, output_heavy, coordination"
+    # one behaviour and no shared infrastructure is not a campaign
+    X["infra_link"] = 0.0
+    X.iloc[n:, X.columns.get_loc("b_output_heavy")] = False
+    assert not CampaignDetector().fit(X).predict(X).any()
 
 
 def test_communities_are_connected_components():
