@@ -27,12 +27,12 @@ from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from detect._baselines import PradaDetector, SeatDetector
+    from detect._behaviour import BehaviourParams, behaviour_flags
     from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters
     from detect._html import write_html_report
     from detect._ingest import REQUIRED_COLUMNS, SCHEMA_V1, parse_column_map
     from detect._scan import ScanConfig, ScanResult, scan
     from detect._scoring import CampaignDetector
-    from detect._behaviour import BehaviourParams, behaviour_flags
     from detect.simulator import simulate
 
 _LAZY = {
@@ -56,10 +56,9 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
-    "BehaviourParams",
-    "behaviour_flags",
     "REQUIRED_COLUMNS",
     "SCHEMA_V1",
+    "BehaviourParams",
     "CampaignDetector",
     "ColumnMapError",
     "ConfigError",
@@ -75,6 +74,7 @@ __all__ = [
     "SchemaError",
     "SeatDetector",
     "TopicClusters",
+    "behaviour_flags",
     "parse_column_map",
     "scan",
     "simulate",
