@@ -142,8 +142,12 @@ def scan(
     *,
     column_map: list[str] | dict[str, str] | None = None,
     config: ScanConfig | None = None,
+    progress=None,
 ) -> ScanResult:
-    """Scan traffic logs (files, globs, directories) and return the campaign report."""
+    """Scan traffic logs (files, globs, directories) and return the campaign report.
+
+    ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
+    content, graph, campaigns, report) finishes."""
     config = config or ScanConfig()
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -152,7 +156,7 @@ def scan(
         con = duckdb.connect(str(workdir / "scan.duckdb"))
         try:
             _configure(con, config, workdir)
-            return _scan(con, list(paths), column_map, config)
+            return _scan(con, list(paths), column_map, config, progress)
         finally:
             con.close()
     finally:
@@ -174,19 +178,22 @@ def _configure(con, config: ScanConfig, workdir: Path) -> None:
 class _Stages:
     """Wall-clock seconds per stage, reported in ``summary.stage_seconds``."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress=None) -> None:
         self.seconds: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._progress = progress
 
     def done(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = round(now - self._last, 3)
         self._last = now
+        if self._progress is not None:
+            self._progress(name, self.seconds[name])
 
 
-def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
+def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
     started = time.perf_counter()
-    stages = _Stages()
+    stages = _Stages(progress)
     stats = ingest_logs(con, paths, column_map)
     stages.done("ingest")
     if stats.rows == 0:

@@ -36,7 +36,12 @@ def scan_command(
     from detect._scan import ScanConfig, scan
 
     config = ScanConfig(threads=threads, memory_limit=memory_limit)
-    result = scan(logs, column_map=column_map, config=config)
+    result = scan(
+        logs,
+        column_map=column_map,
+        config=config,
+        progress=lambda stage, s: _console.print(f"{stage}: {s:.1f} s", markup=False),
+    )
     result.write_json(out)
     if csv is not None:
         result.write_csv(csv)
