@@ -32,7 +32,9 @@ KIND_WEIGHTS = {
     "system_prompt": 0.25,
     "template": 0.35,
 }
-INFRA_KINDS = ("payment", "org", "ip", "subnet", "sync")  # shared infrastructure, not wording
+# Shared infrastructure, not wording.  A /24 is left out: residential proxies exit through
+# real homes, so a subnet shared with a campaign says little about one account.
+INFRA_KINDS = ("payment", "org", "ip", "sync")
 KIND_NAMES = {
     "payment": "payment ids",
     "org": "org ids",
@@ -67,12 +69,16 @@ sizes AS (
   HAVING count(*) BETWEEN 2 AND {max_group}
      AND any_value(kind_weight) / log2(1 + count(*)) >= {min_contrib}
 ),
-members AS (
+flagged AS (
   SELECT a.account_id, a.kind, a.value, s.w, a.account_id IN (SELECT account_id FROM seeds) AS seed
   FROM artifacts a JOIN sizes s USING (kind, value)
+),
+members AS (  -- purity: the share of an artifact's users that are seeds (a NAT's is low)
+  SELECT *, avg(seed::INTEGER) OVER (PARTITION BY kind, value) AS purity FROM flagged
 )
 SELECT least(x.account_id, y.account_id) AS source, greatest(x.account_id, y.account_id) AS target,
-       x.kind, count(*) AS shared, sum(x.w) AS weight, 0.0 AS jaccard
+       x.kind, count(*) AS shared, sum(x.w) AS weight, 0.0 AS jaccard,
+       sum(x.w * x.purity) AS pure_weight
 FROM members x JOIN members y
   ON x.kind = y.kind AND x.value = y.value AND x.account_id <> y.account_id
 WHERE x.seed AND (NOT y.seed OR x.account_id < y.account_id)
@@ -81,7 +87,8 @@ GROUP BY ALL
 
 _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
-       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts
+       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts,
+       coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
 GROUP BY source, target HAVING sum(weight) >= {weak_edge}
 """
@@ -120,7 +127,8 @@ exact AS (
 SELECT * FROM (
   SELECT e.source, e.target, 'sync' AS kind, e.shared,
          least(1.0, e.shared / (sx.n + sy.n - e.shared) / 0.5) AS weight,
-         e.shared / (sx.n + sy.n - e.shared) AS jaccard
+         e.shared / (sx.n + sy.n - e.shared) AS jaccard,
+         least(1.0, e.shared / (sx.n + sy.n - e.shared) / 0.5) AS pure_weight
   FROM exact e JOIN sizes sx ON sx.account_id = e.source JOIN sizes sy ON sy.account_id = e.target
 ) WHERE jaccard >= {min_jaccard}
 """
@@ -176,7 +184,8 @@ def coordination_edges(
         min_jaccard=float(params.sync_min_jaccard),
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
-    return con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge))).df()
+    infra = ", ".join(f"'{k}'" for k in INFRA_KINDS)
+    return con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge), infra=infra)).df()
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
@@ -221,14 +230,10 @@ def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
 KIND_CAP = 100000
 
 
-def infra_link(index: pd.Index, edges: pd.DataFrame) -> pd.Series:
-    """Per account: summed weight of its edges that include a shared-infrastructure kind."""
+def infra_groups(index: pd.Index, edges: pd.DataFrame, min_weight: float) -> pd.Series:
+    """Per account: how many accounts its shared-infrastructure component holds (edges whose
+    purity-weighted infrastructure weight reaches ``min_weight``; 1 when it has none)."""
     if edges.empty:
-        return pd.Series(0.0, index=index)
-    infra = edges[edges["kinds"].map(lambda kinds: any(k in INFRA_KINDS for k in kinds))]
-    total = (
-        infra.groupby("source")["weight"]
-        .sum()
-        .add(infra.groupby("target")["weight"].sum(), fill_value=0.0)
-    )
-    return total.reindex(index).fillna(0.0)
+        return pd.Series(1, index=index)
+    labels = communities(index, edges[edges["infra_weight"] >= min_weight])
+    return labels.map(labels.value_counts())

@@ -19,7 +19,7 @@ from sklearn.base import clone
 from detect._behaviour import BehaviourParams, behaviour_flags
 from detect._content import PromptIntentClassifier
 from detect._features import account_features
-from detect._graph import GraphParams, communities, coordination_edges, infra_link, shared_with
+from detect._graph import GraphParams, communities, coordination_edges, infra_groups, shared_with
 from detect._ingest import ingest_logs
 from detect._report import (
     account_entries,
@@ -47,6 +47,8 @@ class ScanConfig:
     Coordination graph:
         max_group: an artifact (IP, user agent, ...) shared by more accounts links nobody.
         min_edge: summed link weight that makes two accounts neighbours.
+        infra_edge: purity-weighted infrastructure weight (shared IPs, payment or org ids,
+            synchronised activity) that makes two accounts share infrastructure.
         sync_bucket_s: SynchroTrap time bucket in seconds.
 
     Calibration (label-free; see :class:`detect.CampaignDetector`):
@@ -64,6 +66,7 @@ class ScanConfig:
     n_topics: int = 24
     max_group: int = 500
     min_edge: float = 0.5
+    infra_edge: float = 0.3
     sync_bucket_s: int = 60
     alpha: float = 0.01
     min_rate: float = 0.05
@@ -225,12 +228,12 @@ def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResu
     )
     all_edges = coordination_edges(con, templates, seeds, params)
     stages.done("graph")
-    edges = all_edges[
-        (all_edges["weight"] >= config.min_edge) | _alike(all_edges, accounts, BEHAVIOUR_COLUMNS)
-    ]
+    edges = all_edges[all_edges["weight"] >= config.min_edge]
+    alike = all_edges[_alike(all_edges, accounts, BEHAVIOUR_COLUMNS)]
+    accounts["behaviour_community"] = communities(accounts.index, alike)
+    accounts["infra_group"] = infra_groups(accounts.index, all_edges, config.infra_edge)
     accounts["community"] = communities(accounts.index, edges)
     accounts = accounts.join(_sync_stats(edges))
-    accounts["infra_link"] = infra_link(accounts.index, edges)
     detector.fit(accounts)
     carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
     accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)

@@ -12,18 +12,20 @@ paced like a machine (a large share of requests in the 6 quietest hours of the d
 Content is never the only gate, and never a required one.  Evaluation harnesses, tutoring
 apps and LLM-as-judge runs send the same kind of prompts, so a reasoning or grading signal
 counts only beside campaign behaviour: a round-the-clock share (benchmark runs come in regular
-bursts in office hours, so regular gaps alone do not corroborate), or a coordinated group of
-``min_accounts`` or more.
+bursts in office hours, so regular gaps alone do not corroborate), or a community of
+``min_accounts`` or more that shares infrastructure (shared wording alone is the same
+evidence twice).
 
-Behaviour alone can flag a group: per community, each behaviour of :mod:`detect._behaviour`
-(machine pacing, output-heavy economics, logprob harvesting) is tested like a signal, as the
-count of members showing it against its background rate among all accounts, with the same
-Bonferroni-corrected threshold and a majority of members as effect size.  A community of
-``min_accounts`` or more is a campaign when it is linked by shared infrastructure (column
-``infra_link``: IPs, subnets, payment or org ids, synchronised activity) and carries one
-significant family (a behaviour or content), or when it carries two families whatever links it.
-A member is flagged when it shows one of its community's significant behaviours itself, or its
-own content signal, or is strongly linked to members that do.
+Behaviour alone can flag a group.  The groups are linked accounts that act alike (column
+``behaviour_community``); in each, every behaviour of :mod:`detect._behaviour` (machine pacing,
+output-heavy economics, logprob harvesting) is tested as the count of members showing it
+against its background share among ungrouped accounts, needs a majority of members, and the
+behaviours' evidence together must clear the Bonferroni-corrected threshold.  The group must
+also share infrastructure (column ``infra_group``: its median member sits in a component of
+``min_accounts`` or more linked by IPs, payment or org ids or synchronised activity, each
+weighted by the artifact's purity, so a carrier NAT shared by hundreds of unrelated users links
+nobody).  Content found in the group raises its score and is named in its evidence.  A member
+is flagged when it shows a significant behaviour of its group and shares infrastructure itself.
 """
 
 from __future__ import annotations
@@ -131,7 +133,9 @@ class CampaignDetector(BaseEstimator):
         self.account_threshold_ = float(-np.log10(self.alpha / max(1, self.n_accounts_)))
         return self
 
-    def _evidence(self, hits, n, quiet, days, size, threshold, corroborate=True) -> np.ndarray:
+    def _evidence(
+        self, hits, n, quiet, days, size, threshold, corroborate=True, infra=True
+    ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
         for i, signal in enumerate(SIGNALS):
@@ -142,15 +146,40 @@ class CampaignDetector(BaseEstimator):
             if signal == "logprob":
                 ok &= machine
             elif corroborate:
-                ok &= machine | (size >= self.min_accounts)
+                ok &= machine | ((size >= self.min_accounts) & infra)
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
+
+    def _pool(self, X: pd.DataFrame, by: str, infra: str) -> pd.DataFrame:
+        """Members' counts summed per group ``by``; ``infra`` = median member infra weight."""
+        cols = [f"{s}_requests" for s in SIGNALS]
+        days = [f"{s}_days" for s in SIGNALS]
+        frame = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
+        frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
+        frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
+        groups = frame.groupby(X[by].to_numpy())
+        pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
+        return pooled.join(groups[days].max()).join(groups["infra"].median())
+
+    def _pooled_evidence(self, pooled: pd.DataFrame, corroborate: bool = True) -> np.ndarray:
+        cols = [f"{s}_requests" for s in SIGNALS]
+        days = [f"{s}_days" for s in SIGNALS]
+        return self._evidence(
+            pooled[cols].to_numpy(float),
+            pooled["requests"].to_numpy(float),
+            (pooled["qw"] / pooled["requests"].clip(lower=1)).to_numpy(float),
+            pooled[days].to_numpy(float),
+            pooled["size"].to_numpy(float),
+            self.community_threshold_,
+            corroborate=corroborate,
+            infra=pooled["infra"].to_numpy(float) >= self.min_accounts,
+        )
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per account: ``score``, ``flagged``, ``signal`` (the deciding content signal, or
         ``behaviour``), ``group`` (community id or -1), ``content_score`` (the account's own
         content evidence before any corroboration) and ``families`` (the deciding evidence
-        families of its community, comma-separated)."""
+        families of its behaviour group, comma-separated)."""
         check_is_fitted(self, "background_")
         _check_columns(X)
         cols = [f"{s}_requests" for s in SIGNALS]
@@ -158,28 +187,12 @@ class CampaignDetector(BaseEstimator):
         requests = X["requests"].to_numpy(float)
         hits = X[cols].to_numpy(float)
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
-        flags = _behaviours(X)
         ones = np.ones(len(X))
         args = (hits, requests, quiet, X[days].to_numpy(float), ones, self.account_threshold_)
         own = self._evidence(*args)
         content = self._evidence(*args, corroborate=False).max(axis=1)
-        weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
-        weighted[list(BEHAVIOURS)] = flags.to_numpy()
-        weighted["infra"] = X.get("infra_link", pd.Series(0.0, index=X.index)).fillna(0) > 0
-        groups = weighted.groupby("community")
-        pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
-        pooled = pooled.join(groups[days].max()).join(groups["infra"].any())
-        com = self._evidence(
-            pooled[cols].to_numpy(float),
-            pooled["requests"].to_numpy(float),
-            (pooled["qw"] / pooled["requests"].clip(lower=1)).to_numpy(float),
-            pooled[days].to_numpy(float),
-            pooled["size"].to_numpy(float),
-            self.community_threshold_,
-        )
-        behaviour = self._community_behaviour(pooled, com)
-        at = pooled.index.get_indexer(X["community"])
-        com = com[at]
+        pooled = self._pool(X, "community", "infra_group")
+        com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
         own_rates = hits / np.maximum(requests, 1)[:, None]
         own_sig = np.vstack(
             [
@@ -193,35 +206,45 @@ class CampaignDetector(BaseEstimator):
         member_ok = (com >= 0.5) & (own_content | strong[:, None])
         best = np.maximum(np.where(member_ok, com, 0.0), own)
         content_best = best.max(axis=1)
+        by = "behaviour_community" if "behaviour_community" in X else "community"
+        b_pooled = self._pool(X, by, "infra_group")
+        behaviour = self._community_behaviour(b_pooled)
+        at = b_pooled.index.get_indexer(X[by])
+        flags = _behaviours(X)
         shows = np.zeros(len(X), dtype=bool)
         for b in BEHAVIOURS:
             shows |= flags[b].to_numpy() & behaviour[f"sig_{b}"].to_numpy()[at]
-        b_ok = behaviour["score"].to_numpy()[at] >= 0.5
-        b_member = b_ok & (shows | own_content.any(axis=1) | strong)
-        b_score = np.where(b_member, behaviour["score"].to_numpy()[at], 0.0)
+        # a member shares infrastructure itself: sitting in a campaign's proxy /24 is not enough
+        shares = X["infra_group"].fillna(1).to_numpy(float) >= 2 if "infra_group" in X else True
+        b_score = np.where(shows & shares, behaviour["score"].to_numpy()[at], 0.0)
         score = np.maximum(content_best, b_score)
         flagged = score >= 0.5
+        by_behaviour = b_score > content_best
         signal = np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)]
-        signal = np.where(b_score > content_best, "behaviour", signal)
+        signal = np.where(by_behaviour, "behaviour", signal)
+        # one group id space: content communities as they are, behaviour groups after them
+        offset = int(X["community"].max()) + 1 if len(X) else 0
+        group = np.where(by_behaviour, X[by].to_numpy() + offset, X["community"].to_numpy())
         return pd.DataFrame(
             {
                 "score": score,
                 "flagged": flagged,
                 "signal": signal,
-                "group": np.where(flagged, X["community"].to_numpy(), -1),
+                "group": np.where(flagged, group, -1),
                 "content_score": content,
                 "families": behaviour["families"].to_numpy()[at],
             },
             index=X.index,
         )
 
-    def _community_behaviour(self, pooled: pd.DataFrame, com: np.ndarray) -> pd.DataFrame:
-        """Per community: which behaviours are significant, its families and behaviour score."""
+    def _community_behaviour(self, pooled: pd.DataFrame) -> pd.DataFrame:
+        """Per group: which behaviours are significant, its families and behaviour score."""
         size = pooled["size"].to_numpy(float)
+        content = self._pooled_evidence(pooled, corroborate=False).max(axis=1) >= 0.5
         out = pd.DataFrame(index=pooled.index)
         total = np.zeros(len(pooled))
-        n_families = (com.max(axis=1) >= 0.5).astype(int)
-        names = [np.where(com.max(axis=1) >= 0.5, "content", "") for _ in range(1)]
+        behaviours = np.zeros(len(pooled), dtype=int)
+        names = []
         for b in BEHAVIOURS:
             k = pooled[b].to_numpy(float)
             sig = log_significance(k, size, self.behaviour_background_[b])
@@ -232,17 +255,15 @@ class CampaignDetector(BaseEstimator):
             )
             out[f"sig_{b}"] = ok
             total += np.where(ok, sig, 0.0)
-            n_families += ok
+            behaviours += ok
             names.append(np.where(ok, b, ""))
-        # the behaviours' evidence adds up (independent tests); together it must clear the
-        # corrected threshold, one more decade for each extra family counted
-        enough = total >= self.community_threshold_ + np.maximum(0, n_families - 1 - 0)
-        infra = pooled["infra"].to_numpy(bool) & (size >= self.min_accounts)
+        # independent tests add up; together they must clear the corrected threshold
+        enough = total >= self.community_threshold_
+        infra = (pooled["infra"].to_numpy(float) >= self.min_accounts) & (size >= self.min_accounts)
         names.append(np.where(infra, "coordination", ""))
-        behaviours = n_families - (com.max(axis=1) >= 0.5)
-        campaign = (
-            (size >= self.min_accounts) & (behaviours >= 1) & enough & (infra | (n_families >= 2))
-        )
+        names.append(np.where(content, "content", ""))
+        campaign = (behaviours >= 1) & enough & infra
+        total = total + np.where(content, self.community_threshold_, 0.0)  # content adds weight
         threshold = self.community_threshold_
         out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
         out["families"] = [", ".join(x for x in parts if x) for parts in zip(*names, strict=True)]

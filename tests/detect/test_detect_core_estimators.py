@@ -110,14 +110,13 @@ def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone(
     X.iloc[8:30, X.columns.get_loc("b_output_heavy")] = True  # and writing apps
     X.iloc[n:, X.columns.get_loc("b_pacing")] = True
     X.iloc[n:, X.columns.get_loc("b_output_heavy")] = True
-    X["infra_link"] = np.r_[np.zeros(n), np.ones(group)]
+    X["infra_group"] = np.r_[np.ones(n), np.full(group, group)]  # they share IPs or cards
     out = CampaignDetector().fit(X).assign(X)
     assert out["flagged"].iloc[n:].all() and not out["flagged"].iloc[:n].any()
     assert (out["signal"].iloc[n:] == "behaviour").all()
     assert out["families"].iloc[n] == "pacing, output_heavy, coordination"
-    # one behaviour and no shared infrastructure is not a campaign
-    X["infra_link"] = 0.0
-    X.iloc[n:, X.columns.get_loc("b_output_heavy")] = False
+    # acting alike without sharing infrastructure (a popular app's users) is not a campaign
+    X["infra_group"] = 1
     assert not CampaignDetector().fit(X).predict(X).any()
 
 
