@@ -95,6 +95,13 @@ def account_reasons(
             f"active round the clock: {_pct(row['quiet_share'])} of requests in the 6 "
             "quietest hours of the day"
         )
+    for cls, text in (("reasoning", "demands for full reasoning"), ("grading", "grading asks")):
+        share = row.get(f"intent_{cls}", 0) or 0
+        if share >= 0.25 and row[f"{cls}_rate"] < 0.2:
+            reasons.append(
+                f"{_pct(share)} of sampled prompts read as {text} to the intent classifier "
+                "(wording the lexicon does not match)"
+            )
     if row.get("topic_top_share", 0) >= 0.6 and row["requests"] >= 20:
         reasons.append(
             f"{_pct(row['topic_top_share'])} of sampled prompts fall in one capability topic"

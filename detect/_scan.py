@@ -43,6 +43,8 @@ class ScanConfig:
         sample_per_account: prompts per account the scikit-learn estimators see.
         sample_budget: cap on sampled prompts in all (the per-account cap shrinks to fit).
         n_topics: capability topic clusters.
+        intent_seed_share: share of an account's sampled prompts the intent classifier reads
+            as reasoning or grading asks that makes it a graph seed (and a reason).
 
     Coordination graph:
         max_group: an artifact (IP, user agent, ...) shared by more accounts links nobody.
@@ -62,6 +64,7 @@ class ScanConfig:
     """
 
     sample_per_account: int = 24
+    intent_seed_share: float = 0.25
     sample_budget: int = 40_000
     n_topics: int = 24
     max_group: int = 500
@@ -222,7 +225,10 @@ def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResu
     )
     behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
     seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
-    seeds = seeds.union(accounts.index[behaving])
+    # the intent classifier reads the sampled prompts the lexicon may miss (paraphrases)
+    intent = accounts[["intent_reasoning", "intent_grading"]].fillna(0).max(axis=1)
+    worded = accounts.index[intent >= config.intent_seed_share]
+    seeds = seeds.union(accounts.index[behaving]).union(worded)
     params = GraphParams(
         max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
     )
