@@ -88,7 +88,8 @@ GROUP BY ALL
 _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
        list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts,
-       coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight
+       coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
+       sum(pure_weight) AS pure_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
 GROUP BY source, target HAVING sum(weight) >= {weak_edge}
 """

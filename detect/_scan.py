@@ -235,7 +235,7 @@ def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResu
     all_edges = coordination_edges(con, templates, seeds, params)
     stages.done("graph")
     edges = all_edges[all_edges["weight"] >= config.min_edge]
-    alike = all_edges[_alike(all_edges, accounts, BEHAVIOUR_COLUMNS)]
+    alike = all_edges[_alike(all_edges, accounts, BEHAVIOUR_COLUMNS, params.weak_edge)]
     accounts["behaviour_community"] = communities(accounts.index, alike)
     accounts["infra_group"] = infra_groups(accounts.index, all_edges, config.infra_edge)
     accounts["community"] = communities(accounts.index, edges)
@@ -293,16 +293,16 @@ def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
 BEHAVIOUR_COLUMNS = ("b_pacing", "b_output_heavy", "b_logprob_harvest")
 
 
-def _alike(edges: pd.DataFrame, accounts: pd.DataFrame, columns) -> pd.Series:
-    """Weak edges whose two accounts show the same behaviour (a dispatcher's accounts act
-    alike): they count as links too."""
+def _alike(edges: pd.DataFrame, accounts: pd.DataFrame, columns, min_weight: float) -> pd.Series:
+    """Edges, weak ones included, whose two accounts show the same behaviour (a dispatcher's
+    accounts act alike), by purity-weighted weight: a crowd's NAT IP does not join them."""
     if edges.empty:
         return pd.Series(False, index=edges.index)
     same = pd.Series(False, index=edges.index)
     for col in columns:
         flag = accounts[col]
         same |= flag.reindex(edges["source"]).to_numpy() & flag.reindex(edges["target"]).to_numpy()
-    return same
+    return same & (edges["pure_weight"] >= min_weight)
 
 
 def merge_linked_groups(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
