@@ -1,4 +1,4 @@
-"""``detect.scan``: logs in, report out (ingest -> features -> content -> graph -> campaigns)."""
+"""``detect.scan``: logs in, report out; the stages themselves are in :mod:`detect._stages`."""
 
 from __future__ import annotations
 
@@ -14,25 +14,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
-from detect._behaviour import BehaviourParams, behaviour_flags
-from detect._content import PromptIntentClassifier
-from detect._features import account_features
-from detect._graph import GraphParams, communities, coordination_edges, infra_groups, shared_with
-from detect._ingest import ingest_logs
-from detect._report import (
-    account_entries,
-    add_shared_evidence,
-    build_campaigns,
-    features_section,
-    graph_section,
-)
+from detect import _stages as stages
+from detect._behaviour import BehaviourParams
+from detect._graph import GraphParams
 from detect._scoring import CampaignDetector
-from detect._signals import content_signals, sample_prompts
-from detect.errors import ConfigError, NoValidRowsError
-
-CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
+from detect.errors import ConfigError
 
 
 @dataclass
@@ -81,6 +68,20 @@ class ScanConfig:
     workdir: Path | None = None
     max_graph_edges: int = 2000
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
+
+    def graph_params(self) -> GraphParams:
+        return GraphParams(
+            max_group=self.max_group, min_edge=self.min_edge, sync_bucket_s=self.sync_bucket_s
+        )
+
+    def detector(self) -> CampaignDetector:
+        return CampaignDetector(
+            alpha=self.alpha,
+            min_rate=self.min_rate,
+            min_hits=self.min_hits,
+            member_min_rate=self.member_min_rate,
+            quiet_min=self.quiet_min,
+        )
 
     def __post_init__(self) -> None:
         positive = (
@@ -199,168 +200,26 @@ class _Stages:
 
 def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
     started = time.perf_counter()
-    stages = _Stages(progress)
-    stats = ingest_logs(con, paths, column_map)
-    stages.done("ingest")
-    if stats.rows == 0:
-        examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
-        raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
-    accounts = account_features(con, columns_present=stats.columns_present)
-    accounts = accounts.join(behaviour_flags(accounts, config.behaviour))
-    stages.done("features")
-    sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
-    content, templates = content_signals(
-        sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
-    )
-    accounts = accounts.join(content)
-    stages.done("content")
-    for signal in ("reasoning", "grading", "logprob"):
-        accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
-    detector = CampaignDetector(
-        alpha=config.alpha,
-        min_rate=config.min_rate,
-        min_hits=config.min_hits,
-        member_min_rate=config.member_min_rate,
-        quiet_min=config.quiet_min,
-    )
-    behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
-    seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
-    # the intent classifier reads the sampled prompts the lexicon may miss (paraphrases)
-    intent = accounts[["intent_reasoning", "intent_grading"]].fillna(0).max(axis=1)
-    worded = accounts.index[intent >= config.intent_seed_share]
-    seeds = seeds.union(accounts.index[behaving]).union(worded)
-    params = GraphParams(
-        max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
-    )
-    all_edges = coordination_edges(con, templates, seeds, params)
-    stages.done("graph")
-    edges = all_edges[all_edges["weight"] >= config.min_edge]
-    alike = all_edges[_alike(all_edges, accounts, BEHAVIOUR_COLUMNS, params.weak_edge)]
-    accounts["behaviour_community"] = communities(accounts.index, alike)
-    accounts["infra_group"] = infra_groups(accounts.index, all_edges, config.infra_edge)
-    accounts["community"] = communities(accounts.index, edges)
-    accounts = accounts.join(_sync_stats(edges))
-    detector.fit(accounts)
-    carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
-    accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
-    assigned = merge_linked_groups(attach_linked(detector.assign(accounts), all_edges), all_edges)
-    campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
-    shared = (
-        shared_with(con, campaign_of)
-        if len(campaign_of)
-        else pd.DataFrame(columns=["account_id", "kind", "values", "peers"])
-    )
-    add_shared_evidence(campaigns, shared, campaign_of)
-    stages.done("campaigns")
-    report = {
-        "accounts": account_entries(accounts, assigned, campaigns, campaign_of, shared),
-        "campaigns": campaigns,
-        "summary": _summary(stats, accounts, assigned, campaigns, detector, config, started),
-        "graph": graph_section(edges, assigned, campaign_of, config.max_graph_edges),
-        "timeline": timeline,
-        "features": features_section(accounts, assigned["flagged"]),
-    }
-    stages.done("report")
-    report["summary"]["stage_seconds"] = stages.seconds
-    return ScanResult(report=report, accounts=accounts.join(assigned))
+    timer = _Stages(progress)
+    stats = stages.ingest(con, paths, column_map)
+    timer.done("ingest")
+    accounts = stages.features(con, stats, config)
+    timer.done("features")
+    accounts, templates = stages.content(con, accounts, config)
+    timer.done("content")
+    accounts, graph = stages.graph(con, accounts, templates, config)
+    timer.done("graph")
+    accounts, scored = stages.scoring(accounts, graph, config)
+    timer.done("scoring")
+    report = stages.report(con, accounts, graph, scored, config)
+    report["summary"] = _summary(stats, accounts, scored, report["campaigns"], config, started)
+    timer.done("report")
+    report["summary"]["stage_seconds"] = timer.seconds
+    return ScanResult(report=report, accounts=accounts.join(scored.assigned))
 
 
-def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """Flag accounts whose own content is significant and who have any tie to a flagged
-    campaign (coordination corroborates them); they join that campaign."""
-    flagged = assigned["flagged"]
-    candidates = assigned.index[~flagged & (assigned["content_score"] >= 0.5)]
-    if edges.empty or not len(candidates):
-        return assigned
-    group = assigned["group"]
-    links = pd.concat(
-        [
-            edges[["source", "target", "weight"]],
-            edges[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1),
-        ]
-    )
-    links = links[links["source"].isin(candidates) & links["target"].map(flagged).fillna(False)]
-    if links.empty:
-        return assigned
-    best = links.sort_values("weight").groupby("source").tail(1).set_index("source")["target"]
-    out = assigned.copy()
-    out.loc[best.index, "flagged"] = True
-    out.loc[best.index, "score"] = out.loc[best.index, "content_score"]
-    out.loc[best.index, "group"] = group.reindex(best.to_numpy()).to_numpy()
-    return out
-
-
-BEHAVIOUR_COLUMNS = ("b_pacing", "b_output_heavy", "b_logprob_harvest")
-
-
-def _alike(edges: pd.DataFrame, accounts: pd.DataFrame, columns, min_weight: float) -> pd.Series:
-    """Edges, weak ones included, whose two accounts show the same behaviour (a dispatcher's
-    accounts act alike), by purity-weighted weight: a crowd's NAT IP does not join them."""
-    if edges.empty:
-        return pd.Series(False, index=edges.index)
-    same = pd.Series(False, index=edges.index)
-    for col in columns:
-        flag = accounts[col]
-        same |= flag.reindex(edges["source"]).to_numpy() & flag.reindex(edges["target"]).to_numpy()
-    return same & (edges["pure_weight"] >= min_weight)
-
-
-def merge_linked_groups(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """One campaign per connected set of flagged groups: flagged groups joined by any kept
-    edge (weak ones included) become one group, so a campaign is assigned once."""
-    flagged = assigned.index[assigned["flagged"]]
-    if edges.empty or not len(flagged):
-        return assigned
-    group = assigned["group"]
-    inside = edges[edges["source"].isin(flagged) & edges["target"].isin(flagged)]
-    inside = inside[
-        group.reindex(inside["source"]).to_numpy() != group.reindex(inside["target"]).to_numpy()
-    ]
-    if inside.empty:
-        return assigned
-    groups = pd.Index(sorted(group[flagged].unique()))
-    links = pd.DataFrame(
-        {
-            "source": group.reindex(inside["source"]).to_numpy(),
-            "target": group.reindex(inside["target"]).to_numpy(),
-        }
-    )
-    merged = communities(groups, links)
-    first = pd.Series(groups, index=groups).groupby(merged.to_numpy()).transform("min")
-    out = assigned.copy()
-    out.loc[flagged, "group"] = first.reindex(group[flagged].to_numpy()).to_numpy()
-    return out
-
-
-def _evidence_link(carriers: pd.Index, index: pd.Index, edges: pd.DataFrame) -> pd.Series:
-    """Summed edge weight from each account to neighbours whose own content is evidence."""
-    carriers = set(carriers)
-    if edges.empty or not carriers:
-        return pd.Series(0.0, index=index)
-    to_target = edges[edges["target"].isin(carriers)].groupby("source")["weight"].sum()
-    to_source = edges[edges["source"].isin(carriers)].groupby("target")["weight"].sum()
-    total = to_target.add(to_source, fill_value=0.0)
-    return total.reindex(index).fillna(0.0)
-
-
-def _sync_stats(edges: pd.DataFrame) -> pd.DataFrame:
-    if edges.empty:
-        return pd.DataFrame(columns=["sync_peers", "sync_jaccard"])
-    sync = edges[edges["kinds"].map(lambda kinds: "sync" in kinds)]
-    both = pd.concat(
-        [
-            sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
-            sync[["target", "jaccard"]].rename(columns={"target": "account_id"}),
-        ]
-    )
-    out = both.groupby("account_id").agg(
-        sync_peers=("jaccard", "size"), sync_jaccard=("jaccard", "max")
-    )
-    return out
-
-
-def _summary(stats, accounts, assigned, campaigns, detector, config, started) -> dict:
-    flagged = assigned["flagged"]
+def _summary(stats, accounts, scored, campaigns, config, started) -> dict:
+    flagged, detector = scored.assigned["flagged"], scored.detector
     return {
         "rows": stats.rows,
         "rows_skipped": stats.rows_skipped,
@@ -374,6 +233,7 @@ def _summary(stats, accounts, assigned, campaigns, detector, config, started) ->
         "skipped_by_reason": dict(stats.skipped_by_reason),
         "skipped_examples": stats.skipped_examples,
         "background_rates": detector.background_,
+        "behaviour_background": detector.behaviour_background_,
         "thresholds": {
             "community_log10_p": detector.community_threshold_,
             "account_log10_p": detector.account_threshold_,
