@@ -58,6 +58,53 @@ HARD_KINDS = (
 )
 
 
+def content_rates() -> list[str]:
+    """Prompt-level content figures on the frozen adversarial set (scored, never tuned on):
+    share of asks the ingest lexicon matches and the intent classifier flags, per kind."""
+    from detect._content import PromptIntentClassifier
+    from detect._lexicon import (
+        GRADING_REGEX,
+        REASONING_DEMAND_REGEX,
+        REASONING_OBJECT_REGEX,
+        REASONING_REGEX,
+    )
+
+    rows = [json.loads(line) for line in ADVERSARIAL.read_text(encoding="utf-8").splitlines()]
+    task = "A train travels 60 km in 45 minutes. What is its average speed?"
+    texts = [f"{r['text']}\n\n{task}" for r in rows]
+    con = duckdb.connect()
+    con.register("asks", pd.DataFrame({"prompt": texts}))
+    hits = con.execute(  # the same expression ingest applies to every row
+        "SELECT regexp_matches(prompt, $1, 'i') OR (regexp_matches(prompt, $2, 'i') AND "
+        "regexp_matches(prompt, $3, 'i')) OR regexp_matches(prompt, $4, 'i') FROM asks",
+        [REASONING_REGEX, REASONING_OBJECT_REGEX, REASONING_DEMAND_REGEX, GRADING_REGEX],
+    ).fetchnumpy()
+    lexicon = list(next(iter(hits.values())))
+    chars = PromptIntentClassifier().fit().predict(texts)
+    words = PromptIntentClassifier(analyzer="word", ngram_range=(1, 2)).fit().predict(texts)
+    frame = pd.DataFrame(
+        {
+            "kind": [r["kind"] for r in rows],
+            "lang": [r["lang"] for r in rows],
+            "lexicon": lexicon,
+            "classifier": chars != "none",
+            "words": words != "none",
+        }
+    )
+    out = ["content signals on the frozen adversarial asks (share flagged per ask):"]
+    for kind, part in frame.groupby("kind"):
+        langs = part.groupby("lang")[["lexicon", "classifier"]].mean()
+        per_lang = ", ".join(
+            f"{lang} {row.lexicon:.2f}/{row.classifier:.2f}" for lang, row in langs.iterrows()
+        )
+        out.append(
+            f"  {kind:<10} n={len(part):<3} lexicon {part.lexicon.mean():.2f}  classifier "
+            f"char n-grams {part.classifier.mean():.2f} (word n-grams {part.words.mean():.2f})"
+            f"   lexicon/char classifier by language: {per_lang}"
+        )
+    return out
+
+
 def adversarial_phrasing() -> Phrasing:
     rows = [json.loads(line) for line in ADVERSARIAL.read_text(encoding="utf-8").splitlines()]
     return Phrasing.from_asks(
@@ -236,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"{frag[sp]:>24.3f}" for sp in splits)
         + "   <= 1.2 (stillroom; reported campaigns per true campaign)"
     )
+    if "adversarial" in splits:
+        print("\n".join(content_rates()))
     for split in splits:
         for r in runs[split]:
             print(

@@ -25,27 +25,36 @@ _MERSENNE = (1 << 61) - 1
 
 
 class PromptIntentClassifier(ClassifierMixin, BaseEstimator):
-    """Linear classifier over hashed word n-grams: ``none`` / ``reasoning`` / ``grading``.
+    """Linear classifier over hashed n-grams: ``none`` / ``reasoning`` / ``grading``.
 
     Parameters
     ----------
     n_features : width of the hashing space.
-    ngram_range : word n-gram range.
+    analyzer : ``"char_wb"`` (character n-grams inside word boundaries, the default: they
+        survive inflection, compounding and rewording better than words) or ``"word"``.
+    ngram_range : n-gram range (characters or words, per ``analyzer``).
     alpha : L2 regularisation of the SGD logistic model.
     random_state : seed of the SGD shuffling.
 
     ``fit(X, y)`` with ``X=None`` fits on the built-in seed corpus.
     """
 
-    def __init__(self, n_features=2**18, ngram_range=(1, 2), alpha=1e-4, random_state=0):
+    def __init__(
+        self, n_features=2**18, analyzer="char_wb", ngram_range=(3, 5), alpha=1e-4, random_state=0
+    ):
         self.n_features = n_features
+        self.analyzer = analyzer
         self.ngram_range = ngram_range
         self.alpha = alpha
         self.random_state = random_state
 
     def _vectorizer(self) -> HashingVectorizer:
         return HashingVectorizer(
-            n_features=self.n_features, ngram_range=self.ngram_range, alternate_sign=False
+            n_features=self.n_features,
+            analyzer=self.analyzer,
+            ngram_range=self.ngram_range,
+            alternate_sign=False,
+            lowercase=True,
         )
 
     def fit(self, X=None, y=None):
