@@ -44,7 +44,6 @@ REQUIRED = (
     "quiet_share",
     "community",
     *(f"{s}_requests" for s in SIGNALS),
-    *(f"{s}_days" for s in SIGNALS),
 )
 
 
@@ -74,7 +73,6 @@ class CampaignDetector(BaseEstimator):
     quiet_min : share of requests in the 6 quietest hours that makes traffic machine-paced.
     rate_floor : smallest background rate used in the tests.
     min_accounts : a community this large counts as coordinated.
-    min_signal_days : days with the signal that make it persistent (reported, not a gate).
     strong_link : a member without signals of its own is still flagged when its summed link
         weight to members that do carry them (optional column ``evidence_link``) reaches this.
 
@@ -91,7 +89,6 @@ class CampaignDetector(BaseEstimator):
         quiet_min=0.1,
         rate_floor=0.002,
         min_accounts=3,
-        min_signal_days=4,
         strong_link=2.0,
         behaviour_floor=0.01,
         behaviour_majority=0.5,
@@ -104,7 +101,6 @@ class CampaignDetector(BaseEstimator):
         self.quiet_min = quiet_min
         self.rate_floor = rate_floor
         self.min_accounts = min_accounts
-        self.min_signal_days = min_signal_days
         self.strong_link = strong_link
         self.behaviour_floor = behaviour_floor
         self.behaviour_majority = behaviour_majority
@@ -134,7 +130,7 @@ class CampaignDetector(BaseEstimator):
         return self
 
     def _evidence(
-        self, hits, n, quiet, days, size, threshold, corroborate=True, infra=True
+        self, hits, n, quiet, size, threshold, corroborate=True, infra=True
     ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
@@ -153,22 +149,19 @@ class CampaignDetector(BaseEstimator):
     def _pool(self, X: pd.DataFrame, by: str, infra: str) -> pd.DataFrame:
         """Members' counts summed per group ``by``; ``infra`` = median member infra weight."""
         cols = [f"{s}_requests" for s in SIGNALS]
-        days = [f"{s}_days" for s in SIGNALS]
         frame = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
         frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         groups = frame.groupby(X[by].to_numpy())
         pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
-        return pooled.join(groups[days].max()).join(groups["infra"].median())
+        return pooled.join(groups["infra"].median())
 
     def _pooled_evidence(self, pooled: pd.DataFrame, corroborate: bool = True) -> np.ndarray:
         cols = [f"{s}_requests" for s in SIGNALS]
-        days = [f"{s}_days" for s in SIGNALS]
         return self._evidence(
             pooled[cols].to_numpy(float),
             pooled["requests"].to_numpy(float),
             (pooled["qw"] / pooled["requests"].clip(lower=1)).to_numpy(float),
-            pooled[days].to_numpy(float),
             pooled["size"].to_numpy(float),
             self.community_threshold_,
             corroborate=corroborate,
@@ -183,12 +176,11 @@ class CampaignDetector(BaseEstimator):
         check_is_fitted(self, "background_")
         _check_columns(X)
         cols = [f"{s}_requests" for s in SIGNALS]
-        days = [f"{s}_days" for s in SIGNALS]
         requests = X["requests"].to_numpy(float)
         hits = X[cols].to_numpy(float)
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
         ones = np.ones(len(X))
-        args = (hits, requests, quiet, X[days].to_numpy(float), ones, self.account_threshold_)
+        args = (hits, requests, quiet, ones, self.account_threshold_)
         own = self._evidence(*args)
         content = self._evidence(*args, corroborate=False).max(axis=1)
         pooled = self._pool(X, "community", "infra_group")
