@@ -107,12 +107,29 @@ def account_reasons(
             f"{_pct(row['topic_top_share'])} of sampled prompts fall in one capability topic"
         )
     if campaign is not None and len(campaign["accounts"]) > 1:
+        ev = campaign["evidence"]
+        if ev.get("decided_by") == "behaviour":
+            shares = [
+                f"{_pct(v['share'])} {_BEHAVIOUR_NAMES[b]} (vs {_pct(v['background'])} of "
+                "ungrouped accounts)"
+                for b, v in (ev.get("behaviours") or {}).items()
+                if b in ev.get("families", []) and v["share"] > 0
+            ]
+            evidence = "; its accounts: " + ", ".join(shares) if shares else ""
+        else:
+            evidence = f", pooled evidence {significance_text(ev['log10_p'])}"
         reasons.append(
-            f"part of campaign {campaign['id']}: {len(campaign['accounts']):,} accounts, "
-            f"{campaign['requests']:,} requests, pooled evidence "
-            f"{significance_text(campaign['evidence']['log10_p'])}"
+            f"part of campaign {campaign['id']}: {len(campaign['accounts']):,} accounts sharing "
+            f"infrastructure, {campaign['requests']:,} requests{evidence}"
         )
     return reasons
+
+
+_BEHAVIOUR_NAMES = {
+    "pacing": "machine-paced",
+    "output_heavy": "output-heavy",
+    "logprob_harvest": "harvesting logprobs",
+}
 
 
 def _kind_name(kind: str, count: int) -> str:
