@@ -80,8 +80,8 @@ def content_rates() -> list[str]:
         [REASONING_REGEX, REASONING_OBJECT_REGEX, REASONING_DEMAND_REGEX, GRADING_REGEX],
     ).fetchnumpy()
     lexicon = list(next(iter(hits.values())))
-    chars = PromptIntentClassifier().fit().predict(texts)
-    words = PromptIntentClassifier(analyzer="word", ngram_range=(1, 2)).fit().predict(texts)
+    chars = PromptIntentClassifier(analyzer="char_wb", ngram_range=(3, 5)).fit().predict(texts)
+    words = PromptIntentClassifier().fit().predict(texts)
     frame = pd.DataFrame(
         {
             "kind": [r["kind"] for r in rows],
