@@ -40,6 +40,9 @@ class ScanConfig:
             synchronised activity) that makes two accounts share infrastructure.
         sync_bucket_s: SynchroTrap time bucket in seconds.
 
+    Behaviours (see :class:`detect.BehaviourParams`):
+        behaviour: machine pacing, output-heavy and logprob-harvest thresholds.
+
     Calibration (label-free; see :class:`detect.CampaignDetector`):
         alpha, min_rate, min_hits, member_min_rate, quiet_min.
 
@@ -96,7 +99,9 @@ class ScanConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"ScanConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("alpha", "min_rate", "member_min_rate", "quiet_min"):
+        if not self.infra_edge > 0:
+            raise ConfigError(f"ScanConfig.infra_edge must be > 0, got {self.infra_edge}")
+        for name in ("alpha", "min_rate", "member_min_rate", "quiet_min", "intent_seed_share"):
             value = float(getattr(self, name))
             if not 0.0 <= value < 1.0 or (name == "alpha" and value == 0.0):
                 raise ConfigError(f"ScanConfig.{name} must be in (0, 1), got {value}")
