@@ -70,6 +70,23 @@ def log(tmp_path_factory):
                 payment_id=f"pm_user{i}",
             )
         )
+    cgnat = [f"100.64.0.{k}" for k in range(4)]  # a carrier NAT: four exits for a city
+    for i in range(120):  # phone users; some ask for long outputs (writers), all human-paced
+        n = int(rng.integers(10, 80))
+        prompts = [f"{' '.join(rng.choice(words, 5))} note {k}" for k in range(n)]
+        frames.append(
+            _rows(
+                rng,
+                f"phone{i:03d}",
+                _human_times(rng, n),
+                prompts,
+                ip=rng.choice(cgnat, n),
+                max_tokens=8192 if i % 8 == 0 else 1024,
+                prompt_tokens=30,
+                completion_tokens=rng.integers(50, 3000, n),
+                payment_id=f"pm_phone{i}",
+            )
+        )
     pool = [f"73.{k}.9.{k + 10}" for k in range(12)]  # rented residential exits
     for i in range(24):  # the campaign: plain tasks, no coercion, no grading, no logprobs
         n = int(rng.integers(120, 200))
@@ -125,6 +142,8 @@ def test_a_machine_paced_output_heavy_coordinated_campaign_without_content_is_fl
     reasons = " ".join(campaign[0]["reasons"])
     assert "machine-paced" in reasons and "output-heavy" in reasons
     assert not any(a["flagged"] for k, a in accounts.items() if k.startswith("user"))
+    # output-heavy phone users behind one carrier NAT share IPs with 119 strangers: no campaign
+    assert not any(a["flagged"] for k, a in accounts.items() if k.startswith("phone"))
 
 
 def test_a_benign_app_asking_for_step_by_step_answers_is_not_flagged(log):
