@@ -151,8 +151,12 @@ def campaign_summary(campaign: dict) -> str:
     """One line per campaign for the console and the HTML list."""
     ev = campaign["evidence"]
     families = ", ".join(ev.get("families") or []) or ev["signal"]
+    head = (
+        f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} requests"
+    )
+    if ev.get("decided_by") == "behaviour":  # judged on the whole log, not replayed hourly
+        return f"{head}, evidence: {families} (decided by behaviour)"
     return (
-        f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} "
-        f"requests, evidence: {families}; {ev['signal']} {_pct(ev['signal_rate'])}, flagged "
+        f"{head}, evidence: {families}; {ev['signal']} {_pct(ev['signal_rate'])}, flagged "
         f"after {ev['requests_before_flag']:,} requests"
     )
