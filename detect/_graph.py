@@ -91,7 +91,8 @@ SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
        coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
        sum(pure_weight) AS pure_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
-GROUP BY source, target HAVING sum(weight) >= {weak_edge}
+GROUP BY source, target
+HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
 """
 
 _SYNC_SQL = """
@@ -146,7 +147,8 @@ class GraphParams:
     sync_perms: int = 16
     sync_min_jaccard: float = 0.25
     min_contrib: float = 0.05
-    weak_edge: float = 0.1
+    weak_edge: float = 0.1  # purity-weighted: links between seeds that act alike
+    tie_edge: float = 0.2  # plain weight: a tie that corroborates or joins campaigns
 
 
 def coordination_edges(
@@ -186,7 +188,10 @@ def coordination_edges(
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
     infra = ", ".join(f"'{k}'" for k in INFRA_KINDS)
-    return con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge), infra=infra)).df()
+    sql = _EDGES_SQL.format(
+        weak_edge=float(params.weak_edge), tie_edge=float(params.tie_edge), infra=infra
+    )
+    return con.execute(sql).df()
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
@@ -204,31 +209,26 @@ def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
 
 def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
     """Per account and artifact kind: values shared with other members of its community,
-    and how many other members share any of them.  Columns: account_id, kind, values, peers."""
+    and ``peers``, the most other members sharing any one of those values (a lower bound on
+    how many it shares with; linear in the artifacts, no pair join).
+    Columns: account_id, kind, values, peers."""
     frame = campaign_of.rename("community").rename_axis("account_id").reset_index()
     con.register("community_df", frame)
     result = con.execute(
-        f"""
+        """
         WITH a AS (
           SELECT artifacts.*, c.community FROM artifacts JOIN community_df c USING (account_id)
         ),
         s AS (
-          SELECT kind, value, community FROM a GROUP BY ALL
-          HAVING count(*) BETWEEN 2 AND {KIND_CAP}
+          SELECT kind, value, community, count(*) AS n FROM a GROUP BY ALL HAVING count(*) >= 2
         )
-        SELECT x.account_id, x.kind, count(DISTINCT x.value) AS "values",
-               count(DISTINCT y.account_id) AS peers
-        FROM a x JOIN s USING (kind, value, community)
-        JOIN a y ON y.kind = x.kind AND y.value = x.value AND y.community = x.community
-                 AND y.account_id <> x.account_id
+        SELECT a.account_id, a.kind, count(*) AS "values", max(s.n) - 1 AS peers
+        FROM a JOIN s USING (kind, value, community)
         GROUP BY ALL
         """
     ).df()
     con.unregister("community_df")
     return result
-
-
-KIND_CAP = 100000
 
 
 def infra_groups(index: pd.Index, edges: pd.DataFrame, min_weight: float) -> pd.Series:

@@ -77,7 +77,7 @@ def account_reasons(
         if item.kind == "user_agent" and item.peers < 3:
             continue
         reasons.append(
-            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with "
+            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with at least "
             f"{item.peers:,} other account{'s' if item.peers != 1 else ''} of its campaign"
         )
     if row.get("sync_peers", 0) > 0:
