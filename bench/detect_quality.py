@@ -173,6 +173,15 @@ def fragmentation(truth: pd.DataFrame, found: pd.Series) -> float:
     return float(per.mean())
 
 
+def merging(truth: pd.DataFrame, found: pd.Series) -> float:
+    """True campaigns per reported campaign holding campaign accounts (1.0: none merged)."""
+    j = truth[truth.label == "campaign"].assign(found=found.reindex(truth.index))
+    j = j[j["found"].notna()]
+    if j.empty:
+        return float("nan")
+    return float(j.groupby("found")["campaign_id"].nunique().mean())
+
+
 def metrics(truth: pd.DataFrame, flagged: pd.Series) -> dict:
     j = truth.assign(flagged=flagged.reindex(truth.index).fillna(False).astype(bool))
     out = {
@@ -253,11 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_seed(s, args.scale, corpora, Path(tmp), not args.no_baselines, split)
                 for s in args.seeds
             ]
-    tables, frag = {}, {}
+    tables, frag, merged = {}, {}, {}
     for split in splits:
         truth, flags, found = pooled(runs[split])
         tables[split] = {m: metrics(truth, flags[m]) for m in flags.columns}
         frag[split] = fragmentation(truth, found)
+        merged[split] = merging(truth, found)
     first = runs[splits[0]]
     truth0 = first[0]["truth"]
     print(
@@ -283,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"{frag[sp]:>24.3f}" for sp in splits)
         + "   <= 1.2 (stillroom; reported campaigns per true campaign)"
     )
+    print(
+        f"{'merging':<22}"
+        + "".join(f"{merged[sp]:>24.3f}" for sp in splits)
+        + "   (true campaigns per reported campaign; 1.0 = none merged)"
+    )
     if "adversarial" in splits:
         print("\n".join(content_rates()))
     for split in splits:
@@ -299,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                     "scale": args.scale,
                     "metrics": tables,
                     "fragmentation": frag,
+                    "merging": merged,
                 },
                 indent=2,
                 default=float,
