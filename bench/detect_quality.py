@@ -1,14 +1,22 @@
-"""Detection quality of ``detect.scan`` on simulated traffic, beside PRADA and SEAT baselines.
+"""Detection quality of ``detect.scan`` on simulated traffic: training vs held-out wording.
 
-Seeds 1000+ are never used while tuning (tuning uses 0-9).  For each seed the simulator
-writes a log and its ground truth; ``detect.scan`` and the two per-account baselines run on
-the same rows; figures are pooled over all seeds:
+Three columns per method, pooled over seeds (1000+, never used while tuning):
 
-    .venv/bin/python bench/detect_quality.py --seeds 1000 1001 1002 --scale 1 \
-        --corpora ../shared/corpora
+* ``training``: campaigns worded from the training phrasing families (what the lexicon and the
+  classifier's seed corpus were written from);
+* ``held_out``: the same populations worded from held-out families nothing in ``detect`` saw;
+* ``adversarial``: wording from ``bench/detect_adversarial_asks.jsonl``, a frozen set written
+  independently of the simulator (66 reasoning and 21 grading asks, 7 languages).
 
-Targets (issue 5): account recall >= 0.95, benign FPR <= 0.5%, every campaign kind >= 80%
-of its accounts, every hard-negative kind <= 1% flagged.
+Each line is a campaign kind (share of its accounts flagged) or a benign kind (share flagged),
+plus recall, benign FPR and fragmentation (campaigns reported per true campaign, counting only
+reported campaigns holding at least one of its accounts; a lone account counts as one).  The
+adversarial set's benign controls are also scored at the prompt level by the content signals.
+
+    .venv/bin/python bench/detect_quality.py --seeds 1000 1001 --scale 1 --no-baselines
+
+Targets (issue 11, on held-out families): recall >= 0.95, benign FPR <= 0.5%, every campaign
+kind >= 80% of its accounts, every benign kind <= 1% flagged, fragmentation <= 1.2.
 """
 
 from __future__ import annotations
@@ -28,16 +36,94 @@ sys.path.insert(0, str(ROOT))
 
 import detect  # noqa: E402
 from detect._baselines import PradaDetector, SeatDetector  # noqa: E402
-from detect._simulator import simulate  # noqa: E402
+from detect.simulator import CAMPAIGNS, Phrasing, simulate  # noqa: E402
+
+ADVERSARIAL = ROOT / "bench" / "detect_adversarial_asks.jsonl"
+SPLITS = ("training", "held_out", "adversarial")
 
 ORACLE_FPR = 0.10
 TARGETS = {"recall": 0.95, "benign_fpr": 0.005, "campaign_kind": 0.80, "hard_negative_kind": 0.01}
-CAMPAIGN_KINDS = ("hydra", "low_and_slow", "logprob_extractor", "grading_farm", "reseller")
-HARD_KINDS = ("templated_app", "eval_harness", "agent", "enterprise_nat", "logprob_researcher")
+CAMPAIGN_KINDS = tuple(CAMPAIGNS)
+HARD_KINDS = (
+    "templated_app",
+    "eval_harness",
+    "agent",
+    "enterprise_nat",
+    "logprob_researcher",
+    "carrier_nat",
+    "shared_template_app",
+    "batch_job",
+    "longform_app",
+    "tutoring_app",
+)
 
 
-def run_seed(seed: int, scale: float, corpora: Path | None, workdir: Path, baselines: bool) -> dict:
-    sim = simulate(workdir / f"traffic-{seed}.parquet", seed=seed, scale=scale, corpora=corpora)
+def content_rates() -> list[str]:
+    """Prompt-level content figures on the frozen adversarial set (scored, never tuned on):
+    share of asks the ingest lexicon matches and the intent classifier flags, per kind."""
+    from detect._content import PromptIntentClassifier
+    from detect._lexicon import (
+        GRADING_REGEX,
+        REASONING_DEMAND_REGEX,
+        REASONING_OBJECT_REGEX,
+        REASONING_REGEX,
+    )
+
+    rows = [json.loads(line) for line in ADVERSARIAL.read_text(encoding="utf-8").splitlines()]
+    task = "A train travels 60 km in 45 minutes. What is its average speed?"
+    texts = [f"{r['text']}\n\n{task}" for r in rows]
+    con = duckdb.connect()
+    con.register("asks", pd.DataFrame({"prompt": texts}))
+    hits = con.execute(  # the same expression ingest applies to every row
+        "SELECT regexp_matches(prompt, $1, 'i') OR (regexp_matches(prompt, $2, 'i') AND "
+        "regexp_matches(prompt, $3, 'i')) OR regexp_matches(prompt, $4, 'i') FROM asks",
+        [REASONING_REGEX, REASONING_OBJECT_REGEX, REASONING_DEMAND_REGEX, GRADING_REGEX],
+    ).fetchnumpy()
+    lexicon = list(next(iter(hits.values())))
+    chars = PromptIntentClassifier(analyzer="char_wb", ngram_range=(3, 5)).fit().predict(texts)
+    words = PromptIntentClassifier().fit().predict(texts)
+    frame = pd.DataFrame(
+        {
+            "kind": [r["kind"] for r in rows],
+            "lang": [r["lang"] for r in rows],
+            "lexicon": lexicon,
+            "classifier": chars != "none",
+            "words": words != "none",
+        }
+    )
+    out = ["content signals on the frozen adversarial asks (share flagged per ask):"]
+    for kind, part in frame.groupby("kind"):
+        langs = part.groupby("lang")[["lexicon", "classifier"]].mean()
+        per_lang = ", ".join(
+            f"{lang} {row.lexicon:.2f}/{row.classifier:.2f}" for lang, row in langs.iterrows()
+        )
+        out.append(
+            f"  {kind:<10} n={len(part):<3} lexicon {part.lexicon.mean():.2f}  classifier "
+            f"char n-grams {part.classifier.mean():.2f} (word n-grams {part.words.mean():.2f})"
+            f"   lexicon/char classifier by language: {per_lang}"
+        )
+    return out
+
+
+def adversarial_phrasing() -> Phrasing:
+    rows = [json.loads(line) for line in ADVERSARIAL.read_text(encoding="utf-8").splitlines()]
+    return Phrasing.from_asks(
+        reasoning=[r["text"] for r in rows if r["kind"] == "reasoning"],
+        grading=[r["text"] for r in rows if r["kind"] == "grading"],
+    )
+
+
+def run_seed(
+    seed: int, scale: float, corpora: Path | None, workdir: Path, baselines: bool, split: str
+) -> dict:
+    phrasing = adversarial_phrasing() if split == "adversarial" else split
+    sim = simulate(
+        workdir / f"traffic-{split}-{seed}.parquet",
+        seed=seed,
+        scale=scale,
+        corpora=corpora,
+        phrasing=phrasing,
+    )
     truth = pd.read_csv(sim.truth_path, keep_default_na=False).set_index("account_id")
     t0 = time.perf_counter()
     report = detect.scan([sim.traffic_path]).report
@@ -46,6 +132,7 @@ def run_seed(seed: int, scale: float, corpora: Path | None, workdir: Path, basel
     flags["stillroom"] = pd.Series(
         {a["account_id"]: bool(a["flagged"]) for a in report["accounts"]}
     )
+    found = pd.Series({a["account_id"]: a["campaign"] for a in report["accounts"]})
     timings = {"scan_s": scan_s}
     if baselines:
         rows = duckdb.sql(f"SELECT account_id, prompt, timestamp FROM '{sim.traffic_path}'").df()
@@ -63,6 +150,8 @@ def run_seed(seed: int, scale: float, corpora: Path | None, workdir: Path, basel
         int((c.get("evidence") or {}).get("requests_before_flag") or 0) for c in report["campaigns"]
     )
     return {
+        "found": found,
+        "split": split,
         "seed": seed,
         "rows": sim.rows,
         "truth": truth,
@@ -72,6 +161,25 @@ def run_seed(seed: int, scale: float, corpora: Path | None, workdir: Path, basel
         "served_before_detection": served,
         "campaign_requests": sum(int(c["requests"]) for c in report["campaigns"]),
     }
+
+
+def fragmentation(truth: pd.DataFrame, found: pd.Series) -> float:
+    """Reported campaigns per true campaign (lone flagged accounts count one each)."""
+    j = truth[truth.label == "campaign"].assign(found=found.reindex(truth.index))
+    j = j[j["found"].notna()]
+    if j.empty:
+        return float("nan")
+    per = j.groupby("campaign_id")["found"].nunique()
+    return float(per.mean())
+
+
+def merging(truth: pd.DataFrame, found: pd.Series) -> float:
+    """True campaigns per reported campaign holding campaign accounts (1.0: none merged)."""
+    j = truth[truth.label == "campaign"].assign(found=found.reindex(truth.index))
+    j = j[j["found"].notna()]
+    if j.empty:
+        return float("nan")
+    return float(j.groupby("found")["campaign_id"].nunique().mean())
 
 
 def metrics(truth: pd.DataFrame, flagged: pd.Series) -> dict:
@@ -88,6 +196,32 @@ def metrics(truth: pd.DataFrame, flagged: pd.Series) -> dict:
     per_campaign = j[j.label == "campaign"].groupby("campaign_id")["flagged"].mean()
     out["campaigns_found"] = f"{int((per_campaign >= 0.8).sum())}/{len(per_campaign)}"
     return out
+
+
+def pooled(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Truth, flags and reported campaign ids of several runs, account ids made unique."""
+    truth = pd.concat(
+        [
+            r["truth"]
+            .set_index(r["truth"].index + f"@{r['seed']}")
+            .assign(
+                campaign_id=lambda t, s=r["seed"]: t["campaign_id"].where(
+                    t["campaign_id"] == "", t["campaign_id"] + f"@{s}"
+                )
+            )
+            for r in runs
+        ]
+    )
+    flags = pd.concat([r["flags"].set_index(r["flags"].index + f"@{r['seed']}") for r in runs])
+    found = pd.concat(
+        [
+            r["found"]
+            .set_axis(r["found"].index + f"@{r['seed']}")
+            .map(lambda c, s=r["seed"]: None if c is None else f"{c}@{s}")
+            for r in runs
+        ]
+    )
+    return truth, flags, found
 
 
 def verdict(name: str, value) -> str:
@@ -115,70 +249,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-corpora", action="store_true", help="use built-in prompts only")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     args = parser.parse_args(argv)
     if any(s < 1000 for s in args.seeds):
         parser.error("seeds below 1000 are tuning seeds; benchmark on 1000+")
     corpora = None if args.no_corpora else args.corpora
+    splits = args.splits
+    runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [
-            run_seed(s, args.scale, corpora, Path(tmp), not args.no_baselines) for s in args.seeds
-        ]
-    truth = pd.concat(
-        [
-            r["truth"]
-            .set_index(r["truth"].index + f"@{r['seed']}")
-            .assign(
-                campaign_id=lambda t, s=r["seed"]: t["campaign_id"].where(
-                    t["campaign_id"] == "", t["campaign_id"] + f"@{s}"
-                )
-            )
-            for r in runs
-        ]
-    )
-    flags = pd.concat([r["flags"].set_index(r["flags"].index + f"@{r['seed']}") for r in runs])
-    methods = list(flags.columns)
-    table = {m: metrics(truth, flags[m]) for m in methods}
-    rows = sum(r["rows"] for r in runs)
+        for split in splits:
+            runs[split] = [
+                run_seed(s, args.scale, corpora, Path(tmp), not args.no_baselines, split)
+                for s in args.seeds
+            ]
+    tables, frag, merged = {}, {}, {}
+    for split in splits:
+        truth, flags, found = pooled(runs[split])
+        tables[split] = {m: metrics(truth, flags[m]) for m in flags.columns}
+        frag[split] = fragmentation(truth, found)
+        merged[split] = merging(truth, found)
+    first = runs[splits[0]]
+    truth0 = first[0]["truth"]
     print(
-        f"seeds {args.seeds}  scale {args.scale}  corpora {corpora or 'built-in'}  rows {rows:,}  "
-        f"accounts {len(truth):,} (campaign {int((truth.label == 'campaign').sum())}, "
-        f"hard negative {int((truth.label == 'hard_negative').sum())}, benign {int((truth.label == 'benign').sum())})"
+        f"seeds {args.seeds}  scale {args.scale}  corpora {corpora or 'built-in'}  rows/log "
+        f"{first[0]['rows']:,}  accounts/log {len(truth0):,}"
     )
-    print(f"{'metric':<20}" + "".join(f"{m:>12}" for m in methods) + "   target")
-    if len(methods) > 1:
-        print(
-            f"(X@10% = baseline X at an oracle threshold giving {ORACLE_FPR:.0%} benign FPR, the "
-            "operating point published PRADA/SEAT adaptations report)"
-        )
-    for name in table["stillroom"]:
+    methods = list(tables[splits[0]])
+    header = "".join(f"{f'{m}:{sp}':>24}" for m in methods for sp in splits)
+    print(f"{'metric':<22}{header}   target (held_out)")
+    for name in tables[splits[0]]["stillroom"]:
         cells = []
         for m in methods:
-            v = table[m][name]
-            cells.append(f"{v:>12.4f}" if isinstance(v, float) else f"{v!s:>12}")
+            for sp in splits:
+                v = tables[sp][m][name]
+                cells.append(f"{v:>24.4f}" if isinstance(v, float) else f"{v!s:>24}")
         target = {"recall": ">= 0.95", "benign_fpr": "<= 0.005"}.get(
             name, ">= 0.80" if name in CAMPAIGN_KINDS else "<= 0.01" if name in HARD_KINDS else ""
         )
-        print(f"{name:<20}{''.join(cells)}   {target:<9}{verdict(name, table['stillroom'][name])}")
-    for m in methods[1:]:
-        r0, r1 = table["stillroom"]["recall"], table[m]["recall"]
-        f0, f1 = table["stillroom"]["benign_fpr"], table[m]["benign_fpr"]
-        print(
-            f"vs {m}: recall ratio {r0 / max(r1, 1e-9):.2f}x, benign FPR ratio {f0 / max(f1, 1e-9):.3f}x"
-        )
-    served = sum(r["served_before_detection"] for r in runs)
-    total = sum(r["campaign_requests"] for r in runs)
+        held = tables.get("held_out", tables[splits[0]])["stillroom"][name]
+        print(f"{name:<22}{''.join(cells)}   {target:<9}{verdict(name, held)}")
     print(
-        f"campaign exchanges served before detection: {served:,} of {total:,} ({served / max(total, 1):.1%})"
+        f"{'fragmentation':<22}"
+        + "".join(f"{frag[sp]:>24.3f}" for sp in splits)
+        + "   <= 1.2 (stillroom; reported campaigns per true campaign)"
     )
-    for r in runs:
-        print(
-            f"seed {r['seed']}: {r['rows']:,} rows, {r['campaigns_reported']} campaigns reported, "
-            + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
-        )
+    print(
+        f"{'merging':<22}"
+        + "".join(f"{merged[sp]:>24.3f}" for sp in splits)
+        + "   (true campaigns per reported campaign; 1.0 = none merged)"
+    )
+    if "adversarial" in splits:
+        print("\n".join(content_rates()))
+    for split in splits:
+        for r in runs[split]:
+            print(
+                f"{split} seed {r['seed']}: {r['rows']:,} rows, {r['campaigns_reported']} campaigns "
+                "reported, " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
+            )
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"seeds": args.seeds, "scale": args.scale, "rows": rows, "metrics": table},
+                {
+                    "seeds": args.seeds,
+                    "scale": args.scale,
+                    "metrics": tables,
+                    "fragmentation": frag,
+                    "merging": merged,
+                },
                 indent=2,
                 default=float,
             )

@@ -27,12 +27,13 @@ from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from detect._baselines import PradaDetector, SeatDetector
+    from detect._behaviour import BehaviourParams, behaviour_flags
     from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters
     from detect._html import write_html_report
     from detect._ingest import REQUIRED_COLUMNS, SCHEMA_V1, parse_column_map
     from detect._scan import ScanConfig, ScanResult, scan
     from detect._scoring import CampaignDetector
-    from detect._simulator import simulate
+    from detect.simulator import simulate
 
 _LAZY = {
     "MinHashSignatures": "detect._content",
@@ -45,7 +46,9 @@ _LAZY = {
     "ScanResult": "detect._scan",
     "scan": "detect._scan",
     "CampaignDetector": "detect._scoring",
-    "simulate": "detect._simulator",
+    "simulate": "detect.simulator",
+    "BehaviourParams": "detect._behaviour",
+    "behaviour_flags": "detect._behaviour",
     "write_html_report": "detect._html",
     "PradaDetector": "detect._baselines",
     "SeatDetector": "detect._baselines",
@@ -55,6 +58,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "REQUIRED_COLUMNS",
     "SCHEMA_V1",
+    "BehaviourParams",
     "CampaignDetector",
     "ColumnMapError",
     "ConfigError",
@@ -70,6 +74,7 @@ __all__ = [
     "SchemaError",
     "SeatDetector",
     "TopicClusters",
+    "behaviour_flags",
     "parse_column_map",
     "scan",
     "simulate",

@@ -25,27 +25,38 @@ _MERSENNE = (1 << 61) - 1
 
 
 class PromptIntentClassifier(ClassifierMixin, BaseEstimator):
-    """Linear classifier over hashed word n-grams: ``none`` / ``reasoning`` / ``grading``.
+    """Linear classifier over hashed n-grams: ``none`` / ``reasoning`` / ``grading``.
 
     Parameters
     ----------
     n_features : width of the hashing space.
-    ngram_range : word n-gram range.
+    analyzer : ``"word"`` (the default) or ``"char_wb"`` (character n-grams inside word
+        boundaries, e.g. ``ngram_range=(3, 5)``: more robust to inflection and compounding,
+        but about 5x slower to vectorise, which the default scan's speed target cannot pay;
+        ``bench/detect_quality.py`` scores both).
+    ngram_range : n-gram range (characters or words, per ``analyzer``).
     alpha : L2 regularisation of the SGD logistic model.
     random_state : seed of the SGD shuffling.
 
     ``fit(X, y)`` with ``X=None`` fits on the built-in seed corpus.
     """
 
-    def __init__(self, n_features=2**18, ngram_range=(1, 2), alpha=1e-4, random_state=0):
+    def __init__(
+        self, n_features=2**18, analyzer="word", ngram_range=(1, 2), alpha=1e-4, random_state=0
+    ):
         self.n_features = n_features
+        self.analyzer = analyzer
         self.ngram_range = ngram_range
         self.alpha = alpha
         self.random_state = random_state
 
     def _vectorizer(self) -> HashingVectorizer:
         return HashingVectorizer(
-            n_features=self.n_features, ngram_range=self.ngram_range, alternate_sign=False
+            n_features=self.n_features,
+            analyzer=self.analyzer,
+            ngram_range=self.ngram_range,
+            alternate_sign=False,
+            lowercase=True,
         )
 
     def fit(self, X=None, y=None):

@@ -22,6 +22,7 @@ FEATURE_DESCRIPTIONS = {
     "gap_median_s": "median inter-arrival gap in seconds",
     "token_ratio": "completion tokens per prompt token",
     "max_tokens_mean": "mean max_tokens asked for",
+    "max_tokens_top_share": "share of requests asking for max_tokens near the log's top",
     "logprob_rate": "share of requests asking for top_logprobs",
     "system_top_share": "share of requests using the account's most common system prompt",
     "duplicate_rate": "share of requests repeating an earlier prompt of the account",
@@ -101,6 +102,8 @@ base AS (
     min(ts) AS first_seen, max(ts) AS last_seen,
     sum(completion_tokens) / nullif(sum(prompt_tokens), 0) AS token_ratio,
     avg(max_tokens) AS max_tokens_mean,
+    avg(CASE WHEN max_tokens >= (SELECT greatest({min_top}, 0.5 * max(max_tokens)) FROM traffic)
+        THEN 1.0 WHEN max_tokens IS NOT NULL THEN 0.0 END) AS max_tokens_top_share,
     CASE WHEN count(top_logprobs) = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE avg(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) END
       AS logprob_rate,
@@ -129,21 +132,29 @@ ORDER BY account_id
 
 
 def account_features(
-    con: duckdb.DuckDBPyConnection, *, columns_present: set[str], min_share: int = 3
+    con: duckdb.DuckDBPyConnection,
+    *,
+    columns_present: set[str],
+    min_share: int = 3,
+    min_top_tokens: float = 2048.0,
 ) -> pd.DataFrame:
     """One row per account (indexed by ``account_id``) with the features above.
 
-    ``min_share`` is how many accounts must use a template before it counts as shared.
+    ``min_share`` is how many accounts must use a template before it counts as shared;
+    ``max_tokens`` "near the top" is at least half the log's largest and ``min_top_tokens``.
     """
     con.execute(_TEMPLATE_KEYS_SQL)
     con.execute(_HOURLY_SQL)
     sql = _FEATURES_SQL.format(
-        min_share=int(min_share), has_logprobs=int("top_logprobs" in columns_present)
+        min_share=int(min_share),
+        has_logprobs=int("top_logprobs" in columns_present),
+        min_top=float(min_top_tokens),
     )
     frame = con.execute(sql).df().set_index("account_id")
     for col, needed in (
         ("token_ratio", "completion_tokens"),
         ("max_tokens_mean", "max_tokens"),
+        ("max_tokens_top_share", "max_tokens"),
         ("distinct_ips", "ip"),
         ("distinct_subnets", "ip"),
     ):

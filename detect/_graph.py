@@ -9,7 +9,7 @@ other accounts also send).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
-Pairs are only built around seed accounts whose own content leans suspicious.
+Pairs are only built around seed accounts whose own content or behaviour leans suspicious.
 Weaker pairs (``weak_edge`` and up) are kept too: a tie to a flagged campaign corroborates an
 account whose own content is significant.
 """
@@ -24,14 +24,17 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 KIND_WEIGHTS = {
-    "payment": 1.0,
-    "org": 1.0,
+    "payment": 1.25,  # a card or org shared by four accounts is already beyond households
+    "org": 1.25,
     "ip": 0.5,
     "subnet": 0.35,
     "user_agent": 0.25,
     "system_prompt": 0.25,
     "template": 0.35,
 }
+# Shared infrastructure, not wording.  A /24 is left out: residential proxies exit through
+# real homes, so a subnet shared with a campaign says little about one account.
+INFRA_KINDS = ("payment", "org", "ip", "sync")
 KIND_NAMES = {
     "payment": "payment ids",
     "org": "org ids",
@@ -66,12 +69,16 @@ sizes AS (
   HAVING count(*) BETWEEN 2 AND {max_group}
      AND any_value(kind_weight) / log2(1 + count(*)) >= {min_contrib}
 ),
-members AS (
+flagged AS (
   SELECT a.account_id, a.kind, a.value, s.w, a.account_id IN (SELECT account_id FROM seeds) AS seed
   FROM artifacts a JOIN sizes s USING (kind, value)
+),
+members AS (  -- purity: the share of an artifact's users that are seeds (a NAT's is low)
+  SELECT *, avg(seed::INTEGER) OVER (PARTITION BY kind, value) AS purity FROM flagged
 )
 SELECT least(x.account_id, y.account_id) AS source, greatest(x.account_id, y.account_id) AS target,
-       x.kind, count(*) AS shared, sum(x.w) AS weight, 0.0 AS jaccard
+       x.kind, count(*) AS shared, sum(x.w) AS weight, 0.0 AS jaccard,
+       sum(x.w * x.purity) AS pure_weight
 FROM members x JOIN members y
   ON x.kind = y.kind AND x.value = y.value AND x.account_id <> y.account_id
 WHERE x.seed AND (NOT y.seed OR x.account_id < y.account_id)
@@ -80,9 +87,12 @@ GROUP BY ALL
 
 _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
-       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts
+       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts,
+       coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
+       sum(pure_weight) AS pure_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
-GROUP BY source, target HAVING sum(weight) >= {weak_edge}
+GROUP BY source, target
+HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
 """
 
 _SYNC_SQL = """
@@ -119,7 +129,8 @@ exact AS (
 SELECT * FROM (
   SELECT e.source, e.target, 'sync' AS kind, e.shared,
          least(1.0, e.shared / (sx.n + sy.n - e.shared) / 0.5) AS weight,
-         e.shared / (sx.n + sy.n - e.shared) AS jaccard
+         e.shared / (sx.n + sy.n - e.shared) AS jaccard,
+         least(1.0, e.shared / (sx.n + sy.n - e.shared) / 0.5) AS pure_weight
   FROM exact e JOIN sizes sx ON sx.account_id = e.source JOIN sizes sy ON sy.account_id = e.target
 ) WHERE jaccard >= {min_jaccard}
 """
@@ -136,7 +147,8 @@ class GraphParams:
     sync_perms: int = 16
     sync_min_jaccard: float = 0.25
     min_contrib: float = 0.05
-    weak_edge: float = 0.2
+    weak_edge: float = 0.1  # purity-weighted: links between seeds that act alike
+    tie_edge: float = 0.2  # plain weight: a tie that corroborates or joins campaigns
 
 
 def coordination_edges(
@@ -145,8 +157,8 @@ def coordination_edges(
     """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
     kinds linking the pair and how many values of each they share).
 
-    Only pairs with at least one ``seeds`` account (one whose own content already leans
-    suspicious) are built: two accounts with nothing suspicious between them cannot form a
+    Only pairs with at least one ``seeds`` account (one whose own content or behaviour
+    already leans suspicious) are built: two accounts with nothing suspicious between them cannot form a
     campaign, and skipping them keeps the pair join small on big logs.
     """
     seed_frame = pd.DataFrame({"account_id": pd.Series(list(seeds), dtype=object)})
@@ -175,7 +187,11 @@ def coordination_edges(
         min_jaccard=float(params.sync_min_jaccard),
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
-    return con.execute(_EDGES_SQL.format(weak_edge=float(params.weak_edge))).df()
+    infra = ", ".join(f"'{k}'" for k in INFRA_KINDS)
+    sql = _EDGES_SQL.format(
+        weak_edge=float(params.weak_edge), tie_edge=float(params.tie_edge), infra=infra
+    )
+    return con.execute(sql).df()
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
@@ -193,23 +209,21 @@ def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
 
 def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
     """Per account and artifact kind: values shared with other members of its community,
-    and how many other members share any of them.  Columns: account_id, kind, values, peers."""
+    and ``peers``, the most other members sharing any one of those values (a lower bound on
+    how many it shares with; linear in the artifacts, no pair join).
+    Columns: account_id, kind, values, peers."""
     frame = campaign_of.rename("community").rename_axis("account_id").reset_index()
     con.register("community_df", frame)
     result = con.execute(
-        f"""
+        """
         WITH a AS (
           SELECT artifacts.*, c.community FROM artifacts JOIN community_df c USING (account_id)
         ),
         s AS (
-          SELECT kind, value, community FROM a GROUP BY ALL
-          HAVING count(*) BETWEEN 2 AND {KIND_CAP}
+          SELECT kind, value, community, count(*) AS n FROM a GROUP BY ALL HAVING count(*) >= 2
         )
-        SELECT x.account_id, x.kind, count(DISTINCT x.value) AS "values",
-               count(DISTINCT y.account_id) AS peers
-        FROM a x JOIN s USING (kind, value, community)
-        JOIN a y ON y.kind = x.kind AND y.value = x.value AND y.community = x.community
-                 AND y.account_id <> x.account_id
+        SELECT a.account_id, a.kind, count(*) AS "values", max(s.n) - 1 AS peers
+        FROM a JOIN s USING (kind, value, community)
         GROUP BY ALL
         """
     ).df()
@@ -217,4 +231,10 @@ def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
     return result
 
 
-KIND_CAP = 100000
+def infra_groups(index: pd.Index, edges: pd.DataFrame, min_weight: float) -> pd.Series:
+    """Per account: how many accounts its shared-infrastructure component holds (edges whose
+    purity-weighted infrastructure weight reaches ``min_weight``; 1 when it has none)."""
+    if edges.empty:
+        return pd.Series(1, index=index)
+    labels = communities(index, edges[edges["infra_weight"] >= min_weight])
+    return labels.map(labels.value_counts())

@@ -134,7 +134,7 @@ def _campaigns(report: dict, campaigns: list[dict], colors: dict) -> str:
         if a.get("campaign"):
             reasons.setdefault(a["campaign"], Counter()).update(a.get("reasons") or [])
     timeline = report.get("timeline") or []
-    items = []
+    items, lone = [], []
     for c in campaigns:
         cid, served = c.get("id"), _served_before(c, timeline)
         top = reasons.get(cid, Counter()).most_common(8)
@@ -149,10 +149,14 @@ def _campaigns(report: dict, campaigns: list[dict], colors: dict) -> str:
             if served is not None
             else ""
         )
-        items.append(
+        evidence = c.get("evidence") or {}
+        deciding = ", ".join(evidence.get("families") or []) or str(evidence.get("signal", ""))
+        (items if len(members) > 1 else lone).append(
             f'<details class="campaign" data-campaign="{esc(cid)}"><summary>'
             f'<span class="swatch" style="background:{colors[cid]}"></span><b>{esc(cid)}</b>'
             f'<span class="pill">{esc(len(members))} accounts</span>'
+            f'<span class="pill">decided by {esc(evidence.get("decided_by", "content"))}: '
+            f"{esc(deciding)}</span>"
             f'<span class="pill">{esc(_fmt(c.get("requests")))} requests</span>'
             f'<span class="pill">score {esc(_fmt(c.get("score")))}</span>'
             f'<span class="muted">first seen {esc(c.get("first_seen"))} · flagged at {esc(c.get("flagged_at"))}</span>'
@@ -162,7 +166,9 @@ def _campaigns(report: dict, campaigns: list[dict], colors: dict) -> str:
             f"<h3>Accounts</h3><p>{shown}{esc(more)}</p></div></div></details>"
         )
     return (
-        f'<section id="campaigns"><h2>Campaigns ({len(campaigns)})</h2>{"".join(items)}</section>'
+        f'<section id="campaigns"><h2>Campaigns ({len(campaigns)})</h2>'
+        f"<h3>Multi-account campaigns ({len(items)})</h3>{''.join(items)}"
+        f"<h3>Lone accounts ({len(lone)})</h3>{''.join(lone)}</section>"
     )
 
 

@@ -36,11 +36,40 @@ def signal_sentence(row: pd.Series, signal: str) -> str:
     return text
 
 
+def behaviour_sentences(row: pd.Series) -> list[str]:
+    """What the account does, named as behaviours with the figures behind them."""
+    out = []
+    if row.get("b_pacing", False):
+        cv, quiet = row.get("gap_cv"), row.get("quiet_share", 0) or 0
+        cv_text = f"gaps between requests as regular as a dispatcher's (CV {cv:.2f}; people: 2+)"
+        out.append(
+            f"machine-paced: {cv_text if cv == cv and cv is not None else 'regular gaps'}, "
+            f"{_pct(quiet)} of requests in the 6 quietest hours of the day"
+        )
+    if row.get("b_output_heavy", False):
+        mt, ratio = row.get("max_tokens_mean"), row.get("token_ratio")
+        parts = []
+        if mt == mt and mt is not None:
+            parts.append(f"asks for {mt:,.0f} max_tokens on average")
+        if ratio == ratio and ratio is not None:
+            parts.append(f"{ratio:.0f} completion tokens per prompt token")
+        out.append("output-heavy: " + ", ".join(parts or ["long completions"]))
+    if row.get("b_logprob_harvest", False):
+        out.append(
+            f"harvests logprobs: {_pct(row.get('logprob_rate', 0) or 0)} of requests ask for "
+            "top_logprobs, machine-paced"
+        )
+    return out
+
+
 def account_reasons(
     row: pd.Series, signal: str, campaign: dict | None, shared: pd.DataFrame
 ) -> list[str]:
-    """Reasons for one flagged account: its own signal, what it shares, its campaign."""
-    reasons = [signal_sentence(row, signal)]
+    """Reasons for one flagged account: its behaviours, its own signal, what it shares, its
+    campaign."""
+    reasons = behaviour_sentences(row)
+    if signal != "behaviour":
+        reasons.insert(0, signal_sentence(row, signal))
     for other in ("reasoning", "grading", "logprob"):
         if other != signal and row[f"{other}_requests"] >= 5 and row[f"{other}_rate"] >= 0.2:
             reasons.append(signal_sentence(row, other))
@@ -48,7 +77,7 @@ def account_reasons(
         if item.kind == "user_agent" and item.peers < 3:
             continue
         reasons.append(
-            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with "
+            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with at least "
             f"{item.peers:,} other account{'s' if item.peers != 1 else ''} of its campaign"
         )
     if row.get("sync_peers", 0) > 0:
@@ -56,22 +85,51 @@ def account_reasons(
             f"acts in sync with {int(row['sync_peers']):,} other accounts (SynchroTrap "
             f"Jaccard up to {row['sync_jaccard']:.2f} on one-minute template actions)"
         )
-    if row.get("quiet_share", 0) >= 0.15 and row["requests"] >= 100 and signal != "logprob":
+    if (
+        not row.get("b_pacing", False)
+        and row.get("quiet_share", 0) >= 0.15
+        and row["requests"] >= 100
+        and signal != "logprob"
+    ):
         reasons.append(
             f"active round the clock: {_pct(row['quiet_share'])} of requests in the 6 "
             "quietest hours of the day"
         )
+    for cls, text in (("reasoning", "demands for full reasoning"), ("grading", "grading asks")):
+        share = row.get(f"intent_{cls}", 0) or 0
+        if share >= 0.25 and row[f"{cls}_rate"] < 0.2:
+            reasons.append(
+                f"{_pct(share)} of sampled prompts read as {text} to the intent classifier "
+                "(wording the lexicon does not match)"
+            )
     if row.get("topic_top_share", 0) >= 0.6 and row["requests"] >= 20:
         reasons.append(
             f"{_pct(row['topic_top_share'])} of sampled prompts fall in one capability topic"
         )
     if campaign is not None and len(campaign["accounts"]) > 1:
+        ev = campaign["evidence"]
+        if ev.get("decided_by") == "behaviour":
+            shares = [
+                f"{_pct(v['share'])} {_BEHAVIOUR_NAMES[b]} (vs {_pct(v['background'])} of "
+                "ungrouped accounts)"
+                for b, v in (ev.get("behaviours") or {}).items()
+                if b in ev.get("families", []) and v["share"] > 0
+            ]
+            evidence = "; its accounts: " + ", ".join(shares) if shares else ""
+        else:
+            evidence = f", pooled evidence {significance_text(ev['log10_p'])}"
         reasons.append(
-            f"part of campaign {campaign['id']}: {len(campaign['accounts']):,} accounts, "
-            f"{campaign['requests']:,} requests, pooled evidence "
-            f"{significance_text(campaign['evidence']['log10_p'])}"
+            f"part of campaign {campaign['id']}: {len(campaign['accounts']):,} accounts sharing "
+            f"infrastructure, {campaign['requests']:,} requests{evidence}"
         )
     return reasons
+
+
+_BEHAVIOUR_NAMES = {
+    "pacing": "machine-paced",
+    "output_heavy": "output-heavy",
+    "logprob_harvest": "harvesting logprobs",
+}
 
 
 def _kind_name(kind: str, count: int) -> str:
@@ -92,8 +150,13 @@ def _kind_name(kind: str, count: int) -> str:
 def campaign_summary(campaign: dict) -> str:
     """One line per campaign for the console and the HTML list."""
     ev = campaign["evidence"]
+    families = ", ".join(ev.get("families") or []) or ev["signal"]
+    head = (
+        f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} requests"
+    )
+    if ev.get("decided_by") == "behaviour":  # judged on the whole log, not replayed hourly
+        return f"{head}, evidence: {families} (decided by behaviour)"
     return (
-        f"{campaign['id']}: {len(campaign['accounts'])} accounts, {campaign['requests']:,} "
-        f"requests, {ev['signal']} {_pct(ev['signal_rate'])}, flagged after "
-        f"{ev['requests_before_flag']:,} requests"
+        f"{head}, evidence: {families}; {ev['signal']} {_pct(ev['signal_rate'])}, flagged "
+        f"after {ev['requests_before_flag']:,} requests"
     )

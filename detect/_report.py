@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from detect._behaviour import BEHAVIOURS
 from detect._reasons import account_reasons, campaign_summary
 from detect._scoring import SIGNALS, CampaignDetector, log_significance
 
@@ -65,7 +66,11 @@ def build_campaigns(
 
 
 def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> dict:
-    signal = rows["signal"].mode().iloc[0]
+    content = rows[rows["signal"] != "behaviour"]
+    by_behaviour = content.empty
+    signal = (rows if by_behaviour else content)["signal"].mode().iloc[0]
+    if by_behaviour:  # the strongest content signal, reported beside the behaviours
+        signal = max(SIGNALS, key=lambda s: rows[f"{s}_requests"].sum())
     n, k = int(rows["requests"].sum()), int(rows[f"{signal}_requests"].sum())
     threshold = detector.community_threshold_ if len(rows) > 1 else detector.account_threshold_
     p0 = detector.background_[signal]
@@ -73,10 +78,13 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
     cum_k = hours[signal].cumsum().to_numpy()
     sig = log_significance(cum_k, cum_n, p0)
     ok = (sig >= threshold) & (cum_k >= detector.min_hits) & (cum_k >= detector.min_rate * cum_n)
-    at = int(np.argmax(ok)) if ok.any() else len(hours) - 1
+    at = int(np.argmax(ok)) if ok.any() and not by_behaviour else len(hours) - 1
     bucket = pd.Timestamp(hours["bucket"].iloc[at]).to_pydatetime()
     flagged_at = min(bucket + timedelta(hours=1), _as_dt(rows["last_seen"].max()))
     evidence = {
+        "decided_by": "behaviour" if by_behaviour else "content",
+        "families": [f for f in str(rows["families"].iloc[0]).split(", ") if f],
+        "behaviours": behaviour_rates(rows, detector),
         "signal": signal,
         "signal_rate": k / max(n, 1),
         "background_rate": p0,
@@ -98,6 +106,19 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
         "flagged_at": iso(flagged_at),
         "evidence": evidence,
     }
+
+
+def behaviour_rates(rows: pd.DataFrame, detector) -> dict:
+    """Per behaviour: share of the campaign's accounts showing it, and of all accounts."""
+    out = {}
+    for b in BEHAVIOURS:
+        col = f"b_{b}"
+        if col in rows:
+            out[b] = {
+                "share": float(rows[col].astype(bool).mean()),
+                "background": float(detector.behaviour_background_[b]),
+            }
+    return out
 
 
 def _as_dt(ts) -> datetime:

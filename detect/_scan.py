@@ -1,4 +1,4 @@
-"""``detect.scan``: logs in, report out (ingest -> features -> content -> graph -> campaigns)."""
+"""``detect.scan``: logs in, report out; the stages themselves are in :mod:`detect._stages`."""
 
 from __future__ import annotations
 
@@ -14,24 +14,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
-from detect._content import PromptIntentClassifier
-from detect._features import account_features
-from detect._graph import GraphParams, communities, coordination_edges, shared_with
-from detect._ingest import ingest_logs
-from detect._report import (
-    account_entries,
-    add_shared_evidence,
-    build_campaigns,
-    features_section,
-    graph_section,
-)
+from detect import _stages as stages
+from detect._behaviour import BehaviourParams
+from detect._graph import GraphParams
 from detect._scoring import CampaignDetector
-from detect._signals import content_signals, sample_prompts
-from detect.errors import ConfigError, NoValidRowsError
-
-CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
+from detect.errors import ConfigError
 
 
 @dataclass
@@ -42,11 +30,18 @@ class ScanConfig:
         sample_per_account: prompts per account the scikit-learn estimators see.
         sample_budget: cap on sampled prompts in all (the per-account cap shrinks to fit).
         n_topics: capability topic clusters.
+        intent_seed_share: share of an account's sampled prompts the intent classifier reads
+            as reasoning or grading asks that makes it a graph seed (and a reason).
 
     Coordination graph:
         max_group: an artifact (IP, user agent, ...) shared by more accounts links nobody.
         min_edge: summed link weight that makes two accounts neighbours.
+        infra_edge: purity-weighted infrastructure weight (shared IPs, payment or org ids,
+            synchronised activity) that makes two accounts share infrastructure.
         sync_bucket_s: SynchroTrap time bucket in seconds.
+
+    Behaviours (see :class:`detect.BehaviourParams`):
+        behaviour: machine pacing, output-heavy and logprob-harvest thresholds.
 
     Calibration (label-free; see :class:`detect.CampaignDetector`):
         alpha, min_rate, min_hits, member_min_rate, quiet_min.
@@ -59,10 +54,12 @@ class ScanConfig:
     """
 
     sample_per_account: int = 24
+    intent_seed_share: float = 0.25
     sample_budget: int = 40_000
     n_topics: int = 24
     max_group: int = 500
     min_edge: float = 0.5
+    infra_edge: float = 0.3
     sync_bucket_s: int = 60
     alpha: float = 0.01
     min_rate: float = 0.05
@@ -73,6 +70,21 @@ class ScanConfig:
     threads: int | None = None
     workdir: Path | None = None
     max_graph_edges: int = 2000
+    behaviour: BehaviourParams = field(default_factory=BehaviourParams)
+
+    def graph_params(self) -> GraphParams:
+        return GraphParams(
+            max_group=self.max_group, min_edge=self.min_edge, sync_bucket_s=self.sync_bucket_s
+        )
+
+    def detector(self) -> CampaignDetector:
+        return CampaignDetector(
+            alpha=self.alpha,
+            min_rate=self.min_rate,
+            min_hits=self.min_hits,
+            member_min_rate=self.member_min_rate,
+            quiet_min=self.quiet_min,
+        )
 
     def __post_init__(self) -> None:
         positive = (
@@ -87,7 +99,9 @@ class ScanConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"ScanConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("alpha", "min_rate", "member_min_rate", "quiet_min"):
+        if not self.infra_edge > 0:
+            raise ConfigError(f"ScanConfig.infra_edge must be > 0, got {self.infra_edge}")
+        for name in ("alpha", "min_rate", "member_min_rate", "quiet_min", "intent_seed_share"):
             value = float(getattr(self, name))
             if not 0.0 <= value < 1.0 or (name == "alpha" and value == 0.0):
                 raise ConfigError(f"ScanConfig.{name} must be in (0, 1), got {value}")
@@ -140,8 +154,12 @@ def scan(
     *,
     column_map: list[str] | dict[str, str] | None = None,
     config: ScanConfig | None = None,
+    progress=None,
 ) -> ScanResult:
-    """Scan traffic logs (files, globs, directories) and return the campaign report."""
+    """Scan traffic logs (files, globs, directories) and return the campaign report.
+
+    ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
+    content, graph, campaigns, report) finishes."""
     config = config or ScanConfig()
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -150,7 +168,7 @@ def scan(
         con = duckdb.connect(str(workdir / "scan.duckdb"))
         try:
             _configure(con, config, workdir)
-            return _scan(con, list(paths), column_map, config)
+            return _scan(con, list(paths), column_map, config, progress)
         finally:
             con.close()
     finally:
@@ -172,129 +190,41 @@ def _configure(con, config: ScanConfig, workdir: Path) -> None:
 class _Stages:
     """Wall-clock seconds per stage, reported in ``summary.stage_seconds``."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress=None) -> None:
         self.seconds: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._progress = progress
 
     def done(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = round(now - self._last, 3)
         self._last = now
+        if self._progress is not None:
+            self._progress(name, self.seconds[name])
 
 
-def _scan(con, paths, column_map, config: ScanConfig) -> ScanResult:
+def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
     started = time.perf_counter()
-    stages = _Stages()
-    stats = ingest_logs(con, paths, column_map)
-    stages.done("ingest")
-    if stats.rows == 0:
-        examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
-        raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
-    accounts = account_features(con, columns_present=stats.columns_present)
-    stages.done("features")
-    sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
-    content, templates = content_signals(
-        sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
-    )
-    accounts = accounts.join(content)
-    stages.done("content")
-    for signal in ("reasoning", "grading", "logprob"):
-        accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
-    detector = CampaignDetector(
-        alpha=config.alpha,
-        min_rate=config.min_rate,
-        min_hits=config.min_hits,
-        member_min_rate=config.member_min_rate,
-        quiet_min=config.quiet_min,
-    )
-    seeds = clone(detector).fit(accounts.assign(community=0)).seeds(accounts)
-    params = GraphParams(
-        max_group=config.max_group, min_edge=config.min_edge, sync_bucket_s=config.sync_bucket_s
-    )
-    all_edges = coordination_edges(con, templates, seeds, params)
-    stages.done("graph")
-    edges = all_edges[all_edges["weight"] >= config.min_edge]
-    accounts["community"] = communities(accounts.index, edges)
-    accounts = accounts.join(_sync_stats(edges))
-    detector.fit(accounts)
-    carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
-    accounts["evidence_link"] = _evidence_link(accounts.index[carriers], accounts.index, edges)
-    assigned = attach_linked(detector.assign(accounts), all_edges)
-    campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
-    shared = (
-        shared_with(con, campaign_of)
-        if len(campaign_of)
-        else pd.DataFrame(columns=["account_id", "kind", "values", "peers"])
-    )
-    add_shared_evidence(campaigns, shared, campaign_of)
-    stages.done("campaigns")
-    report = {
-        "accounts": account_entries(accounts, assigned, campaigns, campaign_of, shared),
-        "campaigns": campaigns,
-        "summary": _summary(stats, accounts, assigned, campaigns, detector, config, started),
-        "graph": graph_section(edges, assigned, campaign_of, config.max_graph_edges),
-        "timeline": timeline,
-        "features": features_section(accounts, assigned["flagged"]),
-    }
-    stages.done("report")
-    report["summary"]["stage_seconds"] = stages.seconds
-    return ScanResult(report=report, accounts=accounts.join(assigned))
+    timer = _Stages(progress)
+    stats = stages.ingest(con, paths, column_map)
+    timer.done("ingest")
+    accounts = stages.features(con, stats, config)
+    timer.done("features")
+    accounts, templates = stages.content(con, accounts, config)
+    timer.done("content")
+    accounts, graph = stages.graph(con, accounts, templates, config)
+    timer.done("graph")
+    accounts, scored = stages.scoring(accounts, graph, config)
+    timer.done("scoring")
+    report = stages.report(con, accounts, graph, scored, config)
+    report["summary"] = _summary(stats, accounts, scored, report["campaigns"], config, started)
+    timer.done("report")
+    report["summary"]["stage_seconds"] = timer.seconds
+    return ScanResult(report=report, accounts=accounts.join(scored.assigned))
 
 
-def attach_linked(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """Flag accounts whose own content is significant and who have any tie to a flagged
-    campaign (coordination corroborates them); they join that campaign."""
-    flagged = assigned["flagged"]
-    candidates = assigned.index[~flagged & (assigned["content_score"] >= 0.5)]
-    if edges.empty or not len(candidates):
-        return assigned
-    group = assigned["group"]
-    links = pd.concat(
-        [
-            edges[["source", "target", "weight"]],
-            edges[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1),
-        ]
-    )
-    links = links[links["source"].isin(candidates) & links["target"].map(flagged).fillna(False)]
-    if links.empty:
-        return assigned
-    best = links.sort_values("weight").groupby("source").tail(1).set_index("source")["target"]
-    out = assigned.copy()
-    out.loc[best.index, "flagged"] = True
-    out.loc[best.index, "score"] = out.loc[best.index, "content_score"]
-    out.loc[best.index, "group"] = group.reindex(best.to_numpy()).to_numpy()
-    return out
-
-
-def _evidence_link(carriers: pd.Index, index: pd.Index, edges: pd.DataFrame) -> pd.Series:
-    """Summed edge weight from each account to neighbours whose own content is evidence."""
-    carriers = set(carriers)
-    if edges.empty or not carriers:
-        return pd.Series(0.0, index=index)
-    to_target = edges[edges["target"].isin(carriers)].groupby("source")["weight"].sum()
-    to_source = edges[edges["source"].isin(carriers)].groupby("target")["weight"].sum()
-    total = to_target.add(to_source, fill_value=0.0)
-    return total.reindex(index).fillna(0.0)
-
-
-def _sync_stats(edges: pd.DataFrame) -> pd.DataFrame:
-    if edges.empty:
-        return pd.DataFrame(columns=["sync_peers", "sync_jaccard"])
-    sync = edges[edges["kinds"].map(lambda kinds: "sync" in kinds)]
-    both = pd.concat(
-        [
-            sync[["source", "jaccard"]].rename(columns={"source": "account_id"}),
-            sync[["target", "jaccard"]].rename(columns={"target": "account_id"}),
-        ]
-    )
-    out = both.groupby("account_id").agg(
-        sync_peers=("jaccard", "size"), sync_jaccard=("jaccard", "max")
-    )
-    return out
-
-
-def _summary(stats, accounts, assigned, campaigns, detector, config, started) -> dict:
-    flagged = assigned["flagged"]
+def _summary(stats, accounts, scored, campaigns, config, started) -> dict:
+    flagged, detector = scored.assigned["flagged"], scored.detector
     return {
         "rows": stats.rows,
         "rows_skipped": stats.rows_skipped,
@@ -308,6 +238,7 @@ def _summary(stats, accounts, assigned, campaigns, detector, config, started) ->
         "skipped_by_reason": dict(stats.skipped_by_reason),
         "skipped_examples": stats.skipped_examples,
         "background_rates": detector.background_,
+        "behaviour_background": detector.behaviour_background_,
         "thresholds": {
             "community_log10_p": detector.community_threshold_,
             "account_log10_p": detector.account_threshold_,

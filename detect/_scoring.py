@@ -9,10 +9,23 @@ A community is scored as a whole by pooling its members' counts, so many account
 stay below any per-account threshold still add up.  Logprob probing only counts for traffic
 paced like a machine (a large share of requests in the 6 quietest hours of the day).
 
-Content alone is not enough: evaluation harnesses and LLM-as-judge runs send the same kind of
-prompts.  A reasoning or grading signal must be corroborated by campaign behaviour: traffic
-paced round the clock, or a coordinated group of ``min_accounts`` or more, or the signal kept
-up over ``min_signal_days`` distinct days (a benchmark run is a burst, a harvest persists).
+Content is never the only gate, and never a required one.  Evaluation harnesses, tutoring
+apps and LLM-as-judge runs send the same kind of prompts, so a reasoning or grading signal
+counts only beside campaign behaviour: a round-the-clock share (benchmark runs come in regular
+bursts in office hours, so regular gaps alone do not corroborate), or a community of
+``min_accounts`` or more that shares infrastructure (shared wording alone is the same
+evidence twice).
+
+Behaviour alone can flag a group.  The groups are linked accounts that act alike (column
+``behaviour_community``); in each, every behaviour of :mod:`detect._behaviour` (machine pacing,
+output-heavy economics, logprob harvesting) is tested as the count of members showing it
+against its background share among ungrouped accounts, needs a majority of members, and the
+behaviours' evidence together must clear the Bonferroni-corrected threshold.  The group must
+also share infrastructure (column ``infra_group``: its median member sits in a component of
+``min_accounts`` or more linked by IPs, payment or org ids or synchronised activity, each
+weighted by the artifact's purity, so a carrier NAT shared by hundreds of unrelated users links
+nobody).  Content found in the group raises its score and is named in its evidence.  A member
+is flagged when it shows a significant behaviour of its group and shares infrastructure itself.
 """
 
 from __future__ import annotations
@@ -23,13 +36,14 @@ from scipy.stats import binom
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from detect._behaviour import BEHAVIOURS
+
 SIGNALS = ("reasoning", "grading", "logprob")
 REQUIRED = (
     "requests",
     "quiet_share",
     "community",
     *(f"{s}_requests" for s in SIGNALS),
-    *(f"{s}_days" for s in SIGNALS),
 )
 
 
@@ -59,7 +73,6 @@ class CampaignDetector(BaseEstimator):
     quiet_min : share of requests in the 6 quietest hours that makes traffic machine-paced.
     rate_floor : smallest background rate used in the tests.
     min_accounts : a community this large counts as coordinated.
-    min_signal_days : days with the signal that make it persistent.
     strong_link : a member without signals of its own is still flagged when its summed link
         weight to members that do carry them (optional column ``evidence_link``) reaches this.
 
@@ -76,8 +89,9 @@ class CampaignDetector(BaseEstimator):
         quiet_min=0.1,
         rate_floor=0.002,
         min_accounts=3,
-        min_signal_days=4,
         strong_link=2.0,
+        behaviour_floor=0.01,
+        behaviour_majority=0.5,
     ):
         self.alpha = alpha
         self.min_rate = min_rate
@@ -87,8 +101,9 @@ class CampaignDetector(BaseEstimator):
         self.quiet_min = quiet_min
         self.rate_floor = rate_floor
         self.min_accounts = min_accounts
-        self.min_signal_days = min_signal_days
         self.strong_link = strong_link
+        self.behaviour_floor = behaviour_floor
+        self.behaviour_majority = behaviour_majority
 
     def fit(self, X: pd.DataFrame, y=None):
         _check_columns(X)
@@ -100,13 +115,23 @@ class CampaignDetector(BaseEstimator):
             bulk = rate <= np.quantile(rate, 0.9)
             pooled = hits[bulk].sum() / max(n[bulk].sum(), 1.0)
             self.background_[signal] = float(max(self.rate_floor, pooled))
+        flags = _behaviours(X)
+        # background: accounts outside any group of min_accounts (campaigns sit in groups);
+        # all accounts where nothing is grouped yet
+        size = X.groupby("community")["requests"].transform("size")
+        bulk = flags[size < self.min_accounts] if (size < self.min_accounts).any() else flags
+        self.behaviour_background_ = {
+            b: float(max(self.behaviour_floor, bulk[b].mean())) for b in BEHAVIOURS
+        }
         self.n_communities_ = int(X["community"].nunique())
         self.n_accounts_ = len(X)
         self.community_threshold_ = float(-np.log10(self.alpha / max(1, self.n_communities_)))
         self.account_threshold_ = float(-np.log10(self.alpha / max(1, self.n_accounts_)))
         return self
 
-    def _evidence(self, hits, n, quiet, days, size, threshold, corroborate=True) -> np.ndarray:
+    def _evidence(
+        self, hits, n, quiet, size, threshold, corroborate=True, infra=True
+    ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
         scores = []
         for i, signal in enumerate(SIGNALS):
@@ -117,73 +142,124 @@ class CampaignDetector(BaseEstimator):
             if signal == "logprob":
                 ok &= machine
             elif corroborate:
-                ok &= machine | (size >= self.min_accounts) | (days[:, i] >= self.min_signal_days)
+                ok &= machine | ((size >= self.min_accounts) & infra)
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
-    def assign(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per account: ``score``, ``flagged``, ``signal``, ``group`` (community id or -1) and
-        ``content_score`` (the account's own evidence before any corroboration)."""
-        check_is_fitted(self, "background_")
-        _check_columns(X)
+    def _pool(self, X: pd.DataFrame, by: str, infra: str) -> pd.DataFrame:
+        """Members' counts summed per group ``by``; ``infra`` = median member infra weight."""
         cols = [f"{s}_requests" for s in SIGNALS]
-        days = [f"{s}_days" for s in SIGNALS]
-        requests = X["requests"].to_numpy(float)
-        own = self._evidence(
-            X[cols].to_numpy(float),
-            requests,
-            X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float),
-            np.ones(len(X)),
-            self.account_threshold_,
-        )
-        content = self._evidence(
-            X[cols].to_numpy(float),
-            requests,
-            X["quiet_share"].fillna(0).to_numpy(float),
-            X[days].to_numpy(float),
-            np.ones(len(X)),
-            self.account_threshold_,
-            corroborate=False,
-        ).max(axis=1)
-        weighted = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
-        groups = weighted.groupby("community")
-        pooled = groups[[*cols, "requests", "qw", "size"]].sum().join(groups[days].max())
-        com = self._evidence(
+        frame = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
+        frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
+        frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
+        groups = frame.groupby(X[by].to_numpy())
+        pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
+        return pooled.join(groups["infra"].median())
+
+    def _pooled_evidence(self, pooled: pd.DataFrame, corroborate: bool = True) -> np.ndarray:
+        cols = [f"{s}_requests" for s in SIGNALS]
+        return self._evidence(
             pooled[cols].to_numpy(float),
             pooled["requests"].to_numpy(float),
             (pooled["qw"] / pooled["requests"].clip(lower=1)).to_numpy(float),
-            pooled[days].to_numpy(float),
             pooled["size"].to_numpy(float),
             self.community_threshold_,
+            corroborate=corroborate,
+            infra=pooled["infra"].to_numpy(float) >= self.min_accounts,
         )
-        com = com[pooled.index.get_indexer(X["community"])]
-        own_rates = X[cols].to_numpy(float) / np.maximum(requests, 1)[:, None]
+
+    def assign(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per account: ``score``, ``flagged``, ``signal`` (the deciding content signal, or
+        ``behaviour``), ``group`` (community id or -1), ``content_score`` (the account's own
+        content evidence before any corroboration) and ``families`` (the deciding evidence
+        families of its behaviour group, comma-separated)."""
+        check_is_fitted(self, "background_")
+        _check_columns(X)
+        cols = [f"{s}_requests" for s in SIGNALS]
+        requests = X["requests"].to_numpy(float)
+        hits = X[cols].to_numpy(float)
+        quiet = X["quiet_share"].fillna(0).to_numpy(float)
+        ones = np.ones(len(X))
+        args = (hits, requests, quiet, ones, self.account_threshold_)
+        own = self._evidence(*args)
+        content = self._evidence(*args, corroborate=False).max(axis=1)
+        pooled = self._pool(X, "community", "infra_group")
+        com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
+        own_rates = hits / np.maximum(requests, 1)[:, None]
         own_sig = np.vstack(
             [
-                log_significance(X[c].to_numpy(float), requests, self.background_[s])
-                for c, s in zip(cols, SIGNALS, strict=True)
+                log_significance(hits[:, i], requests, self.background_[s])
+                for i, s in enumerate(SIGNALS)
             ]
         ).T
         linked = X.get("evidence_link", pd.Series(0.0, index=X.index)).fillna(0).to_numpy(float)
-        member_ok = (com >= 0.5) & (
-            ((own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p))
-            | (linked >= self.strong_link)[:, None]
-        )
-        member_score = np.where(member_ok, com, 0.0)
-        best = np.maximum(member_score, own)
-        score = best.max(axis=1)
+        own_content = (own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p)
+        strong = linked >= self.strong_link
+        member_ok = (com >= 0.5) & (own_content | strong[:, None])
+        best = np.maximum(np.where(member_ok, com, 0.0), own)
+        content_best = best.max(axis=1)
+        by = "behaviour_community" if "behaviour_community" in X else "community"
+        b_pooled = self._pool(X, by, "infra_group")
+        behaviour = self._community_behaviour(b_pooled)
+        at = b_pooled.index.get_indexer(X[by])
+        flags = _behaviours(X)
+        shows = np.zeros(len(X), dtype=bool)
+        for b in BEHAVIOURS:
+            shows |= flags[b].to_numpy() & behaviour[f"sig_{b}"].to_numpy()[at]
+        # a member shares infrastructure itself: sitting in a campaign's proxy /24 is not enough
+        shares = X["infra_group"].fillna(1).to_numpy(float) >= 2 if "infra_group" in X else True
+        b_score = np.where(shows & shares, behaviour["score"].to_numpy()[at], 0.0)
+        score = np.maximum(content_best, b_score)
         flagged = score >= 0.5
+        by_behaviour = b_score > content_best
+        signal = np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)]
+        signal = np.where(by_behaviour, "behaviour", signal)
+        # one group id space: content communities as they are, behaviour groups after them
+        offset = int(X["community"].max()) + 1 if len(X) else 0
+        group = np.where(by_behaviour, X[by].to_numpy() + offset, X["community"].to_numpy())
         return pd.DataFrame(
             {
                 "score": score,
                 "flagged": flagged,
-                "signal": np.asarray(SIGNALS, dtype=object)[best.argmax(axis=1)],
-                "group": np.where(flagged, X["community"].to_numpy(), -1),
+                "signal": signal,
+                "group": np.where(flagged, group, -1),
                 "content_score": content,
+                "families": behaviour["families"].to_numpy()[at],
             },
             index=X.index,
         )
+
+    def _community_behaviour(self, pooled: pd.DataFrame) -> pd.DataFrame:
+        """Per group: which behaviours are significant, its families and behaviour score."""
+        size = pooled["size"].to_numpy(float)
+        content = self._pooled_evidence(pooled, corroborate=False).max(axis=1) >= 0.5
+        out = pd.DataFrame(index=pooled.index)
+        total = np.zeros(len(pooled))
+        behaviours = np.zeros(len(pooled), dtype=int)
+        names = []
+        for b in BEHAVIOURS:
+            k = pooled[b].to_numpy(float)
+            sig = log_significance(k, size, self.behaviour_background_[b])
+            ok = (
+                (sig >= self.member_min_log10p)
+                & (k >= self.behaviour_majority * size)
+                & (size >= self.min_accounts)
+            )
+            out[f"sig_{b}"] = ok
+            total += np.where(ok, sig, 0.0)
+            behaviours += ok
+            names.append(np.where(ok, b, ""))
+        # independent tests add up; together they must clear the corrected threshold
+        enough = total >= self.community_threshold_
+        infra = (pooled["infra"].to_numpy(float) >= self.min_accounts) & (size >= self.min_accounts)
+        names.append(np.where(infra, "coordination", ""))
+        names.append(np.where(content, "content", ""))
+        campaign = (behaviours >= 1) & enough & infra
+        total = total + np.where(content, self.community_threshold_, 0.0)  # content adds weight
+        threshold = self.community_threshold_
+        out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
+        out["families"] = [", ".join(x for x in parts if x) for parts in zip(*names, strict=True)]
+        return out
 
     def seeds(self, X: pd.DataFrame, min_log10p: float = 1.3, min_hits: int = 2) -> pd.Index:
         """Accounts whose own counts lean suspicious (uncorrected ``p < 10**-min_log10p``):
@@ -205,6 +281,19 @@ class CampaignDetector(BaseEstimator):
 
     def fit_predict(self, X: pd.DataFrame, y=None) -> np.ndarray:
         return self.fit(X).predict(X)
+
+
+def _behaviours(X: pd.DataFrame) -> pd.DataFrame:
+    """The behaviour flags of ``X`` (all False where a column is absent)."""
+    return pd.DataFrame(
+        {
+            b: X[f"b_{b}"].fillna(False).astype(bool)
+            if f"b_{b}" in X
+            else pd.Series(False, index=X.index)
+            for b in BEHAVIOURS
+        },
+        index=X.index,
+    )
 
 
 def _check_columns(X) -> None:

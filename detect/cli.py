@@ -36,7 +36,12 @@ def scan_command(
     from detect._scan import ScanConfig, scan
 
     config = ScanConfig(threads=threads, memory_limit=memory_limit)
-    result = scan(logs, column_map=column_map, config=config)
+    result = scan(
+        logs,
+        column_map=column_map,
+        config=config,
+        progress=lambda stage, s: _console.print(f"{stage}: {s:.1f} s", markup=False),
+    )
     result.write_json(out)
     if csv is not None:
         result.write_csv(csv)
@@ -67,7 +72,7 @@ def simulate_command(
     ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
-    from detect._simulator import simulate
+    from detect.simulator import simulate
 
     result = simulate(out, seed=seed, scale=scale, corpora=corpora)
     typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

@@ -92,8 +92,32 @@ def test_campaign_detector_needs_corroboration_beyond_content():
     X.loc["a199", "grading_requests"] = 600
     X.loc["a199", "grading_days"] = 2
     assert not CampaignDetector().fit(X).predict(X)[-1]
-    X.loc["a199", "grading_days"] = 9  # kept up for 9 days: a harvest
+    # kept up for 9 days is still not enough: a tutoring or eval app is persistent too
+    X.loc["a199", "grading_days"] = 9
+    assert not CampaignDetector().fit(X).predict(X)[-1]
+    X.loc["a199", "quiet_share"] = 0.25  # round the clock: a harvest
     assert CampaignDetector().fit(X).predict(X)[-1]
+
+
+def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone():
+    n, group = 400, 12
+    X = _accounts(
+        np.r_[np.arange(n), np.full(group, n)], np.full(n + group, 80), np.zeros(n + group)
+    )
+    for col in ("b_pacing", "b_output_heavy", "b_logprob_harvest"):
+        X[col] = False
+    X.iloc[:8, X.columns.get_loc("b_pacing")] = True  # a few benign queue workers
+    X.iloc[8:30, X.columns.get_loc("b_output_heavy")] = True  # and writing apps
+    X.iloc[n:, X.columns.get_loc("b_pacing")] = True
+    X.iloc[n:, X.columns.get_loc("b_output_heavy")] = True
+    X["infra_group"] = np.r_[np.ones(n), np.full(group, group)]  # they share IPs or cards
+    out = CampaignDetector().fit(X).assign(X)
+    assert out["flagged"].iloc[n:].all() and not out["flagged"].iloc[:n].any()
+    assert (out["signal"].iloc[n:] == "behaviour").all()
+    assert out["families"].iloc[n] == "pacing, output_heavy, coordination"
+    # acting alike without sharing infrastructure (a popular app's users) is not a campaign
+    X["infra_group"] = 1
+    assert not CampaignDetector().fit(X).predict(X).any()
 
 
 def test_communities_are_connected_components():

@@ -245,7 +245,7 @@ def test_report_from_a_real_scan_renders_in_chromium(browser, tmp_path):
 
     if not hasattr(detect, "scan"):
         pytest.skip("detect.scan is not available yet")
-    from detect._simulator import simulate
+    from detect.simulator import simulate
 
     sim = simulate(tmp_path / "traffic.parquet", seed=11, scale=0.05)
     report = detect.scan([sim.traffic_path]).report
@@ -255,4 +255,17 @@ def test_report_from_a_real_scan_renders_in_chromium(browser, tmp_path):
     assert page.locator("details.campaign").count() == len(report["campaigns"]) > 0
     assert page.locator("#graph svg circle").count() == min(len(report["graph"]["nodes"]), 600) > 0
     assert page.locator(".hist svg").count() == len(report["features"])
+    text = page.inner_text("#campaigns")
+    assert "Multi-account campaigns" in text and "Lone accounts" in text
+    assert "decided by" in text  # each card names its deciding evidence
+    page.locator("details.campaign").first.evaluate("d => d.open = true")
+    shot = page.locator("#campaigns").screenshot()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    import io
+
+    from matplotlib import image
+
+    pixels = image.imread(io.BytesIO(shot), format="png")
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 300
+    assert pixels[..., :3].std() > 0.02  # text and pills drawn, not a blank box
     assert problems == []

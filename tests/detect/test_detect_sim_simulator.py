@@ -14,9 +14,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from detect._sim_text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
-from detect._simulator import simulate, truth_path_for
 from detect.errors import DetectError
+from detect.simulator import simulate, truth_path_for
+from detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
 
 REQUIRED = ("timestamp", "account_id", "prompt")
 OPTIONAL = (
@@ -45,6 +45,13 @@ KINDS = {
     "logprob_extractor": "campaign",
     "grading_farm": "campaign",
     "reseller": "campaign",
+    "residential_hydra": "campaign",
+    "capability_sweep": "campaign",
+    "carrier_nat": "hard_negative",
+    "shared_template_app": "hard_negative",
+    "batch_job": "hard_negative",
+    "longform_app": "hard_negative",
+    "tutoring_app": "hard_negative",
 }
 CORPORA = Path(
     os.environ.get("STILLROOM_CORPORA", Path(__file__).resolve().parents[3] / "shared" / "corpora")
@@ -95,7 +102,7 @@ def test_truth_has_every_kind_and_matches_traffic(small):
     rows, truth, result = small
     assert result.truth_path == truth_path_for(result.traffic_path)
     assert result.truth_path.name == "traffic.truth.csv"
-    assert set(truth[0]) == {"account_id", "label", "kind", "campaign_id"}
+    assert set(truth[0]) == {"account_id", "label", "kind", "campaign_id", "phrasing"}
     assert {t["kind"] for t in truth} == set(KINDS)
     for t in truth:
         assert t["label"] == KINDS[t["kind"]]
@@ -123,15 +130,6 @@ def test_campaign_signals_are_present_but_partial(small):
     assert 0.3 < rate("hydra") < 0.95  # coerced, with cover traffic mixed in
     assert 0.05 < rate("low_and_slow") < rate("hydra")
     assert rate("benign") == 0
-    naive = (
-        "step by step",
-        "reasoning",
-        "chain of thought",
-        "intermediate step",
-        "thought process",
-    )
-    naive_hits = sum(any(p in r["prompt"].lower() for p in naive) for r in by_kind["hydra"])
-    assert naive_hits < rate("hydra") * len(by_kind["hydra"])  # paraphrases dodge keywords
     assert (
         Counter(r["top_logprobs"] for r in by_kind["logprob_extractor"]).most_common(1)[0][0] == 20
     )
@@ -146,6 +144,24 @@ def test_campaign_signals_are_present_but_partial(small):
     # grading farm accounts fire in the same minutes
     minutes = Counter(r["timestamp"][:16] for r in by_kind["grading_farm"])
     assert minutes.most_common(1)[0][1] >= 3
+
+
+def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
+    from detect.simulator import GRADING_FAMILIES, REASONING_FAMILIES
+
+    res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out")
+    truth = _truth(res.truth_path)
+    families = {t["phrasing"] for t in truth if t["phrasing"]}
+    assert families
+    assert all(
+        REASONING_FAMILIES.get(f, GRADING_FAMILIES.get(f))[0] == "held_out" for f in families
+    )
+    training = [f"{v} {o}" for v in _COT_VERBS for o in _COT_OBJECTS] + list(
+        COT_COERCION + _COT_FOREIGN
+    )
+    with res.traffic_path.open(newline="") as fh:
+        prompts = [r["prompt"] for r in csv.DictReader(fh)]
+    assert not any(a in p for p in prompts for a in training)
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

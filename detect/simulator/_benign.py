@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect._sim_common import BENIGN_UAS, CLOUD_OCTETS, MODELS, RESIDENTIAL_OCTETS, World
-from detect._sim_text import (
+from detect.simulator._text import (
     _FOLLOWUPS,
     _TOPICS,
     AGENT_STEPS,
@@ -15,7 +14,8 @@ from detect._sim_text import (
     LETS_THINK,
     gen_chat,
 )
-from detect._sim_timing import DAY, OFFICE_PROFILE, bursts, diurnal_stream, human_sessions
+from detect.simulator._timing import DAY, OFFICE_PROFILE, bursts, diurnal_stream, human_sessions
+from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, RESIDENTIAL_OCTETS, World
 
 COMMON_SYSTEM = (
     "You are a helpful assistant.",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detect._sim_words import (  # noqa: F401 (re-exported for the populations)
+from detect.simulator._words import (  # noqa: F401 (re-exported for the populations)
     _APP_TEMPLATES,
     _ASKS,
     _CODE_TASKS,
@@ -88,14 +88,19 @@ _COT_FOREIGN = (
 )
 
 
-def gen_coercion(rng: np.random.Generator, n: int) -> list[str]:
-    """``n`` varied demands for the model's reasoning (some non-English)."""
+def gen_coercion(
+    rng: np.random.Generator, n: int, *, compositional_only: bool = False
+) -> list[str]:
+    """``n`` varied demands for the model's reasoning (some non-English, some reported ones
+    unless ``compositional_only``)."""
     verbs, objs, mods = (
         _pick(rng, _COT_VERBS, n),
         _pick(rng, _COT_OBJECTS, n),
         _pick(rng, _COT_MODIFIERS, n),
     )
     fixed = rng.random(n)
+    if compositional_only:
+        fixed[:] = 1.0
     foreign = _pick(rng, _COT_FOREIGN, n)
     reported = _pick(rng, COT_COERCION, n)
     return [

@@ -3,8 +3,8 @@
 ``simulate(out, seed=, scale=, corpora=)`` writes benign users, every hard negative the
 issue names (templated apps, evaluation harnesses, agents, enterprises behind NAT, logprob
 researchers) and distillation campaigns of five kinds (hydra, low-and-slow, logprob
-extractor, grading farm, reseller), then ``<out stem>.truth.csv`` with one row per account:
-``account_id,label,kind,campaign_id``.  ``scale=1.0`` is about 100k rows; account counts scale
+extractor, grading farm, reseller, residential hydra, capability sweep), then ``<out stem>.truth.csv`` with one row per account:
+``account_id,label,kind,campaign_id,phrasing``.  ``scale=1.0`` is about 100k rows; account counts scale
 linearly, so ``scale=10`` is about a million.  Same seed, same bytes.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detect._sim_benign import (
+from detect.errors import DetectError
+from detect.simulator._benign import (
     agents,
     benign_users,
     enterprises,
@@ -27,14 +28,28 @@ from detect._sim_benign import (
     logprob_researchers,
     templated_apps,
 )
-from detect._sim_campaigns import CAMPAIGNS
-from detect._sim_common import COLUMNS, World, ip_strings
-from detect._sim_text import PromptBank
-from detect.errors import DetectError
+from detect.simulator._campaigns import CAMPAIGNS as _REPORTED
+from detect.simulator._families import Phrasing
+from detect.simulator._lookalikes import LOOKALIKES
+from detect.simulator._sweeps import capability_sweep, residential_hydra
+from detect.simulator._text import PromptBank
+from detect.simulator._world import COLUMNS, World, ip_strings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 DAYS = 14
-HARD_NEGATIVES = (templated_apps, eval_harnesses, agents, enterprises, logprob_researchers)
+HARD_NEGATIVES = (
+    templated_apps,
+    eval_harnesses,
+    agents,
+    enterprises,
+    logprob_researchers,
+    *LOOKALIKES,
+)
+CAMPAIGNS = {
+    **_REPORTED,
+    "residential_hydra": (residential_hydra, 1),
+    "capability_sweep": (capability_sweep, 1),
+}
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".gz": "jsonl.gz"}
 
 
@@ -69,15 +84,27 @@ def _format(out: Path) -> str:
 
 
 def simulate(
-    out: Path | str, *, seed: int = 0, scale: float = 1.0, corpora: Path | str | None = None
+    out: Path | str,
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    corpora: Path | str | None = None,
+    phrasing: str | Phrasing = "training",
 ) -> SimulationResult:
-    """Write simulated traffic to ``out`` and its ground truth beside it."""
+    """Write simulated traffic to ``out`` and its ground truth beside it.
+
+    ``phrasing`` picks the campaigns' wording: ``"training"`` (the families detect may be
+    built from), ``"held_out"`` (families nothing in detect saw) or a :class:`Phrasing` made
+    from asks written elsewhere.  The truth file names each campaign's family.
+    """
     out = Path(out)
     fmt = _format(out)
     if not scale > 0:
         raise DetectError(f"scale must be positive, got {scale}")
     bank = PromptBank.from_corpora(Path(corpora)) if corpora else PromptBank.builtin()
-    world = World(np.random.default_rng(seed), bank, START.timestamp(), DAYS, scale)
+    if not isinstance(phrasing, Phrasing):
+        phrasing = Phrasing(str(phrasing))
+    world = World(np.random.default_rng(seed), bank, START.timestamp(), DAYS, scale, phrasing)
     benign_users(world)
     for population in HARD_NEGATIVES:
         population(world)
@@ -92,8 +119,8 @@ def simulate(
     truth = truth_path_for(out)
     with truth.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["account_id", "label", "kind", "campaign_id"])
-        writer.writerows(sorted(world.truth))
+        writer.writerow(["account_id", "label", "kind", "campaign_id", "phrasing"])
+        writer.writerows(sorted((*t, world.family.get(t[3], "")) for t in world.truth))
     return SimulationResult(out, truth, table.num_rows, len(world.truth), n_campaigns)
 
 

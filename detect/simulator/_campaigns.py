@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect._sim_benign import COMMON_SYSTEM, TIMEZONES, _human_prompts
-from detect._sim_common import (
+from detect.simulator._benign import COMMON_SYSTEM, TIMEZONES, _human_prompts
+from detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
+from detect.simulator._timing import (
+    DAY,
+    HOUR,
+    bursts,
+    diurnal_stream,
+    human_sessions,
+    machine_stream,
+)
+from detect.simulator._world import (
     BENIGN_UAS,
     CLOUD_OCTETS,
     PROXY_OCTETS,
     World,
 )
-from detect._sim_text import COT_WRAPPERS, GRADING_TEMPLATES, LOGPROB_PROBES, gen_coercion
-from detect._sim_timing import DAY, HOUR, bursts, diurnal_stream, human_sessions, machine_stream
 
 SPOOFED_UAS = (
     "OpenAI/Python 1.58.1",
@@ -42,7 +49,7 @@ def _capabilities(w: World, k: int) -> list[list[str]]:
 
 
 def distill_prompts(
-    w: World, n: int, caps: list[list[str]], cot_rate: np.ndarray | float
+    w: World, n: int, caps: list[list[str]], cot_rate: np.ndarray | float, cid: str = ""
 ) -> np.ndarray:
     """Capability-sweep tasks; a share ``cot_rate`` (per row) wrapped in CoT-coercion text.
 
@@ -56,7 +63,9 @@ def distill_prompts(
         pool[(start + rng.permutation(n)) % len(pool)] if n <= len(pool) else w.draw(list(pool), n)
     )
     wrappers = rng.choice(len(COT_WRAPPERS), size=2, replace=False)
-    phrases = gen_coercion(rng, 4)
+    family, phrases = w.phrasing.reasoning(rng, 4)
+    if cid and np.any(np.asarray(cot_rate) > 0):
+        w.family.setdefault(cid, family)
     cot = rng.random(n) < np.broadcast_to(cot_rate, (n,))
     wi = wrappers[rng.integers(0, 2, n)]
     pi = rng.integers(0, len(phrases), n)
@@ -89,7 +98,7 @@ def hydra(w: World, cid: str) -> None:
     cot_rate = np.where(rng.random(n_acc) < 0.15, 0.03, rng.beta(5, 2, n_acc))[
         acc
     ]  # some only harvest
-    prompts = distill_prompts(w, n, _capabilities(w, 2), cot_rate)
+    prompts = distill_prompts(w, n, _capabilities(w, 2), cot_rate, cid)
     cover = rng.random(n) < 0.12
     prompts[cover] = _human_prompts(w, int(cover.sum()))
     size = int(rng.integers(24, 40))
@@ -126,7 +135,7 @@ def low_and_slow(w: World, cid: str) -> None:
     tz = np.full(n_acc, float(w.pick(TIMEZONES, 1)[0])) + rng.integers(-1, 2, n_acc)
     acc, ts = human_sessions(rng, vol, tz, w.start, w.days - first, first, session_len=6, gap_s=90)
     n = len(acc)
-    prompts = distill_prompts(w, n, _capabilities(w, 2), rng.uniform(0.2, 0.75, n_acc)[acc])
+    prompts = distill_prompts(w, n, _capabilities(w, 2), rng.uniform(0.2, 0.75, n_acc)[acc], cid)
     cover = rng.random(n) < rng.uniform(0.3, 0.6, n_acc)[acc]
     prompts[cover] = _human_prompts(w, int(cover.sum()))
     pool = w.residential(int(rng.integers(6, 12)))  # residential proxies exit via real homes
@@ -208,7 +217,9 @@ def grading_farm(w: World, cid: str) -> None:
         for x, b in zip(rng.integers(1, 999, n), qb, strict=True)
     ]
     alt = [f"It is {x}." for x in rng.integers(1, 999, n)]
-    tmpl = w.pick(GRADING_TEMPLATES, n)
+    family, templates = w.phrasing.grading(rng)
+    w.family[cid] = family
+    tmpl = w.pick(templates, n)
     prompts = np.asarray(
         [t.format(q=x, a=a, b=b) for t, x, a, b in zip(tmpl, qa, answers, alt, strict=True)], object
     )
@@ -258,7 +269,7 @@ def reseller(w: World, cid: str) -> None:
             + (rng.uniform(1, 5, n_batches) - home_tz) * HOUR
         )
         t_batch = bursts(rng, sizes, nights, gap_s=float(rng.uniform(4, 15)))
-        p_batch = distill_prompts(w, len(t_batch), _capabilities(w, 2), 0.7)
+        p_batch = distill_prompts(w, len(t_batch), _capabilities(w, 2), 0.7, cid)
         ts = np.concatenate([t_users, t_batch])
         n = len(ts)
         sysp = np.concatenate(

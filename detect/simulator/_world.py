@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from detect._ingest import SCHEMA_V1
-from detect._sim_text import PromptBank
+from detect.simulator._families import Phrasing
+from detect.simulator._text import PromptBank
 
 COLUMNS = SCHEMA_V1  # the simulator writes exactly what ingest reads
 
@@ -44,6 +45,8 @@ class World:
     start: float  # epoch seconds of day 0 (a Monday, 00:00 UTC)
     days: int
     scale: float
+    phrasing: Phrasing = field(default_factory=Phrasing)
+    family: dict[str, str] = field(default_factory=dict)  # campaign id -> phrasing family
     truth: list[tuple[str, str, str, str]] = field(default_factory=list)
     chunks: list[pa.Table] = field(default_factory=list)
     _used: set[int] = field(default_factory=set)

@@ -1,0 +1,137 @@
+"""The scan's stages, top to bottom; each passes its named outputs to the next.
+
+1. ``ingest``: log files -> the ``traffic`` relation (a DuckDB table, one row per request
+   with the derived per-row columns) and :class:`IngestStats`.
+2. ``features``: ``traffic`` -> ``accounts`` (one row per account, SQL) plus the behaviours.
+3. ``content``: a capped sample of ``traffic`` -> content columns on ``accounts`` and the
+   shared ``templates`` (account_id, value).
+4. ``graph``: ``traffic`` + ``templates`` + seeds -> ``Graph`` (every kept edge, the strong
+   ones) and the groupings on ``accounts``.
+5. ``scoring``: ``accounts`` + ``Graph`` -> ``Scored`` (one row per account: score, flagged,
+   campaign group), campaigns assigned once.
+6. ``report``: everything above -> the report dict.
+
+Row-level work (ingest, features, the graph's pair building) is SQL over relations; only
+per-account frames reach pandas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.base import clone
+
+from detect._behaviour import behaviour_flags
+from detect._content import PromptIntentClassifier
+from detect._features import account_features
+from detect._graph import coordination_edges, shared_with
+from detect._groups import (
+    BEHAVIOUR_COLUMNS,
+    add_groupings,
+    attach_linked,
+    evidence_link,
+    merge_linked_groups,
+)
+from detect._ingest import IngestStats, ingest_logs
+from detect._report import (
+    account_entries,
+    add_shared_evidence,
+    build_campaigns,
+    features_section,
+    graph_section,
+)
+from detect._scoring import SIGNALS, CampaignDetector
+from detect._signals import content_signals, sample_prompts
+from detect.errors import NoValidRowsError
+
+CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
+
+
+@dataclass
+class Graph:
+    """The coordination graph: every kept edge (weak ones included) and the strong ones."""
+
+    all_edges: pd.DataFrame
+    edges: pd.DataFrame
+
+
+@dataclass
+class Scored:
+    """Per-account verdicts (``assigned``) and the fitted detector that gave them."""
+
+    assigned: pd.DataFrame
+    detector: CampaignDetector
+
+
+def ingest(con, paths, column_map) -> IngestStats:
+    stats = ingest_logs(con, paths, column_map)
+    if stats.rows == 0:
+        examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
+        raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
+    return stats
+
+
+def features(con, stats: IngestStats, config) -> pd.DataFrame:
+    accounts = account_features(con, columns_present=stats.columns_present)
+    return accounts.join(behaviour_flags(accounts, config.behaviour))
+
+
+def content(con, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
+    signals, templates = content_signals(
+        sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
+    )
+    accounts = accounts.join(signals)
+    for signal in SIGNALS:
+        accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
+    return accounts, templates
+
+
+def graph(con, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
+    """Seeds (content, intent classifier or behaviour), the edges around them, groupings."""
+    behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
+    seeds = clone(config.detector()).fit(accounts.assign(community=0)).seeds(accounts)
+    # the intent classifier reads the sampled prompts the lexicon may miss (paraphrases)
+    intent = accounts[["intent_reasoning", "intent_grading"]].fillna(0).max(axis=1)
+    worded = accounts.index[intent >= config.intent_seed_share]
+    seeds = seeds.union(accounts.index[behaving]).union(worded)
+    params = config.graph_params()
+    all_edges = coordination_edges(con, templates, seeds, params)
+    accounts = add_groupings(
+        accounts,
+        all_edges,
+        min_edge=config.min_edge,
+        weak_edge=params.weak_edge,
+        infra_edge=config.infra_edge,
+    )
+    return accounts, Graph(all_edges, all_edges[all_edges["weight"] >= config.min_edge])
+
+
+def scoring(accounts: pd.DataFrame, g: Graph, config) -> tuple[pd.DataFrame, Scored]:
+    detector = config.detector().fit(accounts)
+    carriers = detector.assign(accounts)["content_score"] >= CARRIER_SCORE
+    accounts = accounts.assign(
+        evidence_link=evidence_link(accounts.index[carriers], accounts.index, g.edges)
+    )
+    assigned = attach_linked(detector.assign(accounts), g.all_edges)
+    return accounts, Scored(merge_linked_groups(assigned, g.all_edges), detector)
+
+
+def report(con, accounts: pd.DataFrame, g: Graph, scored: Scored, config) -> dict:
+    """The report dict, less ``summary`` (the caller adds it)."""
+    assigned, detector = scored.assigned, scored.detector
+    campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
+    shared = (
+        shared_with(con, campaign_of)
+        if len(campaign_of)
+        else pd.DataFrame(columns=["account_id", "kind", "values", "peers"])
+    )
+    add_shared_evidence(campaigns, shared, campaign_of)
+    return {
+        "accounts": account_entries(accounts, assigned, campaigns, campaign_of, shared),
+        "campaigns": campaigns,
+        "graph": graph_section(g.edges, assigned, campaign_of, config.max_graph_edges),
+        "timeline": timeline,
+        "features": features_section(accounts, assigned["flagged"]),
+    }
