@@ -11,7 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # What the commands load inside themselves, never at start-up (the guide's heavy imports,
-# and what detect and train may add: graph, MinHash and embedding libraries).
+# the data libraries that cost a quarter second each, and what detect and train may add:
+# graph, MinHash and embedding libraries).
 HEAVY = (
     "sklearn",
     "scipy",
@@ -22,6 +23,9 @@ HEAVY = (
     "datasets",
     "accelerate",
     "openai",
+    "pandas",
+    "pyarrow",
+    "numpy",
     "networkx",
     "datasketch",
     "rensa",
