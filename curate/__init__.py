@@ -16,6 +16,7 @@ from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
 from curate._math import MathVerifier, extract_final_answer
 from curate._minhash import MinHashIndex, optimal_bands
 from curate._numbers import parse_number
+from curate._pipeline import CurateConfig, CurationResult, CurationRow, Decision, curate_rows
 from curate._registry import VERIFIERS, get_verifier
 from curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
 from curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
@@ -34,7 +35,11 @@ __all__ = [
     "ChoiceVerifier",
     "CodeVerifier",
     "ConfigError",
+    "CurateConfig",
     "CurateError",
+    "CurationResult",
+    "CurationRow",
+    "Decision",
     "DecontamConfig",
     "Decontaminator",
     "DedupConfig",
@@ -53,6 +58,7 @@ __all__ = [
     "UnknownVerifierError",
     "Verdict",
     "Verifier",
+    "curate_rows",
     "extract_code",
     "extract_final_answer",
     "find_duplicates",
