@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from stillroom_core.cli_edge import FriendlyErrors
+
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="Find distillation campaigns in API traffic logs (and simulate such logs).",
     no_args_is_help=True,
 )

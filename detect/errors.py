@@ -1,6 +1,6 @@
 """Errors raised by ``detect``; all derive from :class:`DetectError`."""
 
-from stillroom.errors import StillroomError
+from stillroom_core.errors import StillroomError
 
 
 class DetectError(StillroomError):

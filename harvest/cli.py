@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stillroom_core.cli_edge import FriendlyErrors, run_app
+
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="Harvest teacher answers from an OpenAI-compatible API into DuckDB.",
     no_args_is_help=True,
 )
@@ -122,25 +125,9 @@ def export(
 
 
 def main() -> None:
-    """``python -m harvest.cli``: the harvest commands alone (the root CLI imports every
-    package); library errors print as one ``Error: ...`` line with exit status 1."""
-    import sys
-
-    import click
-
-    from stillroom.errors import StillroomError
-
-    try:
-        app(standalone_mode=False)
-    except StillroomError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("Interrupted; run the same command again to resume.", file=sys.stderr)
-        sys.exit(130)
+    """``python -m harvest.cli``: the harvest commands alone, behind the same error edge as
+    the root CLI (one ``Error: ...`` line and exit 1; Ctrl-C exits 130)."""
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Errors raised by ``harvest``; all derive from :class:`HarvestError`."""
 
-from stillroom.errors import StillroomError
+from stillroom_core.errors import StillroomError
 
 
 class HarvestError(StillroomError):

@@ -14,8 +14,10 @@ from rich.table import Table
 from policies._loader import get_policy, load_policies, load_policy_file
 from policies._model import Policy
 from policies._resolve import host_of, match_policies, single_match
+from stillroom_core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="Teacher terms as data: list, show, check and match policy files.",
     no_args_is_help=True,
 )

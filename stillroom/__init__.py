@@ -5,7 +5,7 @@ The work is done by four packages that sit beside this one: ``harvest``,
 root error type, the ``stillroom`` command line, the embedded teacher and the demo.
 """
 
-from stillroom.errors import StillroomError
+from stillroom_core.errors import StillroomError
 
 __all__ = ["StillroomError"]
 __version__ = "0.1.0"

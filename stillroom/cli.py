@@ -1,32 +1,22 @@
 """The ``stillroom`` command line: a thin shell over the library.
 
-Each package contributes a Typer sub-app from its own ``cli`` module; library
-errors (:class:`stillroom.StillroomError`) become friendly one-line messages
-here, at the edge, and nowhere else.
+Each package contributes a Typer sub-app from its own ``cli`` module; library errors
+(:class:`stillroom_core.StillroomError`) become one-line messages at the one edge,
+:mod:`stillroom_core.cli_edge`, and nowhere else. Every ``cli`` module imports only typer,
+rich and its own light modules at the top: heavy libraries (scikit-learn, scipy, torch,
+transformers, trl, the openai SDK) load inside the command that needs them, so
+``stillroom --help`` starts in well under a second (``bench/startup.py``).
 """
 
 from __future__ import annotations
 
 import typer
-from typer.core import TyperGroup
 
-from stillroom.errors import StillroomError
-
-
-class _FriendlyErrors(TyperGroup):
-    """Turns a library error into ``Error: ...`` and exit status 1, no traceback."""
-
-    def invoke(self, ctx):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except StillroomError as exc:
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-
+from stillroom_core.cli_edge import FriendlyErrors, run_app
 
 app = typer.Typer(
     name="stillroom",
-    cls=_FriendlyErrors,
+    cls=FriendlyErrors,
     help="Black-box API distillation (harvest, policies, train) and its detection (detect).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -38,24 +28,16 @@ def _register() -> None:
     from detect.cli import app as detect_app
     from harvest.cli import app as harvest_app
     from policies.cli import app as policies_app
+    from stillroom.demo_cli import demo
+    from stillroom.teacher_cli import app as teacher_app
     from train.cli import app as train_app
 
     app.add_typer(harvest_app, name="harvest")
     app.add_typer(policies_app, name="policies")
     app.add_typer(train_app, name="train")
     app.add_typer(detect_app, name="detect")
-    try:
-        from stillroom.teacher_cli import app as teacher_app
-    except ImportError:  # lands with the embedded-teacher issue
-        teacher_app = None
-    if teacher_app is not None:
-        app.add_typer(teacher_app, name="teacher")
-    try:
-        from stillroom.demo_cli import demo
-    except ImportError:  # lands with the demo issue
-        demo = None
-    if demo is not None:
-        app.command("demo")(demo)
+    app.add_typer(teacher_app, name="teacher")
+    app.command("demo")(demo)
 
 
 _register()
@@ -63,7 +45,7 @@ _register()
 
 def main() -> None:
     """Entry point of the ``stillroom`` console script."""
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ from typing import Any
 
 from rich.console import Console
 
-from stillroom.errors import StillroomError
+from stillroom_core.errors import StillroomError
 
 DATA_DIR = Path(__file__).parent / "data"
 PROMPTS_PATH = DATA_DIR / "prompts.jsonl"

@@ -1,10 +1,5 @@
-"""The root of every error stillroom raises on purpose.
+"""Re-export: :class:`StillroomError` lives in :mod:`stillroom_core.errors`."""
 
-Each package has its own ``errors.py`` whose base class derives from
-:class:`StillroomError`; the command line turns any of them into a one-line
-message (and exit status 1) at the edge, and lets everything else propagate.
-"""
+from stillroom_core.errors import StillroomError
 
-
-class StillroomError(Exception):
-    """An error a user can act on: bad input, a refused policy, a missing file."""
+__all__ = ["StillroomError"]

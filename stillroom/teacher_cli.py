@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from stillroom_core.cli_edge import FriendlyErrors
+
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="The embedded teacher: SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible API.",
     no_args_is_help=True,
 )

@@ -1,16 +1,11 @@
 """``python -m train sft ...``: the train CLI alone (what ``accelerate launch -m train`` runs)."""
 
-import sys
-
-from stillroom.errors import StillroomError
+from stillroom_core.cli_edge import run_app
 from train.cli import app
 
 
 def main() -> None:
-    try:
-        app(prog_name="python -m train")
-    except StillroomError as exc:  # the same one-line message as the root CLI
-        sys.exit(f"Error: {exc}")
+    run_app(app, prog_name="python -m train")
 
 
 if __name__ == "__main__":

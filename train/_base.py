@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stillroom.embedded_model import find_smollm2_gguf
+from stillroom_core.embedded_model import find_smollm2_gguf
 from train.errors import BaseModelError
 
 log = logging.getLogger("train")

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from stillroom_core.cli_edge import FriendlyErrors
 from train.errors import TrainConfigError
 
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="Fine-tune a LoRA student on a harvest (TRL SFT), and evaluate it against the base.",
     no_args_is_help=True,
 )

@@ -1,0 +1,15 @@
+"""stillroom_core: what every stillroom package may import, and nothing heavy.
+
+``harvest``, ``policies``, ``train``, ``detect`` and the ``stillroom`` CLI package all sit
+above this one; it imports none of them. It holds:
+
+- :class:`StillroomError` (``errors``), the root of every error raised on purpose;
+- :func:`find_smollm2_gguf` (``embedded_model``), where the embedded default model lives;
+- the one CLI error edge (``cli_edge``): one-line errors, Ctrl-C exits 130;
+- :func:`lazy_exports` (``lazy``), how a package re-exports names without importing them.
+"""
+
+from stillroom_core.embedded_model import SMOLLM2_GGUF_NAME, SMOLLM2_PACKAGE, find_smollm2_gguf
+from stillroom_core.errors import StillroomError
+
+__all__ = ["SMOLLM2_GGUF_NAME", "SMOLLM2_PACKAGE", "StillroomError", "find_smollm2_gguf"]

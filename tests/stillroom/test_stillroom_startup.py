@@ -1,0 +1,94 @@
+"""The CLI's import graph: listing commands loads no heavy library (timings: bench/startup.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What the commands load inside themselves, never at start-up (the guide's heavy imports,
+# and what detect and train may add: graph, MinHash and embedding libraries).
+HEAVY = (
+    "sklearn",
+    "scipy",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "openai",
+    "networkx",
+    "datasketch",
+    "rensa",
+    "sentence_transformers",
+)
+
+_PROBE = """
+import json, sys
+import stillroom.cli
+loaded = {"import": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}
+for args in (["--help"], *([name, "--help"] for name in COMMANDS)):
+    try:
+        stillroom.cli.app(args, prog_name="stillroom")
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), (args, exit_.code)
+    loaded[" ".join(args)] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+print("\\nRESULT " + json.dumps(loaded))
+"""
+
+COMMANDS = ("harvest", "policies", "train", "detect", "teacher", "demo")
+
+
+def test_cli_start_up_and_every_help_load_no_heavy_library():
+    code = f"HEAVY = {HEAVY!r}\nCOMMANDS = {COMMANDS!r}\n" + _PROBE
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = json.loads(proc.stdout.rsplit("RESULT ", 1)[1])
+    assert set(loaded) == {"import", "--help", *(f"{c} --help" for c in COMMANDS)}
+    assert loaded == {key: [] for key in loaded}
+
+
+def test_every_package_imports_without_the_cli_package():
+    """harvest, policies, train and detect import their errors and names without `stillroom`."""
+    code = (
+        "import sys\n"
+        "import harvest, policies, train, detect\n"
+        "import harvest.errors, train.errors, detect.errors, policies.errors, train._base\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'stillroom'))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_root_error_class_is_one_class():
+    import detect
+    import harvest
+    import policies
+    import stillroom
+    import train
+    from stillroom_core import StillroomError
+
+    assert stillroom.StillroomError is StillroomError
+    for base in (harvest.HarvestError, train.TrainError, detect.DetectError):
+        assert issubclass(base, StillroomError)
+    assert issubclass(policies.PoliciesError, StillroomError)
