@@ -1,17 +1,6 @@
 """``python -m curate ...``: the curate commands without the root CLI."""
 
-import typer
-
 from curate.cli import app
-from curate.errors import CurateError
+from stillroom_core.cli_edge import run_app
 
-
-def main() -> None:
-    try:
-        app(standalone_mode=False)
-    except CurateError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1) from exc
-
-
-main()
+run_app(app, prog_name="python -m curate")

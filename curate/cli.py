@@ -11,7 +11,10 @@ from pathlib import Path
 
 import typer
 
+from stillroom_core.cli_edge import FriendlyErrors
+
 app = typer.Typer(
+    cls=FriendlyErrors,
     help="Verify, deduplicate and decontaminate training data (JSONL files for now).",
     no_args_is_help=True,
 )

@@ -107,5 +107,5 @@ def test_cli_names_a_bad_line(tmp_path):
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"prompt": "x", "answer": "1"}\n{"prompt": 3}\n')
     res = CliRunner().invoke(app, ["jsonl", str(rows), "--out", str(tmp_path / "o")])
-    assert res.exit_code != 0
-    assert "rows.jsonl:2" in str(res.exception)
+    assert res.exit_code == 1
+    assert "Error: " in res.output and "rows.jsonl:2: needs 'messages'" in res.output
