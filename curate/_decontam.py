@@ -135,8 +135,12 @@ class Decontaminator:
         if cfg.near_threshold is not None:
             rest = [i for i, drop in enumerate(result) if drop is None]
             index = MinHashIndex(cfg.near_threshold, cfg.num_perm, cfg.seed)
-            refs = [shingles(item.text, cfg.shingle_words) for item in self.items]
-            hits = index.matches(refs, [shingles(texts[i], cfg.shingle_words) for i in rest])
+            n = cfg.shingle_words
+            hits = index.matches(
+                [item.text for item in self.items],
+                [texts[i] for i in rest],
+                lambda t: shingles(t, n),
+            )
             for pos, hit in enumerate(hits):
                 if hit is not None:
                     idx, similarity = hit

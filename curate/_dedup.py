@@ -58,7 +58,8 @@ def find_duplicates(
         return drops
     survivors = [i for i in range(len(texts)) if i not in drops]
     index = MinHashIndex(config.near_threshold, config.num_perm, config.seed)
-    found = index.near_duplicates([shingles(texts[i], config.shingle_words) for i in survivors])
+    n = config.shingle_words
+    found = index.near_duplicates([texts[i] for i in survivors], lambda t: shingles(t, n))
     for pos, hit in enumerate(found):
         if hit is not None:
             kept, similarity = hit

@@ -11,10 +11,13 @@ costs one Jaccard check, a missed one is a duplicate or a leak kept.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from curate.errors import ConfigError
+
+Tokenize = Callable[[str], list[str]]
+CHUNK = 50_000
 
 
 def _rensa() -> Any:
@@ -74,49 +77,84 @@ class MinHashIndex:
     def _matrix(self, token_sets: Sequence[list[str]]) -> Any:
         return _rensa().RMinHash.digest_matrix_from_token_sets(token_sets, self.num_perm, self.seed)
 
-    def near_duplicates(self, token_sets: Sequence[list[str]]) -> list[tuple[int, float] | None]:
-        """For each row, ``(earlier kept row, similarity)`` if it near-duplicates one, else None.
+    def near_duplicates(
+        self, texts: Sequence[str], tokenize: Tokenize, chunk: int = CHUNK
+    ) -> list[tuple[int, float] | None]:
+        """For each text, ``(earlier kept row, similarity)`` if it near-duplicates one, else None.
 
         Rows are taken in order; a row is compared only with earlier rows that were kept, so
-        the row named is always one that stays. Empty token sets never match.
+        the row named is always one that stays. Texts with no tokens never match. Rows are
+        sketched ``chunk`` at a time, so memory holds the LSH index, not every token set.
         """
         lsh = self._lsh()
-        flags = lsh.insert_matrix_and_query_duplicate_flags(self._matrix(token_sets))
-        flagged = [i for i, flag in enumerate(flags) if flag and token_sets[i]]
-        hashes = dict(zip(flagged, self._hashes([token_sets[i] for i in flagged]), strict=True))
-        result: list[tuple[int, float] | None] = [None] * len(token_sets)
+        flagged: list[int] = []
+        for start in range(0, len(texts), chunk):
+            sets = [tokenize(t) for t in texts[start : start + chunk]]
+            flags = lsh.insert_matrix_and_query_duplicate_flags(self._matrix(sets), start)
+            flagged += [start + j for j, flag in enumerate(flags) if flag and sets[j]]
+        sketch = _Sketches(self, texts, tokenize)
+        result: list[tuple[int, float] | None] = [None] * len(texts)
         for i in flagged:
-            for k in sorted(lsh.query(hashes[i])):
+            mine = sketch[i]
+            for k in sorted(lsh.query(mine)):
                 if k >= i:
                     break
-                if result[k] is None and k in hashes:
-                    similarity = hashes[i].jaccard(hashes[k])
+                if result[k] is None and sketch.has_tokens(k):
+                    similarity = mine.jaccard(sketch[k])
                     if similarity >= self.threshold:
                         result[i] = (k, similarity)
                         break
         return result
 
     def matches(
-        self, references: Sequence[list[str]], queries: Sequence[list[str]]
+        self,
+        references: Sequence[str],
+        queries: Sequence[str],
+        tokenize: Tokenize,
+        chunk: int = CHUNK,
     ) -> list[tuple[int, float] | None]:
-        """For each query row, ``(most similar reference row, similarity)`` at or above the
+        """For each query text, ``(most similar reference, similarity)`` at or above the
         threshold, else None."""
         lsh = self._lsh()
-        lsh.insert_matrix(self._matrix(references))
+        ref_sets = [tokenize(t) for t in references]
+        lsh.insert_matrix(self._matrix(ref_sets))
         offset = len(references)
-        flags = lsh.insert_matrix_and_query_duplicate_flags(self._matrix(queries), offset)
-        flagged = [i for i, flag in enumerate(flags) if flag and queries[i]]
-        query_hashes = self._hashes([queries[i] for i in flagged])
-        ref_cache: dict[int, Any] = {}
+        ref_sketch = dict(enumerate(self._hashes(ref_sets)))
         result: list[tuple[int, float] | None] = [None] * len(queries)
-        for i, qh in zip(flagged, query_hashes, strict=True):
-            cands = [k for k in lsh.query(qh) if k < offset and references[k]]
-            missing = [k for k in cands if k not in ref_cache]
-            ref_cache.update(
-                zip(missing, self._hashes([references[k] for k in missing]), strict=True)
-            )
-            scored = [(qh.jaccard(ref_cache[k]), k) for k in cands]
-            best = max(scored, default=None)
-            if best is not None and best[0] >= self.threshold:
-                result[i] = (best[1], best[0])
+        for start in range(0, len(queries), chunk):
+            sets = [tokenize(t) for t in queries[start : start + chunk]]
+            # Query rows go in with keys past the references; a flag means a shared band with a
+            # reference or another query, and only reference candidates are then checked.
+            flags = lsh.insert_matrix_and_query_duplicate_flags(self._matrix(sets), offset + start)
+            flagged = [j for j, flag in enumerate(flags) if flag and sets[j]]
+            for j, mine in zip(flagged, self._hashes([sets[j] for j in flagged]), strict=True):
+                scored = [
+                    (mine.jaccard(ref_sketch[k]), k)
+                    for k in lsh.query(mine)
+                    if k < offset and ref_sets[k]
+                ]
+                best = max(scored, default=None)
+                if best is not None and best[0] >= self.threshold:
+                    result[start + j] = (best[1], best[0])
         return result
+
+
+class _Sketches:
+    """MinHash objects of rows, computed from their text on first use and kept."""
+
+    def __init__(self, index: MinHashIndex, texts: Sequence[str], tokenize: Tokenize) -> None:
+        self.index, self.texts, self.tokenize = index, texts, tokenize
+        self.cache: dict[int, Any] = {}
+        self.empty: set[int] = set()
+
+    def __getitem__(self, i: int) -> Any:
+        if i not in self.cache:
+            tokens = self.tokenize(self.texts[i])
+            if not tokens:
+                self.empty.add(i)
+            self.cache[i] = self.index._hashes([tokens])[0]
+        return self.cache[i]
+
+    def has_tokens(self, i: int) -> bool:
+        self[i]
+        return i not in self.empty

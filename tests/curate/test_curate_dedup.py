@@ -59,10 +59,10 @@ def test_the_shipped_prompt_set():
 
 
 def test_minhash_estimate_tracks_true_jaccard():
-    a = shingles(BASE, 3)
-    b = shingles(BASE.replace("basket", "box"), 3)
-    true = len(set(a) & set(b)) / len(set(a) | set(b))
+    edited = BASE.replace("basket", "box")
+    a, b = set(shingles(BASE, 3)), set(shingles(edited, 3))
+    true = len(a & b) / len(a | b)
     index = MinHashIndex(0.5, num_perm=256)
-    hit = index.matches([a], [b])[0]
+    hit = index.matches([BASE], [edited], lambda t: shingles(t, 3))[0]
     assert hit is not None and abs(hit[1] - true) < 0.15
     assert 256 % optimal_bands(0.5, 256) == 0
