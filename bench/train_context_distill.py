@@ -37,20 +37,15 @@ def prompts(n: int) -> list[str]:
 
 
 def teacher_db(path: Path, base: Path, texts: list[str], new_tokens: int) -> Path:
-    import duckdb
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harvest import completion_row, write_completions
 
     tok = AutoTokenizer.from_pretrained(base)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(base).eval()
-    con = duckdb.connect(str(path))
-    con.execute(
-        "CREATE TABLE t (prompt_id VARCHAR, sample_index INTEGER, messages JSON, content VARCHAR,"
-        " reasoning VARCHAR, top_logprobs JSON, finish_reason VARCHAR, policy_id VARCHAR,"
-        " teacher_model VARCHAR)"
-    )
-    con.execute("CREATE VIEW completions AS SELECT * FROM t")
+    rows = []
     for start in range(0, len(texts), 8):
         batch = texts[start : start + 8]
         convs = [
@@ -88,18 +83,18 @@ def teacher_db(path: Path, base: Path, texts: list[str], new_tokens: int) -> Pat
                 entries.append({**entry(tid, float(logp[tid])), "top_logprobs": alts})
                 ids.append(tid)
             finish = "stop" if len(ids) < new_tokens else "length"
-            con.execute(
-                "INSERT INTO t VALUES (?, 0, ?, ?, NULL, ?, ?, 'self-hosted', 'smollm2+system')",
-                [
-                    f"c{start + b}",
-                    json.dumps(conv),
-                    tok.decode(ids, skip_special_tokens=True),
-                    json.dumps(entries),
-                    finish,
-                ],
+            rows.append(
+                completion_row(
+                    prompt_id=f"c{start + b}",
+                    messages=conv,
+                    content=tok.decode(ids, skip_special_tokens=True),
+                    top_logprobs=json.dumps(entries),
+                    finish_reason=finish,
+                    policy_id="self-hosted",
+                    teacher_model="smollm2+system",
+                )
             )
-    con.close()
-    return path
+    return write_completions(path, rows)
 
 
 def main() -> None:

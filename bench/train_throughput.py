@@ -40,23 +40,24 @@ def prompts(n: int) -> list[str]:
 
 
 def make_db(path: Path, n: int) -> Path:
-    import duckdb
+    """A harvest database (harvest's writer) with one answer per prompt."""
+    from harvest import completion_row, write_completions
 
-    con = duckdb.connect(str(path))
-    con.execute(
-        "CREATE TABLE t (prompt_id VARCHAR, sample_index INTEGER, messages JSON, content VARCHAR,"
-        " reasoning VARCHAR, finish_reason VARCHAR, policy_id VARCHAR, teacher_model VARCHAR)"
-    )
-    con.execute("CREATE VIEW completions AS SELECT * FROM t")
+    rows = []
     for i, text in enumerate(prompts(n)):
         messages = [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": text}]
         answer = "Here is my answer. " + " ".join(reversed(text.split()))[:300]
-        con.execute(
-            "INSERT INTO t VALUES (?, 0, ?, ?, NULL, 'stop', 'self-hosted', 'bench')",
-            [f"b{i}", json.dumps(messages), answer],
+        rows.append(
+            completion_row(
+                prompt_id=f"b{i}",
+                messages=messages,
+                content=answer,
+                finish_reason="stop",
+                policy_id="self-hosted",
+                teacher_model="bench",
+            )
         )
-    con.close()
-    return path
+    return write_completions(path, rows)
 
 
 def plain_trl(db: Path, base: Path, out: Path, cfg) -> tuple[float, float]:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harvest._completions import split_think
 from harvest._retry import TransientError
 
 
@@ -20,21 +21,6 @@ class Answer:
     reasoning_tokens: int | None
     teacher_model: str | None
     request_id: str | None
-
-
-def split_think(text: str) -> tuple[str, str | None]:
-    """Split a leading ``<think>...</think>`` block off an answer: (content, reasoning)."""
-    stripped = text.lstrip()
-    if stripped.startswith("<think>"):
-        body = stripped[len("<think>") :]
-        end = body.find("</think>")
-        if end < 0:  # cut off while thinking
-            return "", body.strip() or None
-        return body[end + len("</think>") :].lstrip(), body[:end].strip() or None
-    end = text.find("</think>")
-    if end >= 0 and "<think>" not in text:  # templates that put <think> in the prompt
-        return text[end + len("</think>") :].lstrip(), text[:end].strip() or None
-    return text, None
 
 
 def _logprob_entry(raw: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import openai
 
 from harvest._answer import Answer, parse_answer
 from harvest._budget import Caps
+from harvest._completions import CompletionRow
 from harvest._limiter import RateLimiter
 from harvest._progress import NoProgress
 from harvest._retry import (
@@ -68,7 +69,7 @@ class Engine:
         self.sleep, self.clock, self.now, self.rng = sleep, clock, now, rng
         self.progress = progress
         self.pending: deque[WorkItem] = deque()
-        self.outbox: list[tuple[str, tuple, asyncio.Future]] = []
+        self.outbox: list[tuple[str, Any, asyncio.Future]] = []
         self.wake = asyncio.Event()
         self.closing = False
         self.stop_reason: str | None = None
@@ -126,7 +127,7 @@ class Engine:
             await done
 
     # -- one item ------------------------------------------------------------------------
-    async def _settle(self, item: WorkItem, cost_usd: float) -> tuple[str, tuple]:
+    async def _settle(self, item: WorkItem, cost_usd: float) -> tuple[str, Any]:
         attempts = 0
         replay: BaseException | None = None
 
@@ -223,30 +224,32 @@ class Engine:
         self.limiter.rate_limited(hint)
 
     # -- rows ------------------------------------------------------------------------------
-    def _answer_row(self, item: WorkItem, a: Answer, latency: float, attempts: int) -> tuple:
-        return (
-            item.key,
-            item.prompt_id,
-            item.sample_index,
-            item.messages_json,
-            item.system_prompt,
-            a.content,
-            a.reasoning,
-            json.dumps(a.top_logprobs) if a.top_logprobs is not None else None,
-            a.finish_reason,
-            a.prompt_tokens,
-            a.completion_tokens,
-            a.reasoning_tokens,
-            a.teacher_model,
-            item.params["model"],
-            self.policy_id,
-            self.policy_hash,
-            self.now().replace(tzinfo=None),
-            item.params_json,
-            a.request_id,
-            latency * 1000.0,
-            self.run_id,
-            attempts,
+    def _answer_row(
+        self, item: WorkItem, a: Answer, latency: float, attempts: int
+    ) -> CompletionRow:
+        return CompletionRow(
+            idempotency_key=item.key,
+            prompt_id=item.prompt_id,
+            sample_index=item.sample_index,
+            messages=item.messages_json,
+            system_prompt=item.system_prompt,
+            content=a.content,
+            reasoning=a.reasoning,
+            top_logprobs=json.dumps(a.top_logprobs) if a.top_logprobs is not None else None,
+            finish_reason=a.finish_reason,
+            prompt_tokens=a.prompt_tokens,
+            completion_tokens=a.completion_tokens,
+            reasoning_tokens=a.reasoning_tokens,
+            teacher_model=a.teacher_model,
+            requested_model=item.params["model"],
+            policy_id=self.policy_id,
+            policy_hash=self.policy_hash,
+            created_at=self.now().replace(tzinfo=None),
+            request_params=item.params_json,
+            request_id=a.request_id,
+            latency_ms=latency * 1000.0,
+            run_id=self.run_id,
+            attempts=attempts,
         )
 
     def _failure_row(self, item: WorkItem, exc: TransientError | PermanentError, attempts: int):
@@ -293,11 +296,11 @@ class Engine:
             )
         self._flush([], final=True)  # the counters as they end, whatever was stored
 
-    def _flush(self, batch: list[tuple[str, tuple, asyncio.Future]], final: bool = False) -> None:
+    def _flush(self, batch: list[tuple[str, Any, asyncio.Future]], final: bool = False) -> None:
         answers = [row for kind, row, _ in batch if kind == "answer"]
         failures = [row for kind, row, _ in batch if kind == "failure"]
-        tokens_in = sum(a[9] or 0 for a in answers)
-        tokens_out = sum(a[10] or 0 for a in answers)
+        tokens_in = sum(a.prompt_tokens or 0 for a in answers)
+        tokens_out = sum(a.completion_tokens or 0 for a in answers)
         now = self.clock()
         counters = None
         if final or now - self.counted_at >= COUNTERS_EVERY:

@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import policies
-from harvest._store import connect, utcnow
+from harvest._completions import CompletionRow, connect, read_completions, render_assistant
+from harvest._store import utcnow
 from harvest.errors import HarvestError, MissingDependencyError
 
 FORMATS = ("jsonl", "parquet", "hf")
 REASONING = ("field", "think", "drop")
 
-_QUERY = """
-SELECT prompt_id, sample_index, messages, content, reasoning, top_logprobs, finish_reason,
-       prompt_tokens, completion_tokens, reasoning_tokens, teacher_model, requested_model,
-       policy_id, policy_hash, created_at, request_params
-FROM completions ORDER BY created_at, prompt_id, sample_index
-"""
+_ORDER = ("created_at", "prompt_id", "sample_index")
 
 
 @dataclass
@@ -30,38 +26,27 @@ class ExportResult:
     format: str
 
 
-def _assistant(content: str, reasoning: str | None, mode: str) -> dict[str, Any]:
-    if mode == "think" and reasoning:
-        return {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n\n{content}"}
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if mode == "field":
-        message["reasoning_content"] = reasoning
-    return message
-
-
-def _record(row: tuple, mode: str) -> dict[str, Any]:
-    (pid, idx, messages, content, reasoning, logprobs, finish, p_tok, c_tok, r_tok, teacher,
-     requested, policy_id, policy_hash, created, params) = row  # fmt: skip
-    chat = json.loads(messages)
-    if mode == "field":
+def _record(row: CompletionRow, mode: str) -> dict[str, Any]:
+    chat = row.chat()
+    if mode == "field":  # every message has the field, so the rows share one Arrow schema
         chat = [{**m, "reasoning_content": None} for m in chat]
-    chat.append(_assistant(content, reasoning, mode))
+    chat.append(render_assistant(row.content, row.reasoning, mode))
     return {
-        "prompt_id": pid,
-        "sample_index": idx,
+        "prompt_id": row.prompt_id,
+        "sample_index": row.sample_index,
         "messages": chat,
-        "reasoning": reasoning,
-        "finish_reason": finish,
-        "prompt_tokens": p_tok,
-        "completion_tokens": c_tok,
-        "reasoning_tokens": r_tok,
-        "teacher_model": teacher,
-        "requested_model": requested,
-        "policy_id": policy_id,
-        "policy_hash": policy_hash,
-        "created_at": created.isoformat() if created else None,
-        "request_params": params,
-        "top_logprobs": logprobs,
+        "reasoning": row.reasoning,
+        "finish_reason": row.finish_reason,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "reasoning_tokens": row.reasoning_tokens,
+        "teacher_model": row.teacher_model,
+        "requested_model": row.requested_model,
+        "policy_id": row.policy_id,
+        "policy_hash": row.policy_hash,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "request_params": row.request_params,
+        "top_logprobs": row.top_logprobs,
     }
 
 
@@ -87,9 +72,9 @@ def export_dataset(
     if reasoning not in REASONING:
         raise HarvestError(f"unknown reasoning mode {reasoning!r}; choose one of {REASONING}")
     db_path, out = Path(db_path), Path(out_path)
+    records = [_record(row, reasoning) for row in read_completions(db_path, order_by=_ORDER)]
     con = connect(db_path, read_only=True)
     try:
-        records = [_record(row, reasoning) for row in con.execute(_QUERY).fetchall()]
         runs = con.execute(
             "SELECT DISTINCT base_url, requested_model, policy_id, policy_hash FROM runs "
             "WHERE policy_id IS NOT NULL ORDER BY 1, 2"

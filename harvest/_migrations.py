@@ -1,4 +1,12 @@
-"""Numbered schema migrations of the harvest DuckDB file (append only; never edit one)."""
+"""Numbered schema migrations of the harvest DuckDB file (append only; never edit one).
+
+``Store`` applies, in one transaction each, every migration a file has not had yet, and
+refuses a file whose newest migration this code does not know. A stage that needs a table
+(batch jobs, curated sets) adds it here as the next number, with its own ``CREATE``
+statements; the ``answers`` row itself is :class:`harvest._completions.CompletionRow`, and
+the ``answers`` table and the ``completions`` view must keep exactly that row's columns
+(``tests/harvest/test_harvest_completions.py`` checks it).
+"""
 
 from __future__ import annotations
 
@@ -88,32 +96,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         FROM answers;
         """,
     ),
+    (
+        2,
+        """
+        -- the view gains `attempts`, so it has every column of CompletionRow
+        CREATE OR REPLACE VIEW completions AS
+        SELECT prompt_id, sample_index, messages, system_prompt, content, reasoning,
+               top_logprobs, finish_reason, prompt_tokens, completion_tokens, reasoning_tokens,
+               teacher_model, requested_model, policy_id, policy_hash, created_at,
+               request_params, idempotency_key, request_id, latency_ms, run_id, attempts
+        FROM answers;
+        """,
+    ),
 ]
-
-ANSWER_COLUMNS = (
-    "idempotency_key",
-    "prompt_id",
-    "sample_index",
-    "messages",
-    "system_prompt",
-    "content",
-    "reasoning",
-    "top_logprobs",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "teacher_model",
-    "requested_model",
-    "policy_id",
-    "policy_hash",
-    "created_at",
-    "request_params",
-    "request_id",
-    "latency_ms",
-    "run_id",
-    "attempts",
-)
 
 FAILURE_COLUMNS = (
     "idempotency_key",

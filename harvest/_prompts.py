@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harvest._completions import prompt_key
 from harvest.errors import PromptFileError
 
 ROLES = ("system", "user", "assistant", "developer", "tool")
@@ -36,7 +36,8 @@ def canonical_json(value: Any) -> str:
 
 
 def messages_hash(messages: Sequence[dict[str, str]]) -> str:
-    return hashlib.sha256(canonical_json(list(messages)).encode()).hexdigest()[:24]
+    """The id of a prompt given without one: the first 24 characters of its prompt key."""
+    return prompt_key(messages)[:24]
 
 
 def _check_messages(raw: Any, where: str) -> tuple[dict[str, str], ...]:

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harvest._store import connect, utcnow
+from harvest._completions import connect
+from harvest._store import utcnow
 
 
 @dataclass

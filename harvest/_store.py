@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -14,18 +13,10 @@ from typing import Any
 
 import duckdb
 
-from harvest._migrations import ANSWER_COLUMNS, FAILURE_COLUMNS, MIGRATIONS
-from harvest.errors import DatabaseBusyError, HarvestError
+from harvest._completions import CompletionRow, completions_arrow, connect
+from harvest._migrations import FAILURE_COLUMNS, MIGRATIONS
+from harvest.errors import HarvestError
 
-_ANSWER_TYPES = {
-    "sample_index": "int32",
-    "prompt_tokens": "int32",
-    "completion_tokens": "int32",
-    "reasoning_tokens": "int32",
-    "attempts": "int32",
-    "latency_ms": "float64",
-    "created_at": "ts",
-}
 _FAILURE_TYPES = {
     "sample_index": "int32",
     "status": "int32",
@@ -85,24 +76,6 @@ class RunCounters:
                 "DO UPDATE SET requests = daily_requests.requests + excluded.requests"
             )
         return statements
-
-
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the file; a lock held by another process becomes :class:`DatabaseBusyError`."""
-    if read_only and not path.exists():
-        raise HarvestError(f"{path}: no such harvest database")
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        text = str(exc)
-        if "lock" not in text.lower():
-            raise HarvestError(f"{path}: cannot open the database ({text})") from None
-        pid = re.search(r"PID (\d+)", text)
-        who = f"process {pid.group(1)}" if pid else "another process"
-        raise DatabaseBusyError(
-            f"{path} is in use by {who} (a harvest run holds it open for writing); "
-            "wait for it to finish or use another --db file"
-        ) from None
 
 
 class Store:
@@ -207,7 +180,10 @@ class Store:
             con.unregister("new_tasks")
 
     def write_batch(
-        self, answers: Sequence[tuple], failures: Sequence[tuple], counters: RunCounters | None
+        self,
+        answers: Sequence[CompletionRow],
+        failures: Sequence[tuple],
+        counters: RunCounters | None,
     ) -> None:
         """One transaction: answers, failures and, when given, the run's counters.
 
@@ -218,11 +194,11 @@ class Store:
         con = self.con
         script = ["BEGIN"]
         if answers:
-            con.register("batch", _arrow(ANSWER_COLUMNS, answers, _ANSWER_TYPES))
+            con.register("batch", completions_arrow(answers))
             # Plain INSERT (OR IGNORE costs ~2x): keys are unique in a run's plan, done keys
             # are never planned again, and one process holds the file.
             script.append("INSERT INTO answers SELECT * FROM batch")
-            if any(row[0] in self.failed_keys for row in answers):  # --retry-failed
+            if any(row.idempotency_key in self.failed_keys for row in answers):  # --retry-failed
                 script.append(
                     "DELETE FROM failures WHERE idempotency_key IN (SELECT idempotency_key FROM batch)"
                 )
@@ -237,7 +213,7 @@ class Store:
         script.append("COMMIT")
         try:
             con.execute(";\n".join(script))
-            self.failed_keys.difference_update(row[0] for row in answers)
+            self.failed_keys.difference_update(row.idempotency_key for row in answers)
             self.failed_keys.update(row[0] for row in failures)
         except BaseException:
             with contextlib.suppress(duckdb.Error):  # a failed statement may have ended it

@@ -33,6 +33,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harvest._completions import render_assistant
+
 _DIRECTIVE = re.compile(r"\[\[(status|slow):([0-9.]+)\]\]")
 
 
@@ -228,7 +230,7 @@ class _Server:
             message[self.s.reasoning] = reasoning
             reasoning_tokens = len(_tokens(reasoning))
         elif self.s.reasoning == "think":
-            message["content"] = f"<think>\n{reasoning}\n</think>\n\n{content}"
+            message["content"] = render_assistant(content, reasoning, "think")["content"]
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
         if body.get("logprobs"):
             k = int(body.get("top_logprobs") or 0)

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from train._evaluate import EvalConfig, evaluate_student, render_report
     from train._metrics import METRIC_NAMES, exact_match, rouge_l, score, token_f1
     from train._sft import TrainResult, train_sft
+    from train._split import SplitRecord
 
 _LAZY = {
     "cache_root": "train._base",
     "default_gguf": "train._base",
     "resolve_base": "train._base",
     "TrainConfig": "train._config",
+    "SplitRecord": "train._split",
     "Dataset": "train._data",
     "Example": "train._data",
     "load_dataset": "train._data",
@@ -56,6 +58,7 @@ __all__ = [
     "EvalConfig",
     "Example",
     "PolicyForbidsTraining",
+    "SplitRecord",
     "TrainConfig",
     "TrainConfigError",
     "TrainDataError",

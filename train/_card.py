@@ -28,6 +28,7 @@ def write_card(
     obligations: Any,
 ) -> tuple[Path, Path | None]:
     """Write ``README.md`` (the model card) and ``NOTICE`` (when there are notices) in ``out``."""
+    section = obligations.card_markdown()
     lines = [
         "---",
         "library_name: peft",
@@ -65,22 +66,23 @@ def write_card(
         f"- Steps: {metrics.get('global_step')}, train loss: {_fmt(metrics.get('train_loss'))}, "
         f"eval loss: {_fmt(metrics.get('eval_loss'))}",
         "",
-        obligations.card_markdown().rstrip(),
+        section.rstrip(),
         "",
     ]
     if obligations.name_prefix:
         lines += [f"Name prefix required by the teachers' terms: `{obligations.name_prefix}`", ""]
-    if obligations.conflicts:
-        lines += ["### Conflicts between teachers' terms", ""]
-        lines += [f"- {c}" for c in obligations.conflicts] + [""]
+    # card_markdown() lists the conflicts between the teachers' policies it has; list here
+    # only those it does not show (so each conflict appears once)
+    unlisted = [c for c in obligations.conflicts if c not in section]
+    if unlisted:
+        lines += ["### Conflicts", ""] + [f"- ⚠ {c}" for c in unlisted] + [""]
     card = out / "README.md"
     card.write_text("\n".join(lines))
-    notice_text = obligations.notice_text().strip()
+    notice_text = obligations.notice_text()  # the notices and the attributions, each once
     notice = None
-    if notice_text or obligations.attributions:
+    if notice_text:
         notice = out / "NOTICE"
-        parts = [notice_text, *obligations.attributions]
-        notice.write_text("\n\n".join(p for p in parts if p) + "\n")
+        notice.write_text(notice_text)
     return card, notice
 
 

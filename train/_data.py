@@ -1,7 +1,7 @@
 """Training rows from a harvest database: read, filter, deduplicate, split by prompt.
 
-Reads the ``completions`` view (contracts section 1) read-only, keeps the finish reasons
-asked for, drops empty and duplicate answers and rows whose teacher's terms forbid training,
+Reads the harvest through its contract (``harvest.read_completions``, read-only), keeps
+the finish reasons asked for, drops empty and duplicate answers and rows whose teacher's terms forbid training,
 and splits train/eval deterministically by the prompt the *student* sees, so the same
 prompt (every sample of it, whatever its ``prompt_id``) is always on one side only.
 """
@@ -13,22 +13,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harvest import HarvestError, prompt_key, read_completions, render_assistant
 from train.errors import PolicyForbidsTraining, TrainDataError
 
-REASONING_MODES = ("think", "drop", "template")
+if TYPE_CHECKING:
+    from harvest import CompletionRow
 
-_COLUMNS = (
-    "prompt_id",
-    "sample_index",
-    "messages",
-    "content",
-    "reasoning",
-    "finish_reason",
-    "policy_id",
-    "teacher_model",
-)
+REASONING_MODES = ("think", "drop", "template")  # harvest.render_assistant's modes train uses
 
 
 @dataclass(frozen=True)
@@ -83,53 +76,12 @@ class Dataset:
         }
 
 
-def prompt_key(prompt: Sequence[dict[str, Any]]) -> str:
-    """A stable hash of the messages the student is given."""
-    canonical = json.dumps(
-        [{"role": m.get("role"), "content": m.get("content")} for m in prompt],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def completion_message(content: str, reasoning: str | None, mode: str) -> dict[str, Any]:
-    """The assistant message for one reasoning mode (``think``, ``drop``, ``template``)."""
-    reasoning = (reasoning or "").strip() or None
-    if mode == "think" and reasoning:
-        return {"role": "assistant", "content": f"<think>\n{reasoning}\n</think>\n\n{content}"}
-    if mode == "template" and reasoning:
-        return {"role": "assistant", "content": content, "reasoning_content": reasoning}
-    return {"role": "assistant", "content": content}
-
-
-def read_rows(db: Path, *, with_logprobs: bool) -> list[dict[str, Any]]:
-    """All rows of the ``completions`` view, as dicts (JSON columns still strings)."""
-    import duckdb
-
-    db = Path(db)
-    if not db.is_file():
-        raise TrainDataError(f"{db}: no such harvest database")
-    columns = list(_COLUMNS) + (["top_logprobs"] if with_logprobs else [])
+def read_rows(db: Path, *, with_logprobs: bool) -> list[CompletionRow]:
+    """Every row of the harvest's ``completions`` view (the contract's reader, read-only)."""
     try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error as exc:
-        raise TrainDataError(f"{db}: not a DuckDB database ({exc})") from exc
-    try:
-        cur = con.execute(
-            f"SELECT {', '.join(columns)} FROM completions ORDER BY prompt_id, sample_index"
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    except duckdb.CatalogException as exc:
-        raise TrainDataError(
-            f"{db}: no usable `completions` view (is it a harvest database?): {exc}"
-        ) from exc
-    except duckdb.BinderException as exc:
-        raise TrainDataError(f"{db}: the `completions` view lacks a column: {exc}") from exc
-    finally:
-        con.close()
+        return read_completions(db, with_logprobs=with_logprobs)
+    except HarvestError as exc:  # no such file, not a harvest, busy (naming the holder)
+        raise TrainDataError(str(exc)) from exc
 
 
 def _parse_messages(raw: Any, where: str) -> list[dict[str, Any]]:
@@ -156,8 +108,14 @@ def _parse_logprobs(raw: Any, where: str) -> list[dict[str, Any]] | None:
     return value or None
 
 
+def completion_message(content: str, reasoning: str | None, mode: str) -> dict[str, Any]:
+    """The assistant message train fits for one reasoning mode: the contract's renderer,
+    on the reasoning with its surrounding whitespace trimmed."""
+    return render_assistant(content, (reasoning or "").strip() or None, mode)
+
+
 def build_examples(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[CompletionRow],
     *,
     db: Path,
     reasoning: str,
@@ -172,39 +130,39 @@ def build_examples(
     examples: list[Example] = []
     for row in rows:
         counts["rows"] += 1
-        where = f"{db}: row prompt_id={row['prompt_id']!r} sample_index={row['sample_index']}"
-        if finish_reasons and row["finish_reason"] not in finish_reasons:
+        where = f"{db}: row prompt_id={row.prompt_id!r} sample_index={row.sample_index}"
+        if finish_reasons and row.finish_reason not in finish_reasons:
             counts["dropped_finish_reason"] += 1
             continue
-        content = (row["content"] or "").strip()
+        content = (row.content or "").strip()
         if not content:
             counts["dropped_empty"] += 1
             continue
-        if row["policy_id"] in forbidden:
+        if row.policy_id in forbidden:
             counts["dropped_policy_forbidden"] += 1
             continue
-        messages = _parse_messages(row["messages"], where)
+        messages = _parse_messages(row.messages, where)
         prompt = [m for m in messages if not (drop_system and m["role"] == "system")]
         if not prompt:
             raise TrainDataError(f"{where}: no message left to prompt with after --drop-system")
         key = prompt_key(prompt)
-        completion = completion_message(content, row["reasoning"], reasoning)
+        completion = completion_message(content, row.reasoning, reasoning)
         if (key, completion["content"]) in seen:
             counts["dropped_duplicate"] += 1
             continue
         seen.add((key, completion["content"]))
         examples.append(
             Example(
-                prompt_id=str(row["prompt_id"]),
-                sample_index=int(row["sample_index"] or 0),
+                prompt_id=str(row.prompt_id),
+                sample_index=int(row.sample_index or 0),
                 prompt=prompt,
                 completion=[completion],
                 prompt_key=key,
                 content=content,
-                reasoning=row["reasoning"],
-                policy_id=row["policy_id"],
-                teacher_model=row["teacher_model"],
-                top_logprobs=_parse_logprobs(row.get("top_logprobs"), where),
+                reasoning=row.reasoning,
+                policy_id=row.policy_id,
+                teacher_model=row.teacher_model,
+                top_logprobs=_parse_logprobs(row.top_logprobs, where),
             )
         )
     counts["kept"] = len(examples)
@@ -248,7 +206,7 @@ def load_dataset(
     rows = read_rows(db, with_logprobs=with_logprobs)
     if not rows:
         raise TrainDataError(f"{db}: the `completions` view has no rows (nothing harvested yet)")
-    ids = sorted({r["policy_id"] for r in rows if r["policy_id"]})
+    ids = sorted({r.policy_id for r in rows if r.policy_id})
     forbidden = frozenset(obligations(ids).training_forbidden) if ids else frozenset()
     examples, counts = build_examples(
         rows,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from train._base import offline_hub, resolve_base
-from train._data import Example, load_dataset
+from train._data import Example
 from train._metrics import METRIC_NAMES, mean_scores, score
+from train._split import SplitRecord
 from train.errors import TrainConfigError, TrainDataError
 
 log = logging.getLogger("train")
@@ -22,7 +23,8 @@ class EvalConfig:
 
     Parameters:
         db (`Path`): harvest database; its held-out split (same filters, seed and split as
-            training, read from ``train_config.json`` beside the adapter) is evaluated.
+            training: the :class:`~train._split.SplitRecord` in ``train_config.json`` beside
+            the adapter) is evaluated.
         adapter (`Path`): the adapter directory, or the ``train sft --out`` directory.
         out (`Path`): JSON report to write.
         limit (`int`, *optional*): evaluate at most this many held-out prompts.
@@ -56,28 +58,13 @@ def _adapter_dir(path: Path) -> Path:
     )
 
 
-def _train_config(adapter_dir: Path) -> dict[str, Any]:
-    for candidate in (adapter_dir / "train_config.json", adapter_dir.parent / "train_config.json"):
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    log.warning("%s: no train_config.json; using the default filters and split", adapter_dir)
-    return {}
-
-
-def held_out(config: EvalConfig, used: dict[str, Any]) -> list[Example]:
+def held_out(config: EvalConfig, split: SplitRecord) -> list[Example]:
     """One example per held-out prompt (its first sample is the reference)."""
-    data = load_dataset(
-        config.db,
-        reasoning=used.get("reasoning", "think"),
-        drop_system=used.get("drop_system", False),
-        finish_reasons=used.get("finish_reasons", ["stop"]),
-        eval_fraction=used.get("eval_fraction", 0.1),
-        seed=used.get("seed", 0),
-    )
+    data = split.load(config.db)
     if not data.eval:
         raise TrainDataError(
             f"{config.db}: no held-out prompts to evaluate (eval_fraction="
-            f"{used.get('eval_fraction', 0.1)}, {data.summary()['train_prompts']} prompts)"
+            f"{split.eval_fraction}, {data.summary()['train_prompts']} prompts)"
         )
     firsts: dict[str, Example] = {}
     for example in data.eval:
@@ -157,8 +144,8 @@ def evaluate_student(config: EvalConfig) -> dict[str, Any]:
     """Generate with the base and the student on held-out prompts; score both; write JSON."""
     offline_hub()
     adapter_dir = _adapter_dir(config.adapter)
-    used = _train_config(adapter_dir)
-    examples = held_out(config, used)
+    split, used = SplitRecord.beside(adapter_dir)
+    examples = held_out(config, split)
     if config.base is not None:
         base_dir = resolve_base(config.base)
     elif used.get("base_dir") and Path(used["base_dir"]).is_dir():

@@ -7,7 +7,8 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
-_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*(.*)$", re.DOTALL)
+from harvest import split_think
+
 _PUNCT = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
@@ -21,12 +22,11 @@ METRIC_NAMES = (
 )
 
 
-def split_think(text: str) -> tuple[str | None, str]:
-    """``(reasoning, answer)``: a leading ``<think>...</think>`` block taken off the answer."""
-    match = _THINK.match(text)
-    if match:
-        return match.group(1).strip(), match.group(2).strip()
-    return None, text.strip()
+def answer_and_reasoning(text: str) -> tuple[str, str | None]:
+    """``(answer, reasoning)`` of a generation or target: harvest's ``split_think``, the
+    answer trimmed."""
+    answer, reasoning = split_think(text)
+    return answer.strip(), reasoning
 
 
 def normalize_tokens(text: str) -> list[str]:
@@ -82,8 +82,8 @@ def format_adherence(generation: str, target: str) -> float:
     """1 when the generation has the target's reasoning format: a well-formed leading
     ``<think>`` block and a non-empty answer where the target has one, no think tags and a
     non-empty answer where it has none."""
-    target_reasoning, _ = split_think(target)
-    reasoning, answer = split_think(generation)
+    _, target_reasoning = answer_and_reasoning(target)
+    answer, reasoning = answer_and_reasoning(generation)
     if target_reasoning is not None:
         return float(reasoning is not None and bool(answer))
     return float("<think>" not in generation and "</think>" not in generation and bool(answer))
@@ -91,8 +91,8 @@ def format_adherence(generation: str, target: str) -> float:
 
 def score(generation: str, target: str) -> dict[str, float | None]:
     """Per-example agreement of one generation with the teacher's target text."""
-    _, answer = split_think(generation)
-    _, reference = split_think(target)
+    answer, _ = answer_and_reasoning(generation)
+    reference, _ = answer_and_reasoning(target)
     return {
         "token_f1": token_f1(answer, reference),
         "rouge_l": rouge_l(answer, reference),

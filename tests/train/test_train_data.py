@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
 import policies
+from harvest import prompt_key
 from tests.train.conftest import SYSTEM, capital_rows, make_harvest_db, row
 from train import (
     PolicyForbidsTraining,
@@ -19,7 +21,7 @@ from train import (
     load_dataset,
     split_by_prompt,
 )
-from train._data import build_examples, prompt_key
+from train._data import build_examples
 
 
 def test_split_never_puts_a_prompt_on_both_sides(tmp_path: Path) -> None:
@@ -66,7 +68,7 @@ def test_filters_count_what_they_drop(tmp_path: Path) -> None:
     rows = capital_rows(4)
     rows.append(row("cut", "Long?", "It is a long story and", finish_reason="length"))
     rows.append(row("empty", "Say nothing", "   "))
-    rows.append(row("p0", "What is the capital of France?", rows[0]["content"], sample_index=1))
+    rows.append(row("p0", "What is the capital of France?", rows[0].content, sample_index=1))
     db = make_harvest_db(tmp_path / "h.duckdb", rows)
     data = load_dataset(db, eval_fraction=0.0)
     assert data.counts == {
@@ -144,8 +146,7 @@ def test_no_rows_after_filters_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bad_messages_json_names_the_row(tmp_path: Path) -> None:
-    bad = row("broken", "Q?", "A.")
-    bad["messages"] = json.dumps({"role": "user"})
+    bad = replace(row("broken", "Q?", "A."), messages=json.dumps({"role": "user"}))
     db = make_harvest_db(tmp_path / "h.duckdb", [bad])
     with pytest.raises(TrainDataError, match=r"prompt_id='broken'.*messages"):
         load_dataset(db)

@@ -15,7 +15,6 @@ from train._metrics import (
     mean_scores,
     rouge_l,
     score,
-    split_think,
     token_f1,
 )
 
@@ -34,11 +33,10 @@ def test_rouge_l_uses_the_longest_common_subsequence() -> None:
     assert rouge_l("", "a") == 0.0
 
 
-def test_length_ratio_and_think_split() -> None:
+def test_length_ratio() -> None:
+    # split_think's cases moved to tests/harvest/test_harvest_answer.py (its owner)
     assert length_ratio("one two", "one two three four") == 0.5
     assert length_ratio("x", "") is None
-    assert split_think("<think>\nhm\n</think>\n\nYes.") == ("hm", "Yes.")
-    assert split_think("Yes.") == (None, "Yes.")
 
 
 def test_format_adherence_follows_the_target_format() -> None:
@@ -89,3 +87,61 @@ def test_card_and_notice_carry_the_obligations(tmp_path: Path) -> None:
     assert "context distillation" in text and "h.duckdb" in text
     assert notice is not None
     assert "Community License" in notice.read_text() and "Built with Llama" in notice.read_text()
+
+
+def test_card_and_notice_carry_each_obligation_once(tmp_path: Path) -> None:
+    ob = Obligations(
+        policy_ids=("llama-3.1",),
+        name_prefix="Llama",
+        notices=("Llama 3.1 is licensed under the Llama 3.1 Community License.",),
+        attributions=("Built with Llama",),
+        conflicts=("Teacher A requires X; teacher B forbids X.",),
+    )
+    card, notice = write_card(
+        tmp_path,
+        name="Llama-student",
+        base="SmolLM2",
+        base_dir=tmp_path,
+        db=tmp_path / "h.duckdb",
+        data_summary={},
+        metrics={},
+        config={},
+        obligations=ob,
+    )
+    assert notice is not None
+    assert notice.read_text() == (
+        "This model was trained on outputs of other models, whose terms require:\n"
+        "\n"
+        "Built with Llama\n"
+        "\n"
+        "Llama 3.1 is licensed under the Llama 3.1 Community License.\n"
+    )
+    text = card.read_text()
+    assert text.count("Conflicts") == 1
+    assert text.count("teacher B forbids X") == 1
+    assert text.count("Built with Llama") <= 1
+
+
+def test_real_obligations_reach_card_and_notice_once(tmp_path: Path) -> None:
+    from policies import obligations
+
+    ob = obligations(["gemma", "qwen2.5-qwen-research"])
+    assert ob.conflicts and ob.attributions  # the pair this test is about
+    card, notice = write_card(
+        tmp_path,
+        name="s",
+        base="SmolLM2",
+        base_dir=tmp_path,
+        db=tmp_path / "h.duckdb",
+        data_summary={},
+        metrics={},
+        config={},
+        obligations=ob,
+    )
+    text = card.read_text()
+    assert text.count("### Conflicts") == 1
+    for conflict in ob.conflicts:
+        assert text.count(conflict) == 1
+    assert notice is not None and notice.read_text() == ob.notice_text()
+    for attribution in ob.attributions:
+        assert notice.read_text().count(attribution) == 1
