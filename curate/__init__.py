@@ -34,9 +34,21 @@ if TYPE_CHECKING:
     from curate._registry import VERIFIERS, get_verifier
     from curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
     from curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
+    from curate._store import (
+        CuratedSet,
+        StoreCuration,
+        curate_store,
+        read_curated,
+        store_fingerprint,
+    )
     from curate._verdict import Verdict, Verifier
 
 _LAZY = {
+    "CuratedSet": "curate._store",
+    "StoreCuration": "curate._store",
+    "curate_store": "curate._store",
+    "read_curated": "curate._store",
+    "store_fingerprint": "curate._store",
     "CodeVerifier": "curate._code",
     "extract_code": "curate._code",
     "BenchmarkItem": "curate._decontam",
@@ -84,6 +96,7 @@ __all__ = [
     "ConfigError",
     "CurateConfig",
     "CurateError",
+    "CuratedSet",
     "CurationResult",
     "CurationRow",
     "Decision",
@@ -102,10 +115,12 @@ __all__ = [
     "SandboxLimits",
     "SandboxResult",
     "SandboxUnavailableError",
+    "StoreCuration",
     "UnknownVerifierError",
     "Verdict",
     "Verifier",
     "curate_rows",
+    "curate_store",
     "extract_code",
     "extract_final_answer",
     "find_duplicates",
@@ -115,6 +130,8 @@ __all__ = [
     "optimal_bands",
     "parse_number",
     "pass_at_k",
+    "read_curated",
     "run_sandboxed",
     "select_samples",
+    "store_fingerprint",
 ]

@@ -20,6 +20,7 @@ works (no ``unshare``, namespaces forbidden in a container), :func:`run_sandboxe
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -172,6 +173,32 @@ def _reason(returncode: int, stderr: str, timed_out: bool, limits: SandboxLimits
     return f"exit {returncode}" + (f": {last[:200]}" if last else "")
 
 
+def _group_members(group: int) -> list[int]:
+    """Processes still in the run's process group or session (the namespace's, once killed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and group in (int(fields[2]), int(fields[3])):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _reap(group: int, timeout: float = 5.0) -> None:
+    """Kill what is left of the group and wait until the kernel has taken it all down."""
+    deadline = time.monotonic() + timeout
+    while (left := _group_members(group)) and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+        time.sleep(0.02)
+    if left:
+        raise SandboxUnavailableError(
+            f"sandboxed processes {left[:5]} survived SIGKILL for {timeout:g} s"
+        )
+
+
 def _tail(path: Path, limit: int = 4000) -> str:
     data = path.read_bytes() if path.exists() else b""
     return data[-limit:].decode("utf-8", errors="replace")
@@ -215,6 +242,7 @@ def run_sandboxed(
                 timed_out = True
                 os.killpg(proc.pid, signal.SIGKILL)  # --kill-child takes the namespace down
                 proc.wait()
+            _reap(proc.pid)
         wall = time.monotonic() - start
         stderr = _tail(err_path)
         status = workdir / ".status"

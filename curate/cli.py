@@ -1,7 +1,9 @@
 """``stillroom curate ...``: a thin Typer shell over the ``curate`` library.
 
-Until curation reads the harvest store (the harvest-to-train contract), it works on JSONL
-files: harvest's export, or flat ``{"id", "prompt", "answer"}`` rows.
+``run`` and ``show`` work on the harvest store (a named curated set that ``train sft
+--curated NAME`` trains on); ``jsonl`` does the same on JSONL files (harvest's export, or
+flat ``{"id", "prompt", "answer"}`` rows); ``verify``, ``dedup`` and ``decontam`` are single
+checks for looking at data.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from stillroom_core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
     cls=FriendlyErrors,
-    help="Verify, deduplicate and decontaminate training data (JSONL files for now).",
+    help="Verify, deduplicate and decontaminate training data (a harvest store or JSONL).",
     no_args_is_help=True,
 )
 
@@ -24,6 +26,136 @@ def _benchmarks(paths: list[Path], field: str | None):
     from curate import load_benchmark
 
     return [item for path in paths for item in load_benchmark(path, field)]
+
+
+def _config(
+    verifier,
+    prompt_threshold,
+    answer_threshold,
+    ngram,
+    decontam_threshold,
+    keep,
+    drop_all_pass,
+    keep_all_fail,
+    rel_tol=None,
+):
+    from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
+
+    return CurateConfig(
+        verifier=None if verifier == "none" else verifier,
+        verifier_options={"rel_tol": rel_tol} if rel_tol is not None else {},
+        prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
+        answer_dedup=DedupConfig(near_threshold=answer_threshold),
+        decontam=DecontamConfig(ngram=ngram, near_threshold=decontam_threshold),
+        sampling=SamplingConfig(
+            keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
+        ),
+    )
+
+
+def _print_summary(summary: dict, where: str) -> None:
+    typer.echo(f"kept {summary['kept']} of {summary['rows']} rows -> {where}")
+    for stage, count in summary["by_stage"].items():
+        typer.echo(f"  {stage:18s} {count}")
+
+
+@app.command("run")
+def run_command(
+    db: Path = typer.Option(..., "--db", help="Harvest DuckDB file."),
+    name: str = typer.Option(
+        ..., "--name", help="Name of the curated set (train sft --curated NAME)."
+    ),
+    verifier: str = typer.Option(
+        "math", "--verifier", help="math, exact, regex, choice, code, or none."
+    ),
+    references: Path | None = typer.Option(
+        None, "--references", help="JSONL of {id, FIELD}: prompt id -> reference."
+    ),
+    reference_field: str = typer.Option(
+        "answer", "--reference-field", help="Field of --references holding the reference."
+    ),
+    benchmark: list[Path] = typer.Option(
+        [], "--benchmark", help="Benchmark file to decontaminate against; repeatable."
+    ),
+    benchmark_field: str | None = typer.Option(
+        None, "--benchmark-field", help="Text field of benchmark rows."
+    ),
+    prompt_threshold: float = typer.Option(
+        0.7, "--prompt-threshold", help="Near-duplicate prompt Jaccard."
+    ),
+    answer_threshold: float = typer.Option(
+        0.9, "--answer-threshold", help="Near-duplicate answer Jaccard."
+    ),
+    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
+    decontam_threshold: float = typer.Option(
+        0.5, "--decontam-threshold", help="Reworded-leak Jaccard."
+    ),
+    rel_tol: float | None = typer.Option(
+        None, "--rel-tol", help="math: relative tolerance (default 1e-6)."
+    ),
+    keep: str = typer.Option("all", "--keep", help="Verified samples kept per prompt: one or all."),
+    drop_all_pass: bool = typer.Option(
+        False, "--drop-all-pass", help="Drop prompts every sample solved."
+    ),
+    keep_all_fail: bool = typer.Option(
+        False, "--keep-all-fail", help="Keep prompts no sample solved."
+    ),
+) -> None:
+    """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
+    from curate import curate_store
+    from curate._jsonl import read_references
+
+    refs = read_references(references, reference_field) if references else None
+    config = _config(
+        verifier,
+        prompt_threshold,
+        answer_threshold,
+        ngram,
+        decontam_threshold,
+        keep,
+        drop_all_pass,
+        keep_all_fail,
+        rel_tol,
+    )
+    result = curate_store(
+        db, name, references=refs, config=config,
+        benchmarks=_benchmarks(benchmark, benchmark_field), benchmark_files=[str(b) for b in benchmark],
+    )  # fmt: skip
+    _print_summary(result.summary, f"curated set {name!r} in {db}")
+    typer.echo(
+        f"verdicts: {result.verdicts_new} new, {result.verdicts_reused} reused from the store"
+    )
+
+
+@app.command("show")
+def show_command(
+    db: Path = typer.Option(..., "--db", help="Harvest DuckDB file."),
+    name: str = typer.Option(..., "--name", help="Curated set."),
+    drops: int = typer.Option(
+        10, "--drops", help="Print this many dropped answers with their reason."
+    ),
+) -> None:
+    """A curated set's counts, thresholds, benchmarks, and whether the harvest grew since."""
+    from curate import read_curated
+    from harvest._completions import connect
+
+    curated = read_curated(db, name)
+    typer.echo(json.dumps(curated.card(), indent=2))
+    if curated.changed:
+        typer.echo(
+            f"note: the harvest changed since curation ({curated.grown_by or 'some'} answers new or changed)"
+        )
+    con = connect(db, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT idempotency_key, stage, reason, matched FROM curation_decisions "
+            "WHERE curation = ? AND NOT keep ORDER BY idempotency_key LIMIT ?",
+            [name, drops],
+        ).fetchall()
+    finally:
+        con.close()
+    for key, stage, reason, matched in rows:
+        typer.echo(f"  {key}: {stage}: {reason}" + (f" (matches {matched})" if matched else ""))
 
 
 @app.command("jsonl")
