@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from curate._registry import VERIFIERS, get_verifier
     from curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
     from curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
+    from curate._stats import mcnemar_exact, task_report, wilson_interval
     from curate._store import (
         CuratedSet,
         StoreCuration,
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from curate._verdict import Verdict, Verifier
 
 _LAZY = {
+    "mcnemar_exact": "curate._stats",
+    "task_report": "curate._stats",
+    "wilson_interval": "curate._stats",
     "CuratedSet": "curate._store",
     "StoreCuration": "curate._store",
     "curate_store": "curate._store",
@@ -127,6 +131,7 @@ __all__ = [
     "get_verifier",
     "isolation",
     "load_benchmark",
+    "mcnemar_exact",
     "optimal_bands",
     "parse_number",
     "pass_at_k",
@@ -134,4 +139,6 @@ __all__ = [
     "run_sandboxed",
     "select_samples",
     "store_fingerprint",
+    "task_report",
+    "wilson_interval",
 ]
