@@ -19,6 +19,7 @@ from curate._drop import Drop
 from curate._registry import get_verifier
 from curate._sampling import PromptStats, SamplingConfig, select_samples
 from curate._verdict import Verdict
+from curate.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,17 @@ class CurateConfig:
     answer_dedup: DedupConfig | None = field(
         default_factory=lambda: DedupConfig(near_threshold=0.9)
     )
+    # "prompt": duplicate answers among one prompt's samples; "global": across every prompt
+    # (templated answers), which a short-answer task must not use ("12" answers many prompts).
+    answer_dedup_scope: str = "prompt"
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        if self.answer_dedup_scope not in ("prompt", "global"):
+            raise ConfigError(
+                f"answer_dedup_scope must be 'prompt' or 'global', got {self.answer_dedup_scope!r}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +166,25 @@ def _drop_duplicate_prompts(rows, config, drops) -> None:
     for i, row in enumerate(rows):
         if i not in drops and row.prompt_key in dropped:
             drops[i] = dropped[row.prompt_key]
+
+
+def _drop_duplicate_answers(rows, config, drops) -> None:
+    groups: dict[str, list[int]] = {}
+    for i in range(len(rows)):
+        if i not in drops:
+            groups.setdefault(
+                "" if config.answer_dedup_scope == "global" else rows[i].prompt_key, []
+            ).append(i)
+    for live in groups.values():
+        if len(live) < 2:
+            continue
+        found = find_duplicates(
+            [rows[i].answer for i in live],
+            [rows[i].row_id for i in live],
+            config.answer_dedup,
+            "answer",
+        )
+        drops.update({live[pos]: drop for pos, drop in found.items()})
 
 
 def _verify(rows, config, drops, cached_verdict, on_verdict) -> dict[int, Verdict]:

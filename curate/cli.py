@@ -38,6 +38,7 @@ def _config(
     drop_all_pass,
     keep_all_fail,
     rel_tol=None,
+    answer_scope="prompt",
 ):
     from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
 
@@ -46,6 +47,7 @@ def _config(
         verifier_options={"rel_tol": rel_tol} if rel_tol is not None else {},
         prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
         answer_dedup=DedupConfig(near_threshold=answer_threshold),
+        answer_dedup_scope=answer_scope,
         decontam=DecontamConfig(ngram=ngram, near_threshold=decontam_threshold),
         sampling=SamplingConfig(
             keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
@@ -100,6 +102,9 @@ def run_command(
     keep_all_fail: bool = typer.Option(
         False, "--keep-all-fail", help="Keep prompts no sample solved."
     ),
+    answer_scope: str = typer.Option(
+        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
+    ),
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
     from curate import curate_store
@@ -116,6 +121,7 @@ def run_command(
         drop_all_pass,
         keep_all_fail,
         rel_tol,
+        answer_scope,
     )
     result = curate_store(
         db, name, references=refs, config=config,
@@ -198,22 +204,20 @@ def jsonl_command(
     keep_all_fail: bool = typer.Option(
         False, "--keep-all-fail", help="Keep prompts no sample solved."
     ),
+    answer_scope: str = typer.Option(
+        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
+    ),
 ) -> None:
     """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
-    from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig, curate_rows
+    from curate import curate_rows
     from curate._jsonl import read_references, read_rows, write_outputs
 
     refs = read_references(references) if references else None
     rows_in, originals = read_rows(rows, refs, reference_field)
-    config = CurateConfig(
-        verifier=None if verifier == "none" else verifier,
-        prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
-        answer_dedup=DedupConfig(near_threshold=answer_threshold),
-        decontam=DecontamConfig(ngram=ngram, near_threshold=decontam_threshold),
-        sampling=SamplingConfig(
-            keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
-        ),
-    )
+    config = _config(
+        verifier, prompt_threshold, answer_threshold, ngram, decontam_threshold,
+        keep, drop_all_pass, keep_all_fail, None, answer_scope,
+    )  # fmt: skip
     result = curate_rows(rows_in, config, _benchmarks(benchmark, benchmark_field))
     card = {
         "input": str(rows),

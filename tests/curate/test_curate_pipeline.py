@@ -109,3 +109,15 @@ def test_cli_names_a_bad_line(tmp_path):
     res = CliRunner().invoke(app, ["jsonl", str(rows), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1
     assert "Error: " in res.output and "rows.jsonl:2: needs 'messages'" in res.output
+
+
+def test_answer_dedup_is_per_prompt_unless_global():
+    rows = [
+        CurationRow("a#0", "a", "What is 5 + 7?", "#### 12", "12"),
+        CurationRow("b#0", "b", "What is 3 + 9?", "#### 12", "12"),
+        CurationRow("b#1", "b", "What is 3 + 9?", "#### 12", "12"),
+    ]
+    per_prompt = curate_rows(rows, CurateConfig())
+    assert [d.row_id for d in per_prompt.decisions if d.keep] == ["a#0", "b#0"]
+    everywhere = curate_rows(rows, CurateConfig(answer_dedup_scope="global"))
+    assert [d.row_id for d in everywhere.decisions if d.keep] == ["a#0"]
