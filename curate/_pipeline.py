@@ -128,14 +128,7 @@ def curate_rows(
             drop = Drop("verify", verdict.reason or "failed verification", None, None)
         drops[i] = drop
     if config.answer_dedup is not None:
-        live = [i for i in range(len(rows)) if i not in drops]
-        found = find_duplicates(
-            [rows[i].answer for i in live],
-            [rows[i].row_id for i in live],
-            config.answer_dedup,
-            "answer",
-        )
-        drops.update({live[pos]: drop for pos, drop in found.items()})
+        _drop_duplicate_answers(rows, config, drops)
     decisions = [
         Decision(row.row_id, i not in drops, drops.get(i), verdicts.get(i))
         for i, row in enumerate(rows)
