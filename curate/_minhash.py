@@ -2,10 +2,10 @@
 
 LSH proposes candidate pairs that share a band; each candidate is then checked by its
 estimated Jaccard similarity against the threshold, so the threshold is what decides, and
-the banding only decides what is looked at. Bands are chosen for the threshold as datasketch
-does, the ``(bands, rows)`` split of ``num_perm`` that minimises the weighted false-positive
-plus false-negative area of the S-curve, but weighted 0.2/0.8 toward recall: a false candidate
-costs one Jaccard check, a missed one is a duplicate or a leak kept.
+the banding only decides what is looked at. Bands are chosen for recall (see
+:func:`optimal_bands`): a false candidate costs one Jaccard check, a missed one is a duplicate
+or a leak kept. With 128 permutations: threshold 0.5 -> 32 bands of 4 rows (a pair at 0.5 is
+proposed with p = 0.87, at 0.6 with 0.99); 0.7 -> 32 x 4 (p = 1.00 at 0.7); 0.9 -> 16 x 8.
 """
 
 from __future__ import annotations
@@ -30,32 +30,25 @@ def _rensa() -> Any:
     return rensa
 
 
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """The chance that two sets of this Jaccard similarity share at least one LSH band."""
+    return 1.0 - (1.0 - similarity**rows) ** bands
+
+
 @functools.cache
-def optimal_bands(threshold: float, num_perm: int, fn_weight: float = 0.8) -> int:
-    """The number of LSH bands (a divisor of ``num_perm``) best suited to ``threshold``."""
+def optimal_bands(threshold: float, num_perm: int, recall_at_threshold: float = 0.85) -> int:
+    """The number of LSH bands (a divisor of ``num_perm``) for ``threshold``: the fewest bands
+    (the fewest false candidates) for which a pair exactly at the threshold is still proposed
+    with probability >= ``recall_at_threshold``; pairs above it are proposed more often."""
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"a MinHash threshold must be in (0, 1), got {threshold}")
     if num_perm < 2:
         raise ConfigError(f"num_perm must be >= 2, got {num_perm}")
-    steps = 200
-
-    def area(b: int, r: int, lo: float, hi: float, above: bool) -> float:
-        total = 0.0
-        for i in range(steps):
-            s = lo + (hi - lo) * (i + 0.5) / steps
-            p = 1.0 - (1.0 - s**r) ** b
-            total += (1.0 - p if above else p) * (hi - lo) / steps
-        return total
-
-    best, best_err = 1, float("inf")
-    for b in (d for d in range(1, num_perm + 1) if num_perm % d == 0):
-        r = num_perm // b
-        err = (1 - fn_weight) * area(b, r, 0.0, threshold, False) + fn_weight * area(
-            b, r, threshold, 1.0, True
-        )
-        if err < best_err:
-            best, best_err = b, err
-    return best
+    divisors = [b for b in range(1, num_perm + 1) if num_perm % b == 0]
+    for bands in divisors:
+        if candidate_probability(threshold, bands, num_perm // bands) >= recall_at_threshold:
+            return bands
+    return num_perm
 
 
 class MinHashIndex:
