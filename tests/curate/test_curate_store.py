@@ -162,3 +162,28 @@ def test_a_killed_curation_resumes_without_verifying_again(tmp_path, monkeypatch
     assert len(calls) == 60 - stored  # only what had not been stored
     assert (resumed.verdicts_reused, resumed.verdicts_new) == (stored, 60 - stored)
     assert resumed.kept == 40 and len(read_curated(db, "run").kept_keys) == 40
+
+
+def test_cli_run_and_show(tmp_path):
+    from typer.testing import CliRunner
+
+    from stillroom.cli import app
+
+    db = tmp_path / "h.duckdb"
+    refs = _harvest(db, prompts=3)
+    ref_file = tmp_path / "refs.jsonl"
+    ref_file.write_text("".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items()))
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["curate", "run", "--db", str(db), "--name", "v", "--references", str(ref_file)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "kept 6 of 9 rows" in res.output and "verdicts: 9 new, 0 reused" in res.output
+    res = runner.invoke(app, ["curate", "show", "--db", str(db), "--name", "v"])
+    assert res.exit_code == 0, res.output
+    assert (
+        '"decontam_ngram": 13' in res.output
+        and "add-0:2: verify: expected 13, got 14" in res.output
+    )
+    res = runner.invoke(app, ["curate", "show", "--db", str(db), "--name", "nope"])
+    assert res.exit_code == 1 and "no curated set 'nope'" in res.output
