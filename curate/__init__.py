@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from curate._decontam import BenchmarkItem, DecontamConfig, Decontaminator, load_benchmark
     from curate._dedup import DedupConfig, find_duplicates
     from curate._drop import Drop
+    from curate._embed import EmbeddingMatcher
     from curate._judge import JudgeVerifier
     from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
     from curate._math import MathVerifier, extract_final_answer
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from curate._verdict import Verdict, Verifier
 
 _LAZY = {
+    "EmbeddingMatcher": "curate._embed",
     "mcnemar_exact": "curate._stats",
     "task_report": "curate._stats",
     "wilson_interval": "curate._stats",
@@ -108,6 +110,7 @@ __all__ = [
     "Decontaminator",
     "DedupConfig",
     "Drop",
+    "EmbeddingMatcher",
     "ExactVerifier",
     "InputFormatError",
     "JudgeVerifier",

@@ -65,10 +65,12 @@ def load_benchmark(path: str | Path, text_field: str | None = None) -> list[Benc
 
 @dataclass(frozen=True)
 class DecontamConfig:
-    """``ngram=0`` or ``near_threshold=None`` turns that method off."""
+    """``ngram=0`` or ``near_threshold=None`` turns that method off; ``embed_threshold``
+    (cosine, e.g. 0.8) turns on the embedding method for paraphrases (``curate._embed``)."""
 
     ngram: int = 13
     near_threshold: float | None = 0.5
+    embed_threshold: float | None = None
     shingle_words: int = 3
     num_perm: int = 128
     seed: int = 0
@@ -150,4 +152,13 @@ class Decontaminator:
                         self.items[idx].id,
                         round(similarity, 4),
                     )
+        if cfg.embed_threshold is not None:
+            from curate._embed import EmbeddingMatcher
+
+            rest = [i for i, drop in enumerate(result) if drop is None]
+            found = EmbeddingMatcher(self.items, cfg.embed_threshold).check(
+                [texts[i] for i in rest]
+            )
+            for pos, drop in enumerate(found):
+                result[rest[pos]] = drop
         return result

