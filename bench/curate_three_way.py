@@ -15,7 +15,9 @@ at temperature 0.8, ``--samples`` answers per prompt, through the real harvest. 
    system prompt the students do not get). Wilson 95% intervals; exact McNemar between
    each pair of models.
 
-Prints the three-way table. Run (about 15 min on 2 shared cores):
+Prints the three-way table. Each stage reuses what a previous run in the same ``--workdir``
+finished (the harvest resumes; a trained adapter and an eval.json are kept), so a run that
+was stopped can be run again. Run (about 40 min on 2 shared cores, most of it training):
 
     .venv/bin/python bench/curate_three_way.py --workdir /tmp/three-way
 """
@@ -60,6 +62,14 @@ def harvest(db: Path, rows: list[dict], samples: int, max_tokens: int) -> dict:
 def train(db: Path, out: Path, curated: str, max_rows: int | None, epochs: float) -> dict:
     from train import TrainConfig, train_sft
 
+    if (out / "metrics.json").exists():  # trained by an earlier run
+        m = json.loads((out / "metrics.json").read_text())
+        return {
+            "rows": m["data"]["train_rows"],
+            "steps": m["global_step"],
+            "train_loss": m.get("train_loss"),
+        }
+
     result = train_sft(
         TrainConfig(
             db=db, out=out, curated=curated, max_rows=max_rows, drop_system=True,
@@ -79,6 +89,9 @@ def train(db: Path, out: Path, curated: str, max_rows: int | None, epochs: float
 
 def evaluate(db: Path, adapter: Path, refs: Path, max_tokens: int) -> dict:
     from train import EvalConfig, evaluate_student
+
+    if (adapter / "eval.json").exists():  # evaluated by an earlier run
+        return json.loads((adapter / "eval.json").read_text())["task"]
 
     return evaluate_student(
         EvalConfig(db=db, adapter=adapter, out=adapter / "eval.json", task="math",
