@@ -9,6 +9,7 @@ tables of migration 4:
   way, or a second curation with the same verifier, does not verify those answers again;
 - ``curation_decisions``: a keep or drop (stage, reason, the row or benchmark item matched)
   for every answer of the store;
+- ``curation_prompts``: per prompt (its key), samples, passed, pass rate and pass@k;
 - ``curations``: the set's name, config, benchmark files, summary and a fingerprint of the
   store when it ran, so that training on it can tell when the harvest has grown since.
 """
@@ -176,7 +177,14 @@ def curate_store(
         finally:
             if log is not None:
                 log.flush()
-        summary = result.summary() | {"benchmarks": list(benchmark_files), "name": name}
+        rates = [p.pass_rate for p in result.prompt_stats.values()]
+        summary = result.summary() | {
+            "benchmarks": list(benchmark_files),
+            "name": name,
+            "mean_pass_rate": sum(rates) / len(rates) if rates else None,
+            "prompts_all_fail": sum(r == 0 for r in rates),
+            "prompts_all_pass": sum(r == 1 for r in rates),
+        }
         _write_decisions(con, name, result, summary)
     finally:
         store.close()
@@ -208,11 +216,26 @@ def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
             "score": pa.array([d.drop.score if d.drop else None for d in ds], pa.float64()),
         }
     )
+    stats = list(result.prompt_stats.values())
+    prompts = pa.table(
+        {
+            "curation": [name] * len(stats),
+            "prompt_key": [p.prompt_key for p in stats],
+            "samples": pa.array([p.samples for p in stats], pa.int32()),
+            "passed": pa.array([p.passed for p in stats], pa.int32()),
+            "pass_rate": pa.array([p.pass_rate for p in stats], pa.float64()),
+            "pass_at": [json.dumps(p.pass_at) for p in stats],
+        }
+    )
     con.execute("BEGIN")
     con.execute("DELETE FROM curation_decisions WHERE curation = ?", [name])
+    con.execute("DELETE FROM curation_prompts WHERE curation = ?", [name])
     con.register("new_decisions", table)
     con.execute("INSERT INTO curation_decisions SELECT * FROM new_decisions")
     con.unregister("new_decisions")
+    con.register("new_prompts", prompts)
+    con.execute("INSERT INTO curation_prompts SELECT * FROM new_prompts")
+    con.unregister("new_prompts")
     con.execute(
         "UPDATE curations SET status = 'complete', finished_at = ?, summary = ? WHERE name = ?",
         [utcnow(), json.dumps(summary), name],

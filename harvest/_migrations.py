@@ -146,6 +146,15 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at TIMESTAMP,
             PRIMARY KEY (idempotency_key, verifier, version, options_hash, reference_hash)
         );
+        CREATE TABLE curation_prompts (
+            curation VARCHAR NOT NULL,
+            prompt_key VARCHAR NOT NULL,
+            samples INTEGER NOT NULL,
+            passed INTEGER NOT NULL,
+            pass_rate DOUBLE NOT NULL,
+            pass_at VARCHAR,
+            PRIMARY KEY (curation, prompt_key)
+        );
         """,
     ),
 ]

@@ -51,8 +51,15 @@ def test_every_answer_gets_a_decision_and_the_set_is_named(tmp_path):
     decisions = con.execute(
         "SELECT keep, stage, reason FROM curation_decisions WHERE curation = 'verified'"
     ).fetchall()
-    con.close()
+    prompts = con.execute(
+        "SELECT samples, passed, pass_rate, pass_at FROM curation_prompts WHERE curation = 'verified'"
+    ).fetchall()
     assert len(decisions) == 60
+    assert len(prompts) == 20 and {(n, c) for n, c, _, _ in prompts} == {(3, 2)}
+    assert json.loads(prompts[0][3]) == {"1": pytest.approx(2 / 3)}
+    assert result.summary["mean_pass_rate"] == pytest.approx(2 / 3)
+    assert result.summary["prompts_all_fail"] == 0
+    con.close()
     assert {r for k, s, r in decisions if not k} == {"expected 13, got 14 (hashes)"} | {
         f"expected {13 + 2 * p}, got {14 + 2 * p} (hashes)" for p in range(20)
     }
