@@ -147,6 +147,55 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE runs ADD COLUMN spend_usd DOUBLE;
         """,
     ),
+    (
+        4,
+        """
+        -- curate (curate/_store.py): named curated sets, a keep/drop decision per answer,
+        -- and each verdict once per verifier, so a resumed curation does not verify again
+        CREATE TABLE curations (
+            name VARCHAR PRIMARY KEY,
+            status VARCHAR NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            config VARCHAR,
+            benchmarks VARCHAR,
+            store_rows BIGINT,
+            store_fingerprint VARCHAR,
+            summary VARCHAR
+        );
+        CREATE TABLE curation_decisions (
+            curation VARCHAR NOT NULL,
+            idempotency_key VARCHAR NOT NULL,
+            keep BOOLEAN NOT NULL,
+            stage VARCHAR,
+            reason VARCHAR,
+            matched VARCHAR,
+            score DOUBLE,
+            PRIMARY KEY (curation, idempotency_key)
+        );
+        CREATE TABLE curation_verdicts (
+            idempotency_key VARCHAR NOT NULL,
+            verifier VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            options_hash VARCHAR NOT NULL,
+            reference_hash VARCHAR NOT NULL,
+            passed BOOLEAN NOT NULL,
+            reason VARCHAR,
+            extracted VARCHAR,
+            created_at TIMESTAMP,
+            PRIMARY KEY (idempotency_key, verifier, version, options_hash, reference_hash)
+        );
+        CREATE TABLE curation_prompts (
+            curation VARCHAR NOT NULL,
+            prompt_key VARCHAR NOT NULL,
+            samples INTEGER NOT NULL,
+            passed INTEGER NOT NULL,
+            pass_rate DOUBLE NOT NULL,
+            pass_at VARCHAR,
+            PRIMARY KEY (curation, prompt_key)
+        );
+        """,
+    ),
 ]
 
 FAILURE_COLUMNS = (

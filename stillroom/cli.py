@@ -25,6 +25,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from curate.cli import app as curate_app
     from detect.cli import app as detect_app
     from harvest.cli import app as harvest_app
     from policies.cli import app as policies_app
@@ -35,6 +36,7 @@ def _register() -> None:
     app.add_typer(harvest_app, name="harvest")
     app.add_typer(policies_app, name="policies")
     app.add_typer(train_app, name="train")
+    app.add_typer(curate_app, name="curate")
     app.add_typer(detect_app, name="detect")
     app.add_typer(teacher_app, name="teacher")
     app.command("demo")(demo)

@@ -56,6 +56,7 @@ def write_card(
         f"- Reasoning: `{config.get('reasoning')}`; system prompt "
         f"{'dropped (context distillation)' if config.get('drop_system') else 'kept'}",
         "",
+        *_curation_lines(data_summary.get("curation")),
         "## Training",
         "",
         f"- Loss: {metrics.get('loss_masking')}",
@@ -84,6 +85,29 @@ def write_card(
         notice = out / "NOTICE"
         notice.write_text(notice_text)
     return card, notice
+
+
+def _curation_lines(curation: dict[str, Any] | None) -> list[str]:
+    """The model card's record of the curated set trained on (``train sft --curated``)."""
+    if not curation:
+        return []
+    summary = curation.get("summary", {})
+    stages = ", ".join(f"{k} {v}" for k, v in summary.get("by_stage", {}).items())
+    changed = " (the harvest changed after curation)" if curation.get("store_changed_since") else ""
+    return [
+        "## Curation",
+        "",
+        f"- Curated set: `{curation.get('name')}`, kept {summary.get('kept')} of "
+        f"{summary.get('rows')} answers; per stage: {stages}",
+        f"- Verifiers: {', '.join(summary.get('verifiers', [])) or 'none'}",
+        f"- Thresholds: {json.dumps(curation.get('thresholds'))}; sampling: "
+        f"{json.dumps(curation.get('sampling'))}",
+        f"- Benchmarks decontaminated against: "
+        f"{', '.join(f'`{b}`' for b in curation.get('benchmarks', [])) or 'none'}",
+        f"- Store fingerprint at curation: `{curation.get('store_fingerprint')}` "
+        f"({curation.get('store_rows')} answers){changed}",
+        "",
+    ]
 
 
 def _fmt(value: Any) -> str:

@@ -42,6 +42,9 @@ class TrainConfig:
         eval_fraction (`float`, defaults to 0.1): share of prompts held out (split by prompt).
         seed (`int`): split and training seed.
         max_rows (`int`, *optional*): cap on the training rows (after the split), for quick runs.
+        curated (`str`, *optional*): train only on the answers the curated set of this name
+            kept (``stillroom curate run --name``); the set's counts, thresholds and store
+            fingerprint go into the model card, and a harvest that grew since is reported.
 
         > Model
 
@@ -75,6 +78,7 @@ class TrainConfig:
     eval_fraction: float = 0.1
     seed: int = 0
     max_rows: int | None = None
+    curated: str | None = None
     base: str | None = None
     name: str | None = None
     lora_r: int = 16

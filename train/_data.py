@@ -70,9 +70,11 @@ class Dataset:
     policy_ids: tuple[str, ...] = ()
     teacher_models: tuple[str, ...] = ()
     acceptances: tuple[Any, ...] = ()  # policies.Acceptance of the kept rows' runs
+    curation: dict[str, Any] | None = None  # the curated set trained on (curate's card)
 
     def summary(self) -> dict[str, Any]:
         return {
+            **({"curation": self.curation} if self.curation else {}),
             **self.counts,
             "train_rows": len(self.train),
             "eval_rows": len(self.eval),
@@ -206,13 +208,19 @@ def load_dataset(
     seed: int = 0,
     with_logprobs: bool = False,
     max_rows: int | None = None,
+    curated: str | None = None,
 ) -> Dataset:
-    """Read, filter and split a harvest; raise :class:`TrainDataError` when nothing is left."""
+    """Read, filter and split a harvest; raise :class:`TrainDataError` when nothing is left.
+
+    ``curated`` keeps only the answers a curated set of that name kept (``curate``)."""
     from policies import obligations
 
     rows = read_rows(db, with_logprobs=with_logprobs)
     if not rows:
         raise TrainDataError(f"{db}: the `completions` view has no rows (nothing harvested yet)")
+    curation, total = None, len(rows)
+    if curated is not None:
+        rows, curation = _curated_rows(db, curated, rows)
     ids = sorted({r.policy_id for r in rows if r.policy_id})
     forbidden = frozenset(obligations(ids).training_forbidden) if ids else frozenset()
     examples, counts = build_examples(
@@ -223,6 +231,8 @@ def load_dataset(
         finish_reasons=finish_reasons,
         forbidden=forbidden,
     )
+    if curated is not None:
+        counts |= {"rows": total, "dropped_by_curation": total - len(rows)}
     if not examples:
         detail = ", ".join(f"{k}={v}" for k, v in counts.items())
         if (
@@ -246,4 +256,36 @@ def load_dataset(
     teachers = sorted({e.teacher_model for e in examples if e.teacher_model})
     # what the harvest runs accepted (user, time, declared purpose), for the model card
     accepted = tuple(a for a in read_acceptances(db) if a.policy_id in kept_ids)
-    return Dataset(train, held, counts, tuple(kept_ids), tuple(teachers), accepted)
+    return Dataset(
+        train,
+        held,
+        counts,
+        tuple(kept_ids),
+        tuple(teachers),
+        acceptances=accepted,
+        curation=curation,
+    )
+
+
+def _curated_rows(
+    db: Path, name: str, rows: list[CompletionRow]
+) -> tuple[list[CompletionRow], dict[str, Any]]:
+    """The rows curated set ``name`` kept, and its card; warns when the harvest changed."""
+    import logging
+
+    from curate import CurateError, read_curated
+
+    try:
+        curated = read_curated(db, name)
+    except CurateError as exc:
+        raise TrainDataError(str(exc)) from exc
+    if curated.changed:
+        logging.getLogger("train").warning(
+            "%s: the harvest changed since curated set %r was made (%s answers then, %d now); "
+            "answers added since are not trained on: run `stillroom curate run --name %s` again",
+            db, name, curated.store_rows, len(rows), name,
+        )  # fmt: skip
+    kept = [r for r in rows if r.idempotency_key in curated.kept_keys]
+    if not kept:
+        raise TrainDataError(f"{db}: curated set {name!r} kept no answers")
+    return kept, curated.card()

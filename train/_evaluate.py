@@ -31,6 +31,12 @@ class EvalConfig:
         base (`str`, *optional*): base model (default: the one the adapter was trained on).
         max_new_tokens (`int`, defaults to 128): generation length (greedy decoding).
         batch_size (`int`, defaults to 8): prompts per generation batch.
+        task (`str`, *optional*): a curate verifier (``math``, ``exact``, ``choice``, ...):
+            also score base, student and the teacher's stored answers on the task, with a
+            Wilson interval and McNemar's paired test (see :func:`curate.task_report`).
+        references (`Path`, *optional*): JSONL of ``{id, reference_field}`` keyed by prompt id,
+            needed with ``task``.
+        reference_field (`str`, defaults to ``"answer"``): the field holding each reference.
     """
 
     db: Path
@@ -40,9 +46,14 @@ class EvalConfig:
     base: str | None = None
     max_new_tokens: int = 128
     batch_size: int = 8
+    task: str | None = None
+    references: Path | None = None
+    reference_field: str = "answer"
 
     def __post_init__(self) -> None:
         self.db, self.adapter, self.out = Path(self.db), Path(self.adapter), Path(self.out)
+        if self.task is not None and self.references is None:
+            raise TrainConfigError("EvalConfig.task needs references (a JSONL of id -> answer)")
         if self.limit is not None and self.limit < 1:
             raise TrainConfigError(f"EvalConfig.limit = {self.limit!r}: must be >= 1")
         if self.max_new_tokens < 1 or self.batch_size < 1:
@@ -185,9 +196,40 @@ def evaluate_student(config: EvalConfig) -> dict[str, Any]:
             for e, b, s in zip(examples, base_gen, student_gen, strict=True)
         ],
     }
+    if config.task is not None:
+        report["task"] = task_scores(config, examples, base_gen, student_gen)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def task_scores(
+    config: EvalConfig, examples: list[Example], base_gen: list[str], student_gen: list[str]
+) -> dict[str, Any]:
+    """Base, student and the teacher's stored answer, scored by one curate verifier on the
+    held-out prompts that have a reference."""
+    from curate import get_verifier, task_report
+    from curate._jsonl import read_references
+
+    refs = read_references(config.references, config.reference_field)
+    idx = [i for i, e in enumerate(examples) if e.prompt_id in refs]
+    if not idx:
+        raise TrainDataError(f"{config.references}: no reference for any of the held-out prompts")
+    report = task_report(
+        {
+            "base": [base_gen[i] for i in idx],
+            "student": [student_gen[i] for i in idx],
+            "teacher": [examples[i].content for i in idx],
+        },
+        [refs[examples[i].prompt_id] for i in idx],
+        get_verifier(config.task),
+        notes={
+            "base": "greedy",
+            "student": "greedy",
+            "teacher": "its stored answer (sampled at harvest time), first sample per prompt",
+        },
+    )
+    return report | {"prompts_without_reference": len(examples) - len(idx)}
 
 
 def render_report(report: dict[str, Any]) -> list[Any]:
@@ -206,7 +248,27 @@ def render_report(report: dict[str, Any]) -> list[Any]:
         examples.add_column(col, overflow="fold", max_width=40)
     for ex in report["examples"][:3]:
         examples.add_row(*(_clip(ex[c]) for c in ("prompt", "teacher", "base", "student")))
-    return [table, examples]
+    if "task" not in report:
+        return [table, examples]
+    task = report["task"]
+    scores = Table(title=f"task accuracy ({task['verifier']}), 95% Wilson interval")
+    for col in ("model", "correct", "accuracy", "interval", "note"):
+        scores.add_column(col)
+    for model, m in task["models"].items():
+        low, high = m["wilson_95"]
+        scores.add_row(
+            model,
+            f"{m['correct']}/{m['n']}",
+            _fmt(m["accuracy"]),
+            f"{low:.3f}-{high:.3f}",
+            m["note"],
+        )
+    paired = Table(title="paired (McNemar exact): prompts only one of the two got right")
+    for col in ("a", "b", "only a", "only b", "p"):
+        paired.add_column(col)
+    for p in task["paired"]:
+        paired.add_row(p["a"], p["b"], str(p["only_a"]), str(p["only_b"]), f"{p['mcnemar_p']:.3g}")
+    return [table, scores, paired, examples]
 
 
 def _fmt(value: Any) -> str:

@@ -127,7 +127,10 @@ def train_sft(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Tra
     """
     offline_hub()
     data = SplitRecord.of(config).load(
-        config.db, with_logprobs=config.kd_alpha > 0, max_rows=config.max_rows
+        config.db,
+        with_logprobs=config.kd_alpha > 0,
+        max_rows=config.max_rows,
+        curated=config.curated,
     )
     log.info("data: %s", json.dumps(data.summary()))
     base_dir = resolve_base(config.base)

@@ -64,6 +64,9 @@ def sft(
     eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
     seed: Annotated[int | None, Opt()] = None,
     max_rows: Annotated[int | None, Opt(help="cap on training rows")] = None,
+    curated: Annotated[
+        str | None, Opt(help="train on a curated set (stillroom curate run --name NAME)")
+    ] = None,
     name: Annotated[str | None, Opt(help="student name (a required prefix is applied)")] = None,
     lora_r: Annotated[int | None, Opt()] = None,
     lora_alpha: Annotated[int | None, Opt()] = None,
@@ -140,6 +143,15 @@ def eval_(
     base: Annotated[str | None, Opt(help="base model (default: the adapter's)")] = None,
     max_new_tokens: Annotated[int, Opt()] = 128,
     batch_size: Annotated[int, Opt()] = 8,
+    task: Annotated[
+        str | None, Opt(help="also score on a task with a curate verifier (math, exact, ...)")
+    ] = None,
+    references: Annotated[
+        Path | None, Opt(help="JSONL of {id, answer}: the task's references")
+    ] = None,
+    reference_field: Annotated[
+        str, Opt(help="field of --references holding the reference")
+    ] = "answer",
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Generate with the base and the student on held-out prompts; score both against the teacher."""
@@ -155,6 +167,9 @@ def eval_(
             base=base,
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
+            task=task,
+            references=references,
+            reference_field=reference_field,
         )
     )
     for table in render_report(report):

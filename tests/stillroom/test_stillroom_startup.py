@@ -30,6 +30,8 @@ HEAVY = (
     "datasketch",
     "rensa",
     "sentence_transformers",
+    "math_verify",
+    "sympy",
 )
 
 _PROBE = """
@@ -45,7 +47,7 @@ for args in (["--help"], *([name, "--help"] for name in COMMANDS)):
 print("\\nRESULT " + json.dumps(loaded))
 """
 
-COMMANDS = ("harvest", "policies", "train", "detect", "teacher", "demo")
+COMMANDS = ("harvest", "policies", "train", "curate", "detect", "teacher", "demo")
 
 
 def test_cli_start_up_and_every_help_load_no_heavy_library():

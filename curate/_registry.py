@@ -1,0 +1,30 @@
+"""Verifiers by name, for the command line and stored configs: ``math``, ``exact``, ``regex``,
+``choice``, ``code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curate._code import CodeVerifier
+from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
+from curate._math import MathVerifier
+from curate._verdict import Verifier
+from curate.errors import UnknownVerifierError
+
+VERIFIERS: dict[str, type] = {
+    "math": MathVerifier,
+    "exact": ExactVerifier,
+    "regex": RegexVerifier,
+    "choice": ChoiceVerifier,
+    "code": CodeVerifier,
+}
+
+
+def get_verifier(name: str, **options: Any) -> Verifier:
+    """A verifier by name, with its dataclass options (``rel_tol=1e-3`` for ``math``)."""
+    try:
+        cls = VERIFIERS[name]
+    except KeyError:
+        known = ", ".join(sorted(VERIFIERS))
+        raise UnknownVerifierError(f"unknown verifier {name!r} (known: {known})") from None
+    return cls(**options)

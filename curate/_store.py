@@ -1,0 +1,323 @@
+"""Curation as one stage on the harvest store: a named curated set, resumable.
+
+:func:`curate_store` reads the answers through the harvest contract
+(``harvest.read_completions``), curates them (:func:`curate.curate_rows`) and writes, in the
+tables of migration 4:
+
+- ``curation_verdicts``: every verdict as soon as it is made (flushed every ``flush_every``),
+  keyed by answer, verifier name, version, options and reference, so a curation killed half
+  way, or a second curation with the same verifier, does not verify those answers again;
+- ``curation_decisions``: a keep or drop (stage, reason, the row or benchmark item matched)
+  for every answer of the store;
+- ``curation_prompts``: per prompt (its key), samples, passed, pass rate and pass@k;
+- ``curations``: the set's name, config, benchmark files, summary and a fingerprint of the
+  store when it ran, so that training on it can tell when the harvest has grown since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate._decontam import BenchmarkItem
+from curate._pipeline import CurateConfig, CurationRow, curate_rows
+from curate._verdict import Verdict
+from curate.errors import CurateError
+
+
+@dataclass(frozen=True)
+class StoreCuration:
+    """What :func:`curate_store` did."""
+
+    name: str
+    rows: int
+    kept: int
+    summary: dict[str, Any]
+    store_fingerprint: str
+    verdicts_reused: int
+    verdicts_new: int
+
+
+def _digest(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def store_fingerprint(con: Any) -> tuple[int, str]:
+    """``(answers, digest)``: the count and a hash of every answer's key and content."""
+    count, digest = con.execute(
+        "SELECT count(*), md5(coalesce(string_agg(idempotency_key || ':' || md5(content), ',' "
+        "ORDER BY idempotency_key), '')) FROM answers"
+    ).fetchone()
+    return int(count), str(digest)
+
+
+def _rows(db: Path, references: Mapping[str, Any] | None) -> list[CurationRow]:
+    from harvest import prompt_key, read_completions
+
+    out = []
+    for row in read_completions(db, with_logprobs=False):
+        chat = row.chat()
+        users = [m.get("content", "") for m in chat if m.get("role") == "user"]
+        reference = references.get(str(row.prompt_id)) if references is not None else None
+        out.append(
+            CurationRow(
+                row.idempotency_key,
+                prompt_key(chat),
+                users[-1] if users else "",
+                row.content or "",
+                reference,
+            )
+        )
+    return out
+
+
+class _VerdictLog:
+    """Stored verdicts for one verifier identity; new ones buffered and flushed in batches."""
+
+    def __init__(self, con: Any, verifier: str, version: str, options: dict, flush_every: int):
+        self.con, self.verifier, self.version = con, verifier, version
+        self.options_hash = _digest(options)
+        self.flush_every = flush_every
+        self.pending: list[tuple] = []
+        self.reused = self.new = 0
+        self.stored = {
+            (key, ref): Verdict(bool(ok), verifier, version, reason or "", extracted)
+            for key, ref, ok, reason, extracted in con.execute(
+                "SELECT idempotency_key, reference_hash, passed, reason, extracted "
+                "FROM curation_verdicts WHERE verifier = ? AND version = ? AND options_hash = ?",
+                [verifier, version, self.options_hash],
+            ).fetchall()
+        }
+
+    def lookup(self, row: CurationRow) -> Verdict | None:
+        found = self.stored.get((row.row_id, _digest(str(row.reference))))
+        self.reused += found is not None
+        return found
+
+    def record(self, row: CurationRow, verdict: Verdict) -> None:
+        from harvest._store import utcnow
+
+        self.new += 1
+        self.pending.append(
+            (row.row_id, verdict.verifier, verdict.version, self.options_hash,
+             _digest(str(row.reference)), verdict.passed, verdict.reason, verdict.extracted, utcnow())
+        )  # fmt: skip
+        if len(self.pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.con.execute("BEGIN")
+        self.con.executemany(
+            "INSERT OR REPLACE INTO curation_verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.pending,
+        )
+        self.con.execute("COMMIT")
+        self.pending = []
+
+
+def curate_store(
+    db: str | Path,
+    name: str,
+    *,
+    references: Mapping[str, Any] | None = None,
+    config: CurateConfig | None = None,
+    benchmarks: Sequence[BenchmarkItem] = (),
+    benchmark_files: Sequence[str] = (),
+    flush_every: int = 32,
+) -> StoreCuration:
+    """Curate every answer of the harvest ``db`` into the curated set ``name`` (re-running
+    the same name replaces its decisions and reuses its stored verdicts)."""
+    from curate._registry import get_verifier
+    from harvest._store import Store, utcnow
+
+    config = config or CurateConfig()
+    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise CurateError(f"curated set name {name!r}: use letters, digits, '-', '_' or '.'")
+    db = Path(db)
+    rows = _rows(db, references)
+    if not rows:
+        raise CurateError(f"{db}: no answers to curate (nothing harvested yet)")
+    store = Store(db)  # the single writer; applies migration 4 where it is missing
+    con = store.con
+    try:
+        count, digest = store_fingerprint(con)
+        con.execute(
+            "INSERT OR REPLACE INTO curations (name, status, started_at, config, benchmarks, "
+            "store_rows, store_fingerprint) VALUES (?, 'running', ?, ?, ?, ?, ?)",
+            [
+                name,
+                utcnow(),
+                json.dumps(config.as_dict(), default=str),
+                json.dumps(list(benchmark_files)),
+                count,
+                digest,
+            ],
+        )
+        log = None
+        if config.verifier is not None:
+            verifier = get_verifier(config.verifier, **config.verifier_options)
+            log = _VerdictLog(
+                con, verifier.name, verifier.version, config.verifier_options, flush_every
+            )
+        try:
+            result = curate_rows(
+                rows,
+                config,
+                benchmarks,
+                cached_verdict=log.lookup if log else None,
+                on_verdict=log.record if log else None,
+            )
+        finally:
+            if log is not None:
+                log.flush()
+        rates = [p.pass_rate for p in result.prompt_stats.values()]
+        summary = result.summary() | {
+            "benchmarks": list(benchmark_files),
+            "name": name,
+            "mean_pass_rate": sum(rates) / len(rates) if rates else None,
+            "prompts_all_fail": sum(r == 0 for r in rates),
+            "prompts_all_pass": sum(r == 1 for r in rates),
+        }
+        _write_decisions(con, name, result, summary)
+    finally:
+        store.close()
+    return StoreCuration(
+        name,
+        len(rows),
+        summary["kept"],
+        summary,
+        digest,
+        log.reused if log else 0,
+        log.new if log else 0,
+    )
+
+
+def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
+    import pyarrow as pa
+
+    from harvest._store import utcnow
+
+    ds = result.decisions
+    table = pa.table(
+        {
+            "curation": [name] * len(ds),
+            "idempotency_key": [d.row_id for d in ds],
+            "keep": [d.keep for d in ds],
+            "stage": [d.drop.stage if d.drop else None for d in ds],
+            "reason": [d.drop.reason if d.drop else "kept" for d in ds],
+            "matched": [d.drop.matched if d.drop else None for d in ds],
+            "score": pa.array([d.drop.score if d.drop else None for d in ds], pa.float64()),
+        }
+    )
+    stats = list(result.prompt_stats.values())
+    prompts = pa.table(
+        {
+            "curation": [name] * len(stats),
+            "prompt_key": [p.prompt_key for p in stats],
+            "samples": pa.array([p.samples for p in stats], pa.int32()),
+            "passed": pa.array([p.passed for p in stats], pa.int32()),
+            "pass_rate": pa.array([p.pass_rate for p in stats], pa.float64()),
+            "pass_at": [json.dumps(p.pass_at) for p in stats],
+        }
+    )
+    con.execute("BEGIN")
+    con.execute("DELETE FROM curation_decisions WHERE curation = ?", [name])
+    con.execute("DELETE FROM curation_prompts WHERE curation = ?", [name])
+    con.register("new_decisions", table)
+    con.execute("INSERT INTO curation_decisions SELECT * FROM new_decisions")
+    con.unregister("new_decisions")
+    con.register("new_prompts", prompts)
+    con.execute("INSERT INTO curation_prompts SELECT * FROM new_prompts")
+    con.unregister("new_prompts")
+    con.execute(
+        "UPDATE curations SET status = 'complete', finished_at = ?, summary = ? WHERE name = ?",
+        [utcnow(), json.dumps(summary), name],
+    )
+    con.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class CuratedSet:
+    """A finished curated set, as train reads it."""
+
+    name: str
+    kept_keys: frozenset[str]
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    benchmarks: list[str]
+    store_rows: int
+    store_fingerprint: str
+    grown_by: int | None  # answers added since curation (None: the store changed otherwise)
+    changed: bool
+
+    def card(self) -> dict[str, Any]:
+        """What the dataset and model cards record."""
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "benchmarks": self.benchmarks,
+            "verifier": self.config.get("verifier"),
+            "thresholds": {
+                "prompt_dedup": (self.config.get("prompt_dedup") or {}).get("near_threshold"),
+                "answer_dedup": (self.config.get("answer_dedup") or {}).get("near_threshold"),
+                "decontam_ngram": (self.config.get("decontam") or {}).get("ngram"),
+                "decontam_minhash": (self.config.get("decontam") or {}).get("near_threshold"),
+            },
+            "sampling": self.config.get("sampling"),
+            "store_rows": self.store_rows,
+            "store_fingerprint": self.store_fingerprint,
+            "store_changed_since": self.changed,
+        }
+
+
+def read_curated(db: str | Path, name: str) -> CuratedSet:
+    """The kept answers of curated set ``name`` and whether the store changed since."""
+    from harvest._completions import connect
+
+    db = Path(db)
+    con = connect(db, read_only=True)
+    try:
+        try:
+            found = con.execute(
+                "SELECT status, config, benchmarks, store_rows, store_fingerprint, summary "
+                "FROM curations WHERE name = ?",
+                [name],
+            ).fetchone()
+        except Exception as exc:  # no curations table: never curated
+            raise CurateError(f"{db}: no curated sets (run `stillroom curate run` first)") from exc
+        if found is None:
+            names = [
+                n for (n,) in con.execute("SELECT name FROM curations ORDER BY name").fetchall()
+            ]
+            raise CurateError(f"{db}: no curated set {name!r} (have: {', '.join(names) or 'none'})")
+        status, config, benchmarks, rows, digest, summary = found
+        if status != "complete":
+            raise CurateError(f"{db}: curated set {name!r} is {status} (re-run it to finish)")
+        kept = frozenset(
+            k for (k,) in con.execute(
+                "SELECT idempotency_key FROM curation_decisions WHERE curation = ? AND keep", [name]
+            ).fetchall()
+        )  # fmt: skip
+        count, now = store_fingerprint(con)
+    finally:
+        con.close()
+    changed = now != digest
+    grown = count - int(rows) if changed and count > int(rows) else None
+    return CuratedSet(
+        name,
+        kept,
+        json.loads(summary),
+        json.loads(config),
+        json.loads(benchmarks),
+        int(rows),
+        digest,
+        grown,
+        changed,
+    )

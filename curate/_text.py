@@ -1,0 +1,37 @@
+"""Text normalisation, word n-grams and shingles: the one tokenizer curate's dedup and
+decontamination share, so a prompt and a benchmark item are cut the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """NFKC, lower case, runs of whitespace to one space, trimmed: what 'exact' means in dedup."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words (letters and digits), punctuation dropped, as GPT-3's overlap check does."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def ngrams(tokens: list[str], n: int) -> list[str]:
+    """Space-joined word n-grams; a text shorter than ``n`` words gives one gram of all of it."""
+    if len(tokens) < n:
+        return [" ".join(tokens)] if tokens else []
+    return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def shingles(text: str, n: int) -> list[str]:
+    """The set of word n-grams MinHash is computed over (deduplicated, order kept)."""
+    return list(dict.fromkeys(ngrams(words(text), n)))
+
+
+def fingerprint(text: str) -> str:
+    """A 16-byte hex digest of the normalised text: two rows are exact duplicates iff equal."""
+    return hashlib.blake2b(normalise(text).encode(), digest_size=16).hexdigest()

@@ -1,0 +1,315 @@
+"""``stillroom curate ...``: a thin Typer shell over the ``curate`` library.
+
+``run`` and ``show`` work on the harvest store (a named curated set that ``train sft
+--curated NAME`` trains on); ``jsonl`` does the same on JSONL files (harvest's export, or
+flat ``{"id", "prompt", "answer"}`` rows); ``verify``, ``dedup`` and ``decontam`` are single
+checks for looking at data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from stillroom_core.cli_edge import FriendlyErrors
+
+app = typer.Typer(
+    cls=FriendlyErrors,
+    help="Verify, deduplicate and decontaminate training data (a harvest store or JSONL).",
+    no_args_is_help=True,
+)
+
+
+def _benchmarks(paths: list[Path], field: str | None):
+    from curate import load_benchmark
+
+    return [item for path in paths for item in load_benchmark(path, field)]
+
+
+def _config(
+    verifier,
+    prompt_threshold,
+    answer_threshold,
+    ngram,
+    decontam_threshold,
+    keep,
+    drop_all_pass,
+    keep_all_fail,
+    rel_tol=None,
+    answer_scope="prompt",
+    embed_threshold=None,
+):
+    from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
+
+    return CurateConfig(
+        verifier=None if verifier == "none" else verifier,
+        verifier_options={"rel_tol": rel_tol} if rel_tol is not None else {},
+        prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
+        answer_dedup=DedupConfig(near_threshold=answer_threshold),
+        answer_dedup_scope=answer_scope,
+        decontam=DecontamConfig(
+            ngram=ngram, near_threshold=decontam_threshold, embed_threshold=embed_threshold
+        ),
+        sampling=SamplingConfig(
+            keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
+        ),
+    )
+
+
+def _print_summary(summary: dict, where: str) -> None:
+    typer.echo(f"kept {summary['kept']} of {summary['rows']} rows -> {where}")
+    for stage, count in summary["by_stage"].items():
+        typer.echo(f"  {stage:18s} {count}")
+
+
+@app.command("run")
+def run_command(
+    db: Path = typer.Option(..., "--db", help="Harvest DuckDB file."),
+    name: str = typer.Option(
+        ..., "--name", help="Name of the curated set (train sft --curated NAME)."
+    ),
+    verifier: str = typer.Option(
+        "math", "--verifier", help="math, exact, regex, choice, code, or none."
+    ),
+    references: Path | None = typer.Option(
+        None, "--references", help="JSONL of {id, FIELD}: prompt id -> reference."
+    ),
+    reference_field: str = typer.Option(
+        "answer", "--reference-field", help="Field of --references holding the reference."
+    ),
+    benchmark: list[Path] = typer.Option(
+        [], "--benchmark", help="Benchmark file to decontaminate against; repeatable."
+    ),
+    benchmark_field: str | None = typer.Option(
+        None, "--benchmark-field", help="Text field of benchmark rows."
+    ),
+    prompt_threshold: float = typer.Option(
+        0.7, "--prompt-threshold", help="Near-duplicate prompt Jaccard."
+    ),
+    answer_threshold: float = typer.Option(
+        0.9, "--answer-threshold", help="Near-duplicate answer Jaccard."
+    ),
+    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
+    decontam_threshold: float = typer.Option(
+        0.5, "--decontam-threshold", help="Reworded-leak Jaccard."
+    ),
+    rel_tol: float | None = typer.Option(
+        None, "--rel-tol", help="math: relative tolerance (default 1e-6)."
+    ),
+    keep: str = typer.Option("all", "--keep", help="Verified samples kept per prompt: one or all."),
+    drop_all_pass: bool = typer.Option(
+        False, "--drop-all-pass", help="Drop prompts every sample solved."
+    ),
+    keep_all_fail: bool = typer.Option(
+        False, "--keep-all-fail", help="Keep prompts no sample solved."
+    ),
+    answer_scope: str = typer.Option(
+        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
+    ),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
+    ),
+) -> None:
+    """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
+    from curate import curate_store
+    from curate._jsonl import read_references
+
+    refs = read_references(references, reference_field) if references else None
+    config = _config(
+        verifier,
+        prompt_threshold,
+        answer_threshold,
+        ngram,
+        decontam_threshold,
+        keep,
+        drop_all_pass,
+        keep_all_fail,
+        rel_tol,
+        answer_scope,
+        embed_threshold,
+    )
+    result = curate_store(
+        db, name, references=refs, config=config,
+        benchmarks=_benchmarks(benchmark, benchmark_field), benchmark_files=[str(b) for b in benchmark],
+    )  # fmt: skip
+    _print_summary(result.summary, f"curated set {name!r} in {db}")
+    typer.echo(
+        f"verdicts: {result.verdicts_new} new, {result.verdicts_reused} reused from the store"
+    )
+
+
+@app.command("show")
+def show_command(
+    db: Path = typer.Option(..., "--db", help="Harvest DuckDB file."),
+    name: str = typer.Option(..., "--name", help="Curated set."),
+    drops: int = typer.Option(
+        10, "--drops", help="Print this many dropped answers with their reason."
+    ),
+) -> None:
+    """A curated set's counts, thresholds, benchmarks, and whether the harvest grew since."""
+    from curate import read_curated
+    from harvest._completions import connect
+
+    curated = read_curated(db, name)
+    typer.echo(json.dumps(curated.card(), indent=2))
+    if curated.changed:
+        typer.echo(
+            f"note: the harvest changed since curation ({curated.grown_by or 'some'} answers new or changed)"
+        )
+    con = connect(db, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT idempotency_key, stage, reason, matched FROM curation_decisions "
+            "WHERE curation = ? AND NOT keep ORDER BY idempotency_key LIMIT ?",
+            [name, drops],
+        ).fetchall()
+    finally:
+        con.close()
+    for key, stage, reason, matched in rows:
+        typer.echo(f"  {key}: {stage}: {reason}" + (f" (matches {matched})" if matched else ""))
+
+
+@app.command("jsonl")
+def jsonl_command(
+    rows: Path = typer.Argument(
+        ..., help="Answers to curate (JSONL: harvest export or id/prompt/answer)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for curated.jsonl, decisions.jsonl, curation.json."
+    ),
+    verifier: str = typer.Option(
+        "math", "--verifier", help="math, exact, regex, choice, code, or none."
+    ),
+    references: Path | None = typer.Option(
+        None, "--references", help="JSONL of {id, answer} keyed by prompt id."
+    ),
+    reference_field: str = typer.Option(
+        "reference", "--reference-field", help="Row field holding the reference."
+    ),
+    benchmark: list[Path] = typer.Option(
+        [], "--benchmark", help="Benchmark file to decontaminate against; repeatable."
+    ),
+    benchmark_field: str | None = typer.Option(
+        None, "--benchmark-field", help="Text field of benchmark rows."
+    ),
+    prompt_threshold: float = typer.Option(
+        0.7, "--prompt-threshold", help="Near-duplicate prompt Jaccard."
+    ),
+    answer_threshold: float = typer.Option(
+        0.9, "--answer-threshold", help="Near-duplicate answer Jaccard."
+    ),
+    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
+    decontam_threshold: float = typer.Option(
+        0.5, "--decontam-threshold", help="Reworded-leak Jaccard."
+    ),
+    keep: str = typer.Option("all", "--keep", help="Verified samples kept per prompt: one or all."),
+    drop_all_pass: bool = typer.Option(
+        False, "--drop-all-pass", help="Drop prompts every sample solved."
+    ),
+    keep_all_fail: bool = typer.Option(
+        False, "--keep-all-fail", help="Keep prompts no sample solved."
+    ),
+    answer_scope: str = typer.Option(
+        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
+    ),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
+    ),
+) -> None:
+    """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
+    from curate import curate_rows
+    from curate._jsonl import read_references, read_rows, write_outputs
+
+    refs = read_references(references) if references else None
+    rows_in, originals = read_rows(rows, refs, reference_field)
+    config = _config(
+        verifier, prompt_threshold, answer_threshold, ngram, decontam_threshold,
+        keep, drop_all_pass, keep_all_fail, None, answer_scope, embed_threshold,
+    )  # fmt: skip
+    result = curate_rows(rows_in, config, _benchmarks(benchmark, benchmark_field))
+    card = {
+        "input": str(rows),
+        "benchmarks": [str(b) for b in benchmark],
+        "config": config.as_dict(),
+    }
+    write_outputs(out, result, originals, card)
+    summary = result.summary()
+    typer.echo(f"kept {summary['kept']} of {summary['rows']} rows -> {out}/curated.jsonl")
+    for stage, count in summary["by_stage"].items():
+        typer.echo(f"  {stage:18s} {count}")
+
+
+@app.command("verify")
+def verify_command(
+    answer: str = typer.Argument(..., help="The answer text."),
+    reference: str = typer.Option(
+        ..., "--reference", help="The reference answer (or tests for code)."
+    ),
+    verifier: str = typer.Option("math", "--verifier", help="math, exact, regex, choice or code."),
+) -> None:
+    """Verify one answer and print the verdict as JSON."""
+    from curate import get_verifier
+
+    typer.echo(json.dumps(get_verifier(verifier).verify(answer, reference).as_dict()))
+
+
+@app.command("dedup")
+def dedup_command(
+    path: Path = typer.Argument(..., help="JSONL file."),
+    field: str = typer.Option("prompt", "--field", help="Field to deduplicate."),
+    threshold: float = typer.Option(0.7, "--threshold", help="Near-duplicate Jaccard."),
+    show: int = typer.Option(10, "--show", help="Print this many drops."),
+) -> None:
+    """Count exact and near duplicates of one field of a JSONL file."""
+    from curate import DedupConfig, find_duplicates
+    from curate._jsonl import _lines
+
+    objs = [(n, o) for n, o in _lines(path)]
+    texts = [str(o.get(field, "")) for _, o in objs]
+    ids = [str(o.get("id", f"line-{n}")) for n, o in objs]
+    drops = find_duplicates(texts, ids, DedupConfig(near_threshold=threshold))
+    exact = sum(d.reason.startswith("exact") for d in drops.values())
+    typer.echo(
+        f"{len(texts)} rows: {exact} exact and {len(drops) - exact} near duplicates (>= {threshold})"
+    )
+    for i, d in list(drops.items())[:show]:
+        typer.echo(f"  {ids[i]} duplicates {d.matched} ({d.reason})")
+
+
+@app.command("decontam")
+def decontam_command(
+    path: Path = typer.Argument(..., help="JSONL file of prompts."),
+    benchmark: list[Path] = typer.Option(..., "--benchmark", help="Benchmark file; repeatable."),
+    field: str = typer.Option("prompt", "--field", help="Field to check."),
+    benchmark_field: str | None = typer.Option(
+        None, "--benchmark-field", help="Text field of benchmark rows."
+    ),
+    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Reworded-leak Jaccard."),
+    embed_threshold: float | None = typer.Option(
+        None, "--embed-threshold", help="Also paraphrases, by embedding cosine (curate-embed)."
+    ),
+    show: int = typer.Option(10, "--show", help="Print this many drops."),
+) -> None:
+    """Count rows of a JSONL file that leak benchmark items, by method."""
+    from curate import DecontamConfig, Decontaminator
+    from curate._jsonl import _lines
+
+    objs = [(n, o) for n, o in _lines(path)]
+    texts = [str(o.get(field, "")) for _, o in objs]
+    ids = [str(o.get("id", f"line-{n}")) for n, o in objs]
+    dc = Decontaminator(
+        _benchmarks(benchmark, benchmark_field),
+        DecontamConfig(ngram=ngram, near_threshold=threshold, embed_threshold=embed_threshold),
+    )
+    found = [(ids[i], d) for i, d in enumerate(dc.check(texts)) if d is not None]
+    stages = ("decontam-ngram", "decontam-minhash", "decontam-embedding")
+    by = {s: sum(d.stage == s for _, d in found) for s in stages}
+    typer.echo(
+        f"{len(texts)} rows: {by['decontam-ngram']} by {ngram or 'no'} n-gram, "
+        f"{by['decontam-minhash']} by MinHash, {by['decontam-embedding']} by embeddings"
+    )
+    for rid, d in found[:show]:
+        typer.echo(f"  {rid} matches {d.matched} ({d.stage})")
