@@ -51,6 +51,7 @@ def test_run_app_exits_with_the_edge_codes(monkeypatch, capsys):
 
 def test_every_cli_uses_the_edge():
     """The root, each package's group inside it, and the standalone ``python -m`` apps."""
+    from curate.cli import app as curate_app
     from harvest.cli import app as harvest_app
     from stillroom.cli import app as root_app
     from train.cli import app as train_app
@@ -58,7 +59,7 @@ def test_every_cli_uses_the_edge():
     root = typer.main.get_command(root_app)
     assert isinstance(root, FriendlyErrors)
     groups = {name: cmd for name, cmd in root.commands.items() if name != "demo"}
-    assert set(groups) == {"harvest", "policies", "train", "detect", "teacher"}
+    assert set(groups) == {"harvest", "policies", "train", "curate", "detect", "teacher"}
     assert all(isinstance(cmd, FriendlyErrors) for cmd in groups.values())
-    for app in (harvest_app, train_app):
+    for app in (harvest_app, train_app, curate_app):
         assert isinstance(typer.main.get_command(app), FriendlyErrors)
