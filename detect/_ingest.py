@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from detect._engine import DUCKDB_MACROS
 from detect._lexicon import (
     GRADING_REGEX,
     REASONING_DEMAND_REGEX,
@@ -216,21 +217,23 @@ def _map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dic
 _DERIVED = f"""
     ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,
     temperature, top_logprobs, prompt_tokens, completion_tokens, org_id, payment_id,
-    hash(prompt) AS phash,
-    hash(lower(prompt[:40])) AS tkey_head,
-    hash(lower(prompt[-40:])) AS tkey_tail,
+    stable_hash(prompt) AS phash,
+    stable_hash(lower(left(prompt, 40))) AS tkey_head,
+    stable_hash(lower(right(prompt, 40))) AS tkey_tail,
     length(prompt) AS prompt_chars,
-    CASE WHEN system_prompt IS NULL THEN NULL ELSE hash(system_prompt) END AS sys_hash,
-    CASE WHEN ip LIKE '%.%.%.%' THEN ip[:-(strpos(reverse(ip), '.') + 1)] END AS ip24,
-    (regexp_matches(prompt, '{_sql_str(REASONING_REGEX)}', 'i')
-     OR (regexp_matches(prompt, '{_sql_str(REASONING_OBJECT_REGEX)}', 'i')
-         AND regexp_matches(prompt, '{_sql_str(REASONING_DEMAND_REGEX)}', 'i'))) AS is_reasoning,
-    regexp_matches(prompt, '{_sql_str(GRADING_REGEX)}', 'i') AS is_grading
+    CASE WHEN system_prompt IS NULL THEN NULL ELSE stable_hash(system_prompt) END AS sys_hash,
+    CASE WHEN ip LIKE '%.%.%.%' THEN regexp_extract(ip, '^(.*)[.]', 1) END AS ip24,
+    (regexp_matches(prompt, '(?i){_sql_str(REASONING_REGEX)}')
+     OR (regexp_matches(prompt, '(?i){_sql_str(REASONING_OBJECT_REGEX)}')
+         AND regexp_matches(prompt, '(?i){_sql_str(REASONING_DEMAND_REGEX)}'))) AS is_reasoning,
+    regexp_matches(prompt, '(?i){_sql_str(GRADING_REGEX)}') AS is_grading
 """
 
 
 def create_traffic_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create the empty ``traffic`` table every file is appended to."""
+    for macro in DUCKDB_MACROS:
+        con.execute(macro)
     typed = _typed_select({c: c for c in SCHEMA_V1}, {})
     con.execute(
         f"CREATE OR REPLACE TABLE traffic AS SELECT {_DERIVED} FROM "
