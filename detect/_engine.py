@@ -91,8 +91,11 @@ def to_spark_sql(sql: str) -> str:
 
     def expand(node):
         if isinstance(node, exp.Anonymous) and node.name.lower() in SPARK_FUNCTIONS:
-            args = [a.sql(dialect="spark") for a in node.expressions]
+            args = [a.transform(expand).sql(dialect="spark") for a in node.expressions]
             return sqlglot.parse_one(SPARK_FUNCTIONS[node.name.lower()].format(*args), read="spark")
+        # DuckDB reads 1.5 as a DOUBLE, Spark as a DECIMAL (which then rounds divisions)
+        if isinstance(node, exp.Literal) and not node.is_string and "." in node.this:
+            return exp.cast(node.copy(), "double")
         return node
 
     tree = sqlglot.parse_one(sql, read="duckdb").transform(expand)

@@ -156,14 +156,20 @@ def scan(
     column_map: list[str] | dict[str, str] | None = None,
     config: ScanConfig | None = None,
     progress=None,
+    spark=None,
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
     ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
-    content, graph, campaigns, report) finishes."""
+    content, graph, campaigns, report) finishes.  ``spark`` (a ``SparkSession``) runs the
+    row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here."""
     config = config or ScanConfig()
     if isinstance(paths, str | Path):
         paths = [paths]
+    if spark is not None:
+        from detect._spark import SparkEngine
+
+        return _scan(SparkEngine(spark), list(paths), column_map, config, progress)
     workdir = Path(tempfile.mkdtemp(prefix="stillroom-detect-", dir=config.workdir))
     try:
         con = duckdb.connect(str(workdir / "scan.duckdb"))
