@@ -25,6 +25,8 @@ HEAVY = (
     "networkx",
     "datasketch",
     "rensa",
+    "pyspark",
+    "sqlglot",
     "sentence_transformers",
 )
 
