@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from detect_speed import build_log  # noqa: E402
 
 from detect import ScanConfig, _stages, scan  # noqa: E402
-from detect._scan import _Stages  # noqa: E402
 
 
 def account_level_stage(log: Path, threads: int) -> dict:
