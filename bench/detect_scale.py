@@ -4,7 +4,7 @@ account-level stage's tables are.
 1. Builds one log of ``--rows`` rows (``bench/detect_speed.py``'s replicated simulation).
 2. Scans it on embedded DuckDB, then on Spark (``--master``, default local[2]) in the same
    process; prints rows/s for each and the ratio (Spark session start reported apart).
-3. For the DuckDB scan, measures the account-level stage (scoring, campaigns, report: the
+3. For the DuckDB scan (run stage by stage, as ``scan()`` does), measures the account-level stage (scoring, campaigns, report: the
    part that stays in one process whichever engine runs the rows): the Python heap peak
    (tracemalloc) during it, the size of the per-account table and of the edge table, and
    extrapolates the per-account bytes to ``--extrapolate-rows`` rows from the account count.
@@ -31,46 +31,44 @@ from detect_speed import build_log  # noqa: E402
 from detect import ScanConfig, _stages, scan  # noqa: E402
 
 
-def account_level_stage(log: Path, threads: int) -> dict:
-    """Run the row-level stages on DuckDB, then measure the account-level ones."""
+def duckdb_scan_measured(log: Path, threads: int) -> dict:
+    """The DuckDB scan, stage by stage as ``scan()`` runs it, with the account-level ones
+    (scoring, campaigns, report) measured apart."""
     import duckdb
 
     from detect._engine import DuckDBEngine
+    from detect._scan import _configure
 
     config = ScanConfig(threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "scan.duckdb"))
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET threads = {threads}")
+        _configure(con, config, Path(tmp))
         engine = DuckDBEngine(con)
+        started = time.perf_counter()
         stats = _stages.ingest(engine, [log], None)
         accounts = _stages.features(engine, stats, config)
         accounts, templates = _stages.content(engine, accounts, config)
         accounts, graph = _stages.graph(engine, accounts, templates, config)
         tracemalloc.start()
-        started = time.perf_counter()
+        account_started = time.perf_counter()
         accounts, scored = _stages.scoring(accounts, graph, config)
         report = _stages.report(engine, accounts, graph, scored, config)
-        seconds = time.perf_counter() - started
+        done = time.perf_counter()
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         con.close()
     return {
         "rows": stats.rows,
+        "seconds": done - started,
         "accounts": len(accounts),
+        "flagged": int(scored.assigned["flagged"].sum()),
         "account_table_bytes": int(accounts.memory_usage(deep=True).sum()),
         "edges_kept": len(graph.all_edges),
         "edge_table_bytes": int(graph.all_edges.memory_usage(deep=True).sum()),
         "stage_peak_bytes": int(peak),
-        "stage_seconds": seconds,
+        "stage_seconds": done - account_started,
         "campaigns": len(report["campaigns"]),
     }
-
-
-def timed_scan(log: Path, threads: int, spark=None) -> tuple[float, dict]:
-    started = time.perf_counter()
-    result = scan(log, config=ScanConfig(threads=threads), spark=spark, progress=None)
-    return time.perf_counter() - started, result.report["summary"]
 
 
 def main() -> None:
@@ -83,9 +81,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = build_log(args.rows, Path(tmp))
-        duck_s, summary = timed_scan(log, args.threads)
-        rows = summary["rows"]
-        print(f"rows {rows:,}  accounts {summary['accounts']:,}  flagged {summary['flagged']:,}")
+        acct = duckdb_scan_measured(log, args.threads)
+        rows, duck_s = acct["rows"], acct["seconds"]
+        print(f"rows {rows:,}  accounts {acct['accounts']:,}  flagged {acct['flagged']:,}")
         print(f"duckdb: {duck_s:.1f} s = {rows / duck_s / 1e3:.1f}k rows/s")
         if not args.no_spark:
             from detect._spark import spark_session
@@ -93,15 +91,16 @@ def main() -> None:
             t0 = time.perf_counter()
             spark = spark_session(args.master, driver_memory="2g", shuffle_partitions=4)
             start_s = time.perf_counter() - t0
-            spark_s, spark_summary = timed_scan(log, args.threads, spark=spark)
+            t0 = time.perf_counter()
+            on_spark = scan(log, config=ScanConfig(threads=args.threads), spark=spark)
+            spark_s = time.perf_counter() - t0
             spark.stop()
-            same = spark_summary["flagged"] == summary["flagged"]
+            same = on_spark.report["summary"]["flagged"] == acct["flagged"]
             print(
                 f"spark {args.master}: {spark_s:.1f} s = {rows / spark_s / 1e3:.1f}k rows/s "
                 f"(session start {start_s:.1f} s apart); duckdb/spark speed ratio "
                 f"{spark_s / duck_s:.1f}x; same flagged count: {same}"
             )
-        acct = account_level_stage(log, args.threads)
     per_account = (acct["account_table_bytes"] + acct["edge_table_bytes"]) / acct["accounts"]
     accounts_at = acct["accounts"] / acct["rows"] * args.extrapolate_rows
     print(

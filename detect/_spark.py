@@ -151,12 +151,19 @@ class SparkEngine(Engine):
     def ingest(self, paths, column_map) -> IngestStats:
         """Parquet logs -> the ``traffic`` view (the same derived columns as DuckDB's)."""
         mapping = parse_column_map(column_map)
-        files = resolve_log_paths(paths)
+        # URIs (s3a://, hdfs://, with globs) go to Spark as given; local paths are expanded
+        remote = [str(p) for p in paths if "://" in str(p)]
+        files = (
+            resolve_log_paths([p for p in paths if "://" not in str(p)])
+            if len(remote) < len(paths)
+            else []
+        )
         for path in files:
             if log_format(path) != "parquet":
                 raise LogFormatError(
                     f"{path}: the Spark engine reads Parquet logs; convert it or use --engine duckdb"
                 )
+        files = [*files, *remote]
         raw = self.spark.read.parquet(*[str(p) for p in files])
         types = {f.name: _SPARK_TYPES.get(type(f.dataType).__name__, "VARCHAR") for f in raw.schema}
         present = map_columns(files[0], list(types), mapping)

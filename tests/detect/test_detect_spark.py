@@ -77,7 +77,8 @@ def test_cli_scan_on_spark(spark, tmp_path):
     log = tmp_path / "small.parquet"
     simulate(log, seed=5, scale=0.1)
     out = tmp_path / "r.json"
-    args = ["detect", "scan", str(log), "--out", str(out), "--engine", "spark"]
+    # a URI goes to Spark's reader as given (s3a://, hdfs://, file://)
+    args = ["detect", "scan", f"file://{log}", "--out", str(out), "--engine", "spark"]
     result = CliRunner().invoke(app, [*args, "--master", "local[2]"])
     assert result.exit_code == 0, result.output
     assert out.exists() and "rows" in result.output
