@@ -110,3 +110,38 @@ def test_missing_pyspark_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyspark", None)
     with pytest.raises(EngineError, match=r"stillroom\[spark\]"):
         require_spark()
+
+
+def test_ci_installs_java_17_on_a_machine_without_it(tmp_path):
+    """``.ci/run`` on a PATH with no java: it asks apt for openjdk-17, then runs make test."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("bash", "sed", "head", "dirname", "cat"):
+        (bin_ / tool).symlink_to(shutil.which(tool))
+    log = tmp_path / "calls.log"
+    fake_java = "#!/bin/sh\\necho 'openjdk version \\\"17.0.15\\\" 2025-04-15' >&2\\n"
+    (bin_ / "apt-get").write_text(
+        f'#!/bin/sh\necho "apt-get $*" >> {log}\n'
+        f'case "$*" in *openjdk-17*) printf "{fake_java}" > {bin_}/java; chmod +x {bin_}/java;; esac\n'
+    )
+    (bin_ / "make").write_text(f'#!/bin/sh\necho "make $*" >> {log}\n')
+    for tool in ("apt-get", "make"):
+        (bin_ / tool).chmod(0o755)
+    (bin_ / "chmod").symlink_to(shutil.which("chmod"))
+    (bin_ / "printf").symlink_to(shutil.which("printf"))
+    done = subprocess.run(
+        ["bash", str(root / ".ci" / "run")],
+        env={"PATH": str(bin_)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = log.read_text().splitlines()
+    assert any("install" in c and "openjdk-17-jre-headless" in c for c in calls), calls
+    assert calls[-1] == "make test"
