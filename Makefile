@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	else $(BIN)/pip install -q torch==2.13.0; fi
-	$(BIN)/pip install -q -e ".[train,teacher,dev,curate,curate-embed]"
+	$(BIN)/pip install -q -e ".[train,teacher,dev,curate,curate-embed,spark]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,7 +9,6 @@ NULL features, which later stages skip.
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 
 FEATURE_DESCRIPTIONS = {
@@ -35,7 +34,6 @@ FEATURE_DESCRIPTIONS = {
 }
 
 _TEMPLATE_KEYS_SQL = """
-CREATE OR REPLACE TEMP TABLE template_keys AS
 SELECT key, count(DISTINCT account_id) AS accounts, count(*) AS uses FROM (
   SELECT account_id, tkey_head AS key FROM traffic
   UNION ALL SELECT account_id, tkey_tail FROM traffic
@@ -43,7 +41,6 @@ SELECT key, count(DISTINCT account_id) AS accounts, count(*) AS uses FROM (
 """
 
 _HOURLY_SQL = """
-CREATE OR REPLACE TEMP TABLE account_hours AS
 SELECT account_id, date_trunc('hour', ts) AS hour, count(*) AS c,
        sum(is_reasoning::INTEGER) AS r, sum(is_grading::INTEGER) AS g,
        sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS l
@@ -53,7 +50,7 @@ FROM traffic GROUP BY ALL
 _FEATURES_SQL = """
 WITH gaps AS (
   SELECT account_id,
-         epoch(ts) - lag(epoch(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS gap
+         epoch_us(ts) / 1e6 - lag(epoch_us(ts) / 1e6) OVER (PARTITION BY account_id ORDER BY ts) AS gap
   FROM traffic
 ),
 gap_stats AS (
@@ -107,7 +104,7 @@ base AS (
     CASE WHEN count(top_logprobs) = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE avg(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) END
       AS logprob_rate,
-    1.0 - approx_count_distinct(phash) / count(*) AS duplicate_rate,
+    1.0 - count(DISTINCT phash) / count(*) AS duplicate_rate,
     sum(is_reasoning::INTEGER) AS reasoning_requests,
     sum(is_grading::INTEGER) AS grading_requests,
     sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob_requests,
@@ -132,7 +129,7 @@ ORDER BY account_id
 
 
 def account_features(
-    con: duckdb.DuckDBPyConnection,
+    engine,
     *,
     columns_present: set[str],
     min_share: int = 3,
@@ -143,14 +140,14 @@ def account_features(
     ``min_share`` is how many accounts must use a template before it counts as shared;
     ``max_tokens`` "near the top" is at least half the log's largest and ``min_top_tokens``.
     """
-    con.execute(_TEMPLATE_KEYS_SQL)
-    con.execute(_HOURLY_SQL)
+    engine.table("template_keys", _TEMPLATE_KEYS_SQL)
+    engine.table("account_hours", _HOURLY_SQL)
     sql = _FEATURES_SQL.format(
         min_share=int(min_share),
         has_logprobs=int("top_logprobs" in columns_present),
         min_top=float(min_top_tokens),
     )
-    frame = con.execute(sql).df().set_index("account_id")
+    frame = engine.frame(sql).set_index("account_id")
     for col, needed in (
         ("token_ratio", "completion_tokens"),
         ("max_tokens_mean", "max_tokens"),

@@ -47,7 +47,6 @@ KIND_NAMES = {
 }
 
 _ARTIFACTS_SQL = """
-CREATE OR REPLACE TEMP TABLE artifacts AS
 SELECT DISTINCT account_id, kind, value FROM (
   SELECT account_id, 'ip' AS kind, ip AS value FROM traffic WHERE ip IS NOT NULL
   UNION ALL SELECT account_id, 'subnet', ip24 FROM traffic WHERE ip24 IS NOT NULL AND ip24 <> ''
@@ -61,7 +60,6 @@ SELECT DISTINCT account_id, kind, value FROM (
 """
 
 _PAIRS_SQL = """
-CREATE OR REPLACE TEMP TABLE pair_links AS
 WITH weights AS (SELECT * FROM (VALUES {weights}) AS w(kind, kind_weight)),
 sizes AS (
   SELECT kind, value, count(*) AS n, any_value(kind_weight) / log2(1 + count(*)) AS w
@@ -70,8 +68,9 @@ sizes AS (
      AND any_value(kind_weight) / log2(1 + count(*)) >= {min_contrib}
 ),
 flagged AS (
-  SELECT a.account_id, a.kind, a.value, s.w, a.account_id IN (SELECT account_id FROM seeds) AS seed
+  SELECT a.account_id, a.kind, a.value, s.w, coalesce(sd.seed, false) AS seed
   FROM artifacts a JOIN sizes s USING (kind, value)
+  LEFT JOIN (SELECT account_id, true AS seed FROM seeds) sd USING (account_id)
 ),
 members AS (  -- purity: the share of an artifact's users that are seeds (a NAT's is low)
   SELECT *, avg(seed::INTEGER) OVER (PARTITION BY kind, value) AS purity FROM flagged
@@ -87,7 +86,7 @@ GROUP BY ALL
 
 _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
-       list(kind ORDER BY kind) AS kinds, list(shared ORDER BY kind) AS counts,
+       list(kind) AS kinds, list(shared) AS counts,
        coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
        sum(pure_weight) AS pure_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
@@ -98,7 +97,8 @@ HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
 _SYNC_SQL = """
 WITH keys AS (SELECT key FROM template_keys WHERE accounts >= 2),
 actions AS (
-  SELECT DISTINCT account_id, epoch(time_bucket(INTERVAL '{bucket_s} seconds', ts)) AS bucket
+  SELECT DISTINCT account_id,
+         CAST(floor(epoch_us(ts) / ({bucket_s} * 1e6)) AS BIGINT) * {bucket_s} AS bucket
   FROM traffic
   WHERE account_id IN (SELECT account_id FROM seeds)
     AND (tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys))
@@ -107,8 +107,9 @@ sizes AS (
   SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_actions}
 ),
 signatures AS (
-  SELECT a.account_id, p.i, min(hash(a.bucket, p.i)) AS h
-  FROM actions a SEMI JOIN sizes USING (account_id) CROSS JOIN range({perms}) AS p(i)
+  SELECT a.account_id, p.i,
+         min(stable_hash(concat_ws('|', CAST(a.bucket AS VARCHAR), CAST(p.i AS VARCHAR)))) AS h
+  FROM actions a SEMI JOIN sizes USING (account_id) CROSS JOIN perms p
   GROUP BY ALL
 ),
 small AS (
@@ -152,7 +153,7 @@ class GraphParams:
 
 
 def coordination_edges(
-    con, templates: pd.DataFrame, seeds: pd.Index, params: GraphParams
+    engine, templates: pd.DataFrame, seeds: pd.Index, params: GraphParams
 ) -> pd.DataFrame:
     """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
     kinds linking the pair and how many values of each they share).
@@ -161,23 +162,24 @@ def coordination_edges(
     already leans suspicious) are built: two accounts with nothing suspicious between them cannot form a
     campaign, and skipping them keeps the pair join small on big logs.
     """
-    seed_frame = pd.DataFrame({"account_id": pd.Series(list(seeds), dtype=object)})
-    con.register("seeds_df", seed_frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE seeds AS SELECT * FROM seeds_df")
-    con.unregister("seeds_df")
-    con.register("template_members_df", templates)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE template_members AS SELECT * FROM template_members_df"
+    engine.put("seeds", pd.DataFrame({"account_id": pd.Series(list(seeds), dtype=str)}))
+    members = pd.DataFrame(
+        {
+            "account_id": templates["account_id"].astype(str).to_numpy(),
+            "value": templates["value"].astype(str).to_numpy(),
+        }
     )
-    con.unregister("template_members_df")
-    con.execute(_ARTIFACTS_SQL)
+    engine.put("template_members", members)
+    engine.table("artifacts", _ARTIFACTS_SQL)
     weights = ", ".join(f"('{k}', {w})" for k, w in KIND_WEIGHTS.items())
-    con.execute(
+    engine.table(
+        "pair_links",
         _PAIRS_SQL.format(
             weights=weights, max_group=int(params.max_group), min_contrib=params.min_contrib
-        )
+        ),
     )
     perms = int(params.sync_perms)
+    engine.put("perms", pd.DataFrame({"i": np.arange(perms, dtype=np.int64)}))
     sync = _SYNC_SQL.format(
         bucket_s=int(params.sync_bucket_s),
         min_actions=int(params.sync_min_actions),
@@ -186,12 +188,23 @@ def coordination_edges(
         min_equal=max(1, int(np.floor(0.75 * params.sync_min_jaccard * perms))),
         min_jaccard=float(params.sync_min_jaccard),
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sync_links AS {sync}")
+    engine.table("sync_links", sync)
     infra = ", ".join(f"'{k}'" for k in INFRA_KINDS)
     sql = _EDGES_SQL.format(
         weak_edge=float(params.weak_edge), tie_edge=float(params.tie_edge), infra=infra
     )
-    return con.execute(sql).df()
+    return _sorted_kinds(engine.frame(sql))
+
+
+def _sorted_kinds(edges: pd.DataFrame) -> pd.DataFrame:
+    """``kinds`` in name order and ``counts`` beside them (engines collect lists unordered)."""
+    pairs = [
+        sorted(zip(kinds, counts, strict=True))
+        for kinds, counts in zip(edges["kinds"], edges["counts"], strict=True)
+    ]
+    edges["kinds"] = [[k for k, _ in p] for p in pairs]
+    edges["counts"] = [[int(c) for _, c in p] for p in pairs]
+    return edges
 
 
 def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
@@ -207,14 +220,14 @@ def communities(accounts: pd.Index, edges: pd.DataFrame) -> pd.Series:
     return pd.Series(labels, index=accounts)
 
 
-def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
+def shared_with(engine, campaign_of: pd.Series) -> pd.DataFrame:
     """Per account and artifact kind: values shared with other members of its community,
     and ``peers``, the most other members sharing any one of those values (a lower bound on
     how many it shares with; linear in the artifacts, no pair join).
     Columns: account_id, kind, values, peers."""
     frame = campaign_of.rename("community").rename_axis("account_id").reset_index()
-    con.register("community_df", frame)
-    result = con.execute(
+    engine.put("community_df", frame)
+    return engine.frame(
         """
         WITH a AS (
           SELECT artifacts.*, c.community FROM artifacts JOIN community_df c USING (account_id)
@@ -226,9 +239,7 @@ def shared_with(con, campaign_of: pd.Series) -> pd.DataFrame:
         FROM a JOIN s USING (kind, value, community)
         GROUP BY ALL
         """
-    ).df()
-    con.unregister("community_df")
-    return result
+    )
 
 
 def infra_groups(index: pd.Index, edges: pd.DataFrame, min_weight: float) -> pd.Series:

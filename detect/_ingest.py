@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from detect._engine import DUCKDB_MACROS
 from detect._lexicon import (
     GRADING_REGEX,
     REASONING_DEMAND_REGEX,
@@ -52,6 +53,11 @@ _SUFFIXES = {
     ".csv.gz": "csv",
 }
 MAX_SKIPPED_EXAMPLES = 10
+VALID_ROW = "ts IS NOT NULL AND account_id IS NOT NULL AND prompt IS NOT NULL"
+SKIP_REASON = """CASE WHEN account_id IS NULL THEN 'missing account_id'
+                 WHEN prompt IS NULL THEN 'missing prompt'
+                 WHEN raw_ts IS NULL THEN 'missing timestamp'
+                 WHEN ts IS NULL THEN 'unparseable timestamp' END"""
 
 
 @dataclass
@@ -176,7 +182,7 @@ def _timestamp_expr(col: str, typ: str) -> str:
     )
 
 
-def _typed_select(present: dict[str, str], types: dict[str, str], *, raw_ts: bool = False) -> str:
+def typed_select(present: dict[str, str], types: dict[str, str], *, raw_ts: bool = False) -> str:
     """SELECT list casting source columns (``present``: v1 name -> source name) to v1 types."""
     ts_src = _ident(present["timestamp"])
     parts = [f"{_timestamp_expr(ts_src, types.get(present['timestamp'], 'VARCHAR'))} AS ts"]
@@ -198,7 +204,7 @@ def _typed_select(present: dict[str, str], types: dict[str, str], *, raw_ts: boo
     return ", ".join(parts)
 
 
-def _map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dict[str, str]:
+def map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dict[str, str]:
     present: dict[str, str] = {}
     for col in columns:
         dst = mapping.get(col, col if col not in mapping.values() else None)
@@ -213,27 +219,29 @@ def _map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dic
     return present
 
 
-_DERIVED = f"""
+DERIVED = f"""
     ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,
     temperature, top_logprobs, prompt_tokens, completion_tokens, org_id, payment_id,
-    hash(prompt) AS phash,
-    hash(lower(prompt[:40])) AS tkey_head,
-    hash(lower(prompt[-40:])) AS tkey_tail,
+    stable_hash(prompt) AS phash,
+    stable_hash(lower(left(prompt, 40))) AS tkey_head,
+    stable_hash(lower(right(prompt, 40))) AS tkey_tail,
     length(prompt) AS prompt_chars,
-    CASE WHEN system_prompt IS NULL THEN NULL ELSE hash(system_prompt) END AS sys_hash,
-    CASE WHEN ip LIKE '%.%.%.%' THEN ip[:-(strpos(reverse(ip), '.') + 1)] END AS ip24,
-    (regexp_matches(prompt, '{_sql_str(REASONING_REGEX)}', 'i')
-     OR (regexp_matches(prompt, '{_sql_str(REASONING_OBJECT_REGEX)}', 'i')
-         AND regexp_matches(prompt, '{_sql_str(REASONING_DEMAND_REGEX)}', 'i'))) AS is_reasoning,
-    regexp_matches(prompt, '{_sql_str(GRADING_REGEX)}', 'i') AS is_grading
+    CASE WHEN system_prompt IS NULL THEN NULL ELSE stable_hash(system_prompt) END AS sys_hash,
+    CASE WHEN ip LIKE '%.%.%.%' THEN regexp_extract(ip, '^(.*)[.]', 1) END AS ip24,
+    (regexp_matches(prompt, '(?i){_sql_str(REASONING_REGEX)}')
+     OR (regexp_matches(prompt, '(?i){_sql_str(REASONING_OBJECT_REGEX)}')
+         AND regexp_matches(prompt, '(?i){_sql_str(REASONING_DEMAND_REGEX)}'))) AS is_reasoning,
+    regexp_matches(prompt, '(?i){_sql_str(GRADING_REGEX)}') AS is_grading
 """
 
 
 def create_traffic_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create the empty ``traffic`` table every file is appended to."""
-    typed = _typed_select({c: c for c in SCHEMA_V1}, {})
+    for macro in DUCKDB_MACROS:
+        con.execute(macro)
+    typed = typed_select({c: c for c in SCHEMA_V1}, {})
     con.execute(
-        f"CREATE OR REPLACE TABLE traffic AS SELECT {_DERIVED} FROM "
+        f"CREATE OR REPLACE TABLE traffic AS SELECT {DERIVED} FROM "
         f"(SELECT {typed} FROM (SELECT {', '.join(f'NULL AS {c}' for c in SCHEMA_V1)})) "
         "WHERE false"
     )
@@ -259,14 +267,14 @@ def _ingest_file(
 ) -> None:
     fmt = log_format(path) or ""
     types = _source_columns(con, path, fmt)
-    present = _map_columns(path, list(types), mapping)
+    present = map_columns(path, list(types), mapping)
     reader = _reader_sql(fmt, list(present.values()) if fmt == "json" else None)
-    valid = "ts IS NOT NULL AND account_id IS NOT NULL AND prompt IS NOT NULL"
+    valid = VALID_ROW
     try:
         before = con.execute("SELECT count(*) FROM traffic").fetchone()[0]
         con.execute(
-            f"INSERT INTO traffic SELECT {_DERIVED} FROM "
-            f"(SELECT {_typed_select(present, types)} FROM {reader}) WHERE {valid}",
+            f"INSERT INTO traffic SELECT {DERIVED} FROM "
+            f"(SELECT {typed_select(present, types)} FROM {reader}) WHERE {valid}",
             [str(path)],
         )
         kept = con.execute("SELECT count(*) FROM traffic").fetchone()[0] - before
@@ -277,7 +285,7 @@ def _ingest_file(
     stats.rows += kept
     stats.columns_present |= set(present)
     if total > kept:
-        typed = f"SELECT {_typed_select(present, types, raw_ts=True)} FROM {reader}"
+        typed = f"SELECT {typed_select(present, types, raw_ts=True)} FROM {reader}"
         _record_skipped(con, path, typed, fmt, total - kept, stats)
 
 
@@ -301,10 +309,7 @@ def _record_skipped(
         f"""
         SELECT row_no, reason, raw_ts FROM (
           SELECT row_number() OVER () AS row_no, ts, account_id, prompt, raw_ts,
-            CASE WHEN account_id IS NULL THEN 'missing account_id'
-                 WHEN prompt IS NULL THEN 'missing prompt'
-                 WHEN raw_ts IS NULL THEN 'missing timestamp'
-                 WHEN ts IS NULL THEN 'unparseable timestamp' END AS reason
+            {SKIP_REASON} AS reason
           FROM ({typed})
         ) WHERE reason IS NOT NULL
         """,

@@ -40,7 +40,7 @@ def iso(ts) -> str | None:
 
 
 def build_campaigns(
-    con, accounts: pd.DataFrame, assigned: pd.DataFrame, detector: CampaignDetector
+    engine, accounts: pd.DataFrame, assigned: pd.DataFrame, detector: CampaignDetector
 ) -> tuple[list[dict], pd.Series, list[dict]]:
     """Campaign dicts (sorted by score), campaign id per flagged account, and the timeline."""
     flagged = accounts.join(assigned)[assigned["flagged"]]
@@ -50,9 +50,8 @@ def build_campaigns(
     ids = {g: f"C{i + 1:03d}" for i, g in enumerate(order.index)}
     campaign_of = flagged["group"].map(ids)
     members = campaign_of.rename("campaign").rename_axis("account_id").reset_index()
-    con.register("campaign_members", members)
-    hourly = con.execute(_HOURLY_SQL).df()
-    con.unregister("campaign_members")
+    engine.put("campaign_members", members)
+    hourly = engine.frame(_HOURLY_SQL)
     campaigns, timeline = [], []
     for group, cid in ids.items():
         rows = flagged[flagged["group"] == group]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from detect import _stages as stages
 from detect._behaviour import BehaviourParams
+from detect._engine import DuckDBEngine
 from detect._graph import GraphParams
 from detect._scoring import CampaignDetector
 from detect.errors import ConfigError
@@ -155,20 +156,26 @@ def scan(
     column_map: list[str] | dict[str, str] | None = None,
     config: ScanConfig | None = None,
     progress=None,
+    spark=None,
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
     ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
-    content, graph, campaigns, report) finishes."""
+    content, graph, campaigns, report) finishes.  ``spark`` (a ``SparkSession``) runs the
+    row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here."""
     config = config or ScanConfig()
     if isinstance(paths, str | Path):
         paths = [paths]
+    if spark is not None:
+        from detect._spark import SparkEngine
+
+        return _scan(SparkEngine(spark), list(paths), column_map, config, progress)
     workdir = Path(tempfile.mkdtemp(prefix="stillroom-detect-", dir=config.workdir))
     try:
         con = duckdb.connect(str(workdir / "scan.duckdb"))
         try:
             _configure(con, config, workdir)
-            return _scan(con, list(paths), column_map, config, progress)
+            return _scan(DuckDBEngine(con), list(paths), column_map, config, progress)
         finally:
             con.close()
     finally:
@@ -203,20 +210,20 @@ class _Stages:
             self._progress(name, self.seconds[name])
 
 
-def _scan(con, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
+def _scan(engine, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
     started = time.perf_counter()
     timer = _Stages(progress)
-    stats = stages.ingest(con, paths, column_map)
+    stats = stages.ingest(engine, paths, column_map)
     timer.done("ingest")
-    accounts = stages.features(con, stats, config)
+    accounts = stages.features(engine, stats, config)
     timer.done("features")
-    accounts, templates = stages.content(con, accounts, config)
+    accounts, templates = stages.content(engine, accounts, config)
     timer.done("content")
-    accounts, graph = stages.graph(con, accounts, templates, config)
+    accounts, graph = stages.graph(engine, accounts, templates, config)
     timer.done("graph")
     accounts, scored = stages.scoring(accounts, graph, config)
     timer.done("scoring")
-    report = stages.report(con, accounts, graph, scored, config)
+    report = stages.report(engine, accounts, graph, scored, config)
     report["summary"] = _summary(stats, accounts, scored, report["campaigns"], config, started)
     timer.done("report")
     report["summary"]["stage_seconds"] = timer.seconds

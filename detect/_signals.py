@@ -17,17 +17,19 @@ from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClus
 _SAMPLE_SQL = """
 SELECT account_id, prompt, phash FROM (
   SELECT account_id, prompt, phash,
-         row_number() OVER (PARTITION BY account_id ORDER BY hash(phash, ts)) AS rn
+         row_number() OVER (PARTITION BY account_id ORDER BY stable_hash(concat_ws('|', CAST(phash AS VARCHAR),
+                                                      CAST(epoch_us(ts) AS VARCHAR))), prompt
+         ) AS rn
   FROM traffic
 ) WHERE rn <= {cap} ORDER BY account_id, rn
 """
 
 
-def sample_prompts(con, *, cap: int, budget: int) -> pd.DataFrame:
+def sample_prompts(engine, *, cap: int, budget: int) -> pd.DataFrame:
     """Up to ``cap`` prompts per account (fewer when accounts x cap exceeds ``budget``)."""
-    accounts = con.execute("SELECT count(DISTINCT account_id) FROM traffic").fetchone()[0]
+    accounts = int(engine.scalar("SELECT count(DISTINCT account_id) FROM traffic"))
     per_account = max(2, min(cap, budget // max(1, accounts)))
-    return con.execute(_SAMPLE_SQL.format(cap=int(per_account))).df()
+    return engine.frame(_SAMPLE_SQL.format(cap=int(per_account)))
 
 
 def content_signals(

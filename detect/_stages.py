@@ -11,8 +11,9 @@
    campaign group), campaigns assigned once.
 6. ``report``: everything above -> the report dict.
 
-Row-level work (ingest, features, the graph's pair building) is SQL over relations; only
-per-account frames reach pandas.
+Row-level work (ingest, features, the graph's pair building, the sample, the timeline) is
+SQL over named temp tables, run by an engine (:mod:`detect._engine`: DuckDB or Spark); only
+per-account frames, edges and the capped sample reach pandas, in this one process.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from detect._groups import (
     evidence_link,
     merge_linked_groups,
 )
-from detect._ingest import IngestStats, ingest_logs
+from detect._ingest import IngestStats
 from detect._report import (
     account_entries,
     add_shared_evidence,
@@ -64,21 +65,21 @@ class Scored:
     detector: CampaignDetector
 
 
-def ingest(con, paths, column_map) -> IngestStats:
-    stats = ingest_logs(con, paths, column_map)
+def ingest(engine, paths, column_map) -> IngestStats:
+    stats = engine.ingest(paths, column_map)
     if stats.rows == 0:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
     return stats
 
 
-def features(con, stats: IngestStats, config) -> pd.DataFrame:
-    accounts = account_features(con, columns_present=stats.columns_present)
+def features(engine, stats: IngestStats, config) -> pd.DataFrame:
+    accounts = account_features(engine, columns_present=stats.columns_present)
     return accounts.join(behaviour_flags(accounts, config.behaviour))
 
 
-def content(con, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sample = sample_prompts(con, cap=config.sample_per_account, budget=config.sample_budget)
+def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sample = sample_prompts(engine, cap=config.sample_per_account, budget=config.sample_budget)
     signals, templates = content_signals(
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
@@ -88,7 +89,7 @@ def content(con, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataF
     return accounts, templates
 
 
-def graph(con, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
+def graph(engine, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
     """Seeds (content, intent classifier or behaviour), the edges around them, groupings."""
     behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
     seeds = clone(config.detector()).fit(accounts.assign(community=0)).seeds(accounts)
@@ -97,7 +98,7 @@ def graph(con, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
     worded = accounts.index[intent >= config.intent_seed_share]
     seeds = seeds.union(accounts.index[behaving]).union(worded)
     params = config.graph_params()
-    all_edges = coordination_edges(con, templates, seeds, params)
+    all_edges = coordination_edges(engine, templates, seeds, params)
     accounts = add_groupings(
         accounts,
         all_edges,
@@ -118,12 +119,12 @@ def scoring(accounts: pd.DataFrame, g: Graph, config) -> tuple[pd.DataFrame, Sco
     return accounts, Scored(merge_linked_groups(assigned, g.all_edges), detector)
 
 
-def report(con, accounts: pd.DataFrame, g: Graph, scored: Scored, config) -> dict:
+def report(engine, accounts: pd.DataFrame, g: Graph, scored: Scored, config) -> dict:
     """The report dict, less ``summary`` (the caller adds it)."""
     assigned, detector = scored.assigned, scored.detector
-    campaigns, campaign_of, timeline = build_campaigns(con, accounts, assigned, detector)
+    campaigns, campaign_of, timeline = build_campaigns(engine, accounts, assigned, detector)
     shared = (
-        shared_with(con, campaign_of)
+        shared_with(engine, campaign_of)
         if len(campaign_of)
         else pd.DataFrame(columns=["account_id", "kind", "values", "peers"])
     )

@@ -30,17 +30,33 @@ def scan_command(
     ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
+    ),
+    master: str = typer.Option(
+        "local[2]", "--master", help="Spark master (--engine spark): local[N], spark://..., yarn."
+    ),
+    driver_memory: str = typer.Option("2g", "--driver-memory", help="Spark driver memory."),
 ) -> None:
     """Scan traffic logs and report campaigns, flagged accounts and why."""
     from detect._report import console_lines
     from detect._scan import ScanConfig, scan
+    from detect.errors import ConfigError
 
+    if engine not in ("duckdb", "spark"):
+        raise ConfigError(f"--engine {engine!r}: expected duckdb or spark")
+    spark = None
+    if engine == "spark":
+        from detect._spark import spark_session
+
+        spark = spark_session(master, driver_memory=driver_memory)
     config = ScanConfig(threads=threads, memory_limit=memory_limit)
     result = scan(
         logs,
         column_map=column_map,
         config=config,
         progress=lambda stage, s: _console.print(f"{stage}: {s:.1f} s", markup=False),
+        spark=spark,
     )
     result.write_json(out)
     if csv is not None:

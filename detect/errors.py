@@ -29,3 +29,7 @@ class ConfigError(DetectError):
 
 class NoValidRowsError(DetectError):
     """Every row of the input was skipped, so there is nothing to scan."""
+
+
+class EngineError(DetectError):
+    """The requested engine cannot run here (pyspark or a suitable Java is missing)."""

@@ -29,6 +29,8 @@ HEAVY = (
     "networkx",
     "datasketch",
     "rensa",
+    "pyspark",
+    "sqlglot",
     "sentence_transformers",
     "math_verify",
     "sympy",
