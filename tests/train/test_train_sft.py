@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.policies.conftest import write_policy
 from tests.train.conftest import capital_rows, make_harvest_db, row
 
 torch = pytest.importorskip("torch")
@@ -44,26 +45,11 @@ class WeightWatch(TrainerCallback):
 
 # No shipped policy forbids training for every purpose (docs/policies.md), so the forbidden
 # teacher is a policy file of the user's own, found through STILLROOM_POLICY_PATH.
-FORBIDDING = """\
-id = "no-training"
-name = "A teacher whose terms forbid training on outputs"
-verdict = "forbidden"
-
-[terms]
-title = "No-Training Terms"
-url = "https://example.com/no-training"
-read = 2026-11-25
-
-[[clauses]]
-section = "3"
-text = "You may not use outputs to train or improve any machine learning model."
-"""
-
-
 @pytest.fixture(scope="module")
 def forbidding_policy(tmp_path_factory: pytest.TempPathFactory):
     policy_dir = tmp_path_factory.mktemp("policies")
-    (policy_dir / "no-training.toml").write_text(FORBIDDING, encoding="utf-8")
+    clause = "You may not use outputs to train or improve any machine learning model."
+    write_policy(policy_dir, "no-training", verdict="forbidden", clause=clause)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STILLROOM_POLICY_PATH", str(policy_dir))
         yield "no-training"
