@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from detect import scan, simulate
+from detect import ConfigError, scan, simulate
 from detect._ingest import ingest_logs
 from detect._state import MIGRATIONS, StateStore
 from stillroom.cli import app
@@ -133,3 +133,8 @@ def test_cli_incremental_scan(day_files, tmp_path):
     assert summary["state"]["window_days"] == 7
     result = CliRunner().invoke(app, [*args, "--window-days", "0", "--out", str(out)])
     assert result.exit_code != 0 and "window_days" in result.output
+
+
+def test_an_incremental_scan_on_spark_is_refused(day_files, tmp_path):
+    with pytest.raises(ConfigError, match="DuckDB, not Spark"):
+        scan([day_files[0]], state=tmp_path / "s.duckdb", spark=object())
