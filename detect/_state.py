@@ -90,6 +90,19 @@ class StateStore:
             migrate(con)
             con.execute("INSERT INTO state.schema_migrations VALUES (?, now())", [version])
             con.execute("COMMIT")
+        self._check_row_schema(con)
+
+    def _check_row_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The partitions' columns must be ingest's; a changed row schema needs a migration."""
+        kept = con.execute("SELECT * EXCLUDE (day) FROM state.day_rows LIMIT 0").df().columns
+        now = con.execute("SELECT * FROM traffic LIMIT 0").df().columns
+        if list(kept) != list(now):
+            missing, extra = sorted(set(now) - set(kept)), sorted(set(kept) - set(now))
+            raise ConfigError(
+                f"{self.path}: its day partitions have another row schema than this version's "
+                f"ingest (missing {missing}, extra {extra}); add a numbered migration in "
+                "detect/_state.py"
+            )
 
     def fold(
         self,

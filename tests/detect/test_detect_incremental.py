@@ -138,3 +138,15 @@ def test_cli_incremental_scan(day_files, tmp_path):
 def test_an_incremental_scan_on_spark_is_refused(day_files, tmp_path):
     with pytest.raises(ConfigError, match="DuckDB, not Spark"):
         scan([day_files[0]], state=tmp_path / "s.duckdb", spark=object())
+
+
+def test_a_store_with_another_row_schema_is_named(day_files, tmp_path):
+    store = StateStore(tmp_path / "state.duckdb")
+    con, stats = _ingested(day_files[:1])
+    store.attach(con)
+    store.fold(con, stats)
+    con.execute("ALTER TABLE state.day_rows DROP COLUMN is_grading")
+    con.close()
+    con, _ = _ingested(day_files[:1])
+    with pytest.raises(ConfigError, match=r"state.duckdb.*missing \['is_grading'\]"):
+        store.attach(con)
