@@ -29,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "detect_speed": ["--rows", "200000"],
     "detect_quality": ["--seeds", "1000", "--scale", "0.5"],
     "detect_scale": ["--rows", "200000"],
+    "detect_incremental": ["--scale", "0.3"],
     "curate_verifier_rates": [],
     "curate_speed": ["--rows", "100000", "--baseline-rows", "2000"],
     "curate_task_search": ["--n", "8"],

@@ -157,13 +157,25 @@ def scan(
     config: ScanConfig | None = None,
     progress=None,
     spark=None,
+    state: Path | str | None = None,
+    window_days: int = 30,
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
     ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
     content, graph, campaigns, report) finishes.  ``spark`` (a ``SparkSession``) runs the
-    row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here."""
+    row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
+    ``state`` (a DuckDB file) makes the scan incremental: the rows read are folded into the
+    store, one partition per UTC day, and the latest ``window_days`` days in it are scored
+    (see :mod:`detect._state`)."""
     config = config or ScanConfig()
+    store = None
+    if state is not None:
+        from detect._state import StateStore
+
+        if spark is not None:
+            raise ConfigError("an incremental scan (state=) runs on DuckDB, not Spark")
+        store = StateStore(Path(state), window_days)
     if isinstance(paths, str | Path):
         paths = [paths]
     if spark is not None:
@@ -175,7 +187,7 @@ def scan(
         con = duckdb.connect(str(workdir / "scan.duckdb"))
         try:
             _configure(con, config, workdir)
-            return _scan(DuckDBEngine(con), list(paths), column_map, config, progress)
+            return _scan(DuckDBEngine(con), list(paths), column_map, config, progress, store)
         finally:
             con.close()
     finally:
@@ -210,11 +222,16 @@ class _Stages:
             self._progress(name, self.seconds[name])
 
 
-def _scan(engine, paths, column_map, config: ScanConfig, progress=None) -> ScanResult:
+def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=None) -> ScanResult:
     started = time.perf_counter()
     timer = _Stages(progress)
     stats = stages.ingest(engine, paths, column_map)
     timer.done("ingest")
+    if store is not None:
+        store.attach(engine.con)
+        folded_days = store.fold(engine.con, stats)
+        stats = store.load_window(engine.con, stats)
+        timer.done("fold")
     accounts = stages.features(engine, stats, config)
     timer.done("features")
     accounts, templates = stages.content(engine, accounts, config)
@@ -224,7 +241,16 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None) -> ScanR
     accounts, scored = stages.scoring(accounts, graph, config)
     timer.done("scoring")
     report = stages.report(engine, accounts, graph, scored, config)
+    if store is not None:
+        store.remember_flags(engine.con, report["campaigns"])
     report["summary"] = _summary(stats, accounts, scored, report["campaigns"], config, started)
+    if store is not None:
+        report["summary"]["state"] = {
+            "path": str(store.path),
+            "window_days": store.window_days,
+            "days": store.window_days_kept(engine.con),
+            "folded_days": [str(d) for d in folded_days],
+        }
     timer.done("report")
     report["summary"]["stage_seconds"] = timer.seconds
     return ScanResult(report=report, accounts=accounts.join(scored.assigned))

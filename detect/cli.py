@@ -37,6 +37,14 @@ def scan_command(
         "local[2]", "--master", help="Spark master (--engine spark): local[N], spark://..., yarn."
     ),
     driver_memory: str = typer.Option("2g", "--driver-memory", help="Spark driver memory."),
+    state: Path | None = typer.Option(
+        None,
+        "--state",
+        help="Incremental: fold these logs into this DuckDB state store, score its window.",
+    ),
+    window_days: int = typer.Option(
+        30, "--window-days", help="Days the incremental window keeps (--state); older age out."
+    ),
 ) -> None:
     """Scan traffic logs and report campaigns, flagged accounts and why."""
     from detect._report import console_lines
@@ -57,6 +65,8 @@ def scan_command(
         config=config,
         progress=lambda stage, s: _console.print(f"{stage}: {s:.1f} s", markup=False),
         spark=spark,
+        state=state,
+        window_days=window_days,
     )
     result.write_json(out)
     if csv is not None:
