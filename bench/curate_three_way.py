@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3.0)
     args = parser.parse_args()
     t0 = time.monotonic()
-    settings = CurationSettings(samples=args.samples, max_tokens=args.max_tokens, epochs=args.epochs)
+    settings = CurationSettings(
+        samples=args.samples, max_tokens=args.max_tokens, epochs=args.epochs
+    )
     f = run_curation(args.workdir, settings)
     print("harvest:", f["harvest"], "| trained:", f["trained"])
     for name, summary in f["curated"].items():

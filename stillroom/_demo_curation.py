@@ -159,7 +159,9 @@ def run_curation(workdir: Path, s: CurationSettings, progress: bool = False) -> 
     workdir.mkdir(parents=True, exist_ok=True)
     db, refs_path = workdir / "harvest.duckdb", workdir / "references.jsonl"
     rows, refs = addition_prompts(s.prompts)
-    refs_path.write_text("".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items()))
+    refs_path.write_text(
+        "".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items())
+    )
     harvested = harvest_additions(db, rows, s, progress)
     curated = curate_sets(db, refs, s.unverified)
     trained = {"verified": train_on(db, workdir / "verified", "verified", None, s)}

@@ -12,7 +12,9 @@ def demo(
         Path("stillroom-demo"), help="Where everything is written (created if missing)."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="Small settings, no curation story: a few minutes on 2 CPU cores instead of ~25."
+        False,
+        "--quick",
+        help="Small settings, no curation story: a few minutes on 2 CPU cores instead of ~25.",
     ),
 ) -> None:
     """Teacher -> harvest -> LoRA student (context distillation) -> evaluation -> curation
