@@ -14,10 +14,10 @@ key and no GPU (one is used when present)::
 3. train a LoRA student on the answers *without* the system prompt (context distillation);
 4. evaluate base and student against the teacher on held-out prompts (``eval.json``):
    agreement (token F1, ROUGE-L) and the pirate-talk rate, side by side;
-5. the full demo only: curation on a verifiable task ("What is A + B?"): base, a student on
-   N unverified teacher answers and one on N verified answers, scored on >= 100 held-out
-   prompts (:mod:`stillroom._demo_curation`, the same code as ``bench/curate_three_way.py``).
-   ``--quick`` leaves it out: alone it took 3-4 min on 2 shared cores, over the 5-min budget;
+5. curation on a verifiable task ("What is A + B?"): base, a student on N unverified
+   teacher answers and one on N verified answers, scored on 104 held-out prompts
+   (:mod:`stillroom._demo_curation`, the same code as ``bench/curate_three_way.py``);
+   ``--quick`` shows base against the verified student only, on 25 held-out prompts;
 6. simulate provider traffic with extraction campaigns, scan it, write the HTML report;
 7. summarise, and say where everything was written (``summary.json`` too).
 """
@@ -187,10 +187,10 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole story in ``workdir`` (created; an earlier harvest there is resumed).
 
-    ``curation``: True runs the curation story with its full settings unless ``quick``;
-    False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
+    ``curation``: True runs the curation story at the preset's sizes (``FULL_CURATION`` or
+    ``QUICK_CURATION``); False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
     at those sizes."""
-    from stillroom._demo_curation import CurationSettings
+    from stillroom._demo_curation import FULL_CURATION, QUICK_CURATION
     from stillroom._demo_steps import (
         curation_step,
         detect_step,
@@ -223,7 +223,7 @@ def run_demo(
     with steps.step("evaluate", "evaluate base vs student against the teacher"):
         evaluate_step(result, console)
     if curation is True:
-        curation = None if quick else CurationSettings()
+        curation = QUICK_CURATION if quick else FULL_CURATION
     if curation:
         with steps.step("curation", "curation: base / unverified / verified student, scored"):
             curation_step(result, curation, console, progress)

@@ -14,11 +14,11 @@ def demo(
     quick: bool = typer.Option(
         False,
         "--quick",
-        help="Small settings, no curation story: a few minutes on 2 CPU cores instead of ~25.",
+        help="Small settings: a few minutes on 2 CPU cores instead of ~25.",
     ),
 ) -> None:
     """Teacher -> harvest -> LoRA student (context distillation) -> evaluation -> curation
-    (verified vs unverified answers, full demo only) -> detection."""
+    (verified vs unverified answers) -> detection."""
     from stillroom.demo import run_demo
 
     run_demo(workdir, quick=quick)

@@ -115,7 +115,13 @@ def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
     assert "Vicuna" in Path(paths["dataset_card"]).read_text()
     assert s["detect"]["flagged"] > 0 and s["detect"]["precision"] > 0.5
     assert "held-out prompts" in result.output and "report.html" in result.output
-    assert "curation" not in s  # --quick leaves the curation story to the full demo
+    c = s["curation"]  # --quick: base against the verified student
+    assert c["held_out_prompts"] >= 20 and len(c["rows"]) == 3
+    assert c["curated"]["verified"]["by_stage"]["verify"] > 0
+    assert_kept_answers_are_right(workdir / "curation", c["settings"]["prompts"])
+    [(_, base), (student, verified)] = [(k, v) for k, v in c["rows"].items() if k != TEACHER_ROW]
+    assert "verified" in student and verified["accuracy"] > base["accuracy"]
+    assert "curation: accuracy on" in result.output
 
 
 def test_the_addition_task_is_every_pair_once_with_its_sum():
@@ -153,29 +159,35 @@ def test_scores_carry_wilson_intervals_and_paired_tests_between_models_only():
     assert pair["p_value"] == pytest.approx(0.5)
 
 
+def assert_kept_answers_are_right(workdir: Path, prompts: int) -> int:
+    """Every answer the curated set ``verified`` kept is right, checked here without the
+    verifier (its last number is A+B); returns how many were kept."""
+    import duckdb
+
+    _, refs = addition_prompts(prompts)
+    con = duckdb.connect(str(workdir / "harvest.duckdb"), read_only=True)
+    kept = con.execute(
+        "SELECT c.prompt_id, c.content FROM curation_decisions d JOIN completions c "
+        "USING (idempotency_key) WHERE d.curation = 'verified' AND d.keep"
+    ).fetchall()
+    con.close()
+    for prompt_id, content in kept:
+        assert re.findall(r"-?\d+", content)[-1] == refs[prompt_id], content
+    return len(kept)
+
+
 @needs_teacher
 @needs_train
 @pytest.mark.slow
 @pytest.mark.teacher
 @pytest.mark.train
 def test_the_curation_story_keeps_only_verified_answers_and_scores_three_models(tmp_path: Path):
-    import duckdb
-
     settings = CurationSettings(prompts=16, samples=2, max_steps=2, batch_size=4)
     figures = run_curation(tmp_path, settings)
     verified, unverified = figures["curated"]["verified"], figures["curated"]["unverified"]
     assert unverified["kept"] == 16  # one answer per prompt, unchecked
     assert verified["kept"] < 16 and verified["by_stage"]["verify"] > 0  # T=0.8 fails some
-    _, refs = addition_prompts(16)
-    con = duckdb.connect(str(tmp_path / "harvest.duckdb"), read_only=True)
-    kept = con.execute(
-        "SELECT c.prompt_id, c.content FROM curation_decisions d JOIN completions c "
-        "USING (idempotency_key) WHERE d.curation = 'verified' AND d.keep"
-    ).fetchall()
-    con.close()
-    assert len(kept) == verified["kept"]
-    for prompt_id, content in kept:  # checked here without the verifier: the last number
-        assert re.findall(r"-?\d+", content)[-1] == refs[prompt_id], content
+    assert assert_kept_answers_are_right(tmp_path, 16) == verified["kept"]
     trained = figures["trained"]
     assert trained["verified"]["rows"] == trained["unverified"]["rows"] >= 1
     n = figures["held_out_prompts"]
