@@ -1,4 +1,4 @@
-"""The demo's steps, each a few library calls: harvest, train, evaluate, detect.
+"""The demo's steps, each a few library calls: harvest, train, evaluate, curation, detect.
 
 Each step reads the run's :class:`~stillroom.demo.DemoResult` (workdir, settings), does its
 work through the packages' public APIs and records paths and figures on it.
@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from stillroom._demo_curation import CurationSettings
 from stillroom.demo import (
     BEHAVIOUR,
     SOURCES_PATH,
@@ -168,6 +169,20 @@ def evaluate_step(result: DemoResult, console: Console) -> None:
     result.summary["teacher_held_out_behaviour"] = behaviour["teacher"]
     for side in ("base", "student"):
         result.summary[side] = {**report[side], "behaviour": behaviour[side]}
+
+
+def curation_step(
+    result: DemoResult, settings: CurationSettings, console: Console, progress: bool
+) -> None:
+    """The curation story (:func:`stillroom._demo_curation.run_curation`) in ``curation/``."""
+    from stillroom._demo_curation import render_curation, run_curation
+
+    _quiet_libraries()
+    figures = run_curation(result.workdir / "curation", settings, progress=progress)
+    for renderable in render_curation(figures):
+        console.print(renderable)
+    result.paths["curation"] = str(result.workdir / "curation" / "curation.json")
+    result.summary["curation"] = figures
 
 
 def detect_step(result: DemoResult, console: Console) -> None:

@@ -14,8 +14,12 @@ key and no GPU (one is used when present)::
 3. train a LoRA student on the answers *without* the system prompt (context distillation);
 4. evaluate base and student against the teacher on held-out prompts (``eval.json``):
    agreement (token F1, ROUGE-L) and the pirate-talk rate, side by side;
-5. simulate provider traffic with extraction campaigns, scan it, write the HTML report;
-6. summarise, and say where everything was written (``summary.json`` too).
+5. curation on a verifiable task ("What is A + B?"): base, a student on N unverified
+   teacher answers and one on N verified answers, scored on 104 held-out prompts
+   (:mod:`stillroom._demo_curation`, the same code as ``bench/curate_three_way.py``);
+   ``--quick`` shows base against the verified student only, on 25 held-out prompts;
+6. simulate provider traffic with extraction campaigns, scan it, write the HTML report;
+7. summarise, and say where everything was written (``summary.json`` too).
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from stillroom_core.errors import StillroomError
+
+if TYPE_CHECKING:
+    from stillroom._demo_curation import CurationSettings
 
 DATA_DIR = Path(__file__).parent / "data"
 PROMPTS_PATH = DATA_DIR / "prompts.jsonl"
@@ -174,11 +181,23 @@ def run_demo(
     *,
     quick: bool = False,
     settings: DemoSettings | None = None,
+    curation: CurationSettings | bool | None = True,
     console: Console | None = None,
     progress: bool = True,
 ) -> DemoResult:
-    """Run the whole story in ``workdir`` (created; an earlier harvest there is resumed)."""
-    from stillroom._demo_steps import detect_step, evaluate_step, harvest_step, train_step
+    """Run the whole story in ``workdir`` (created; an earlier harvest there is resumed).
+
+    ``curation``: True runs the curation story at the preset's sizes (``FULL_CURATION`` or
+    ``QUICK_CURATION``); False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
+    at those sizes."""
+    from stillroom._demo_curation import FULL_CURATION, QUICK_CURATION
+    from stillroom._demo_steps import (
+        curation_step,
+        detect_step,
+        evaluate_step,
+        harvest_step,
+        train_step,
+    )
     from stillroom.teacher import TeacherConfig, serve_teacher
 
     settings = settings or (QUICK if quick else FULL)
@@ -203,6 +222,11 @@ def run_demo(
         train_step(result, console, progress)
     with steps.step("evaluate", "evaluate base vs student against the teacher"):
         evaluate_step(result, console)
+    if curation is True:
+        curation = QUICK_CURATION if quick else FULL_CURATION
+    if curation:
+        with steps.step("curation", "curation: base / unverified / verified student, scored"):
+            curation_step(result, curation, console, progress)
     with steps.step("detect", "simulate provider traffic and detect the campaigns"):
         detect_step(result, console)
     result.timings_s["total"] = time.perf_counter() - started
@@ -237,6 +261,12 @@ def print_summary(result: DemoResult, console: Console) -> None:
             _num(s["student"].get(metric)),
         )
     console.print(table)
+    if "curation" in s:
+        c = s["curation"]
+        console.print(
+            f"curation on {c['held_out_prompts']} held-out additions: "
+            + ", ".join(f"{name} {_pct(r['accuracy'])}" for name, r in c["rows"].items())
+        )
     d = s["detect"]
     console.print(
         f"detect: {d['rows']:,} requests, {d['accounts']:,} accounts; {d['flagged']} flagged "

@@ -12,10 +12,13 @@ def demo(
         Path("stillroom-demo"), help="Where everything is written (created if missing)."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="Small settings: a few minutes on 2 CPU cores instead of ~20."
+        False,
+        "--quick",
+        help="Small settings: a few minutes on 2 CPU cores instead of ~25.",
     ),
 ) -> None:
-    """Teacher -> harvest -> LoRA student (context distillation) -> evaluation -> detection."""
+    """Teacher -> harvest -> LoRA student (context distillation) -> evaluation -> curation
+    (verified vs unverified answers) -> detection."""
     from stillroom.demo import run_demo
 
     run_demo(workdir, quick=quick)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from stillroom._demo_curation import (
+    TEACHER_ROW,
+    CurationSettings,
+    addition_prompts,
+    run_curation,
+    score_rows,
+)
 from stillroom.demo import (
     PROMPTS_PATH,
     QUICK,
@@ -107,3 +115,83 @@ def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
     assert "Vicuna" in Path(paths["dataset_card"]).read_text()
     assert s["detect"]["flagged"] > 0 and s["detect"]["precision"] > 0.5
     assert "held-out prompts" in result.output and "report.html" in result.output
+    c = s["curation"]  # --quick: base against the verified student
+    assert c["held_out_prompts"] >= 20 and len(c["rows"]) == 3
+    assert c["curated"]["verified"]["by_stage"]["verify"] > 0
+    assert_kept_answers_are_right(workdir / "curation", c["settings"]["prompts"])
+    [(_, base), (student, verified)] = [(k, v) for k, v in c["rows"].items() if k != TEACHER_ROW]
+    assert "verified" in student and verified["accuracy"] > base["accuracy"]
+    assert "curation: accuracy on" in result.output
+
+
+def test_the_addition_task_is_every_pair_once_with_its_sum():
+    rows, refs = addition_prompts()
+    assert len(rows) == 225 == len({r["prompt"] for r in rows}) == len(refs)
+    for r in rows:
+        a, b = map(int, re.fullmatch(r"What is (\d+) \+ (\d+)\?", r["prompt"]).groups())
+        assert refs[r["id"]] == str(a + b)
+    first, first_refs = addition_prompts(16)
+    assert first == rows[:16] and set(first_refs) == {r["id"] for r in first}
+
+
+def test_curation_settings_are_validated():
+    with pytest.raises(DemoError, match="prompts"):
+        CurationSettings(prompts=300)
+    with pytest.raises(DemoError, match="max_steps"):
+        CurationSettings(max_steps=0)
+
+
+def test_scores_carry_wilson_intervals_and_paired_tests_between_models_only():
+    right, wrong = {"passed": True}, {"passed": False}
+    verdicts = {
+        "base": [right, wrong, wrong, wrong],
+        "student": [right, right, right, wrong],
+        TEACHER_ROW: [wrong, wrong, wrong, right],
+    }
+    scored = score_rows(verdicts)
+    assert (
+        scored["rows"]["student"]["passed"] == 3 and scored["rows"]["student"]["accuracy"] == 0.75
+    )
+    low, high = scored["rows"]["base"]["wilson95"]
+    assert low < 0.25 < high
+    [pair] = scored["paired"]  # the teacher's sampled answers are not paired with greedy models
+    assert (pair["a"], pair["b"], pair["only_a"], pair["only_b"]) == ("base", "student", 0, 2)
+    assert pair["p_value"] == pytest.approx(0.5)
+
+
+def assert_kept_answers_are_right(workdir: Path, prompts: int) -> int:
+    """Every answer the curated set ``verified`` kept is right, checked here without the
+    verifier (its last number is A+B); returns how many were kept."""
+    import duckdb
+
+    _, refs = addition_prompts(prompts)
+    con = duckdb.connect(str(workdir / "harvest.duckdb"), read_only=True)
+    kept = con.execute(
+        "SELECT c.prompt_id, c.content FROM curation_decisions d JOIN completions c "
+        "USING (idempotency_key) WHERE d.curation = 'verified' AND d.keep"
+    ).fetchall()
+    con.close()
+    for prompt_id, content in kept:
+        assert re.findall(r"-?\d+", content)[-1] == refs[prompt_id], content
+    return len(kept)
+
+
+@needs_teacher
+@needs_train
+@pytest.mark.slow
+@pytest.mark.teacher
+@pytest.mark.train
+def test_the_curation_story_keeps_only_verified_answers_and_scores_three_models(tmp_path: Path):
+    settings = CurationSettings(prompts=16, samples=2, max_steps=2, batch_size=4)
+    figures = run_curation(tmp_path, settings)
+    verified, unverified = figures["curated"]["verified"], figures["curated"]["unverified"]
+    assert unverified["kept"] == 16  # one answer per prompt, unchecked
+    assert verified["kept"] < 16 and verified["by_stage"]["verify"] > 0  # T=0.8 fails some
+    assert assert_kept_answers_are_right(tmp_path, 16) == verified["kept"]
+    trained = figures["trained"]
+    assert trained["verified"]["rows"] == trained["unverified"]["rows"] >= 1
+    n = figures["held_out_prompts"]
+    assert n >= 4 and len(figures["rows"]) == 4
+    assert all(r["n"] == n for r in figures["rows"].values())
+    assert len(figures["paired"]) == 3
+    assert json.loads((tmp_path / "curation.json").read_text())["rows"] == figures["rows"]
