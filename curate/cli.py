@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -20,6 +21,45 @@ app = typer.Typer(
     help="Verify, deduplicate and decontaminate training data (a harvest store or JSONL).",
     no_args_is_help=True,
 )
+
+
+# The options the commands share, declared once (each command keeps its default).
+_Verifier = Annotated[
+    str, typer.Option("--verifier", help="math, exact, regex, choice, code, or none.")
+]
+_Benchmark = Annotated[
+    list[Path],
+    typer.Option("--benchmark", help="Benchmark file to decontaminate against; repeatable."),
+]
+_BenchmarkField = Annotated[
+    str | None, typer.Option("--benchmark-field", help="Text field of benchmark rows.")
+]
+_PromptThreshold = Annotated[
+    float, typer.Option("--prompt-threshold", help="Near-duplicate prompt Jaccard.")
+]
+_AnswerThreshold = Annotated[
+    float, typer.Option("--answer-threshold", help="Near-duplicate answer Jaccard.")
+]
+_Ngram = Annotated[int, typer.Option("--ngram", help="Verbatim-leak n-gram size (0: off).")]
+_DecontamThreshold = Annotated[
+    float, typer.Option("--decontam-threshold", help="Reworded-leak Jaccard.")
+]
+_Keep = Annotated[str, typer.Option("--keep", help="Verified samples kept per prompt: one or all.")]
+_DropAllPass = Annotated[
+    bool, typer.Option("--drop-all-pass", help="Drop prompts every sample solved.")
+]
+_KeepAllFail = Annotated[
+    bool, typer.Option("--keep-all-fail", help="Keep prompts no sample solved.")
+]
+_AnswerScope = Annotated[
+    str, typer.Option("--answer-dedup-scope", help="Answers deduplicated per prompt, or global.")
+]
+_EmbedThreshold = Annotated[
+    float | None,
+    typer.Option(
+        "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
+    ),
+]
 
 
 def _benchmarks(paths: list[Path], field: str | None):
@@ -70,47 +110,27 @@ def run_command(
     name: str = typer.Option(
         ..., "--name", help="Name of the curated set (train sft --curated NAME)."
     ),
-    verifier: str = typer.Option(
-        "math", "--verifier", help="math, exact, regex, choice, code, or none."
-    ),
+    verifier: _Verifier = "math",
     references: Path | None = typer.Option(
         None, "--references", help="JSONL of {id, FIELD}: prompt id -> reference."
     ),
     reference_field: str = typer.Option(
         "answer", "--reference-field", help="Field of --references holding the reference."
     ),
-    benchmark: list[Path] = typer.Option(
-        [], "--benchmark", help="Benchmark file to decontaminate against; repeatable."
-    ),
-    benchmark_field: str | None = typer.Option(
-        None, "--benchmark-field", help="Text field of benchmark rows."
-    ),
-    prompt_threshold: float = typer.Option(
-        0.7, "--prompt-threshold", help="Near-duplicate prompt Jaccard."
-    ),
-    answer_threshold: float = typer.Option(
-        0.9, "--answer-threshold", help="Near-duplicate answer Jaccard."
-    ),
-    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
-    decontam_threshold: float = typer.Option(
-        0.5, "--decontam-threshold", help="Reworded-leak Jaccard."
-    ),
+    benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
+    benchmark_field: _BenchmarkField = None,
+    prompt_threshold: _PromptThreshold = 0.7,
+    answer_threshold: _AnswerThreshold = 0.9,
+    ngram: _Ngram = 13,
+    decontam_threshold: _DecontamThreshold = 0.5,
     rel_tol: float | None = typer.Option(
         None, "--rel-tol", help="math: relative tolerance (default 1e-6)."
     ),
-    keep: str = typer.Option("all", "--keep", help="Verified samples kept per prompt: one or all."),
-    drop_all_pass: bool = typer.Option(
-        False, "--drop-all-pass", help="Drop prompts every sample solved."
-    ),
-    keep_all_fail: bool = typer.Option(
-        False, "--keep-all-fail", help="Keep prompts no sample solved."
-    ),
-    answer_scope: str = typer.Option(
-        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
-    ),
-    embed_threshold: float | None = typer.Option(
-        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
-    ),
+    keep: _Keep = "all",
+    drop_all_pass: _DropAllPass = False,
+    keep_all_fail: _KeepAllFail = False,
+    answer_scope: _AnswerScope = "prompt",
+    embed_threshold: _EmbedThreshold = None,
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
     from curate import curate_store
@@ -179,44 +199,24 @@ def jsonl_command(
     out: Path = typer.Option(
         ..., "--out", help="Directory for curated.jsonl, decisions.jsonl, curation.json."
     ),
-    verifier: str = typer.Option(
-        "math", "--verifier", help="math, exact, regex, choice, code, or none."
-    ),
+    verifier: _Verifier = "math",
     references: Path | None = typer.Option(
         None, "--references", help="JSONL of {id, answer} keyed by prompt id."
     ),
     reference_field: str = typer.Option(
         "reference", "--reference-field", help="Row field holding the reference."
     ),
-    benchmark: list[Path] = typer.Option(
-        [], "--benchmark", help="Benchmark file to decontaminate against; repeatable."
-    ),
-    benchmark_field: str | None = typer.Option(
-        None, "--benchmark-field", help="Text field of benchmark rows."
-    ),
-    prompt_threshold: float = typer.Option(
-        0.7, "--prompt-threshold", help="Near-duplicate prompt Jaccard."
-    ),
-    answer_threshold: float = typer.Option(
-        0.9, "--answer-threshold", help="Near-duplicate answer Jaccard."
-    ),
-    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
-    decontam_threshold: float = typer.Option(
-        0.5, "--decontam-threshold", help="Reworded-leak Jaccard."
-    ),
-    keep: str = typer.Option("all", "--keep", help="Verified samples kept per prompt: one or all."),
-    drop_all_pass: bool = typer.Option(
-        False, "--drop-all-pass", help="Drop prompts every sample solved."
-    ),
-    keep_all_fail: bool = typer.Option(
-        False, "--keep-all-fail", help="Keep prompts no sample solved."
-    ),
-    answer_scope: str = typer.Option(
-        "prompt", "--answer-dedup-scope", help="Answers deduplicated per prompt, or global."
-    ),
-    embed_threshold: float | None = typer.Option(
-        None, "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
-    ),
+    benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
+    benchmark_field: _BenchmarkField = None,
+    prompt_threshold: _PromptThreshold = 0.7,
+    answer_threshold: _AnswerThreshold = 0.9,
+    ngram: _Ngram = 13,
+    decontam_threshold: _DecontamThreshold = 0.5,
+    keep: _Keep = "all",
+    drop_all_pass: _DropAllPass = False,
+    keep_all_fail: _KeepAllFail = False,
+    answer_scope: _AnswerScope = "prompt",
+    embed_threshold: _EmbedThreshold = None,
 ) -> None:
     """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
     from curate import curate_rows
@@ -283,10 +283,8 @@ def decontam_command(
     path: Path = typer.Argument(..., help="JSONL file of prompts."),
     benchmark: list[Path] = typer.Option(..., "--benchmark", help="Benchmark file; repeatable."),
     field: str = typer.Option("prompt", "--field", help="Field to check."),
-    benchmark_field: str | None = typer.Option(
-        None, "--benchmark-field", help="Text field of benchmark rows."
-    ),
-    ngram: int = typer.Option(13, "--ngram", help="Verbatim-leak n-gram size (0: off)."),
+    benchmark_field: _BenchmarkField = None,
+    ngram: _Ngram = 13,
     threshold: float = typer.Option(0.5, "--threshold", help="Reworded-leak Jaccard."),
     embed_threshold: float | None = typer.Option(
         None, "--embed-threshold", help="Also paraphrases, by embedding cosine (curate-embed)."
