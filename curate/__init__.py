@@ -1,10 +1,10 @@
 """curate: verified, deduplicated, decontaminated training data.
 
-Verifiers (math final answers, exact, regex, multiple choice, code in a sandbox, an LLM-judge
-interface) return a :class:`Verdict` with their name, version and reason. Rejection sampling
-keeps the verified samples per prompt and records pass rates; dedup drops exact and near-
-duplicate prompts and answers; decontamination drops rows that leak benchmark items. Every
-dropped row says why, and names the row or benchmark item it matched.
+Verifiers (math final answers, exact, regex, multiple choice, code in a sandbox, an LLM
+judge asked through harvest) return a :class:`Verdict` with their name, version and reason.
+Rejection sampling keeps the verified samples per prompt and records pass rates; dedup drops
+exact and near-duplicate prompts and answers; decontamination drops rows that leak benchmark
+items. Every dropped row says why, and names the row or benchmark item it matched.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from curate.errors import (
     ConfigError,
     CurateError,
     InputFormatError,
+    JudgeIncompleteError,
     SandboxUnavailableError,
     UnknownVerifierError,
 )
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from curate._dedup import DedupConfig, find_duplicates
     from curate._drop import Drop
     from curate._embed import EmbeddingMatcher
-    from curate._judge import JudgeVerifier
+    from curate._judge import JUDGE_TEMPLATE, HarvestJudge, JudgeVerifier, read_verdict
     from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
     from curate._math import MathVerifier, extract_final_answer
     from curate._minhash import MinHashIndex, optimal_bands
@@ -64,7 +65,10 @@ _LAZY = {
     "DedupConfig": "curate._dedup",
     "find_duplicates": "curate._dedup",
     "Drop": "curate._drop",
+    "JUDGE_TEMPLATE": "curate._judge",
+    "HarvestJudge": "curate._judge",
     "JudgeVerifier": "curate._judge",
+    "read_verdict": "curate._judge",
     "ChoiceVerifier": "curate._match",
     "ExactVerifier": "curate._match",
     "RegexVerifier": "curate._match",
@@ -95,6 +99,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
+    "JUDGE_TEMPLATE",
     "VERIFIERS",
     "BenchmarkItem",
     "ChoiceVerifier",
@@ -112,7 +117,9 @@ __all__ = [
     "Drop",
     "EmbeddingMatcher",
     "ExactVerifier",
+    "HarvestJudge",
     "InputFormatError",
+    "JudgeIncompleteError",
     "JudgeVerifier",
     "MathVerifier",
     "MinHashIndex",
@@ -139,6 +146,7 @@ __all__ = [
     "parse_number",
     "pass_at_k",
     "read_curated",
+    "read_verdict",
     "run_sandboxed",
     "select_samples",
     "store_fingerprint",

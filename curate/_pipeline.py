@@ -181,10 +181,14 @@ def _drop_duplicate_answers(rows, config, drops) -> None:
 
 
 def _verify(rows, config, drops, cached_verdict, on_verdict) -> dict[int, Verdict]:
+    """Verdicts for the live rows: stored ones reused, the rest verified. A verifier with a
+    ``prepare(pairs)`` (the harvest judge) gets every pair still to verify first, at once."""
     if config.verifier is None:
         return {}
     verifier = get_verifier(config.verifier, **config.verifier_options)
+    identity = (verifier.name, verifier.version)
     verdicts: dict[int, Verdict] = {}
+    todo: list[int] = []
     for i, row in enumerate(rows):
         if i in drops:
             continue
@@ -192,12 +196,16 @@ def _verify(rows, config, drops, cached_verdict, on_verdict) -> dict[int, Verdic
             drops[i] = Drop("verify", "no reference to verify against")
             continue
         verdict = cached_verdict(row) if cached_verdict else None
-        if verdict is None or (verdict.verifier, verdict.version) != (
-            verifier.name,
-            verifier.version,
-        ):
-            verdict = verifier.verify(row.answer, row.reference)
-            if on_verdict is not None:
-                on_verdict(row, verdict)
+        if verdict is None or (verdict.verifier, verdict.version) != identity:
+            todo.append(i)
+        else:
+            verdicts[i] = verdict
+    prepare = getattr(verifier, "prepare", None)
+    if prepare is not None and todo:
+        prepare([(rows[i].answer, rows[i].reference) for i in todo])
+    for i in todo:
+        verdict = verifier.verify(rows[i].answer, rows[i].reference)
+        if on_verdict is not None:
+            on_verdict(rows[i], verdict)
         verdicts[i] = verdict
     return verdicts

@@ -1,15 +1,16 @@
 """Verifiers by name, for the command line and stored configs: ``math``, ``exact``, ``regex``,
-``choice``, ``code``."""
+``choice``, ``code``, ``judge`` (an LLM asked through harvest)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from curate._code import CodeVerifier
+from curate._judge import HarvestJudge
 from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
 from curate._math import MathVerifier
 from curate._verdict import Verifier
-from curate.errors import UnknownVerifierError
+from curate.errors import ConfigError, UnknownVerifierError
 
 VERIFIERS: dict[str, type] = {
     "math": MathVerifier,
@@ -17,6 +18,7 @@ VERIFIERS: dict[str, type] = {
     "regex": RegexVerifier,
     "choice": ChoiceVerifier,
     "code": CodeVerifier,
+    "judge": HarvestJudge,
 }
 
 
@@ -27,4 +29,7 @@ def get_verifier(name: str, **options: Any) -> Verifier:
     except KeyError:
         known = ", ".join(sorted(VERIFIERS))
         raise UnknownVerifierError(f"unknown verifier {name!r} (known: {known})") from None
-    return cls(**options)
+    try:
+        return cls(**options)
+    except TypeError as exc:  # a missing or unknown option
+        raise ConfigError(f"verifier {name!r}: {exc}") from None

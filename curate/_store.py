@@ -163,9 +163,10 @@ def curate_store(
         log = None
         if config.verifier is not None:
             verifier = get_verifier(config.verifier, **config.verifier_options)
-            log = _VerdictLog(
-                con, verifier.name, verifier.version, config.verifier_options, flush_every
-            )
+            # what makes verdicts the same: the options, or the verifier's own say (a judge's
+            # endpoint and prompt, not its rate limits or acceptance)
+            identity = getattr(verifier, "identity", lambda: config.verifier_options)()
+            log = _VerdictLog(con, verifier.name, verifier.version, identity, flush_every)
         try:
             result = curate_rows(
                 rows,

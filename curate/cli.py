@@ -25,7 +25,7 @@ app = typer.Typer(
 
 # The options the commands share, declared once (each command keeps its default).
 _Verifier = Annotated[
-    str, typer.Option("--verifier", help="math, exact, regex, choice, code, or none.")
+    str, typer.Option("--verifier", help="math, exact, regex, choice, code, judge, or none.")
 ]
 _Benchmark = Annotated[
     list[Path],
@@ -62,6 +62,43 @@ _EmbedThreshold = Annotated[
 ]
 
 
+# --verifier judge: the judge model, asked through a harvest run of its own
+_JudgeBaseUrl = Annotated[
+    str | None, typer.Option("--judge-base-url", help="judge: the judge's OpenAI-compatible URL.")
+]
+_JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="judge: the model to ask.")]
+_JudgeDb = Annotated[
+    Path | None,
+    typer.Option("--judge-db", help="judge: DuckDB file for its replies (default: beside --db)."),
+]
+_JudgePolicy = Annotated[
+    str | None, typer.Option("--judge-policy", help="judge: the policy of the judge's provider.")
+]
+_Accept = Annotated[
+    list[str], typer.Option("--accept", help="judge: accept this policy's conditions; repeatable.")
+]
+_Purpose = Annotated[
+    str, typer.Option("--purpose", help="judge: the declared use, recorded with its run.")
+]
+_JudgeKeyEnv = Annotated[
+    str, typer.Option("--judge-api-key-env", help="judge: environment variable holding its key.")
+]
+_JudgeRpm = Annotated[
+    int | None, typer.Option("--judge-rpm", help="judge: requests per minute (and the policy's).")
+]
+
+
+def _judge_options(base_url, model, db, policy, accept, purpose, key_env, rpm) -> dict:
+    """The ``judge`` verifier's options from the command line (library checks the rest)."""
+    if not base_url or not model:
+        raise typer.BadParameter("--verifier judge needs --judge-base-url and --judge-model")
+    return {
+        "db": str(db), "base_url": base_url, "model": model, "policy": policy,
+        "accept": list(accept), "purpose": purpose, "api_key_env": key_env, "rpm": rpm,
+        "progress": True,
+    }  # fmt: skip
+
+
 def _benchmarks(paths: list[Path], field: str | None):
     from curate import load_benchmark
 
@@ -80,12 +117,13 @@ def _config(
     rel_tol=None,
     answer_scope="prompt",
     embed_threshold=None,
+    judge=None,
 ):
     from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
 
     return CurateConfig(
         verifier=None if verifier == "none" else verifier,
-        verifier_options={"rel_tol": rel_tol} if rel_tol is not None else {},
+        verifier_options=judge or ({"rel_tol": rel_tol} if rel_tol is not None else {}),
         prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
         answer_dedup=DedupConfig(near_threshold=answer_threshold),
         answer_dedup_scope=answer_scope,
@@ -131,12 +169,26 @@ def run_command(
     keep_all_fail: _KeepAllFail = False,
     answer_scope: _AnswerScope = "prompt",
     embed_threshold: _EmbedThreshold = None,
+    judge_base_url: _JudgeBaseUrl = None,
+    judge_model: _JudgeModel = None,
+    judge_db: _JudgeDb = None,
+    judge_policy: _JudgePolicy = None,
+    accept: _Accept = [],  # noqa: B006 (typer copies the default)
+    purpose: _Purpose = "evaluation",
+    judge_api_key_env: _JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
     from curate import curate_store
     from curate._jsonl import read_references
 
     refs = read_references(references, reference_field) if references else None
+    judge = None
+    if verifier == "judge":
+        judge = _judge_options(
+            judge_base_url, judge_model, judge_db or db.with_suffix(".judge.duckdb"),
+            judge_policy, accept, purpose, judge_api_key_env, judge_rpm,
+        )  # fmt: skip
     config = _config(
         verifier,
         prompt_threshold,
@@ -149,6 +201,7 @@ def run_command(
         rel_tol,
         answer_scope,
         embed_threshold,
+        judge,
     )
     result = curate_store(
         db, name, references=refs, config=config,
@@ -217,6 +270,14 @@ def jsonl_command(
     keep_all_fail: _KeepAllFail = False,
     answer_scope: _AnswerScope = "prompt",
     embed_threshold: _EmbedThreshold = None,
+    judge_base_url: _JudgeBaseUrl = None,
+    judge_model: _JudgeModel = None,
+    judge_db: _JudgeDb = None,
+    judge_policy: _JudgePolicy = None,
+    accept: _Accept = [],  # noqa: B006 (typer copies the default)
+    purpose: _Purpose = "evaluation",
+    judge_api_key_env: _JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
     from curate import curate_rows
@@ -224,9 +285,15 @@ def jsonl_command(
 
     refs = read_references(references) if references else None
     rows_in, originals = read_rows(rows, refs, reference_field)
+    judge = None
+    if verifier == "judge":
+        judge = _judge_options(
+            judge_base_url, judge_model, judge_db or out / "judge.duckdb",
+            judge_policy, accept, purpose, judge_api_key_env, judge_rpm,
+        )  # fmt: skip
     config = _config(
         verifier, prompt_threshold, answer_threshold, ngram, decontam_threshold,
-        keep, drop_all_pass, keep_all_fail, None, answer_scope, embed_threshold,
+        keep, drop_all_pass, keep_all_fail, None, answer_scope, embed_threshold, judge,
     )  # fmt: skip
     result = curate_rows(rows_in, config, _benchmarks(benchmark, benchmark_field))
     card = {

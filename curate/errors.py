@@ -21,3 +21,8 @@ class SandboxUnavailableError(CurateError):
 
 class UnknownVerifierError(CurateError):
     """A verifier name that no registered verifier answers to."""
+
+
+class JudgeIncompleteError(CurateError):
+    """The judge's harvest run stopped with grading prompts unanswered (a cap, a long wait);
+    its replies are stored, and running the same curation again resumes it."""

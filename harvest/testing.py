@@ -13,6 +13,10 @@ from a child process (so a benchmark's client and server use different cores). I
 - returns reasoning as ``reasoning_content``, ``reasoning`` or a ``<think>`` block, and
   logprobs with ``top_logprobs`` alternatives when asked;
 - counts requests per prompt (``stats()["per_prompt"]``, keyed by the last user message);
+- answers from a script with ``replies=``: ``[(substring, reply), ...]`` rules (the first
+  rule whose substring is in the last user message wins; JSON-able, so :meth:`spawn` takes
+  them too) or, in-thread, a callable ``last_user -> reply``; ``None`` from the callable, or
+  no rule matching, falls back to the echo ``You asked: ...``;
 - with ``record_requests=True``, keeps each request's method, path, headers and body bytes
   (``fake.server.seen``; in-thread servers only);
 - serves https with ``ssl_context=`` (an ``ssl.SSLContext`` holding a certificate).
@@ -30,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,6 +67,8 @@ class FakeSettings:
     api_key: str | None = None
     rate_headers: bool = True
     record_requests: bool = False  # keep every request (method, path, headers, body) in .seen
+    # scripted answers: [(substring, reply), ...] or a callable last_user -> reply | None
+    replies: Sequence[Sequence[str]] | Callable[[str], str | None] | None = None
 
 
 class _Bucket:
@@ -217,7 +224,7 @@ class _Server:
         return self._json(web, 200, payload, headers)
 
     def _completion(self, body: dict, last_user: str, prompt_tokens: int, max_tokens: int):
-        answer = "You asked: " + last_user
+        answer = self._reply(last_user)
         tokens = _tokens(answer)
         finish = "stop"
         if len(tokens) > max_tokens:
@@ -267,6 +274,18 @@ class _Server:
             "choices": [choice],
             "usage": usage,
         }
+
+    def _reply(self, last_user: str) -> str:
+        replies = self.s.replies
+        if callable(replies):
+            scripted = replies(last_user)
+            if scripted is not None:
+                return scripted
+        elif replies:
+            for substring, reply in replies:
+                if substring in last_user:
+                    return reply
+        return "You asked: " + last_user
 
     def app(self):
         from aiohttp import web

@@ -131,3 +131,13 @@ def test_retry_failed(tmp_path):
     assert len(again.seen) == 1 and result.completed == 1
     assert rows(db, "SELECT count(*) FROM completions") == [(2,)]
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
+
+
+def test_scripted_replies_first_matching_rule_else_the_echo(tmp_path):
+    texts = {"a": "grade 42 please", "b": "grade 7", "c": "hello there"}
+    prompts = [{"prompt": text, "id": pid} for pid, text in texts.items()]
+    rules = [["42", "VERDICT: PASS"], ["grade", "VERDICT: FAIL"]]
+    with FakeProvider(replies=rules) as fake:
+        run_harvest(cfg_for(fake, tmp_path, prompts), progress=False)
+    got = dict(rows(tmp_path / "h.duckdb", "SELECT prompt_id, content FROM answers"))
+    assert got == {"a": "VERDICT: PASS", "b": "VERDICT: FAIL", "c": "You asked: hello there"}
