@@ -33,6 +33,16 @@ QUICK: dict[str, list[str]] = {
     "curate_verifier_rates": [],
     "curate_speed": ["--rows", "100000", "--baseline-rows", "2000"],
     "curate_task_search": ["--n", "8"],
+    "curate_answer_dedup": [
+        "--workdir",
+        "/tmp/stillroom-bench-answer-dedup",
+        "--prompts",
+        "8",
+        "--samples",
+        "3",
+        "--max-tokens",
+        "48",
+    ],
     "curate_three_way": [
         "--workdir",
         "/tmp/stillroom-bench-three-way",

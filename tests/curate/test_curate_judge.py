@@ -203,3 +203,16 @@ def test_cli_judge_options(tmp_path):
         ])  # fmt: skip
         assert refused.exit_code == 1 and "Error: policy 'openai'" in refused.output
         assert fake.stats()["total"] == 6
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text("".join(json.dumps({"id": f"r{b}", "prompt": f"What is 2 + {b}?",
+                                            "answer": a, "reference": str(2 + b)}) + "\n"
+                                for b, a in ((2, "2 + 2 = 4"), (3, "It is 6"))))  # fmt: skip
+        out = tmp_path / "out"
+        flat = CliRunner().invoke(app, [
+            "curate", "jsonl", str(rows), "--out", str(out), "--verifier", "judge",
+            "--judge-base-url", fake.base_url, "--judge-model", "judge-m",
+            "--judge-policy", "self-hosted",
+        ])  # fmt: skip
+        assert flat.exit_code == 0, flat.output
+        assert "kept 1 of 2 rows" in flat.output and (out / "judge.duckdb").exists()
+        assert fake.stats()["total"] == 8
