@@ -9,7 +9,10 @@
    - ``edit 2.5%`` / ``edit 5%``: that share of its words substituted, deleted or repeated;
    - ``trim``: its last sentence dropped (answers of two sentences or more);
    and distinct answers: every pair of samples of one prompt that are not equal after
-   normalisation (independent samples of a sampled teacher, not edits of each other).
+   normalisation (independent samples of a sampled teacher, not edits of each other), and,
+   harder, ``spliced`` pairs: sample A against the first half of A's words followed by the
+   second half of sample B's (a sample that says the same thing for half its length, then
+   something else, as low-temperature samples do).
 3. For each threshold: ``curate.find_duplicates`` on each pair (MinHash, 128 permutations,
    LSH, as curation runs it): recall per kind, false positives among the distinct pairs, and
    what share of the real answers curation's answer dedup (per prompt) drops.
@@ -82,6 +85,11 @@ def trim(text: str) -> str | None:
     return " ".join(sentences[:-1]) if len(sentences) >= 2 else None
 
 
+def splice(a: str, b: str) -> str:
+    x, y = a.split(), b.split()
+    return " ".join(x[: len(x) // 2] + y[len(y) // 2 :])
+
+
 def jaccard(a: str, b: str) -> float:
     x, y = set(shingles(a, 3)), set(shingles(b, 3))
     return len(x & y) / len(x | y) if x | y else 1.0
@@ -128,39 +136,44 @@ def main() -> None:
         for a, b in combinations(group, 2)
         if normalise(a) != normalise(b)
     ]
+    spliced = [(a, splice(a, b)) for a, b in distinct]
     identical = sum(
         normalise(a) == normalise(b) for g in answers.values() for a, b in combinations(g, 2)
     )
     print(
         f"{len(distinct)} distinct sample pairs of one prompt ({identical} identical pairs left out)"
     )
-    for kind, got in {**pairs, "distinct": distinct}.items():
+    for kind, got in {**pairs, "distinct": distinct, "spliced": spliced}.items():
         sims = sorted(jaccard(a, b) for a, b in got)
         if sims:
             print(f"  3-gram Jaccard, {kind:9s}: median {sims[len(sims) // 2]:.2f}, "
                   f"10th pct {sims[len(sims) // 10]:.2f}, max {sims[-1]:.2f}")  # fmt: skip
 
     print("\n| threshold | " + " | ".join(f"{k} ({len(v)})" for k, v in pairs.items())
-          + f" | distinct pairs flagged ({len(distinct)}) | precision | real answers dropped |")  # fmt: skip
-    print("|---" * (len(pairs) + 4) + "|")
+          + f" | distinct flagged ({len(distinct)}) | spliced flagged ({len(spliced)})"
+          " | precision | real answers dropped |")  # fmt: skip
+    print("|---" * (len(pairs) + 5) + "|")
     examples = []
     for t in THRESHOLDS:
         hits = {k: sum(flagged(a, b, t) for a, b in v) for k, v in pairs.items()}
         false = [(a, b) for a, b in distinct if flagged(a, b, t)]
         if t == min(THRESHOLDS):
             examples = false[:2]
+        halves = sum(flagged(a, b, t) for a, b in spliced)
         tp = sum(hits.values())
-        precision = tp / (tp + len(false)) if tp + len(false) else 1.0
+        precision = tp / (tp + len(false) + halves) if tp + len(false) + halves else 1.0
         dropped = sum(
             len(find_duplicates(g, [str(i) for i in range(len(g))], DedupConfig(near_threshold=t)))
             for g in answers.values()
         )
         cells = " | ".join(f"{hits[k] / len(v):.0%}" for k, v in pairs.items() if v)
-        print(f"| {t} | {cells} | {len(false)} | {precision:.3f} | {dropped} / {len(texts)} = "
+        print(f"| {t} | {cells} | {len(false)} | {halves} | {precision:.3f} | {dropped} / {len(texts)} = "
               f"{dropped / len(texts):.1%} |")  # fmt: skip
     for a, b in examples:
-        print(f"\ndistinct pair flagged at {min(THRESHOLDS)} (Jaccard {jaccard(a, b):.2f}):\n"
-              f"  A: {a[:160]!r}\n  B: {b[:160]!r}")  # fmt: skip
+        same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), len(a))
+        print(f"\ndistinct pair flagged at {min(THRESHOLDS)} (Jaccard {jaccard(a, b):.2f}, "
+              f"{len(a)} and {len(b)} chars, the same for the first {same}):\n"
+              f"  A: ...{a[same : same + 120]!r}\n  B: ...{b[same : same + 120]!r}")  # fmt: skip
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

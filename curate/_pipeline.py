@@ -40,9 +40,8 @@ class CurateConfig:
     verifier: str | None = "math"
     verifier_options: dict[str, Any] = field(default_factory=dict)
     prompt_dedup: DedupConfig | None = field(default_factory=DedupConfig)
-    answer_dedup: DedupConfig | None = field(
-        default_factory=lambda: DedupConfig(near_threshold=0.9)
-    )
+    # 0.7, as for prompts: bench/curate_answer_dedup.py (docs/curate.md, "Defaults")
+    answer_dedup: DedupConfig | None = field(default_factory=DedupConfig)
     # "prompt": duplicate answers among one prompt's samples; "global": across every prompt
     # (templated answers), which a short-answer task must not use ("12" answers many prompts).
     answer_dedup_scope: str = "prompt"

@@ -158,7 +158,7 @@ def run_command(
     benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
     benchmark_field: _BenchmarkField = None,
     prompt_threshold: _PromptThreshold = 0.7,
-    answer_threshold: _AnswerThreshold = 0.9,
+    answer_threshold: _AnswerThreshold = 0.7,
     ngram: _Ngram = 13,
     decontam_threshold: _DecontamThreshold = 0.5,
     rel_tol: float | None = typer.Option(
@@ -262,7 +262,7 @@ def jsonl_command(
     benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
     benchmark_field: _BenchmarkField = None,
     prompt_threshold: _PromptThreshold = 0.7,
-    answer_threshold: _AnswerThreshold = 0.9,
+    answer_threshold: _AnswerThreshold = 0.7,
     ngram: _Ngram = 13,
     decontam_threshold: _DecontamThreshold = 0.5,
     keep: _Keep = "all",
