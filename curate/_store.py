@@ -141,6 +141,9 @@ def curate_store(
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise CurateError(f"curated set name {name!r}: use letters, digits, '-', '_' or '.'")
     db = Path(db)
+    judge_db = config.verifier_options.get("db") if config.verifier == "judge" else None
+    if judge_db is not None and Path(judge_db).resolve() == db.resolve():
+        raise CurateError(f"{db}: the judge's replies need a file of their own (not the harvest)")
     rows = _rows(db, references)
     if not rows:
         raise CurateError(f"{db}: no answers to curate (nothing harvested yet)")

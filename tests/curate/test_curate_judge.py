@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curate import CurateConfig, HarvestJudge, JudgeIncompleteError, curate_store
+from curate import CurateConfig, CurateError, HarvestJudge, JudgeIncompleteError, curate_store
 from harvest import completion_row, write_completions
 from harvest._completions import connect
 from harvest.testing import FakeProvider
@@ -162,6 +162,9 @@ def test_a_policy_that_forbids_the_use_refuses_before_any_request(tmp_path, monk
         # a conditional policy needs --accept: refused too, before any request
         with pytest.raises(PolicyNeedsAcceptance, match="--accept openai"):
             curate_store(db, "j", references=refs, config=_judge(fake, judge_db, policy="openai"))
+        # the judge's replies never go into the harvest being curated (its answers are training data)
+        with pytest.raises(CurateError, match="a file of their own"):
+            curate_store(db, "j", references=refs, config=_judge(fake, db))
         assert fake.stats()["total"] == 0
     assert not judge_db.exists()
 
