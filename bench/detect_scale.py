@@ -46,6 +46,7 @@ def duckdb_scan_measured(log: Path, threads: int) -> dict:
         engine = DuckDBEngine(con)
         started = time.perf_counter()
         stats = _stages.ingest(engine, [log], None)
+        stats, _ = _stages.partials(engine, stats, config)
         accounts = _stages.features(engine, stats, config)
         accounts, templates = _stages.content(engine, accounts, config)
         accounts, graph = _stages.graph(engine, accounts, templates, config)

@@ -227,11 +227,8 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=No
     timer = _Stages(progress)
     stats = stages.ingest(engine, paths, column_map)
     timer.done("ingest")
-    if store is not None:
-        store.attach(engine.con)
-        folded_days = store.fold(engine.con, stats)
-        stats = store.load_window(engine.con, stats)
-        timer.done("fold")
+    stats, folded_days = stages.partials(engine, stats, config, store)
+    timer.done("partials")
     accounts = stages.features(engine, stats, config)
     timer.done("features")
     accounts, templates = stages.content(engine, accounts, config)
