@@ -162,12 +162,12 @@ def scan(
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
-    ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
+    ``progress(stage, seconds)``, when given, is called as each stage (ingest, partials, features,
     content, graph, campaigns, report) finishes.  ``spark`` (a ``SparkSession``) runs the
     row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
-    ``state`` (a DuckDB file) makes the scan incremental: the rows read are folded into the
-    store, one partition per UTC day, and the latest ``window_days`` days in it are scored
-    (see :mod:`detect._state`)."""
+    ``state`` (a DuckDB file) makes the scan incremental: the per-(account, UTC day) partials
+    of the rows read are folded into the store, and the latest ``window_days`` days in it are
+    merged and scored (see :mod:`detect._state`)."""
     config = config or ScanConfig()
     store = None
     if state is not None:
