@@ -156,6 +156,7 @@ def build_partials(engine, *, sample_cap: int, bucket_s: int) -> None:
     """Every partial table of ``traffic`` as a temp table of the same name."""
     for name in PARTIALS:
         engine.table(name, partial_sql(name, sample_cap=sample_cap, bucket_s=bucket_s))
+    engine.materialize(PARTIALS)
 
 
 _MERGED = {
