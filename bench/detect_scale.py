@@ -11,6 +11,10 @@ account-level stage's tables are.
 
     .venv/bin/python bench/detect_scale.py --rows 1000000
     .venv/bin/python bench/detect_scale.py --rows 10000000 --no-spark
+    .venv/bin/python bench/detect_scale.py --rows 3000000 --no-spark --shared-infra 0.1
+
+``--shared-infra`` lets a share of the accounts' copies keep the base log's IPs (a NAT or
+proxy pool the copies share), so the edge table's growth against the account table shows.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def duckdb_scan_measured(log: Path, threads: int) -> dict:
         engine = DuckDBEngine(con)
         started = time.perf_counter()
         stats = _stages.ingest(engine, [log], None)
+        stats, _ = _stages.partials(engine, stats, config)
         accounts = _stages.features(engine, stats, config)
         accounts, templates = _stages.content(engine, accounts, config)
         accounts, graph = _stages.graph(engine, accounts, templates, config)
@@ -78,9 +83,15 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--extrapolate-rows", type=float, default=1e9)
+    parser.add_argument(
+        "--shared-infra",
+        type=float,
+        default=0.0,
+        help="share of accounts whose replicated copies keep the base IPs (shared NAT pool)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        log = build_log(args.rows, Path(tmp))
+        log = build_log(args.rows, Path(tmp), shared_infra=args.shared_infra)
         acct = duckdb_scan_measured(log, args.threads)
         rows, duck_s = acct["rows"], acct["seconds"]
         print(f"rows {rows:,}  accounts {acct['accounts']:,}  flagged {acct['flagged']:,}")
@@ -107,7 +118,8 @@ def main() -> None:
         f"account-level stage: {acct['stage_seconds']:.1f} s, Python heap peak "
         f"{acct['stage_peak_bytes'] / 1e6:.1f} MB; account table {acct['accounts']:,} rows "
         f"{acct['account_table_bytes'] / 1e6:.1f} MB; edge table {acct['edges_kept']:,} edges "
-        f"{acct['edge_table_bytes'] / 1e6:.1f} MB"
+        f"{acct['edge_table_bytes'] / 1e6:.1f} MB; {acct['edges_kept'] / acct['accounts']:.1f} "
+        "edges per account"
     )
     print(
         f"extrapolated to {args.extrapolate_rows:,.0f} rows at this log's "

@@ -37,8 +37,11 @@ from detect._lexicon import GRADING_REGEX, REASONING_REGEX
 from detect.simulator import simulate
 
 
-def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
-    """A parquet log of about ``rows`` rows: one simulated log replicated with shifted ids."""
+def build_log(rows: int, workdir: Path, seed: int = 11, shared_infra: float = 0.0) -> Path:
+    """A parquet log of about ``rows`` rows: one simulated log replicated with shifted ids.
+
+    ``shared_infra``: the share of the base log's accounts whose copies all keep the base
+    IPs (a shared NAT / proxy pool), so the copies share infrastructure; 0 shares nothing."""
     base = simulate(workdir / "base.parquet", seed=seed, scale=1.0).traffic_path
     out = workdir / f"traffic_{rows}.parquet"
     con = duckdb.connect()
@@ -50,7 +53,7 @@ def build_log(rows: int, workdir: Path, seed: int = 11) -> Path:
         COPY (
           SELECT * REPLACE (
             account_id || '_' || c AS account_id,
-            CASE WHEN c = 0 THEN ip ELSE
+            CASE WHEN c = 0 OR hash(account_id) % 1000 < {int(shared_infra * 1000)} THEN ip ELSE
               ((split_part(ip, '.', 1)::INT + c) % 223 + 1)::VARCHAR || '.' ||
               split_part(ip, '.', 2) || '.' || split_part(ip, '.', 3) || '.' ||
               split_part(ip, '.', 4) END AS ip,

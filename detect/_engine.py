@@ -52,6 +52,10 @@ class Engine:
     def drop(self, name: str) -> None:
         raise NotImplementedError
 
+    def materialize(self, names) -> None:
+        """Compute temp tables ``names`` now (an engine with lazy tables must, before the
+        tables they read are dropped); a no-op where tables are computed when created."""
+
 
 class DuckDBEngine(Engine):
     name = "duckdb"

@@ -1,4 +1,4 @@
-"""Per-account behaviour features, computed in DuckDB SQL over the ``traffic`` table.
+"""Per-account behaviour features, merged in SQL from the per-day partials of the window.
 
 One row per account: volume, active hours and days, round-the-clock activity, inter-arrival
 regularity, output/input token ratio, max_tokens and logprob use, system-prompt reuse,
@@ -10,6 +10,8 @@ NULL features, which later stages skip.
 from __future__ import annotations
 
 import pandas as pd
+
+from detect._partials import gap_bin, gap_bin_value
 
 FEATURE_DESCRIPTIONS = {
     "requests": "requests in the log",
@@ -33,30 +35,58 @@ FEATURE_DESCRIPTIONS = {
     "distinct_subnets": "distinct /24 subnets",
 }
 
-_TEMPLATE_KEYS_SQL = """
-SELECT key, count(DISTINCT account_id) AS accounts, count(*) AS uses FROM (
-  SELECT account_id, tkey_head AS key FROM traffic
-  UNION ALL SELECT account_id, tkey_tail FROM traffic
-) GROUP BY key HAVING count(*) > 1
-"""
-
-_HOURLY_SQL = """
-SELECT account_id, date_trunc('hour', ts) AS hour, count(*) AS c,
-       sum(is_reasoning::INTEGER) AS r, sum(is_grading::INTEGER) AS g,
-       sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS l
-FROM traffic GROUP BY ALL
-"""
-
 _FEATURES_SQL = """
-WITH gaps AS (
-  SELECT account_id,
-         epoch_us(ts) / 1e6 - lag(epoch_us(ts) / 1e6) OVER (PARTITION BY account_id ORDER BY ts) AS gap
-  FROM traffic
+WITH totals AS (
+  SELECT account_id, sum(requests) AS requests, min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen,
+    sum(completion_tokens) / nullif(sum(prompt_tokens), 0) AS token_ratio,
+    sum(max_tokens_sum) / nullif(sum(max_tokens_n), 0) AS max_tokens_mean,
+    sum(top_logprobs_n) AS top_logprobs_n,
+    sum(reasoning_requests) AS reasoning_requests,
+    sum(grading_requests) AS grading_requests,
+    sum(logprob_requests) AS logprob_requests,
+    sum(sys_requests) AS sys_requests,
+    sum(prompt_chars) / sum(requests) AS prompt_chars_mean
+  FROM part_totals GROUP BY account_id
 ),
-gap_stats AS (
-  SELECT account_id, stddev_pop(gap) / nullif(avg(gap), 0) AS gap_cv,
-         median(gap) AS gap_median_s
-  FROM gaps WHERE gap IS NOT NULL GROUP BY account_id
+crossing AS (  -- the gaps that cross midnight: a day's last request to the next active day's first
+  SELECT account_id, epoch_us(next_first) / 1e6 - epoch_us(last_seen) / 1e6 AS gap FROM (
+    SELECT account_id, last_seen,
+           lead(first_seen) OVER (PARTITION BY account_id ORDER BY day) AS next_first
+    FROM part_totals
+  ) WHERE next_first IS NOT NULL
+),
+gap_parts AS (
+  SELECT account_id, gap_n AS n, gap_sum / gap_n AS mean, gap_m2 AS m2
+  FROM part_totals WHERE gap_n > 0
+  UNION ALL SELECT account_id, 1, gap, 0.0 FROM crossing
+),
+gap_pooled AS (
+  SELECT *, sum(n * mean) OVER (PARTITION BY account_id)
+            / sum(n) OVER (PARTITION BY account_id) AS grand
+  FROM gap_parts
+),
+gap_stats AS (  -- Chan et al.'s pooled variance: exact up to float rounding
+  SELECT account_id,
+         sqrt((sum(m2) + sum(n * (mean - grand) * (mean - grand))) / sum(n))
+           / nullif(max(grand), 0) AS gap_cv
+  FROM gap_pooled GROUP BY account_id
+),
+gap_bins AS (
+  SELECT account_id, gap_bin, sum(n) AS n FROM (
+    SELECT account_id, gap_bin, n FROM part_gap_bins
+    UNION ALL SELECT account_id, {crossing_bin}, 1 FROM crossing
+  ) GROUP BY account_id, gap_bin
+),
+gap_median AS (  -- the middle gap(s)' bins, as DuckDB's median() interpolates two middles
+  SELECT account_id,
+         ({lo_value} + {hi_value}) / 2.0 AS gap_median_s FROM (
+    SELECT account_id, gap_bin,
+           sum(n) OVER (PARTITION BY account_id ORDER BY gap_bin
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS below,
+           sum(n) OVER (PARTITION BY account_id) AS total
+    FROM gap_bins
+  ) GROUP BY account_id
 ),
 hours AS (
   SELECT account_id, count(*) AS active_hours,
@@ -77,44 +107,49 @@ quiet AS (
 ),
 sys AS (
   SELECT account_id, max(c) AS sys_top FROM (
-    SELECT account_id, sys_hash, count(*) AS c FROM traffic
-    WHERE sys_hash IS NOT NULL GROUP BY ALL
+    SELECT account_id, value, sum(n) AS c FROM part_keys
+    WHERE kind = 'system_prompt' GROUP BY account_id, value
   ) GROUP BY account_id
 ),
-head AS (SELECT account_id, tkey_head AS key, count(*) AS c FROM traffic GROUP BY ALL),
-tail AS (SELECT account_id, tkey_tail AS key, count(*) AS c FROM traffic GROUP BY ALL),
+prompts AS (
+  SELECT account_id, count(DISTINCT value) AS distinct_prompts FROM part_keys
+  WHERE kind = 'prompt' GROUP BY account_id
+),
+max_tokens AS (
+  SELECT account_id, value, sum(n) AS n FROM part_keys
+  WHERE kind = 'max_tokens' GROUP BY account_id, value
+),
+top_tokens AS (SELECT greatest({min_top}, 0.5 * max(value)) AS top FROM max_tokens),
+tokens_top AS (
+  SELECT account_id, sum(CASE WHEN value >= top THEN n ELSE 0 END) / sum(n) AS max_tokens_top_share
+  FROM max_tokens CROSS JOIN top_tokens GROUP BY account_id
+),
+ips AS (
+  SELECT account_id, count(DISTINCT value) FILTER (WHERE kind = 'ip') AS distinct_ips,
+         count(DISTINCT value) FILTER (WHERE kind = 'subnet') AS distinct_subnets
+  FROM part_artifacts WHERE kind IN ('ip', 'subnet') GROUP BY account_id
+),
 tmpl AS (
-  SELECT account_id, sum(c) FILTER (WHERE c > 1) AS repeated,
-         sum(c) FILTER (WHERE shared >= {min_share}) AS shared
-  FROM (
-    SELECT h.account_id, h.c, coalesce(k.accounts, 0) AS shared
-    FROM head h LEFT JOIN template_keys k USING (key)
-    UNION ALL
-    SELECT t.account_id, t.c, coalesce(k.accounts, 0) FROM tail t LEFT JOIN template_keys k USING (key)
-  ) GROUP BY account_id
+  SELECT u.account_id, sum(u.c) FILTER (WHERE u.c > 1) AS repeated,
+         sum(u.c) FILTER (WHERE coalesce(k.accounts, 0) >= {min_share}) AS shared
+  FROM template_uses u LEFT JOIN template_keys k USING (key) GROUP BY u.account_id
 ),
 base AS (
-  SELECT account_id,
-    count(*) AS requests,
-    min(ts) AS first_seen, max(ts) AS last_seen,
-    sum(completion_tokens) / nullif(sum(prompt_tokens), 0) AS token_ratio,
-    avg(max_tokens) AS max_tokens_mean,
-    avg(CASE WHEN max_tokens >= (SELECT greatest({min_top}, 0.5 * max(max_tokens)) FROM traffic)
-        THEN 1.0 WHEN max_tokens IS NOT NULL THEN 0.0 END) AS max_tokens_top_share,
-    CASE WHEN count(top_logprobs) = 0 AND {has_logprobs} = 0 THEN NULL
-         ELSE avg(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1.0 ELSE 0.0 END) END
-      AS logprob_rate,
-    1.0 - count(DISTINCT phash) / count(*) AS duplicate_rate,
-    sum(is_reasoning::INTEGER) AS reasoning_requests,
-    sum(is_grading::INTEGER) AS grading_requests,
-    sum(CASE WHEN coalesce(top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob_requests,
-    count(DISTINCT ip) AS distinct_ips,
-    count(DISTINCT ip24) AS distinct_subnets,
-    count(sys_hash) AS sys_requests,
-    avg(prompt_chars) AS prompt_chars_mean
-  FROM traffic GROUP BY account_id
+  SELECT t.account_id, t.requests, t.first_seen, t.last_seen, t.token_ratio, t.max_tokens_mean,
+    m.max_tokens_top_share,
+    CASE WHEN t.top_logprobs_n = 0 AND {has_logprobs} = 0 THEN NULL
+         ELSE t.logprob_requests / t.requests END AS logprob_rate,
+    1.0 - p.distinct_prompts / t.requests AS duplicate_rate,
+    t.reasoning_requests, t.grading_requests, t.logprob_requests,
+    coalesce(i.distinct_ips, 0) AS distinct_ips,
+    coalesce(i.distinct_subnets, 0) AS distinct_subnets,
+    t.sys_requests, t.prompt_chars_mean
+  FROM totals t
+  LEFT JOIN tokens_top m USING (account_id)
+  LEFT JOIN prompts p USING (account_id)
+  LEFT JOIN ips i USING (account_id)
 )
-SELECT b.*, h.* EXCLUDE (account_id), q.quiet_share, g.gap_cv, g.gap_median_s,
+SELECT b.*, h.* EXCLUDE (account_id), q.quiet_share, g.gap_cv, gm.gap_median_s,
        CASE WHEN b.sys_requests = 0 THEN NULL ELSE s.sys_top / b.requests END AS system_top_share,
        least(1.0, coalesce(t.repeated, 0) / (2.0 * b.requests)) AS template_rate,
        least(1.0, coalesce(t.shared, 0) / (2.0 * b.requests)) AS shared_template_rate
@@ -122,6 +157,7 @@ FROM base b
 LEFT JOIN hours h USING (account_id)
 LEFT JOIN quiet q USING (account_id)
 LEFT JOIN gap_stats g USING (account_id)
+LEFT JOIN gap_median gm USING (account_id)
 LEFT JOIN sys s USING (account_id)
 LEFT JOIN tmpl t USING (account_id)
 ORDER BY account_id
@@ -140,9 +176,10 @@ def account_features(
     ``min_share`` is how many accounts must use a template before it counts as shared;
     ``max_tokens`` "near the top" is at least half the log's largest and ``min_top_tokens``.
     """
-    engine.table("template_keys", _TEMPLATE_KEYS_SQL)
-    engine.table("account_hours", _HOURLY_SQL)
     sql = _FEATURES_SQL.format(
+        crossing_bin=gap_bin("gap"),
+        lo_value=gap_bin_value("min(gap_bin) FILTER (WHERE below >= floor((total + 1) / 2))"),
+        hi_value=gap_bin_value("min(gap_bin) FILTER (WHERE below >= floor(total / 2) + 1)"),
         min_share=int(min_share),
         has_logprobs=int("top_logprobs" in columns_present),
         min_top=float(min_top_tokens),

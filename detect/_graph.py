@@ -5,7 +5,7 @@ agents, system prompts, near-duplicate prompt templates) and from SynchroTrap-st
 synchronized activity (Jaccard similarity of the accounts' sets of time-bucketed actions,
 estimated with MinHash signatures computed in SQL so no all-pairs join is needed;
 an action being a one-minute bucket in which the account sent a prompt whose opening or ending
-other accounts also send).  An artifact shared by more than
+another account also sent that day: ``part_sync`` in :mod:`detect._partials`).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.
@@ -48,13 +48,9 @@ KIND_NAMES = {
 
 _ARTIFACTS_SQL = """
 SELECT DISTINCT account_id, kind, value FROM (
-  SELECT account_id, 'ip' AS kind, ip AS value FROM traffic WHERE ip IS NOT NULL
-  UNION ALL SELECT account_id, 'subnet', ip24 FROM traffic WHERE ip24 IS NOT NULL AND ip24 <> ''
-  UNION ALL SELECT account_id, 'payment', payment_id FROM traffic WHERE payment_id IS NOT NULL
-  UNION ALL SELECT account_id, 'org', org_id FROM traffic WHERE org_id IS NOT NULL
-  UNION ALL SELECT account_id, 'user_agent', user_agent FROM traffic WHERE user_agent IS NOT NULL
-  UNION ALL SELECT account_id, 'system_prompt', CAST(sys_hash AS VARCHAR) FROM traffic
-            WHERE sys_hash IS NOT NULL
+  SELECT account_id, kind, value FROM part_artifacts WHERE kind <> 'subnet' OR value <> ''
+  UNION ALL SELECT account_id, 'system_prompt', CAST(value AS VARCHAR) FROM part_keys
+            WHERE kind = 'system_prompt'
   UNION ALL SELECT account_id, 'template', value FROM template_members
 )
 """
@@ -95,13 +91,9 @@ HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
 """
 
 _SYNC_SQL = """
-WITH keys AS (SELECT key FROM template_keys WHERE accounts >= 2),
-actions AS (
-  SELECT DISTINCT account_id,
-         CAST(floor(epoch_us(ts) / ({bucket_s} * 1e6)) AS BIGINT) * {bucket_s} AS bucket
-  FROM traffic
+WITH actions AS (
+  SELECT DISTINCT account_id, bucket FROM part_sync
   WHERE account_id IN (SELECT account_id FROM seeds)
-    AND (tkey_head IN (SELECT key FROM keys) OR tkey_tail IN (SELECT key FROM keys))
 ),
 sizes AS (
   SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_actions}
@@ -181,7 +173,6 @@ def coordination_edges(
     perms = int(params.sync_perms)
     engine.put("perms", pd.DataFrame({"i": np.arange(perms, dtype=np.int64)}))
     sync = _SYNC_SQL.format(
-        bucket_s=int(params.sync_bucket_s),
         min_actions=int(params.sync_min_actions),
         perms=perms,
         max_group=int(params.max_group),

@@ -24,10 +24,9 @@ HISTOGRAM_FEATURES = (
     "distinct_subnets",
 )
 _HOURLY_SQL = """
-SELECT m.campaign, date_trunc('hour', t.ts) AS bucket, count(*) AS requests,
-       sum(t.is_reasoning::INTEGER) AS reasoning, sum(t.is_grading::INTEGER) AS grading,
-       sum(CASE WHEN coalesce(t.top_logprobs, 0) > 0 THEN 1 ELSE 0 END) AS logprob
-FROM traffic t JOIN campaign_members m USING (account_id)
+SELECT m.campaign, h.hour AS bucket, sum(h.c) AS requests, sum(h.r) AS reasoning,
+       sum(h.g) AS grading, sum(h.l) AS logprob
+FROM account_hours h JOIN campaign_members m USING (account_id)
 GROUP BY ALL ORDER BY 1, 2
 """
 

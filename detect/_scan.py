@@ -162,12 +162,12 @@ def scan(
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
-    ``progress(stage, seconds)``, when given, is called as each stage (ingest, features,
+    ``progress(stage, seconds)``, when given, is called as each stage (ingest, partials, features,
     content, graph, campaigns, report) finishes.  ``spark`` (a ``SparkSession``) runs the
     row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
-    ``state`` (a DuckDB file) makes the scan incremental: the rows read are folded into the
-    store, one partition per UTC day, and the latest ``window_days`` days in it are scored
-    (see :mod:`detect._state`)."""
+    ``state`` (a DuckDB file) makes the scan incremental: the per-(account, UTC day) partials
+    of the rows read are folded into the store, and the latest ``window_days`` days in it are
+    merged and scored (see :mod:`detect._state`)."""
     config = config or ScanConfig()
     store = None
     if state is not None:
@@ -227,11 +227,8 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=No
     timer = _Stages(progress)
     stats = stages.ingest(engine, paths, column_map)
     timer.done("ingest")
-    if store is not None:
-        store.attach(engine.con)
-        folded_days = store.fold(engine.con, stats)
-        stats = store.load_window(engine.con, stats)
-        timer.done("fold")
+    stats, folded_days = stages.partials(engine, stats, config, store)
+    timer.done("partials")
     accounts = stages.features(engine, stats, config)
     timer.done("features")
     accounts, templates = stages.content(engine, accounts, config)

@@ -17,17 +17,17 @@ from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClus
 _SAMPLE_SQL = """
 SELECT account_id, prompt, phash FROM (
   SELECT account_id, prompt, phash,
-         row_number() OVER (PARTITION BY account_id ORDER BY stable_hash(concat_ws('|', CAST(phash AS VARCHAR),
-                                                      CAST(epoch_us(ts) AS VARCHAR))), prompt
-         ) AS rn
-  FROM traffic
+         row_number() OVER (PARTITION BY account_id ORDER BY ord, prompt) AS rn
+  FROM part_sample
 ) WHERE rn <= {cap} ORDER BY account_id, rn
 """
 
 
 def sample_prompts(engine, *, cap: int, budget: int) -> pd.DataFrame:
-    """Up to ``cap`` prompts per account (fewer when accounts x cap exceeds ``budget``)."""
-    accounts = int(engine.scalar("SELECT count(DISTINCT account_id) FROM traffic"))
+    """Up to ``cap`` prompts per account (fewer when accounts x cap exceeds ``budget``): the
+    first in the ``stable_hash`` sampling order of the union of the account-day samples
+    (``part_sample``, each the first ``cap`` of its day), so exactly the window rows' first."""
+    accounts = int(engine.scalar("SELECT count(DISTINCT account_id) FROM part_totals"))
     per_account = max(2, min(cap, budget // max(1, accounts)))
     return engine.frame(_SAMPLE_SQL.format(cap=int(per_account)))
 

@@ -142,6 +142,10 @@ class SparkEngine(Engine):
         rows = [tuple(r) for r in frame.itertuples(index=False, name=None)]
         self._view(name, self.spark.createDataFrame(rows, T.StructType(fields)))
 
+    def materialize(self, names) -> None:
+        for name in names:
+            self._cached[name].count()  # fills the cache while what it reads is still cached
+
     def drop(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
         old = self._cached.pop(name, None)

@@ -2,17 +2,21 @@
 
 1. ``ingest``: log files -> the ``traffic`` relation (a DuckDB table, one row per request
    with the derived per-row columns) and :class:`IngestStats`.
-2. ``features``: ``traffic`` -> ``accounts`` (one row per account, SQL) plus the behaviours.
-3. ``content``: a capped sample of ``traffic`` -> content columns on ``accounts`` and the
-   shared ``templates`` (account_id, value).
-4. ``graph``: ``traffic`` + ``templates`` + seeds -> ``Graph`` (every kept edge, the strong
+2. ``partials``: ``traffic`` -> the per-(account, UTC day) partial tables
+   (:mod:`detect._partials`), the only thing later stages read; an incremental scan folds
+   them into its state store and reads the window's back.  Then ``traffic`` is dropped and
+   the window's partials are merged into the account-level tables.
+3. ``features``: partials -> ``accounts`` (one row per account, SQL) plus the behaviours.
+4. ``content``: the partials' capped prompt sample -> content columns on ``accounts`` and
+   the shared ``templates`` (account_id, value).
+5. ``graph``: partials + ``templates`` + seeds -> ``Graph`` (every kept edge, the strong
    ones) and the groupings on ``accounts``.
-5. ``scoring``: ``accounts`` + ``Graph`` -> ``Scored`` (one row per account: score, flagged,
+6. ``scoring``: ``accounts`` + ``Graph`` -> ``Scored`` (one row per account: score, flagged,
    campaign group), campaigns assigned once.
-6. ``report``: everything above -> the report dict.
+7. ``report``: everything above -> the report dict.
 
-Row-level work (ingest, features, the graph's pair building, the sample, the timeline) is
-SQL over named temp tables, run by an engine (:mod:`detect._engine`: DuckDB or Spark); only
+Row-level work (ingest, the partials) and the merges (features, the graph's pair building,
+the sample, the timeline) are SQL over named temp tables, run by an engine (:mod:`detect._engine`: DuckDB or Spark); only
 per-account frames, edges and the capped sample reach pandas, in this one process.
 """
 
@@ -35,6 +39,7 @@ from detect._groups import (
     merge_linked_groups,
 )
 from detect._ingest import IngestStats
+from detect._partials import build_partials, merge_window
 from detect._report import (
     account_entries,
     add_shared_evidence,
@@ -71,6 +76,22 @@ def ingest(engine, paths, column_map) -> IngestStats:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
     return stats
+
+
+def partials(engine, stats: IngestStats, config, store=None) -> tuple[IngestStats, list]:
+    """The per-day partials of ``traffic``; with a ``store``, folded in and the window read
+    back.  Returns the window's ingest stats and the days this scan folded."""
+    build_partials(engine, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s)
+    folded: list = []
+    if store is not None:
+        store.attach(
+            engine.con, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s
+        )
+        folded = store.fold(engine.con, stats)
+        stats = store.load_window(engine.con, stats)
+    engine.drop("traffic")
+    merge_window(engine)
+    return stats, folded
 
 
 def features(engine, stats: IngestStats, config) -> pd.DataFrame:

@@ -40,7 +40,7 @@ def scan_command(
     state: Path | None = typer.Option(
         None,
         "--state",
-        help="Incremental: fold these logs into this DuckDB state store, score its window.",
+        help="Incremental: fold these logs' per-day partials into this DuckDB state store, score its window.",
     ),
     window_days: int = typer.Option(
         30, "--window-days", help="Days the incremental window keeps (--state); older age out."

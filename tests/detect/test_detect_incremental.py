@@ -1,5 +1,6 @@
 """Incremental scans: ten daily folds flag as one scan of the ten days; folds are idempotent,
-a crash mid-fold leaves the store as it was, old days age out, migrations are numbered."""
+a crash mid-fold leaves the store as it was, old days age out, migrations are numbered (an
+old rows-store becomes partials), the median gap from the histograms is within 1%."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from detect import ConfigError, scan, simulate
+from detect._engine import DuckDBEngine
 from detect._ingest import ingest_logs
+from detect._partials import PARTIALS, build_partials
 from detect._state import MIGRATIONS, StateStore
 from stillroom.cli import app
 
@@ -69,12 +72,30 @@ def test_ten_daily_scans_flag_as_one_scan_of_the_ten_days(day_files, tmp_path):
     for c in daily.report["campaigns"]:
         # the store remembers the earliest crossing of any daily scan; never later than one scan's
         assert c["flagged_at"] <= flagged_at[frozenset(c["accounts"])]
+    # the median gap comes from log-binned histograms: within 1% of the rows' exact median
+    exact = _exact_median_gaps(day_files).reindex(a.index)
+    rel = (a["gap_median_s"] - exact).abs() / exact
+    assert rel.notna().sum() > 300 and rel.max() <= 0.01, rel.max()
 
 
-def _store_contents(con) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = con.execute("SELECT * FROM state.day_rows ORDER BY ts, account_id, request_id").df()
+def _exact_median_gaps(paths) -> pd.Series:
+    files = ", ".join(f"'{p}'" for p in paths)
+    ts = duckdb.sql(f"SELECT account_id, timestamp FROM read_parquet([{files}])").df()
+    ts = ts.sort_values(["account_id", "timestamp"])
+    gaps = ts.groupby("account_id")["timestamp"].diff().dt.total_seconds()
+    return gaps.groupby(ts["account_id"]).median()
+
+
+def _store_contents(con) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    parts = {n: con.execute(f"SELECT * FROM state.{n} ORDER BY ALL").df() for n in PARTIALS}
     days = con.execute("SELECT * EXCLUDE (folded_at) FROM state.days ORDER BY day").df()
-    return rows, days
+    return parts, days
+
+
+def _assert_same_partials(got: dict, want: dict) -> None:
+    assert set(got) == set(want) == set(PARTIALS)
+    for name in PARTIALS:
+        pd.testing.assert_frame_equal(got[name], want[name], obj=name)
 
 
 def _ingested(paths):
@@ -87,11 +108,13 @@ def test_folding_a_day_twice_or_after_a_crash_leaves_one_fold(day_files, tmp_pat
     store = StateStore(tmp_path / "state.duckdb", window_days=DAYS)
     con, stats = _ingested(day_files[:2])
     store.attach(con)
+    build_partials(DuckDBEngine(con), sample_cap=24, bucket_s=60)
     store.fold(con, stats)
     once = _store_contents(con)
-    assert len(once[1]) == 2 and once[0]["day"].nunique() == 2
+    assert len(once[1]) == 2 and once[0]["part_totals"]["day"].nunique() == 2
+    assert all(len(frame) for frame in once[0].values())
     store.fold(con, stats)
-    pd.testing.assert_frame_equal(_store_contents(con)[0], once[0])
+    _assert_same_partials(_store_contents(con)[0], once[0])
     pd.testing.assert_frame_equal(_store_contents(con)[1], once[1])
 
     def crash():
@@ -99,16 +122,16 @@ def test_folding_a_day_twice_or_after_a_crash_leaves_one_fold(day_files, tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         store.fold(con, stats, fault=crash)
-    pd.testing.assert_frame_equal(_store_contents(con)[0], once[0])
+    _assert_same_partials(_store_contents(con)[0], once[0])
     store.fold(con, stats)  # the rerun after the crash
-    pd.testing.assert_frame_equal(_store_contents(con)[0], once[0])
+    _assert_same_partials(_store_contents(con)[0], once[0])
     applied = con.execute("SELECT version FROM state.schema_migrations ORDER BY 1").fetchall()
     assert [v for (v,) in applied] == [v for v, _ in MIGRATIONS]
     con.close()
-    # reopening applies no migration twice and keeps the rows
+    # reopening applies no migration twice and keeps the partials
     con, _ = _ingested(day_files[:1])
     store.attach(con)
-    assert con.execute("SELECT count(*) FROM state.day_rows").fetchone()[0] == len(once[0])
+    _assert_same_partials(_store_contents(con)[0], once[0])
 
 
 def test_old_days_age_out_of_the_window(day_files, tmp_path):
@@ -116,6 +139,7 @@ def test_old_days_age_out_of_the_window(day_files, tmp_path):
     for path in day_files[:5]:
         con, stats = _ingested([path])
         store.attach(con)
+        build_partials(DuckDBEngine(con), sample_cap=24, bucket_s=60)
         store.fold(con, stats)
         kept = store.window_days_kept(con)
         con.close()
@@ -140,13 +164,66 @@ def test_an_incremental_scan_on_spark_is_refused(day_files, tmp_path):
         scan([day_files[0]], state=tmp_path / "s.duckdb", spark=object())
 
 
-def test_a_store_with_another_row_schema_is_named(day_files, tmp_path):
-    store = StateStore(tmp_path / "state.duckdb")
-    con, stats = _ingested(day_files[:1])
-    store.attach(con)
-    store.fold(con, stats)
-    con.execute("ALTER TABLE state.day_rows DROP COLUMN is_grading")
+def _old_rows_store(path, paths) -> None:
+    """A store as migrations 1-2 left it: the days' ingested rows, kept whole."""
+    con, stats = _ingested(paths)
+    con.execute(f"ATTACH '{path}' AS state")
+    con.execute(
+        "CREATE TABLE state.schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    store = StateStore(path)
+    for version, migrate in MIGRATIONS[:2]:
+        migrate(con, store)
+        con.execute("INSERT INTO state.schema_migrations VALUES (?, now())", [version])
+    con.execute("INSERT INTO state.day_rows SELECT CAST(ts AS DATE), * FROM traffic")
+    con.execute(
+        "INSERT INTO state.days SELECT CAST(ts AS DATE), count(*), ?, ?, now() FROM traffic "
+        "GROUP BY 1",
+        [",".join(stats.files), ",".join(sorted(stats.columns_present))],
+    )
+    return con
+
+
+def test_an_old_rows_store_migrates_to_the_same_partials(day_files, tmp_path):
+    _old_rows_store(tmp_path / "old.duckdb", day_files[:2]).close()
+    fresh = StateStore(tmp_path / "fresh.duckdb")
+    con, stats = _ingested(day_files[:2])
+    fresh.attach(con)
+    build_partials(DuckDBEngine(con), sample_cap=24, bucket_s=60)
+    fresh.fold(con, stats)
+    want = _store_contents(con)
     con.close()
     con, _ = _ingested(day_files[:1])
-    with pytest.raises(ConfigError, match=r"state.duckdb.*missing \['is_grading'\]"):
-        store.attach(con)
+    StateStore(tmp_path / "old.duckdb").attach(con)
+    got = _store_contents(con)
+    _assert_same_partials(got[0], want[0])
+    pd.testing.assert_frame_equal(got[1], want[1])
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'state'"
+        ).fetchall()
+    }
+    assert "day_rows" not in tables
+
+
+def test_an_old_store_with_another_row_schema_is_refused_unchanged(day_files, tmp_path):
+    con = _old_rows_store(tmp_path / "state.duckdb", day_files[:1])
+    con.execute("ALTER TABLE state.day_rows DROP COLUMN is_grading")
+    kept = con.execute("SELECT count(*) FROM state.day_rows").fetchone()[0]
+    con.close()
+    con, _ = _ingested(day_files[:1])
+    with pytest.raises(ConfigError, match=r"state.duckdb.*missing \['is_grading'\].*Rescan"):
+        StateStore(tmp_path / "state.duckdb").attach(con)
+    con.close()
+    con = duckdb.connect(str(tmp_path / "state.duckdb"))
+    assert con.execute("SELECT count(*) FROM day_rows").fetchone()[0] == kept
+
+
+def test_a_store_folded_with_other_partial_settings_is_refused(day_files, tmp_path):
+    con, _ = _ingested(day_files[:1])
+    StateStore(tmp_path / "state.duckdb").attach(con, sample_cap=24, bucket_s=60)
+    con.close()
+    con, _ = _ingested(day_files[:1])
+    with pytest.raises(ConfigError, match=r"sync_bucket_s=60.*new state file"):
+        StateStore(tmp_path / "state.duckdb").attach(con, sample_cap=24, bucket_s=30)
