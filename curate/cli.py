@@ -302,10 +302,7 @@ def jsonl_command(
         "config": config.as_dict(),
     }
     write_outputs(out, result, originals, card)
-    summary = result.summary()
-    typer.echo(f"kept {summary['kept']} of {summary['rows']} rows -> {out}/curated.jsonl")
-    for stage, count in summary["by_stage"].items():
-        typer.echo(f"  {stage:18s} {count}")
+    _print_summary(result.summary(), f"{out}/curated.jsonl")
 
 
 @app.command("verify")
