@@ -153,14 +153,9 @@ class HarvestJudge:
     def _read_back(self, cfg: Any) -> None:
         from harvest import read_completions
         from harvest._completions import connect
-        from harvest._prompts import load_prompts
-        from harvest._work import plan_work, sampling_params
+        from harvest._work import plan_config
 
-        params = sampling_params(
-            model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_logprobs=cfg.top_logprobs,
-        )  # fmt: skip
-        keys = {i.key: i.prompt_id for i in plan_work(load_prompts(cfg.prompts), params, 1)}
+        keys = {i.key: i.prompt_id for i in plan_config(cfg)}
         for row in read_completions(
             self.db, {"idempotency_key": list(keys)}, order_by=(), with_logprobs=False
         ):

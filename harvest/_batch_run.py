@@ -14,7 +14,6 @@ import dataclasses
 import os
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +30,8 @@ from harvest._batch_runner import BatchRun, db_tag
 from harvest._batch_store import BatchStore
 from harvest._budget import Caps, RunLimits, resolve_policy, run_limits
 from harvest._config import HarvestConfig, HarvestResult
-from harvest._prompts import load_prompts
 from harvest._store import Store
-from harvest._work import plan_work, sampling_params
+from harvest._work import plan_config
 
 _NO_KEY = "sk-no-key-set"
 
@@ -71,17 +69,12 @@ async def arun_batch_harvest(
     seed: int | None = None,
 ) -> HarvestResult:
     """Policy, prompts and plan exactly as :func:`harvest.arun_harvest`; then batches."""
-    from harvest._run import _abandon
+    from harvest._run import _abandon, start_run
 
     started = time.monotonic()
     policy = resolve_policy(cfg, now())
     limits = batch_prices(run_limits(cfg, policy.limits))
-    prompts = load_prompts(cfg.prompts, system=cfg.system)
-    params = sampling_params(
-        model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-        top_p=cfg.top_p, top_logprobs=cfg.top_logprobs,
-    )  # fmt: skip
-    items = plan_work(prompts, params, cfg.samples)
+    items = plan_config(cfg)
     store = Store(cfg.db)
     run_id = None
     try:
@@ -91,15 +84,7 @@ async def arun_batch_harvest(
         tokens_in, tokens_out = store.tokens_for_policy(policy.id)  # as the sync path does
         caps = Caps(limits, today=now().date(), requests_today=0,
                     tokens_in=tokens_in, tokens_out=tokens_out)  # fmt: skip
-        run_id = f"run-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        record = cfg.record()
-        store.start_run(
-            run_id,
-            {"base_url": cfg.base_url, "model": cfg.model, "prompts_source": record["prompts"],
-             "policy_id": policy.id, "policy_hash": policy.file_hash, "policy": policy.record(),
-             "config": {**record, "limits": limits.to_dict()}, "planned": len(items)},
-            ((i.key, i.prompt_id, i.sample_index) for i in items),
-        )  # fmt: skip
+        run_id = start_run(store, cfg, policy, limits, items, now)
         run = BatchRun(
             store=store, batches=BatchStore(store.con), plan=items, todo=todo,
             answered=answered, caps=caps,

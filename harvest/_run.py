@@ -21,10 +21,9 @@ from harvest._header_profiles import profile_for
 from harvest._http import LeanAioHttpClient
 from harvest._limiter import RateLimiter
 from harvest._progress import NoProgress, RichProgress
-from harvest._prompts import load_prompts
 from harvest._sender import ChatSender
 from harvest._store import Store
-from harvest._work import plan_work, sampling_params
+from harvest._work import plan_config
 from harvest.errors import ProviderAuthError
 
 _NO_KEY = "sk-no-key-set"
@@ -82,15 +81,7 @@ async def arun_harvest(
     started = time.monotonic()
     policy = resolve_policy(cfg, now())
     limits = run_limits(cfg, policy.limits)
-    prompts = load_prompts(cfg.prompts, system=cfg.system)
-    params = sampling_params(
-        model=cfg.model,
-        max_tokens=cfg.max_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        top_logprobs=cfg.top_logprobs,
-    )
-    items = plan_work(prompts, params, cfg.samples)
+    items = plan_config(cfg)
     store = Store(cfg.db)
     try:
         done = store.keys("answers")
@@ -105,22 +96,7 @@ async def arun_harvest(
             tokens_in=tokens_in,
             tokens_out=tokens_out,
         )
-        run_id = f"run-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        config_record = cfg.record()
-        store.start_run(
-            run_id,
-            {
-                "base_url": cfg.base_url,
-                "model": cfg.model,
-                "prompts_source": config_record["prompts"],
-                "policy_id": policy.id,
-                "policy_hash": policy.file_hash,
-                "policy": policy.record(),
-                "config": {**config_record, "limits": limits.to_dict()},
-                "planned": len(items),
-            },
-            ((i.key, i.prompt_id, i.sample_index) for i in items),
-        )
+        run_id = start_run(store, cfg, policy, limits, items, now)
         engine = await _run_engine(
             cfg, http_client, progress, store, caps, limits, policy, run_id, todo,
             already=len(items) - len(todo), clock=clock, sleep=sleep, now=now, seed=seed,
@@ -208,6 +184,27 @@ def _finish(cfg, store, engine: Engine, run_id, planned, already, started) -> Ha
         learned_limits=engine.limiter.learned,
         spend_usd=spent,
     )
+
+
+def start_run(store: Store, cfg: HarvestConfig, policy, limits, items, now) -> str:
+    """Record a new run (its config, policy and planned keys) and return its id."""
+    run_id = f"run-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    record = cfg.record()
+    store.start_run(
+        run_id,
+        {
+            "base_url": cfg.base_url,
+            "model": cfg.model,
+            "prompts_source": record["prompts"],
+            "policy_id": policy.id,
+            "policy_hash": policy.file_hash,
+            "policy": policy.record(),
+            "config": {**record, "limits": limits.to_dict()},
+            "planned": len(items),
+        },
+        ((i.key, i.prompt_id, i.sample_index) for i in items),
+    )
+    return run_id
 
 
 def _abandon(store: Store, run_id: str | None, exc: BaseException) -> None:

@@ -6,9 +6,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harvest._prompts import Prompt, canonical_json
+from harvest._prompts import Prompt, canonical_json, load_prompts
+
+if TYPE_CHECKING:
+    from harvest._config import HarvestConfig
 
 
 @dataclass(slots=True)
@@ -91,3 +94,14 @@ def plan_work(prompts: Sequence[Prompt], params: dict[str, Any], samples: int) -
                 )
             )
     return items
+
+
+def plan_config(cfg: HarvestConfig) -> list[WorkItem]:
+    """The work a harvest config asks for: its prompts (with ``cfg.system``), its sampling
+    params and ``cfg.samples`` samples each, every key once. Sync, batch and readers of a
+    run's replies plan through this, so they agree on the keys."""
+    params = sampling_params(
+        model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+        top_p=cfg.top_p, top_logprobs=cfg.top_logprobs,
+    )  # fmt: skip
+    return plan_work(load_prompts(cfg.prompts, system=cfg.system), params, cfg.samples)
