@@ -6,12 +6,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stillroom-installed
 
-.PHONY: setup demo demo-quick test lint bench chromium
+# llama-cpp-python is built from source, portably: AVX2, FMA and F16C, never -march=native,
+# AVX-512 or AMX (a native build segfaults on AVX-512/AMX CPUs and can SIGILL on another
+# machine). The wheel is kept in a folder keyed by these flags, never in pip's own cache,
+# so a native wheel left there is never reused.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEELS := $(HOME)/.cache/stillroom/llama-cpp-python-$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+
+.PHONY: setup demo demo-quick test lint bench chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch; \
 	else $(BIN)/pip install -q torch==2.13.0; fi
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps \
+	    -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"
+	$(BIN)/pip install -q "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]"
 	$(BIN)/pip install -q -e ".[train,teacher,dev,curate,curate-embed,spark]"
 	touch $(STAMP)
 
@@ -33,6 +45,10 @@ lint: $(STAMP)
 
 test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q
+
+# build outputs a wheel build leaves behind (a stale build/ can hold old package names)
+clean:
+	rm -rf build dist *.egg-info
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

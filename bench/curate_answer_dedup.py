@@ -13,7 +13,7 @@
    harder, ``spliced`` pairs: sample A against the first half of A's words followed by the
    second half of sample B's (a sample that says the same thing for half its length, then
    something else, as low-temperature samples do).
-3. For each threshold: ``curate.find_duplicates`` on each pair (MinHash, 128 permutations,
+3. For each threshold: ``stillroom.curate.find_duplicates`` on each pair (MinHash, 128 permutations,
    LSH, as curation runs it): recall per kind, false positives among the distinct pairs, and
    what share of the real answers curation's answer dedup (per prompt) drops.
 
@@ -30,8 +30,8 @@ import time
 from itertools import combinations
 from pathlib import Path
 
-from curate import DedupConfig, find_duplicates
-from curate._text import normalise, shingles
+from stillroom.curate import DedupConfig, find_duplicates
+from stillroom.curate._text import normalise, shingles
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -39,7 +39,7 @@ FILLERS = ("really", "also", "just", "very", "then", "so", "quite", "still")
 
 
 def harvest(workdir: Path, prompts: int, samples: int, max_tokens: int, temperature: float) -> Path:
-    from harvest import HarvestConfig, run_harvest
+    from stillroom.harvest import HarvestConfig, run_harvest
     from stillroom.teacher import POLICY_ID, TeacherConfig, serve_teacher
 
     lines = (ROOT / "stillroom/data/prompts.jsonl").read_text().splitlines()
@@ -110,7 +110,7 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     db = harvest(args.workdir, args.prompts, args.samples, args.max_tokens, args.temperature)
-    from harvest import read_completions
+    from stillroom.harvest import read_completions
 
     answers: dict[str, list[str]] = {}
     for row in read_completions(db, with_logprobs=False):

@@ -8,8 +8,8 @@ few words changed. The benchmark is GSM8K test (1,319 items) from the corpora, o
 items in tests/curate/data without them.
 
 Times, on all rows:
-  - dedup: ``curate.find_duplicates`` (exact + MinHash/LSH near-duplicates at 0.7);
-  - decontamination: ``curate.Decontaminator.check`` (13-gram + MinHash at 0.5);
+  - dedup: ``stillroom.curate.find_duplicates`` (exact + MinHash/LSH near-duplicates at 0.7);
+  - decontamination: ``stillroom.curate.Decontaminator.check`` (13-gram + MinHash at 0.5);
 and the same two jobs done in plain Python (dict for exact, MinHash with 128 Python hash
 functions and a dict of LSH bands, a set of 13-gram tuples) on the first ``--baseline-rows``
 rows, whose rows/s are then compared. On that shared prefix both must find the same drops
@@ -29,8 +29,14 @@ import time
 import zlib
 from pathlib import Path
 
-from curate import BenchmarkItem, DecontamConfig, Decontaminator, DedupConfig, find_duplicates
-from curate._text import normalise, shingles, words
+from stillroom.curate import (
+    BenchmarkItem,
+    DecontamConfig,
+    Decontaminator,
+    DedupConfig,
+    find_duplicates,
+)
+from stillroom.curate._text import normalise, shingles, words
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +180,7 @@ def main() -> None:
     print(f"{len(texts):,} answers, {len(bench):,} benchmark items; injected {truth}")
 
     dedup_cfg, decon_cfg = DedupConfig(near_threshold=0.7), DecontamConfig()
-    from curate import optimal_bands
+    from stillroom.curate import optimal_bands
 
     rows_d = 128 // optimal_bands(0.7, 128)
     rows_c = 128 // optimal_bands(0.5, 128)

@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from curate import MathVerifier, wilson_interval
+from stillroom.curate import MathVerifier, wilson_interval
 from stillroom.teacher import TeacherConfig, serve_teacher
 
 FEW_SHOT = "Answer with the number only.\nQ: What is 2 + 3?\nA: 5\nQ: What is 4 + 1?\nA: 5"

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from curate import MathVerifier
+from stillroom.curate import MathVerifier
 
 SET = Path(__file__).resolve().parents[1] / "tests/curate/data/math_labelled.jsonl"
 

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
-    from detect import scan, simulate
+    from stillroom.detect import scan, simulate
 
     with tempfile.TemporaryDirectory(prefix="detect-incremental-") as tmp:
         root = Path(tmp)
@@ -119,7 +119,7 @@ def compacted_mb(state: Path, root: Path) -> float:
 def partial_rows(state: Path) -> str:
     import duckdb
 
-    from detect._partials import PARTIALS
+    from stillroom.detect._partials import PARTIALS
 
     con = duckdb.connect(str(state), read_only=True)
     counts = {n: con.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in PARTIALS}

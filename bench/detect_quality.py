@@ -1,4 +1,4 @@
-"""Detection quality of ``detect.scan`` on simulated traffic: training vs held-out wording.
+"""Detection quality of ``stillroom.detect.scan`` on simulated traffic: training vs held-out wording.
 
 Three columns per method, pooled over seeds (1000+, never used while tuning):
 
@@ -34,9 +34,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import detect  # noqa: E402
-from detect._baselines import PradaDetector, SeatDetector  # noqa: E402
-from detect.simulator import CAMPAIGNS, Phrasing, simulate  # noqa: E402
+from stillroom import detect  # noqa: E402
+from stillroom.detect._baselines import PradaDetector, SeatDetector  # noqa: E402
+from stillroom.detect.simulator import CAMPAIGNS, Phrasing, simulate  # noqa: E402
 
 ADVERSARIAL = ROOT / "bench" / "detect_adversarial_asks.jsonl"
 SPLITS = ("training", "held_out", "adversarial")
@@ -61,8 +61,8 @@ HARD_KINDS = (
 def content_rates() -> list[str]:
     """Prompt-level content figures on the frozen adversarial set (scored, never tuned on):
     share of asks the ingest lexicon matches and the intent classifier flags, per kind."""
-    from detect._content import PromptIntentClassifier
-    from detect._lexicon import (
+    from stillroom.detect._content import PromptIntentClassifier
+    from stillroom.detect._lexicon import (
         GRADING_REGEX,
         REASONING_DEMAND_REGEX,
         REASONING_OBJECT_REGEX,

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from detect_speed import build_log  # noqa: E402
 
-from detect import ScanConfig, _stages, scan  # noqa: E402
+from stillroom.detect import ScanConfig, _stages, scan  # noqa: E402
 
 
 def duckdb_scan_measured(log: Path, threads: int) -> dict:
@@ -40,8 +40,8 @@ def duckdb_scan_measured(log: Path, threads: int) -> dict:
     (scoring, campaigns, report) measured apart."""
     import duckdb
 
-    from detect._engine import DuckDBEngine
-    from detect._scan import _configure
+    from stillroom.detect._engine import DuckDBEngine
+    from stillroom.detect._scan import _configure
 
     config = ScanConfig(threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,7 +97,7 @@ def main() -> None:
         print(f"rows {rows:,}  accounts {acct['accounts']:,}  flagged {acct['flagged']:,}")
         print(f"duckdb: {duck_s:.1f} s = {rows / duck_s / 1e3:.1f}k rows/s")
         if not args.no_spark:
-            from detect._spark import spark_session
+            from stillroom.detect._spark import spark_session
 
             t0 = time.perf_counter()
             spark = spark_session(args.master, driver_memory="2g", shuffle_partitions=4)

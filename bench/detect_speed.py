@@ -1,11 +1,11 @@
-"""Speed and memory of ``detect.scan`` end to end, against a pandas baseline in the same process.
+"""Speed and memory of ``stillroom.detect.scan`` end to end, against a pandas baseline in the same process.
 
-Builds a log of ``--rows`` rows by simulating one small log (``detect.simulate``, scale 1) and
+Builds a log of ``--rows`` rows by simulating one small log (``stillroom.detect.simulate``, scale 1) and
 replicating it in DuckDB with account ids, IPs, payment/org ids and times shifted per copy
 (each row of a copy also gets up to 10 minutes of jitter, so copies are not in lockstep);
 fast, and the content stays realistic.  Then:
 
-1. times ``detect.scan`` end to end on it (ingest, features, content, graph, campaigns,
+1. times ``stillroom.detect.scan`` end to end on it (ingest, features, content, graph, campaigns,
    report) and records the process's peak RSS;
 2. times a plain pandas baseline on the same file: read it, then a per-account groupby of the
    same basic features (requests, active hours and days, logprob use, reasoning and grading
@@ -32,9 +32,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from detect import ScanConfig, scan
-from detect._lexicon import GRADING_REGEX, REASONING_REGEX
-from detect.simulator import simulate
+from stillroom.detect import ScanConfig, scan
+from stillroom.detect._lexicon import GRADING_REGEX, REASONING_REGEX
+from stillroom.detect.simulator import simulate
 
 
 def build_log(rows: int, workdir: Path, seed: int = 11, shared_infra: float = 0.0) -> Path:

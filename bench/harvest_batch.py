@@ -29,11 +29,11 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from harvest._batch_files import BatchLimits, read_results, split_requests
-from harvest._batch_ingest import IngestTally, RowContext, ingest_results
-from harvest._prompts import load_prompts
-from harvest._store import Store
-from harvest._work import plan_work, sampling_params
+from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
+from stillroom.harvest._batch_ingest import IngestTally, RowContext, ingest_results
+from stillroom.harvest._prompts import load_prompts
+from stillroom.harvest._store import Store
+from stillroom.harvest._work import plan_work, sampling_params
 
 CORPUS = Path("/work/shared/corpora/instructions.jsonl.gz")
 
@@ -60,7 +60,7 @@ def plain_json_lines(items) -> bytes:
 
 def fake_output(items) -> bytes:
     """An output file as the fake Batch API writes it (its answer generator, no HTTP)."""
-    from harvest.testing import FakeSettings, _Server
+    from stillroom.harvest.testing import FakeSettings, _Server
 
     server = _Server(FakeSettings(reasoning="reasoning_content"))
     lines = []
@@ -100,8 +100,8 @@ def timed(fn, *args):
 
 
 def end_to_end(texts: list[str], tmp: Path) -> tuple[float, int, int]:
-    from harvest import HarvestConfig, run_harvest
-    from harvest.testing import FakeBatchProvider
+    from stillroom.harvest import HarvestConfig, run_harvest
+    from stillroom.harvest.testing import FakeBatchProvider
 
     async def quick(seconds: float) -> None:
         await asyncio.sleep(min(seconds, 0.05))

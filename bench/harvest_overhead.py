@@ -22,8 +22,8 @@ from pathlib import Path
 
 import openai
 
-from harvest import HarvestConfig, run_harvest
-from harvest.testing import FakeProvider
+from stillroom.harvest import HarvestConfig, run_harvest
+from stillroom.harvest.testing import FakeProvider
 
 
 def reference_loop_ms() -> float:

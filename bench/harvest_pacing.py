@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import openai
 
-from harvest import HarvestConfig, run_harvest
-from harvest.testing import FakeProvider
+from stillroom.harvest import HarvestConfig, run_harvest
+from stillroom.harvest.testing import FakeProvider
 
 LIMIT_RPM, BURST_S = 600, 2.0
 

@@ -42,7 +42,7 @@ def wall(argv: list[str]) -> float:
 
 def first_request(repeat: int) -> list[float]:
     """Seconds from spawning ``harvest run`` to the fake provider counting its first request."""
-    from harvest.testing import FakeProvider
+    from stillroom.harvest.testing import FakeProvider
 
     times = []
     with tempfile.TemporaryDirectory() as tmp, FakeProvider() as fake:

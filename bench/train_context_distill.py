@@ -40,7 +40,7 @@ def teacher_db(path: Path, base: Path, texts: list[str], new_tokens: int) -> Pat
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harvest import completion_row, write_completions
+    from stillroom.harvest import completion_row, write_completions
 
     tok = AutoTokenizer.from_pretrained(base)
     tok.padding_side = "left"
@@ -109,7 +109,7 @@ def main() -> None:
 
     import torch
 
-    from train import EvalConfig, TrainConfig, evaluate_student, resolve_base, train_sft
+    from stillroom.train import EvalConfig, TrainConfig, evaluate_student, resolve_base, train_sft
 
     if not torch.cuda.is_available():
         torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ def prompts(n: int) -> list[str]:
 
 def make_db(path: Path, n: int) -> Path:
     """A harvest database (harvest's writer) with one answer per prompt."""
-    from harvest import completion_row, write_completions
+    from stillroom.harvest import completion_row, write_completions
 
     rows = []
     for i, text in enumerate(prompts(n)):
@@ -116,7 +116,7 @@ def plain_trl(db: Path, base: Path, out: Path, cfg) -> tuple[float, float]:
 
 
 def stillroom_sft(cfg) -> tuple[float, float]:
-    from train import train_sft
+    from stillroom.train import train_sft
 
     start = time.perf_counter()
     m = train_sft(cfg).metrics
@@ -134,7 +134,7 @@ def main() -> None:
 
     import torch
 
-    from train import TrainConfig, resolve_base
+    from stillroom.train import TrainConfig, resolve_base
 
     if not torch.cuda.is_available():
         torch.set_num_threads(args.threads)

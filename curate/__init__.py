@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from curate.errors import (
+from stillroom._core.lazy import lazy_exports
+from stillroom.curate.errors import (
     ConfigError,
     CurateError,
     InputFormatError,
@@ -19,81 +20,91 @@ from curate.errors import (
     SandboxUnavailableError,
     UnknownVerifierError,
 )
-from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from curate._code import CodeVerifier, extract_code
-    from curate._decontam import BenchmarkItem, DecontamConfig, Decontaminator, load_benchmark
-    from curate._dedup import DedupConfig, find_duplicates
-    from curate._drop import Drop
-    from curate._embed import EmbeddingMatcher
-    from curate._judge import JUDGE_TEMPLATE, HarvestJudge, JudgeVerifier, read_verdict
-    from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
-    from curate._math import MathVerifier, extract_final_answer
-    from curate._minhash import MinHashIndex, optimal_bands
-    from curate._numbers import parse_number
-    from curate._pipeline import CurateConfig, CurationResult, CurationRow, Decision, curate_rows
-    from curate._registry import VERIFIERS, get_verifier
-    from curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
-    from curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
-    from curate._stats import mcnemar_exact, task_report, wilson_interval
-    from curate._store import (
+    from stillroom.curate._code import CodeVerifier, extract_code
+    from stillroom.curate._decontam import (
+        BenchmarkItem,
+        DecontamConfig,
+        Decontaminator,
+        load_benchmark,
+    )
+    from stillroom.curate._dedup import DedupConfig, find_duplicates
+    from stillroom.curate._drop import Drop
+    from stillroom.curate._embed import EmbeddingMatcher
+    from stillroom.curate._judge import JUDGE_TEMPLATE, HarvestJudge, JudgeVerifier, read_verdict
+    from stillroom.curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
+    from stillroom.curate._math import MathVerifier, extract_final_answer
+    from stillroom.curate._minhash import MinHashIndex, optimal_bands
+    from stillroom.curate._numbers import parse_number
+    from stillroom.curate._pipeline import (
+        CurateConfig,
+        CurationResult,
+        CurationRow,
+        Decision,
+        curate_rows,
+    )
+    from stillroom.curate._registry import VERIFIERS, get_verifier
+    from stillroom.curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
+    from stillroom.curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
+    from stillroom.curate._stats import mcnemar_exact, task_report, wilson_interval
+    from stillroom.curate._store import (
         CuratedSet,
         StoreCuration,
         curate_store,
         read_curated,
         store_fingerprint,
     )
-    from curate._verdict import Verdict, Verifier
+    from stillroom.curate._verdict import Verdict, Verifier
 
 _LAZY = {
-    "EmbeddingMatcher": "curate._embed",
-    "mcnemar_exact": "curate._stats",
-    "task_report": "curate._stats",
-    "wilson_interval": "curate._stats",
-    "CuratedSet": "curate._store",
-    "StoreCuration": "curate._store",
-    "curate_store": "curate._store",
-    "read_curated": "curate._store",
-    "store_fingerprint": "curate._store",
-    "CodeVerifier": "curate._code",
-    "extract_code": "curate._code",
-    "BenchmarkItem": "curate._decontam",
-    "DecontamConfig": "curate._decontam",
-    "Decontaminator": "curate._decontam",
-    "load_benchmark": "curate._decontam",
-    "DedupConfig": "curate._dedup",
-    "find_duplicates": "curate._dedup",
-    "Drop": "curate._drop",
-    "JUDGE_TEMPLATE": "curate._judge",
-    "HarvestJudge": "curate._judge",
-    "JudgeVerifier": "curate._judge",
-    "read_verdict": "curate._judge",
-    "ChoiceVerifier": "curate._match",
-    "ExactVerifier": "curate._match",
-    "RegexVerifier": "curate._match",
-    "MathVerifier": "curate._math",
-    "extract_final_answer": "curate._math",
-    "MinHashIndex": "curate._minhash",
-    "optimal_bands": "curate._minhash",
-    "parse_number": "curate._numbers",
-    "CurateConfig": "curate._pipeline",
-    "CurationResult": "curate._pipeline",
-    "CurationRow": "curate._pipeline",
-    "Decision": "curate._pipeline",
-    "curate_rows": "curate._pipeline",
-    "VERIFIERS": "curate._registry",
-    "get_verifier": "curate._registry",
-    "PromptStats": "curate._sampling",
-    "SamplingConfig": "curate._sampling",
-    "pass_at_k": "curate._sampling",
-    "select_samples": "curate._sampling",
-    "SandboxLimits": "curate._sandbox",
-    "SandboxResult": "curate._sandbox",
-    "isolation": "curate._sandbox",
-    "run_sandboxed": "curate._sandbox",
-    "Verdict": "curate._verdict",
-    "Verifier": "curate._verdict",
+    "EmbeddingMatcher": "stillroom.curate._embed",
+    "mcnemar_exact": "stillroom.curate._stats",
+    "task_report": "stillroom.curate._stats",
+    "wilson_interval": "stillroom.curate._stats",
+    "CuratedSet": "stillroom.curate._store",
+    "StoreCuration": "stillroom.curate._store",
+    "curate_store": "stillroom.curate._store",
+    "read_curated": "stillroom.curate._store",
+    "store_fingerprint": "stillroom.curate._store",
+    "CodeVerifier": "stillroom.curate._code",
+    "extract_code": "stillroom.curate._code",
+    "BenchmarkItem": "stillroom.curate._decontam",
+    "DecontamConfig": "stillroom.curate._decontam",
+    "Decontaminator": "stillroom.curate._decontam",
+    "load_benchmark": "stillroom.curate._decontam",
+    "DedupConfig": "stillroom.curate._dedup",
+    "find_duplicates": "stillroom.curate._dedup",
+    "Drop": "stillroom.curate._drop",
+    "JUDGE_TEMPLATE": "stillroom.curate._judge",
+    "HarvestJudge": "stillroom.curate._judge",
+    "JudgeVerifier": "stillroom.curate._judge",
+    "read_verdict": "stillroom.curate._judge",
+    "ChoiceVerifier": "stillroom.curate._match",
+    "ExactVerifier": "stillroom.curate._match",
+    "RegexVerifier": "stillroom.curate._match",
+    "MathVerifier": "stillroom.curate._math",
+    "extract_final_answer": "stillroom.curate._math",
+    "MinHashIndex": "stillroom.curate._minhash",
+    "optimal_bands": "stillroom.curate._minhash",
+    "parse_number": "stillroom.curate._numbers",
+    "CurateConfig": "stillroom.curate._pipeline",
+    "CurationResult": "stillroom.curate._pipeline",
+    "CurationRow": "stillroom.curate._pipeline",
+    "Decision": "stillroom.curate._pipeline",
+    "curate_rows": "stillroom.curate._pipeline",
+    "VERIFIERS": "stillroom.curate._registry",
+    "get_verifier": "stillroom.curate._registry",
+    "PromptStats": "stillroom.curate._sampling",
+    "SamplingConfig": "stillroom.curate._sampling",
+    "pass_at_k": "stillroom.curate._sampling",
+    "select_samples": "stillroom.curate._sampling",
+    "SandboxLimits": "stillroom.curate._sandbox",
+    "SandboxResult": "stillroom.curate._sandbox",
+    "isolation": "stillroom.curate._sandbox",
+    "run_sandboxed": "stillroom.curate._sandbox",
+    "Verdict": "stillroom.curate._verdict",
+    "Verifier": "stillroom.curate._verdict",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

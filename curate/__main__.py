@@ -1,6 +1,6 @@
-"""``python -m curate ...``: the curate commands without the root CLI."""
+"""``python -m stillroom.curate ...``: the curate commands without the root CLI."""
 
-from curate.cli import app
-from stillroom_core.cli_edge import run_app
+from stillroom._core.cli_edge import run_app
+from stillroom.curate.cli import app
 
-run_app(app, prog_name="python -m curate")
+run_app(app, prog_name="python -m stillroom.curate")

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from curate._sandbox import SandboxLimits, run_sandboxed
-from curate._verdict import Verdict, failed, passed
+from stillroom.curate._sandbox import SandboxLimits, run_sandboxed
+from stillroom.curate._verdict import Verdict, failed, passed
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate._drop import Drop
-from curate._minhash import MinHashIndex
-from curate._text import ngrams, shingles, words
-from curate.errors import ConfigError, InputFormatError
+from stillroom.curate._drop import Drop
+from stillroom.curate._minhash import MinHashIndex
+from stillroom.curate._text import ngrams, shingles, words
+from stillroom.curate.errors import ConfigError, InputFormatError
 
 TEXT_FIELDS = ("text", "prompt", "question", "problem", "input", "instruction")
 
@@ -66,7 +66,7 @@ def load_benchmark(path: str | Path, text_field: str | None = None) -> list[Benc
 @dataclass(frozen=True)
 class DecontamConfig:
     """``ngram=0`` or ``near_threshold=None`` turns that method off; ``embed_threshold``
-    (cosine, e.g. 0.8) turns on the embedding method for paraphrases (``curate._embed``)."""
+    (cosine, e.g. 0.8) turns on the embedding method for paraphrases (``stillroom.curate._embed``)."""
 
     ngram: int = 13
     near_threshold: float | None = 0.5
@@ -153,7 +153,7 @@ class Decontaminator:
                         round(similarity, 4),
                     )
         if cfg.embed_threshold is not None:
-            from curate._embed import EmbeddingMatcher
+            from stillroom.curate._embed import EmbeddingMatcher
 
             rest = [i for i, drop in enumerate(result) if drop is None]
             found = EmbeddingMatcher(self.items, cfg.embed_threshold).check(

@@ -1,6 +1,6 @@
 """Exact and near-duplicate removal of prompts or answers; every drop names the row it duplicates.
 
-Exact: equal after :func:`curate._text.normalise` (case, Unicode form, whitespace). Near: word
+Exact: equal after :func:`stillroom.curate._text.normalise` (case, Unicode form, whitespace). Near: word
 n-gram shingles (3 by default), MinHash with ``num_perm`` permutations, LSH candidates checked
 against ``near_threshold`` estimated Jaccard. The first occurrence is kept; a later row names the
 kept row it duplicates. ``docs/curate.md`` has the measurements behind the default threshold.
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from curate._drop import Drop
-from curate._minhash import MinHashIndex
-from curate._text import fingerprint, shingles
-from curate.errors import ConfigError
+from stillroom.curate._drop import Drop
+from stillroom.curate._minhash import MinHashIndex
+from stillroom.curate._text import fingerprint, shingles
+from stillroom.curate.errors import ConfigError
 
 
 @dataclass(frozen=True)

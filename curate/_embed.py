@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from curate._decontam import BenchmarkItem
-from curate._drop import Drop
-from curate.errors import ConfigError
+from stillroom.curate._decontam import BenchmarkItem
+from stillroom.curate._drop import Drop
+from stillroom.curate.errors import ConfigError
 
 
 def _model(model_path: str | None) -> Any:

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from curate._pipeline import CurationResult, CurationRow
-from curate.errors import InputFormatError
+from stillroom.curate._pipeline import CurationResult, CurationRow
+from stillroom.curate.errors import InputFormatError
 
 ANSWER_FIELDS = ("answer", "completion", "response", "content", "output")
 

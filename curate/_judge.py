@@ -11,11 +11,11 @@ decides, and a reply without one fails closed. Two judges use them:
   the harvest being curated), so harvest's policy check, pacing, retries, idempotency keys
   and resume apply unchanged. The judge's policy is checked with ``purpose`` (default
   ``evaluation``) and ``accept`` before any request leaves: a policy that forbids the use
-  raises :class:`policies.PolicyRefused` and nothing is sent. A killed or stopped judging
+  raises :class:`stillroom.policies.PolicyRefused` and nothing is sent. A killed or stopped judging
   run resumes on the next curation without asking again what was stored (harvest skips the
   stored keys); a run that stopped with pairs unanswered raises :class:`JudgeIncompleteError`
   before any verdict is made. The replies are read back by harvest's own idempotency key
-  (``harvest.read_completions``); a request harvest recorded as failed fails closed, with
+  (``stillroom.harvest.read_completions``); a request harvest recorded as failed fails closed, with
   harvest's reason.
 
 A verdict's version is ``1:MODEL``: the judge model is part of who judged.
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curate._verdict import Verdict, Verifier, failed, passed
-from curate.errors import JudgeIncompleteError
+from stillroom.curate._verdict import Verdict, Verifier, failed, passed
+from stillroom.curate.errors import JudgeIncompleteError
 
 JUDGE_TEMPLATE = """You are grading an answer against a reference.
 Reference answer:
@@ -115,7 +115,7 @@ class HarvestJudge:
         return [{"role": "user", "content": text}]
 
     def _config(self, prompts: list[dict[str, Any]]) -> Any:
-        from harvest import HarvestConfig
+        from stillroom.harvest import HarvestConfig
 
         return HarvestConfig(
             prompts=prompts, db=Path(self.db), base_url=self.base_url, model=self.model,
@@ -128,8 +128,8 @@ class HarvestJudge:
     def prepare(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Ask the judge about every ``(answer, reference)`` pair not yet in ``db``, as one
         harvest run, then read every pair's reply (or harvest's failure) back."""
-        from harvest import run_harvest
-        from harvest._prompts import messages_hash
+        from stillroom.harvest import run_harvest
+        from stillroom.harvest._prompts import messages_hash
 
         prompts = list(
             {
@@ -151,9 +151,9 @@ class HarvestJudge:
         self._read_back(cfg)
 
     def _read_back(self, cfg: Any) -> None:
-        from harvest import read_completions
-        from harvest._completions import connect
-        from harvest._work import plan_config
+        from stillroom.harvest import read_completions
+        from stillroom.harvest._completions import connect
+        from stillroom.harvest._work import plan_config
 
         keys = {i.key: i.prompt_id for i in plan_config(cfg)}
         for row in read_completions(
@@ -173,7 +173,7 @@ class HarvestJudge:
 
     def verify(self, answer: str, reference: Any) -> Verdict:
         """The verdict on one pair from its stored reply (``prepare`` asks for it first)."""
-        from harvest._prompts import messages_hash
+        from stillroom.harvest._prompts import messages_hash
 
         pid = messages_hash(self._messages(answer, reference))
         if pid not in self.replies and pid not in self.failures:

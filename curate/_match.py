@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from curate._math import extract_final_answer
-from curate._text import normalise
-from curate._verdict import Verdict, failed, passed
-from curate.errors import ConfigError
+from stillroom.curate._math import extract_final_answer
+from stillroom.curate._text import normalise
+from stillroom.curate._verdict import Verdict, failed, passed
+from stillroom.curate.errors import ConfigError
 
 
 def _final_span(answer: str) -> str:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from curate._numbers import format_number, numbers_in, parse_number
-from curate._verdict import Verdict, failed, passed
-from curate.errors import ConfigError
+from stillroom.curate._numbers import format_number, numbers_in, parse_number
+from stillroom.curate._verdict import Verdict, failed, passed
+from stillroom.curate.errors import ConfigError
 
 _HASHES = re.compile(r"####\s*([^\n]*)")
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from curate.errors import ConfigError
+from stillroom.curate.errors import ConfigError
 
 Tokenize = Callable[[str], list[str]]
 CHUNK = 50_000

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from curate._decontam import BenchmarkItem, DecontamConfig, Decontaminator
-from curate._dedup import DedupConfig, find_duplicates
-from curate._drop import Drop
-from curate._registry import get_verifier
-from curate._sampling import PromptStats, SamplingConfig, select_samples
-from curate._verdict import Verdict
-from curate.errors import ConfigError
+from stillroom.curate._decontam import BenchmarkItem, DecontamConfig, Decontaminator
+from stillroom.curate._dedup import DedupConfig, find_duplicates
+from stillroom.curate._drop import Drop
+from stillroom.curate._registry import get_verifier
+from stillroom.curate._sampling import PromptStats, SamplingConfig, select_samples
+from stillroom.curate._verdict import Verdict
+from stillroom.curate.errors import ConfigError
 
 
 @dataclass(frozen=True)

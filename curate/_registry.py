@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from curate._code import CodeVerifier
-from curate._judge import HarvestJudge
-from curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
-from curate._math import MathVerifier
-from curate._verdict import Verifier
-from curate.errors import ConfigError, UnknownVerifierError
+from stillroom.curate._code import CodeVerifier
+from stillroom.curate._judge import HarvestJudge
+from stillroom.curate._match import ChoiceVerifier, ExactVerifier, RegexVerifier
+from stillroom.curate._math import MathVerifier
+from stillroom.curate._verdict import Verifier
+from stillroom.curate.errors import ConfigError, UnknownVerifierError
 
 VERIFIERS: dict[str, type] = {
     "math": MathVerifier,

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import comb
 
-from curate._drop import Drop
-from curate.errors import ConfigError
+from stillroom.curate._drop import Drop
+from stillroom.curate.errors import ConfigError
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -15,7 +15,7 @@ Containment, all of it required (there is no "best effort" mode):
 It does not hide the host's world-readable files; it is a guard against accidents and
 runaway code in training data, not a jail for hostile code. When neither way of isolating
 works (no ``unshare``, namespaces forbidden in a container), :func:`run_sandboxed` raises
-:class:`~curate.errors.SandboxUnavailableError` rather than run the code unconfined.
+:class:`~stillroom.curate.errors.SandboxUnavailableError` rather than run the code unconfined.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.errors import ConfigError, SandboxUnavailableError
+from stillroom.curate.errors import ConfigError, SandboxUnavailableError
 
 NOBODY = 65534
 

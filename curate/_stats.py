@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
-from curate._verdict import Verifier
-from curate.errors import ConfigError
+from stillroom.curate._verdict import Verifier
+from stillroom.curate.errors import ConfigError
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

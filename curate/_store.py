@@ -1,7 +1,7 @@
 """Curation as one stage on the harvest store: a named curated set, resumable.
 
 :func:`curate_store` reads the answers through the harvest contract
-(``harvest.read_completions``), curates them (:func:`curate.curate_rows`) and writes, in the
+(``stillroom.harvest.read_completions``), curates them (:func:`stillroom.curate.curate_rows`) and writes, in the
 tables of migration 4:
 
 - ``curation_verdicts``: every verdict as soon as it is made (flushed every ``flush_every``),
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curate._decontam import BenchmarkItem
-from curate._pipeline import CurateConfig, CurationRow, curate_rows
-from curate._verdict import Verdict
-from curate.errors import CurateError
+from stillroom.curate._decontam import BenchmarkItem
+from stillroom.curate._pipeline import CurateConfig, CurationRow, curate_rows
+from stillroom.curate._verdict import Verdict
+from stillroom.curate.errors import CurateError
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def store_fingerprint(con: Any) -> tuple[int, str]:
 
 
 def _rows(db: Path, references: Mapping[str, Any] | None) -> list[CurationRow]:
-    from harvest import prompt_key, read_completions
+    from stillroom.harvest import prompt_key, read_completions
 
     out = []
     for row in read_completions(db, with_logprobs=False):
@@ -100,7 +100,7 @@ class _VerdictLog:
         return found
 
     def record(self, row: CurationRow, verdict: Verdict) -> None:
-        from harvest._store import utcnow
+        from stillroom.harvest._store import utcnow
 
         self.new += 1
         self.pending.append(
@@ -134,8 +134,8 @@ def curate_store(
 ) -> StoreCuration:
     """Curate every answer of the harvest ``db`` into the curated set ``name`` (re-running
     the same name replaces its decisions and reuses its stored verdicts)."""
-    from curate._registry import get_verifier
-    from harvest._store import Store, utcnow
+    from stillroom.curate._registry import get_verifier
+    from stillroom.harvest._store import Store, utcnow
 
     config = config or CurateConfig()
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -206,7 +206,7 @@ def curate_store(
 def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
     import pyarrow as pa
 
-    from harvest._store import utcnow
+    from stillroom.harvest._store import utcnow
 
     ds = result.decisions
     table = pa.table(
@@ -283,7 +283,7 @@ class CuratedSet:
 
 def read_curated(db: str | Path, name: str) -> CuratedSet:
     """The kept answers of curated set ``name`` and whether the store changed since."""
-    from harvest._completions import connect
+    from stillroom.harvest._completions import connect
 
     db = Path(db)
     con = connect(db, read_only=True)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from stillroom_core.cli_edge import FriendlyErrors
+from stillroom._core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
     cls=FriendlyErrors,
@@ -100,7 +100,7 @@ def _judge_options(base_url, model, db, policy, accept, purpose, key_env, rpm) -
 
 
 def _benchmarks(paths: list[Path], field: str | None):
-    from curate import load_benchmark
+    from stillroom.curate import load_benchmark
 
     return [item for path in paths for item in load_benchmark(path, field)]
 
@@ -119,7 +119,7 @@ def _config(
     embed_threshold=None,
     judge=None,
 ):
-    from curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
+    from stillroom.curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
 
     return CurateConfig(
         verifier=None if verifier == "none" else verifier,
@@ -179,8 +179,8 @@ def run_command(
     judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
-    from curate import curate_store
-    from curate._jsonl import read_references
+    from stillroom.curate import curate_store
+    from stillroom.curate._jsonl import read_references
 
     refs = read_references(references, reference_field) if references else None
     judge = None
@@ -222,8 +222,8 @@ def show_command(
     ),
 ) -> None:
     """A curated set's counts, thresholds, benchmarks, and whether the harvest grew since."""
-    from curate import read_curated
-    from harvest._completions import connect
+    from stillroom.curate import read_curated
+    from stillroom.harvest._completions import connect
 
     curated = read_curated(db, name)
     typer.echo(json.dumps(curated.card(), indent=2))
@@ -280,8 +280,8 @@ def jsonl_command(
     judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Curate a JSONL file of answers into OUT (kept rows, a decision for every row, a card)."""
-    from curate import curate_rows
-    from curate._jsonl import read_references, read_rows, write_outputs
+    from stillroom.curate import curate_rows
+    from stillroom.curate._jsonl import read_references, read_rows, write_outputs
 
     refs = read_references(references) if references else None
     rows_in, originals = read_rows(rows, refs, reference_field)
@@ -314,7 +314,7 @@ def verify_command(
     verifier: str = typer.Option("math", "--verifier", help="math, exact, regex, choice or code."),
 ) -> None:
     """Verify one answer and print the verdict as JSON."""
-    from curate import get_verifier
+    from stillroom.curate import get_verifier
 
     typer.echo(json.dumps(get_verifier(verifier).verify(answer, reference).as_dict()))
 
@@ -327,8 +327,8 @@ def dedup_command(
     show: int = typer.Option(10, "--show", help="Print this many drops."),
 ) -> None:
     """Count exact and near duplicates of one field of a JSONL file."""
-    from curate import DedupConfig, find_duplicates
-    from curate._jsonl import _lines
+    from stillroom.curate import DedupConfig, find_duplicates
+    from stillroom.curate._jsonl import _lines
 
     objs = [(n, o) for n, o in _lines(path)]
     texts = [str(o.get(field, "")) for _, o in objs]
@@ -356,8 +356,8 @@ def decontam_command(
     show: int = typer.Option(10, "--show", help="Print this many drops."),
 ) -> None:
     """Count rows of a JSONL file that leak benchmark items, by method."""
-    from curate import DecontamConfig, Decontaminator
-    from curate._jsonl import _lines
+    from stillroom.curate import DecontamConfig, Decontaminator
+    from stillroom.curate._jsonl import _lines
 
     objs = [(n, o) for n, o in _lines(path)]
     texts = [str(o.get(field, "")) for _, o in objs]

@@ -1,6 +1,6 @@
 """Errors raised by ``curate``; all derive from :class:`CurateError`."""
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 
 class CurateError(StillroomError):

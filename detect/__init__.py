@@ -6,7 +6,7 @@ graph across accounts, and scores communities as candidate campaigns with label-
 thresholds.  ``simulate`` writes labelled traffic; ``write_html_report`` renders a report.
 
 The errors are plain imports; every other name is imported on first use (see
-:mod:`stillroom_core.lazy`), so ``import detect`` and ``stillroom detect --help`` do not
+:mod:`stillroom._core.lazy`), so ``import stillroom.detect`` and ``stillroom detect --help`` do not
 load scikit-learn or scipy.
 """
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from detect.errors import (
+from stillroom._core.lazy import lazy_exports
+from stillroom.detect.errors import (
     ColumnMapError,
     ConfigError,
     DetectError,
@@ -23,35 +24,34 @@ from detect.errors import (
     NoValidRowsError,
     SchemaError,
 )
-from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from detect._baselines import PradaDetector, SeatDetector
-    from detect._behaviour import BehaviourParams, behaviour_flags
-    from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters
-    from detect._html import write_html_report
-    from detect._ingest import REQUIRED_COLUMNS, SCHEMA_V1, parse_column_map
-    from detect._scan import ScanConfig, ScanResult, scan
-    from detect._scoring import CampaignDetector
-    from detect.simulator import simulate
+    from stillroom.detect._baselines import PradaDetector, SeatDetector
+    from stillroom.detect._behaviour import BehaviourParams, behaviour_flags
+    from stillroom.detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters
+    from stillroom.detect._html import write_html_report
+    from stillroom.detect._ingest import REQUIRED_COLUMNS, SCHEMA_V1, parse_column_map
+    from stillroom.detect._scan import ScanConfig, ScanResult, scan
+    from stillroom.detect._scoring import CampaignDetector
+    from stillroom.detect.simulator import simulate
 
 _LAZY = {
-    "MinHashSignatures": "detect._content",
-    "PromptIntentClassifier": "detect._content",
-    "TopicClusters": "detect._content",
-    "REQUIRED_COLUMNS": "detect._ingest",
-    "SCHEMA_V1": "detect._ingest",
-    "parse_column_map": "detect._ingest",
-    "ScanConfig": "detect._scan",
-    "ScanResult": "detect._scan",
-    "scan": "detect._scan",
-    "CampaignDetector": "detect._scoring",
-    "simulate": "detect.simulator",
-    "BehaviourParams": "detect._behaviour",
-    "behaviour_flags": "detect._behaviour",
-    "write_html_report": "detect._html",
-    "PradaDetector": "detect._baselines",
-    "SeatDetector": "detect._baselines",
+    "MinHashSignatures": "stillroom.detect._content",
+    "PromptIntentClassifier": "stillroom.detect._content",
+    "TopicClusters": "stillroom.detect._content",
+    "REQUIRED_COLUMNS": "stillroom.detect._ingest",
+    "SCHEMA_V1": "stillroom.detect._ingest",
+    "parse_column_map": "stillroom.detect._ingest",
+    "ScanConfig": "stillroom.detect._scan",
+    "ScanResult": "stillroom.detect._scan",
+    "scan": "stillroom.detect._scan",
+    "CampaignDetector": "stillroom.detect._scoring",
+    "simulate": "stillroom.detect.simulator",
+    "BehaviourParams": "stillroom.detect._behaviour",
+    "behaviour_flags": "stillroom.detect._behaviour",
+    "write_html_report": "stillroom.detect._html",
+    "PradaDetector": "stillroom.detect._baselines",
+    "SeatDetector": "stillroom.detect._baselines",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 

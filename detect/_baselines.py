@@ -11,7 +11,7 @@
 Queries are embedded with hashed TF-IDF (word 1-2 grams, L2-normalised), learned in ``fit``.
 ``X`` is a traffic DataFrame with ``account_id`` and ``prompt`` (``timestamp`` orders the
 queries when present).  ``predict``/``decision_function`` return a ``pandas.Series`` indexed
-by account id, one value per account, so the baselines sit next to ``detect.scan`` in a bench.
+by account id, one value per account, so the baselines sit next to ``stillroom.detect.scan`` in a bench.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.utils.validation import check_is_fitted
 
-from detect.errors import DetectError
+from stillroom.detect.errors import DetectError
 
 
 class _HashedTfidfAccounts(BaseEstimator):

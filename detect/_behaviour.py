@@ -11,7 +11,7 @@
 
 Each behaviour alone is legitimate somewhere (queue workers, writing apps, researchers); the
 detector counts a behaviour as evidence only when a group of accounts shows it far beyond its
-background rate, beside coordination or a second behaviour (see :mod:`detect._scoring`).
+background rate, beside coordination or a second behaviour (see :mod:`stillroom.detect._scoring`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * :class:`PromptIntentClassifier` scores prompts as ``none`` / ``reasoning`` (demands the
   model's reasoning) / ``grading`` (rubric or judge prompts); fitted by default on the seed
-  corpus in :mod:`detect._lexicon`.
+  corpus in :mod:`stillroom.detect._lexicon`.
 * :class:`MinHashSignatures` turns prompts into MinHash signatures of word shingles; LSH band
   keys from them find near-duplicate prompts and shared templates across accounts.
 * :class:`TopicClusters` clusters prompts into capability topics (hashed TF-IDF + k-means) so
@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import SGDClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from detect._lexicon import intent_seed_corpus
+from stillroom.detect._lexicon import intent_seed_corpus
 
 _MERSENNE = (1 << 61) - 1
 

@@ -83,7 +83,7 @@ class DuckDBEngine(Engine):
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def ingest(self, paths, column_map):
-        from detect._ingest import ingest_logs
+        from stillroom.detect._ingest import ingest_logs
 
         return ingest_logs(self.con, paths, column_map)
 

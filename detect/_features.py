@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from detect._partials import gap_bin, gap_bin_value
+from stillroom.detect._partials import gap_bin, gap_bin_value
 
 FEATURE_DESCRIPTIONS = {
     "requests": "requests in the log",

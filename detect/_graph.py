@@ -5,7 +5,7 @@ agents, system prompts, near-duplicate prompt templates) and from SynchroTrap-st
 synchronized activity (Jaccard similarity of the accounts' sets of time-bucketed actions,
 estimated with MinHash signatures computed in SQL so no all-pairs join is needed;
 an action being a one-minute bucket in which the account sent a prompt whose opening or ending
-another account also sent that day: ``part_sync`` in :mod:`detect._partials`).  An artifact shared by more than
+another account also sent that day: ``part_sync`` in :mod:`stillroom.detect._partials`).  An artifact shared by more than
 ``max_group`` accounts (a popular user agent, a big carrier NAT) links nobody.  Each shared
 artifact adds ``kind weight / log2(1 + accounts sharing it)`` to a pair; pairs at or above
 ``min_edge`` are edges, and connected components of the edges are the candidate campaigns.

@@ -4,7 +4,7 @@
 * behaviour groups: components of links (weak ones included, purity-weighted) between accounts
   that show the same behaviour;
 * infrastructure components: links by IPs, payment or org ids or sync (see
-  :func:`detect._graph.infra_groups`).
+  :func:`stillroom.detect._graph.infra_groups`).
 
 After scoring, accounts with significant content tied to a flagged campaign join it, and
 flagged groups joined by any kept link become one campaign, so each is assigned once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from detect._graph import communities, infra_groups
+from stillroom.detect._graph import communities, infra_groups
 
 BEHAVIOUR_COLUMNS = ("b_pacing", "b_output_heavy", "b_logprob_harvest")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detect._layout import spring_layout
+from stillroom.detect._layout import spring_layout
 
 PALETTE = (
     "#c0392b",
@@ -54,7 +54,7 @@ def esc(value) -> str:
 
 
 def _asset(name: str) -> str:
-    return resources.files("detect").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("stillroom.detect").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def write_html_report(report: dict, path: Path | str) -> None:

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import duckdb
 
-from detect._engine import DUCKDB_MACROS
-from detect._lexicon import (
+from stillroom.detect._engine import DUCKDB_MACROS
+from stillroom.detect._lexicon import (
     GRADING_REGEX,
     REASONING_DEMAND_REGEX,
     REASONING_OBJECT_REGEX,
     REASONING_REGEX,
 )
-from detect.errors import ColumnMapError, LogFormatError, LogNotFoundError, SchemaError
+from stillroom.detect.errors import ColumnMapError, LogFormatError, LogNotFoundError, SchemaError
 
 REQUIRED_COLUMNS = ("timestamp", "account_id", "prompt")
 OPTIONAL_COLUMNS = {

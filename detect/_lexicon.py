@@ -1,7 +1,7 @@
 """Phrases that mark distillation prompts: demands for the model's reasoning, grading rubrics.
 
 Two uses: regular expressions DuckDB applies to every row at ingest (fast, exact rates), and a
-small seed corpus the :class:`detect.PromptIntentClassifier` learns from, so that paraphrases
+small seed corpus the :class:`stillroom.detect.PromptIntentClassifier` learns from, so that paraphrases
 the expressions miss still score (applied to a per-account sample of prompts).
 """
 

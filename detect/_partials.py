@@ -1,6 +1,6 @@
 """Per-(account, UTC day) partials: the one intermediate between the rows and every feature.
 
-Row-level SQL (DuckDB dialect; Spark runs the same text through :mod:`detect._engine`) turns
+Row-level SQL (DuckDB dialect; Spark runs the same text through :mod:`stillroom.detect._engine`) turns
 the ``traffic`` rows into mergeable per-day partial tables, every one keyed by ``day``:
 
 * ``part_totals`` (day, account): counts and sums (requests, first/last request, tokens,
@@ -25,7 +25,7 @@ the ``traffic`` rows into mergeable per-day partial tables, every one keyed by `
 :func:`build_partials` runs these on an engine; :func:`merge_window` turns the partials of a
 window (one log, or the days kept in a state store) into the account-level tables later
 stages read: ``account_hours``, ``template_uses`` and ``template_keys``.  The per-account
-features themselves are merged in :mod:`detect._features`.
+features themselves are merged in :mod:`stillroom.detect._features`.
 """
 
 from __future__ import annotations

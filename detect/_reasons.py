@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from detect._graph import KIND_NAMES
+from stillroom.detect._graph import KIND_NAMES
 
 _SIGNAL_TEXT = {
     "reasoning": "demand the model's full step-by-step reasoning",

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from detect._behaviour import BEHAVIOURS
-from detect._reasons import account_reasons, campaign_summary
-from detect._scoring import SIGNALS, CampaignDetector, log_significance
+from stillroom.detect._behaviour import BEHAVIOURS
+from stillroom.detect._reasons import account_reasons, campaign_summary
+from stillroom.detect._scoring import SIGNALS, CampaignDetector, log_significance
 
 HISTOGRAM_FEATURES = (
     "requests",

@@ -1,4 +1,4 @@
-"""``detect.scan``: logs in, report out; the stages themselves are in :mod:`detect._stages`."""
+"""``stillroom.detect.scan``: logs in, report out; the stages themselves are in :mod:`stillroom.detect._stages`."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from detect import _stages as stages
-from detect._behaviour import BehaviourParams
-from detect._engine import DuckDBEngine
-from detect._graph import GraphParams
-from detect._scoring import CampaignDetector
-from detect.errors import ConfigError
+from stillroom.detect import _stages as stages
+from stillroom.detect._behaviour import BehaviourParams
+from stillroom.detect._engine import DuckDBEngine
+from stillroom.detect._graph import GraphParams
+from stillroom.detect._scoring import CampaignDetector
+from stillroom.detect.errors import ConfigError
 
 
 @dataclass
@@ -41,10 +41,10 @@ class ScanConfig:
             synchronised activity) that makes two accounts share infrastructure.
         sync_bucket_s: SynchroTrap time bucket in seconds.
 
-    Behaviours (see :class:`detect.BehaviourParams`):
+    Behaviours (see :class:`stillroom.detect.BehaviourParams`):
         behaviour: machine pacing, output-heavy and logprob-harvest thresholds.
 
-    Calibration (label-free; see :class:`detect.CampaignDetector`):
+    Calibration (label-free; see :class:`stillroom.detect.CampaignDetector`):
         alpha, min_rate, min_hits, member_min_rate, quiet_min.
 
     Engine and report:
@@ -167,11 +167,11 @@ def scan(
     row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
     ``state`` (a DuckDB file) makes the scan incremental: the per-(account, UTC day) partials
     of the rows read are folded into the store, and the latest ``window_days`` days in it are
-    merged and scored (see :mod:`detect._state`)."""
+    merged and scored (see :mod:`stillroom.detect._state`)."""
     config = config or ScanConfig()
     store = None
     if state is not None:
-        from detect._state import StateStore
+        from stillroom.detect._state import StateStore
 
         if spark is not None:
             raise ConfigError("an incremental scan (state=) runs on DuckDB, not Spark")
@@ -179,7 +179,7 @@ def scan(
     if isinstance(paths, str | Path):
         paths = [paths]
     if spark is not None:
-        from detect._spark import SparkEngine
+        from stillroom.detect._spark import SparkEngine
 
         return _scan(SparkEngine(spark), list(paths), column_map, config, progress)
     workdir = Path(tempfile.mkdtemp(prefix="stillroom-detect-", dir=config.workdir))

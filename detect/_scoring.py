@@ -17,7 +17,7 @@ bursts in office hours, so regular gaps alone do not corroborate), or a communit
 evidence twice).
 
 Behaviour alone can flag a group.  The groups are linked accounts that act alike (column
-``behaviour_community``); in each, every behaviour of :mod:`detect._behaviour` (machine pacing,
+``behaviour_community``); in each, every behaviour of :mod:`stillroom.detect._behaviour` (machine pacing,
 output-heavy economics, logprob harvesting) is tested as the count of members showing it
 against its background share among ungrouped accounts, needs a majority of members, and the
 behaviours' evidence together must clear the Bonferroni-corrected threshold.  The group must
@@ -36,7 +36,7 @@ from scipy.stats import binom
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from detect._behaviour import BEHAVIOURS
+from stillroom.detect._behaviour import BEHAVIOURS
 
 SIGNALS = ("reasoning", "grading", "logprob")
 REQUIRED = (

@@ -1,6 +1,6 @@
 """Content signals per account, from a capped, deterministic sample of each account's prompts.
 
-The estimators in :mod:`detect._content` run on at most ``cap`` prompts per account (and a
+The estimators in :mod:`stillroom.detect._content` run on at most ``cap`` prompts per account (and a
 global budget), never on every row, so text work stays bounded however large the log is.
 Returns per-account columns plus the near-duplicate template groups the graph links on.
 """
@@ -12,7 +12,12 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters, lsh_band_keys
+from stillroom.detect._content import (
+    MinHashSignatures,
+    PromptIntentClassifier,
+    TopicClusters,
+    lsh_band_keys,
+)
 
 _SAMPLE_SQL = """
 SELECT account_id, prompt, phash FROM (

@@ -15,8 +15,8 @@ import subprocess
 
 import pandas as pd
 
-from detect._engine import Engine, to_spark_sql
-from detect._ingest import (
+from stillroom.detect._engine import Engine, to_spark_sql
+from stillroom.detect._ingest import (
     DERIVED,
     SKIP_REASON,
     VALID_ROW,
@@ -27,7 +27,7 @@ from detect._ingest import (
     resolve_log_paths,
     typed_select,
 )
-from detect.errors import EngineError, LogFormatError
+from stillroom.detect.errors import EngineError, LogFormatError
 
 MIN_JAVA = 17
 INSTALL_HINT = "pip install 'stillroom[spark]'"

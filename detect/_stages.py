@@ -3,7 +3,7 @@
 1. ``ingest``: log files -> the ``traffic`` relation (a DuckDB table, one row per request
    with the derived per-row columns) and :class:`IngestStats`.
 2. ``partials``: ``traffic`` -> the per-(account, UTC day) partial tables
-   (:mod:`detect._partials`), the only thing later stages read; an incremental scan folds
+   (:mod:`stillroom.detect._partials`), the only thing later stages read; an incremental scan folds
    them into its state store and reads the window's back.  Then ``traffic`` is dropped and
    the window's partials are merged into the account-level tables.
 3. ``features``: partials -> ``accounts`` (one row per account, SQL) plus the behaviours.
@@ -16,7 +16,7 @@
 7. ``report``: everything above -> the report dict.
 
 Row-level work (ingest, the partials) and the merges (features, the graph's pair building,
-the sample, the timeline) are SQL over named temp tables, run by an engine (:mod:`detect._engine`: DuckDB or Spark); only
+the sample, the timeline) are SQL over named temp tables, run by an engine (:mod:`stillroom.detect._engine`: DuckDB or Spark); only
 per-account frames, edges and the capped sample reach pandas, in this one process.
 """
 
@@ -27,29 +27,29 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.base import clone
 
-from detect._behaviour import behaviour_flags
-from detect._content import PromptIntentClassifier
-from detect._features import account_features
-from detect._graph import coordination_edges, shared_with
-from detect._groups import (
+from stillroom.detect._behaviour import behaviour_flags
+from stillroom.detect._content import PromptIntentClassifier
+from stillroom.detect._features import account_features
+from stillroom.detect._graph import coordination_edges, shared_with
+from stillroom.detect._groups import (
     BEHAVIOUR_COLUMNS,
     add_groupings,
     attach_linked,
     evidence_link,
     merge_linked_groups,
 )
-from detect._ingest import IngestStats
-from detect._partials import build_partials, merge_window
-from detect._report import (
+from stillroom.detect._ingest import IngestStats
+from stillroom.detect._partials import build_partials, merge_window
+from stillroom.detect._report import (
     account_entries,
     add_shared_evidence,
     build_campaigns,
     features_section,
     graph_section,
 )
-from detect._scoring import SIGNALS, CampaignDetector
-from detect._signals import content_signals, sample_prompts
-from detect.errors import NoValidRowsError
+from stillroom.detect._scoring import SIGNALS, CampaignDetector
+from stillroom.detect._signals import content_signals, sample_prompts
+from stillroom.detect.errors import NoValidRowsError
 
 CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
 

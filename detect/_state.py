@@ -1,7 +1,7 @@
 """Incremental daily scans: a DuckDB state store of per-day partials, scored on a window.
 
 ``scan(paths, state="STATE.duckdb", window_days=30)`` computes the per-(account, UTC day)
-partials of the rows it ingests (:mod:`detect._partials`, the same tables a one-shot scan
+partials of the rows it ingests (:mod:`stillroom.detect._partials`, the same tables a one-shot scan
 computes and merges), folds them into the state store, then merges the window (the latest
 ``window_days`` days in the store) into the features, without re-reading old logs.
 
@@ -30,10 +30,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from detect._ingest import IngestStats
-from detect._partials import PARTIALS, partial_sql
-from detect._report import iso
-from detect.errors import ConfigError
+from stillroom.detect._ingest import IngestStats
+from stillroom.detect._partials import PARTIALS, partial_sql
+from stillroom.detect._report import iso
+from stillroom.detect.errors import ConfigError
 
 
 def _m1_day_partitions(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from stillroom_core.cli_edge import FriendlyErrors
+from stillroom._core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
     cls=FriendlyErrors,
@@ -47,15 +47,15 @@ def scan_command(
     ),
 ) -> None:
     """Scan traffic logs and report campaigns, flagged accounts and why."""
-    from detect._report import console_lines
-    from detect._scan import ScanConfig, scan
-    from detect.errors import ConfigError
+    from stillroom.detect._report import console_lines
+    from stillroom.detect._scan import ScanConfig, scan
+    from stillroom.detect.errors import ConfigError
 
     if engine not in ("duckdb", "spark"):
         raise ConfigError(f"--engine {engine!r}: expected duckdb or spark")
     spark = None
     if engine == "spark":
-        from detect._spark import spark_session
+        from stillroom.detect._spark import spark_session
 
         spark = spark_session(master, driver_memory=driver_memory)
     config = ScanConfig(threads=threads, memory_limit=memory_limit)
@@ -72,7 +72,7 @@ def scan_command(
     if csv is not None:
         result.write_csv(csv)
     if html is not None:
-        from detect._html import write_html_report
+        from stillroom.detect._html import write_html_report
 
         write_html_report(result.report, html)
     for line in console_lines(result.report):
@@ -98,7 +98,7 @@ def simulate_command(
     ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
-    from detect.simulator import simulate
+    from stillroom.detect.simulator import simulate
 
     result = simulate(out, seed=seed, scale=scale, corpora=corpora)
     typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

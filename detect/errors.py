@@ -1,6 +1,6 @@
 """Errors raised by ``detect``; all derive from :class:`DetectError`."""
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 
 class DetectError(StillroomError):
@@ -24,7 +24,7 @@ class ColumnMapError(DetectError):
 
 
 class ConfigError(DetectError):
-    """A :class:`detect.ScanConfig` field is out of range."""
+    """A :class:`stillroom.detect.ScanConfig` field is out of range."""
 
 
 class NoValidRowsError(DetectError):

@@ -3,11 +3,11 @@
 >>> from harvest import HarvestConfig, run_harvest, harvest_status, export_dataset
 
 Everything downstream (export, train, eval, curate) reads a harvest through one contract,
-``harvest._completions``: :class:`CompletionRow`, :func:`read_completions`,
+``stillroom.harvest._completions``: :class:`CompletionRow`, :func:`read_completions`,
 :func:`write_completions`, :func:`split_think`, :func:`prompt_key`, :func:`render_assistant`.
 
 The errors are plain imports; every other name is imported on first use (see
-:mod:`stillroom_core.lazy`), so ``import harvest`` (and the CLI's ``--help``) does not load
+:mod:`stillroom._core.lazy`), so ``import stillroom.harvest`` (and the CLI's ``--help``) does not load
 the openai SDK.
 """
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harvest.errors import (
+from stillroom._core.lazy import lazy_exports
+from stillroom.harvest.errors import (
     DatabaseBusyError,
     HarvestConfigError,
     HarvestError,
@@ -23,11 +24,10 @@ from harvest.errors import (
     PromptFileError,
     ProviderAuthError,
 )
-from stillroom_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from harvest._batch_run import cancel_batches
-    from harvest._completions import (
+    from stillroom.harvest._batch_run import cancel_batches
+    from stillroom.harvest._completions import (
         CompletionRow,
         completion_row,
         prompt_key,
@@ -36,33 +36,33 @@ if TYPE_CHECKING:
         split_think,
         write_completions,
     )
-    from harvest._config import HarvestConfig, HarvestResult
-    from harvest._export import export_dataset, read_acceptances
-    from harvest._limiter import RateLimiter
-    from harvest._prompts import Prompt, load_prompts
-    from harvest._run import arun_harvest, run_harvest
-    from harvest._status import HarvestStatus, harvest_status
+    from stillroom.harvest._config import HarvestConfig, HarvestResult
+    from stillroom.harvest._export import export_dataset, read_acceptances
+    from stillroom.harvest._limiter import RateLimiter
+    from stillroom.harvest._prompts import Prompt, load_prompts
+    from stillroom.harvest._run import arun_harvest, run_harvest
+    from stillroom.harvest._status import HarvestStatus, harvest_status
 
 _LAZY = {
-    "cancel_batches": "harvest._batch_run",
-    "CompletionRow": "harvest._completions",
-    "completion_row": "harvest._completions",
-    "prompt_key": "harvest._completions",
-    "read_completions": "harvest._completions",
-    "render_assistant": "harvest._completions",
-    "split_think": "harvest._completions",
-    "write_completions": "harvest._completions",
-    "HarvestConfig": "harvest._config",
-    "HarvestResult": "harvest._config",
-    "export_dataset": "harvest._export",
-    "read_acceptances": "harvest._export",
-    "RateLimiter": "harvest._limiter",
-    "Prompt": "harvest._prompts",
-    "load_prompts": "harvest._prompts",
-    "arun_harvest": "harvest._run",
-    "run_harvest": "harvest._run",
-    "HarvestStatus": "harvest._status",
-    "harvest_status": "harvest._status",
+    "cancel_batches": "stillroom.harvest._batch_run",
+    "CompletionRow": "stillroom.harvest._completions",
+    "completion_row": "stillroom.harvest._completions",
+    "prompt_key": "stillroom.harvest._completions",
+    "read_completions": "stillroom.harvest._completions",
+    "render_assistant": "stillroom.harvest._completions",
+    "split_think": "stillroom.harvest._completions",
+    "write_completions": "stillroom.harvest._completions",
+    "HarvestConfig": "stillroom.harvest._config",
+    "HarvestResult": "stillroom.harvest._config",
+    "export_dataset": "stillroom.harvest._export",
+    "read_acceptances": "stillroom.harvest._export",
+    "RateLimiter": "stillroom.harvest._limiter",
+    "Prompt": "stillroom.harvest._prompts",
+    "load_prompts": "stillroom.harvest._prompts",
+    "arun_harvest": "stillroom.harvest._run",
+    "run_harvest": "stillroom.harvest._run",
+    "HarvestStatus": "stillroom.harvest._status",
+    "harvest_status": "stillroom.harvest._status",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 

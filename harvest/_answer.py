@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harvest._completions import split_think
-from harvest._retry import TransientError
+from stillroom.harvest._completions import split_think
+from stillroom.harvest._retry import TransientError
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 """The Files and Batch API calls harvest makes, through the official ``openai`` client.
 
 Each call is retried on what the synchronous path retries (429, 5xx, timeouts, dropped
-connections; ``harvest._retry``), with the same injected ``sleep``. Two more rules:
+connections; ``stillroom.harvest._retry``), with the same injected ``sleep``. Two more rules:
 
 - downloading a result file also retries 404 a few times: providers list a batch's output
   file id a moment before the file can be read;
@@ -19,7 +19,7 @@ from typing import Any
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from harvest._retry import TransientError, classify, wait_retry_after_or_jitter
+from stillroom.harvest._retry import TransientError, classify, wait_retry_after_or_jitter
 
 ENDPOINT = "/v1/chat/completions"
 Sleep = Callable[[float], Awaitable[None]]

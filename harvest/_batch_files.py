@@ -20,8 +20,8 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from harvest._work import WorkItem
-from harvest.errors import HarvestError
+from stillroom.harvest._work import WorkItem
+from stillroom.harvest.errors import HarvestError
 
 CHAT_URL = "/v1/chat/completions"
 

@@ -1,9 +1,9 @@
 """Storing batch results through the synchronous path's parser and row builders.
 
 Every output line's chat completion goes through the synchronous path's parser
-(:func:`harvest._answer.answer_from_completion`, the decoded half of ``parse_answer``:
+(:func:`stillroom.harvest._answer.answer_from_completion`, the decoded half of ``parse_answer``:
 reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
-``Engine``'s own row builders (a :class:`~harvest._completions.CompletionRow`), then
+``Engine``'s own row builders (a :class:`~stillroom.harvest._completions.CompletionRow`), then
 written with ``Store.write_batch``: a batch answer is the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
 (NULL: no per-request latency), ``created_at`` and ``run_id``.
 
@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from harvest._answer import answer_from_completion
-from harvest._batch_files import BatchResult
-from harvest._completions import CompletionRow
-from harvest._engine import Engine
-from harvest._retry import PermanentError, TransientError
-from harvest._store import RunCounters, Store
-from harvest._work import WorkItem
+from stillroom.harvest._answer import answer_from_completion
+from stillroom.harvest._batch_files import BatchResult
+from stillroom.harvest._completions import CompletionRow
+from stillroom.harvest._engine import Engine
+from stillroom.harvest._retry import PermanentError, TransientError
+from stillroom.harvest._store import RunCounters, Store
+from stillroom.harvest._work import WorkItem
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """``harvest run --mode batch | batch-file``: the same plan, policy and store as a
-synchronous run, sent through a Batch API (``harvest._batch_runner``) at batch prices.
+synchronous run, sent through a Batch API (``stillroom.harvest._batch_runner``) at batch prices.
 
 ``arun_harvest`` hands a config whose ``mode`` is not ``sync`` to :func:`arun_batch_harvest`.
 :func:`cancel_batches` cancels the running batches of one database (``harvest cancel``);
@@ -21,17 +21,17 @@ from typing import Any
 
 import openai
 
-from harvest._batch_client import BatchClient
-from harvest._batch_files import BatchLimits
-from harvest._batch_ingest import RowContext
-from harvest._batch_poll import TERMINAL, PollSchedule
-from harvest._batch_progress import NoBatchProgress, RichBatchProgress
-from harvest._batch_runner import BatchRun, db_tag
-from harvest._batch_store import BatchStore
-from harvest._budget import Caps, RunLimits, resolve_policy, run_limits
-from harvest._config import HarvestConfig, HarvestResult
-from harvest._store import Store
-from harvest._work import plan_config
+from stillroom.harvest._batch_client import BatchClient
+from stillroom.harvest._batch_files import BatchLimits
+from stillroom.harvest._batch_ingest import RowContext
+from stillroom.harvest._batch_poll import TERMINAL, PollSchedule
+from stillroom.harvest._batch_progress import NoBatchProgress, RichBatchProgress
+from stillroom.harvest._batch_runner import BatchRun, db_tag
+from stillroom.harvest._batch_store import BatchStore
+from stillroom.harvest._budget import Caps, RunLimits, resolve_policy, run_limits
+from stillroom.harvest._config import HarvestConfig, HarvestResult
+from stillroom.harvest._store import Store
+from stillroom.harvest._work import plan_config
 
 _NO_KEY = "sk-no-key-set"
 
@@ -47,7 +47,7 @@ def batch_prices(limits: RunLimits) -> RunLimits:
 
 
 def _client(cfg: HarvestConfig, http_client: Any) -> openai.AsyncOpenAI:
-    from harvest._run import default_http_client
+    from stillroom.harvest._run import default_http_client
 
     return openai.AsyncOpenAI(
         api_key=os.environ.get(cfg.api_key_env) or _NO_KEY,
@@ -68,8 +68,8 @@ async def arun_batch_harvest(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     seed: int | None = None,
 ) -> HarvestResult:
-    """Policy, prompts and plan exactly as :func:`harvest.arun_harvest`; then batches."""
-    from harvest._run import _abandon, start_run
+    """Policy, prompts and plan exactly as :func:`stillroom.harvest.arun_harvest`; then batches."""
+    from stillroom.harvest._run import _abandon, start_run
 
     started = time.monotonic()
     policy = resolve_policy(cfg, now())

@@ -9,8 +9,8 @@ Each round:
    metadata), create (``submitted``). A file found in ``creating`` (the process died
    between ``POST /v1/batches`` and storing the id) is adopted from the provider's list
    by its metadata before anything is created;
-3. **poll** the submitted batches until they end (``harvest._batch_poll``);
-4. **ingest** the output and error files of each ended batch (``harvest._batch_ingest``)
+3. **poll** the submitted batches until they end (``stillroom.harvest._batch_poll``);
+4. **ingest** the output and error files of each ended batch (``stillroom.harvest._batch_ingest``)
    and mark the file ``ingested``. What an expired batch (or 429/5xx lines) left
    unanswered is planned again in the next round, and only that. The leftovers of a
    cancelled batch, or of one the provider refused as a whole (``failed``), wait for the
@@ -27,16 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harvest._batch_client import BatchClient
-from harvest._batch_files import BatchLimits, read_results, split_requests
-from harvest._batch_ingest import IngestTally, RowContext, ingest_results
-from harvest._batch_poll import TERMINAL, PollSchedule, poll_until_done
-from harvest._batch_progress import NoBatchProgress
-from harvest._batch_store import BatchFileRow, BatchStore
-from harvest._budget import Caps
-from harvest._store import Store
-from harvest._work import WorkItem
-from harvest.errors import HarvestError
+from stillroom.harvest._batch_client import BatchClient
+from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
+from stillroom.harvest._batch_ingest import IngestTally, RowContext, ingest_results
+from stillroom.harvest._batch_poll import TERMINAL, PollSchedule, poll_until_done
+from stillroom.harvest._batch_progress import NoBatchProgress
+from stillroom.harvest._batch_store import BatchFileRow, BatchStore
+from stillroom.harvest._budget import Caps
+from stillroom.harvest._store import Store
+from stillroom.harvest._work import WorkItem
+from stillroom.harvest.errors import HarvestError
 
 
 @dataclass
@@ -222,7 +222,7 @@ class BatchRun:
     def _settle_never_ran(self, keys: set[str]) -> None:
         """Keys a finished file did not answer are planned again, unless that was their
         last attempt: then they are failures."""
-        from harvest._batch_files import BatchResult
+        from stillroom.harvest._batch_files import BatchResult
 
         missing = keys - self.answered - self.settled - self.held
         counts = self.batches.submissions()

@@ -9,7 +9,7 @@ Batch APIs (https://platform.openai.com/docs/api-reference/batch, .../files):
   ``metadata``), ``GET /v1/batches/{id}``, ``GET /v1/batches?limit=&after=`` (newest
   first, ``has_more``/``first_id``/``last_id``), ``POST /v1/batches/{id}/cancel``;
 - and ``POST /v1/chat/completions`` from the same answer generator as
-  :class:`~harvest.testing.FakeProvider`, so the synchronous and the batch path get
+  :class:`~stillroom.harvest.testing.FakeProvider`, so the synchronous and the batch path get
   identical answers, reasoning and logprobs.
 
 A batch moves ``validating -> in_progress -> finalizing -> completed``, one step every
@@ -35,7 +35,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from harvest.testing import FakeProvider, _Server
+from stillroom.harvest.testing import FakeProvider, _Server
 
 _TERMINAL = ("completed", "failed", "expired", "cancelled")
 _STEPS = ("validating", "in_progress", "finalizing", "completed")
@@ -359,7 +359,7 @@ class _App:
 
 
 class FakeBatchProvider(FakeProvider):
-    """A :class:`~harvest.testing.FakeProvider` that also serves the Files and Batch APIs.
+    """A :class:`~stillroom.harvest.testing.FakeProvider` that also serves the Files and Batch APIs.
 
     >>> with FakeBatchProvider(polls_per_state=2, expire={0: 5}) as fake:   # doctest: +SKIP
     ...     fake.base_url, len(fake.creates)

@@ -1,6 +1,6 @@
 """Batch state in the harvest database: files of work, their batches, and which keys they hold.
 
-Tables ``batch_files`` and ``batch_items`` come from migration 2 (``harvest._migrations``).
+Tables ``batch_files`` and ``batch_items`` come from migration 2 (``stillroom.harvest._migrations``).
 A file of work moves through states, each stored before the step that follows it, so a
 process killed anywhere resumes from the last stored one:
 
@@ -26,8 +26,8 @@ from typing import Any
 
 import duckdb
 
-from harvest._batch_files import BatchInput
-from harvest._store import utcnow
+from stillroom.harvest._batch_files import BatchInput
+from stillroom.harvest._store import utcnow
 
 LIVE = ("prepared", "uploaded", "creating", "submitted", "written")
 _COLUMNS = (

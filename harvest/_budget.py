@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import policies
-from harvest._config import HarvestConfig
+from stillroom import policies
+from stillroom.harvest._config import HarvestConfig
 
 
 def _tighter(user: int | float | None, policy: int | float | None):
@@ -89,7 +89,7 @@ class Caps:
             limits.usd_per_mtok_in is None or limits.usd_per_mtok_out is None
         ):
             # A cap without prices cannot be enforced; refuse rather than overspend.
-            from harvest.errors import HarvestConfigError
+            from stillroom.harvest.errors import HarvestConfigError
 
             raise HarvestConfigError(
                 f"a spend cap of ${limits.max_spend_usd} needs per-token prices "
@@ -125,7 +125,7 @@ class Caps:
 def _profile_name(name: str | None) -> str | None:
     """A limits profile name, checked before anything is sent."""
     if name is not None:
-        from harvest._header_profiles import get_profile
+        from stillroom.harvest._header_profiles import get_profile
 
         get_profile(name)
     return name

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harvest.errors import DatabaseBusyError, HarvestError
+from stillroom.harvest.errors import DatabaseBusyError, HarvestError
 
 if TYPE_CHECKING:
     import duckdb
@@ -147,7 +147,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 def _holder(lock_error: str) -> str:
-    """``process 123 (python -m harvest.cli run ...)`` from DuckDB's lock error."""
+    """``process 123 (python -m stillroom.harvest.cli run ...)`` from DuckDB's lock error."""
     pid = re.search(r"PID (\d+)", lock_error)
     if pid is None:
         return "another process"
@@ -221,7 +221,7 @@ def _view_columns(con: duckdb.DuckDBPyConnection, db: Path) -> set[str]:
 def write_completions(db: Path | str, rows: Iterable[CompletionRow]) -> Path:
     """Store ``rows`` in ``db`` (created and migrated if needed) in one transaction: the
     writer ``harvest run`` uses, for fixtures, benchmarks and stages that add answers."""
-    from harvest._store import Store
+    from stillroom.harvest._store import Store
 
     store = Store(db)
     try:

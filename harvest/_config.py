@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harvest.errors import HarvestConfigError
+from stillroom.harvest.errors import HarvestConfigError
 
 
 @dataclass
@@ -15,7 +15,7 @@ class HarvestConfig:
     """Everything one ``harvest run`` needs.
 
     Inputs:
-        prompts: a prompt file (JSONL/CSV/Parquet/text, see :func:`harvest.load_prompts`) or an
+        prompts: a prompt file (JSONL/CSV/Parquet/text, see :func:`stillroom.harvest.load_prompts`) or an
             in-memory list of dicts shaped like the JSONL lines (``{"prompt": ...}`` or
             ``{"messages": [...]}``, optional ``"id"``).
         db: the DuckDB file answers go to (created and migrated when missing).
@@ -24,7 +24,7 @@ class HarvestConfig:
     Teacher:
         base_url, model: the OpenAI-compatible endpoint and the model to ask for.
         api_key_env: the environment variable holding the key (its value is never stored).
-        policy, accept, purpose: passed to :func:`policies.resolve_for_harvest` before any
+        policy, accept, purpose: passed to :func:`stillroom.policies.resolve_for_harvest` before any
             request; ``accept`` lists policy ids whose conditions the user accepts.
 
     Sampling (stored verbatim as ``request_params``):

@@ -17,12 +17,12 @@ from typing import Any
 
 import openai
 
-from harvest._answer import Answer, parse_answer
-from harvest._budget import Caps
-from harvest._completions import CompletionRow
-from harvest._limiter import RateLimiter
-from harvest._progress import NoProgress
-from harvest._retry import (
+from stillroom.harvest._answer import Answer, parse_answer
+from stillroom.harvest._budget import Caps
+from stillroom.harvest._completions import CompletionRow
+from stillroom.harvest._limiter import RateLimiter
+from stillroom.harvest._progress import NoProgress
+from stillroom.harvest._retry import (
     AuthFailure,
     PermanentError,
     StopRun,
@@ -30,9 +30,9 @@ from harvest._retry import (
     classify,
     retrying,
 )
-from harvest._sender import ChatSender
-from harvest._store import RunCounters, Store
-from harvest._work import WorkItem
+from stillroom.harvest._sender import ChatSender
+from stillroom.harvest._store import RunCounters, Store
+from stillroom.harvest._work import WorkItem
 
 # The run's counters (requests, 429s, tokens...) and the day's request count are written
 # with a batch at most this often (seconds) and when the run ends: each costs DuckDB as much

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import policies
-from harvest._completions import CompletionRow, connect, read_completions, render_assistant
-from harvest._store import utcnow
-from harvest.errors import HarvestError, MissingDependencyError
+from stillroom import policies
+from stillroom.harvest._completions import (
+    CompletionRow,
+    connect,
+    read_completions,
+    render_assistant,
+)
+from stillroom.harvest._store import utcnow
+from stillroom.harvest.errors import HarvestError, MissingDependencyError
 
 if TYPE_CHECKING:
     import duckdb

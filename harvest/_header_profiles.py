@@ -4,7 +4,7 @@ Not every OpenAI-compatible host means the same thing by ``x-ratelimit-limit-req
 OpenAI's is per minute, Groq's is requests per *day*, Cerebras names its headers by window
 (``x-ratelimit-limit-requests-day``). A :class:`HeaderProfile` says, for requests and for
 tokens, which headers carry the limit, the remaining budget and the reset time, and how
-many seconds the limit covers; the limiter (``harvest._limiter``) refills its estimate of
+many seconds the limit covers; the limiter (``stillroom.harvest._limiter``) refills its estimate of
 the provider's bucket at ``limit / window`` a second.
 
 The profile comes from ``--limits-profile`` / ``HarvestConfig.limits_profile``, else the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
-from harvest.errors import HarvestConfigError
+from stillroom.harvest.errors import HarvestConfigError
 
 MINUTE, DAY = 60.0, 86400.0
 

@@ -5,7 +5,7 @@ on aiohttp), so the SDK can use it for anything. It adds :meth:`post_bytes`, whi
 one prepared POST on aiohttp directly and returns a small :class:`Reply`. Building and
 reading ``httpx2.Request``/``Response`` objects around aiohttp's own costs about as much
 CPU as aiohttp itself; harvest repeats one request shape thousands of times a second, so
-:class:`~harvest._sender.ChatSender` uses this call when the client is one of these.
+:class:`~stillroom.harvest._sender.ChatSender` uses this call when the client is one of these.
 
 A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypassed.
 """

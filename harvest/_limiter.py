@@ -10,7 +10,7 @@ Two kinds of bucket apply to every request, and a request waits for all of them:
   provider said remained, minus what we sent after that request left. A run therefore
   settles just under the provider's real limit instead of bouncing off 429s. Which
   headers to read and the window each limit covers (a minute for OpenAI, a day for
-  Groq's request limit) come from a :class:`~harvest._header_profiles.HeaderProfile`.
+  Groq's request limit) come from a :class:`~stillroom.harvest._header_profiles.HeaderProfile`.
 
 A 429 pauses every request (not only the one that got it) until its ``retry-after`` or a
 short back-off, empties the mirror buckets and lowers their rate by 10%, recovering slowly.
@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from harvest._header_profiles import DEFAULT_PROFILE, HeaderProfile
+from stillroom.harvest._header_profiles import DEFAULT_PROFILE, HeaderProfile
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

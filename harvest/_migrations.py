@@ -3,7 +3,7 @@
 ``Store`` applies, in one transaction each, every migration a file has not had yet, and
 refuses a file whose newest migration this code does not know. A stage that needs a table
 (batch jobs, curated sets) adds it here as the next number, with its own ``CREATE``
-statements; the ``answers`` row itself is :class:`harvest._completions.CompletionRow`, and
+statements; the ``answers`` row itself is :class:`stillroom.harvest._completions.CompletionRow`, and
 the ``answers`` table and the ``completions`` view must keep exactly that row's columns
 (``tests/harvest/test_harvest_completions.py`` checks it).
 """
@@ -110,7 +110,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     (
         3,
-        # Batch API state (harvest._batch_store): one row per input file of work (its id is
+        # Batch API state (stillroom.harvest._batch_store): one row per input file of work (its id is
         # the sha256 of its JSONL and how many files with that sha256 came before), and
         # which idempotency keys each file holds; the run record's estimated (worst case,
         # reserved before submission) and actual spend.

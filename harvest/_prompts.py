@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harvest._completions import prompt_key
-from harvest.errors import PromptFileError
+from stillroom.harvest._completions import prompt_key
+from stillroom.harvest.errors import PromptFileError
 
 ROLES = ("system", "user", "assistant", "developer", "tool")
 

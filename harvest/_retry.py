@@ -5,7 +5,7 @@
   only ``max_wait``; asking for more than ``max_wait`` stops the run cleanly), otherwise
   exponential back-off with full jitter;
 - recorded as failures: 400, 404, 422 and any other 4xx;
-- fatal: 401/403 stop the whole run (:class:`~harvest.errors.ProviderAuthError`).
+- fatal: 401/403 stop the whole run (:class:`~stillroom.harvest.errors.ProviderAuthError`).
 
 ``sleep`` and ``rng`` are parameters, so tests assert on the recorded sleeps.
 """
@@ -19,7 +19,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
-from harvest._limiter import retry_after_seconds
+from stillroom.harvest._limiter import retry_after_seconds
 
 
 class TransientError(Exception):

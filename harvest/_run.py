@@ -13,18 +13,18 @@ from typing import Any
 
 import openai
 
-from harvest._batch_store import BatchStore
-from harvest._budget import Caps, resolve_policy, run_limits
-from harvest._config import HarvestConfig, HarvestResult
-from harvest._engine import Engine
-from harvest._header_profiles import profile_for
-from harvest._http import LeanAioHttpClient
-from harvest._limiter import RateLimiter
-from harvest._progress import NoProgress, RichProgress
-from harvest._sender import ChatSender
-from harvest._store import Store
-from harvest._work import plan_config
-from harvest.errors import ProviderAuthError
+from stillroom.harvest._batch_store import BatchStore
+from stillroom.harvest._budget import Caps, resolve_policy, run_limits
+from stillroom.harvest._config import HarvestConfig, HarvestResult
+from stillroom.harvest._engine import Engine
+from stillroom.harvest._header_profiles import profile_for
+from stillroom.harvest._http import LeanAioHttpClient
+from stillroom.harvest._limiter import RateLimiter
+from stillroom.harvest._progress import NoProgress, RichProgress
+from stillroom.harvest._sender import ChatSender
+from stillroom.harvest._store import Store
+from stillroom.harvest._work import plan_config
+from stillroom.harvest.errors import ProviderAuthError
 
 _NO_KEY = "sk-no-key-set"
 
@@ -72,8 +72,8 @@ async def arun_harvest(
     the database is opened (a second process gets :class:`DatabaseBusyError`), done work
     is skipped, and only then is a client created.
     """
-    if cfg.mode != "sync":  # batch | batch-file: harvest._batch_run
-        from harvest._batch_run import arun_batch_harvest
+    if cfg.mode != "sync":  # batch | batch-file: stillroom.harvest._batch_run
+        from stillroom.harvest._batch_run import arun_batch_harvest
 
         return await arun_batch_harvest(
             cfg, http_client, progress, clock=clock, sleep=sleep, now=now, seed=seed

@@ -7,12 +7,12 @@ machine that is about 0.6 ms of CPU a request, as much as all the rest of harves
 
 For a client whose requests do not change between calls (a plain ``AsyncOpenAI`` with a
 fixed API key, which is what harvest builds), :class:`ChatSender` lets the SDK build one
-request (:func:`harvest._sdk.build_template`) and keeps its URL, headers and timeout. Per
+request (:func:`stillroom.harvest._sdk.build_template`) and keeps its URL, headers and timeout. Per
 prompt it swaps in the body and the per-request headers (``x-stainless-retry-count``, and
 the idempotency key under the client's idempotency header when it has one; ``AsyncOpenAI``
 has none), then sends it:
 
-- ``lean``: on harvest's own default client (:class:`~harvest._http.LeanAioHttpClient`),
+- ``lean``: on harvest's own default client (:class:`~stillroom.harvest._http.LeanAioHttpClient`),
   straight on its aiohttp session;
 - ``httpx``: on any other HTTP client (one a user injected), through the SDK's own send
   path (its auth retry, then that client's ``send``).
@@ -23,7 +23,7 @@ classification see exactly what ``client.post`` raises, and a request that has l
 never sent again by a fallback. A client the SDK re-authenticates per request (an
 ``api_key`` callable, a provider runtime such as Azure, workload identity, custom auth),
 any subclass of ``AsyncOpenAI``, and any doubt about the SDK before a request leaves (see
-:mod:`harvest._sdk`, the only module that touches its internals) take lane ``sdk``:
+:mod:`stillroom.harvest._sdk`, the only module that touches its internals) take lane ``sdk``:
 ``client.post``. ``bench/harvest_overhead.py`` measures lanes ``lean`` and ``sdk``.
 """
 
@@ -36,10 +36,10 @@ from typing import Any, Literal
 import aiohttp
 import openai
 
-from harvest import _sdk
-from harvest._http import LeanAioHttpClient, timeout_of
+from stillroom.harvest import _sdk
+from stillroom.harvest._http import LeanAioHttpClient, timeout_of
 
-log = logging.getLogger("harvest")
+log = logging.getLogger("stillroom.harvest")
 Lane = Literal["lean", "httpx", "sdk"]
 
 

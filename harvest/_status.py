@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harvest._batch_store import spend_summary
-from harvest._completions import connect
-from harvest._store import utcnow
+from stillroom.harvest._batch_store import spend_summary
+from stillroom.harvest._completions import connect
+from stillroom.harvest._store import utcnow
 
 
 @dataclass

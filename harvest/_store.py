@@ -13,9 +13,9 @@ from typing import Any
 
 import duckdb
 
-from harvest._completions import CompletionRow, completions_arrow, connect
-from harvest._migrations import FAILURE_COLUMNS, MIGRATIONS
-from harvest.errors import HarvestError
+from stillroom.harvest._completions import CompletionRow, completions_arrow, connect
+from stillroom.harvest._migrations import FAILURE_COLUMNS, MIGRATIONS
+from stillroom.harvest.errors import HarvestError
 
 _FAILURE_TYPES = {
     "sample_index": "int32",

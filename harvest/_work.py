@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harvest._prompts import Prompt, canonical_json, load_prompts
+from stillroom.harvest._prompts import Prompt, canonical_json, load_prompts
 
 if TYPE_CHECKING:
-    from harvest._config import HarvestConfig
+    from stillroom.harvest._config import HarvestConfig
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stillroom_core.cli_edge import FriendlyErrors, run_app
+from stillroom._core.cli_edge import FriendlyErrors, run_app
 
 app = typer.Typer(
     cls=FriendlyErrors,
@@ -57,7 +57,7 @@ def run(
     ),
 ) -> None:
     """Send every prompt not yet answered; re-running the same command resumes."""
-    from harvest import HarvestConfig, run_harvest
+    from stillroom.harvest import HarvestConfig, run_harvest
 
     cfg = HarvestConfig(
         prompts=prompts, db=db, base_url=base_url, model=model, policy=policy,
@@ -101,7 +101,7 @@ def cancel(
     """Cancel this database's unfinished batches (works while a run is polling them)."""
     import asyncio
 
-    from harvest._batch_run import cancel_batches
+    from stillroom.harvest._batch_run import cancel_batches
 
     cancelled = asyncio.run(cancel_batches(db, base_url, api_key_env=api_key_env))
     for batch in cancelled:
@@ -118,7 +118,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Done / failed / pending, tokens, 429s and throughput."""
-    from harvest import harvest_status
+    from stillroom.harvest import harvest_status
 
     st = harvest_status(db)
     if as_json:
@@ -167,14 +167,14 @@ def export(
     reasoning: str = typer.Option("field", help="field | think | drop: reasoning in messages."),
 ) -> None:
     """Write chat examples for TRL, and a dataset card beside them."""
-    from harvest import export_dataset
+    from stillroom.harvest import export_dataset
 
     res = export_dataset(db, out, format=format, reasoning=reasoning)
     typer.echo(f"{res.rows} examples -> {res.path} (card: {res.card_path})")
 
 
 def main() -> None:
-    """``python -m harvest.cli``: the harvest commands alone, behind the same error edge as
+    """``python -m stillroom.harvest.cli``: the harvest commands alone, behind the same error edge as
     the root CLI (one ``Error: ...`` line and exit 1; Ctrl-C exits 130)."""
     run_app(app)
 

@@ -1,6 +1,6 @@
 """Errors raised by ``harvest``; all derive from :class:`HarvestError`."""
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 
 class HarvestError(StillroomError):
@@ -8,7 +8,7 @@ class HarvestError(StillroomError):
 
 
 class HarvestConfigError(HarvestError, ValueError):
-    """A :class:`~harvest.HarvestConfig` field has a value that cannot work."""
+    """A :class:`~stillroom.harvest.HarvestConfig` field has a value that cannot work."""
 
 
 class PromptFileError(HarvestError):

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harvest._completions import render_assistant
+from stillroom.harvest._completions import render_assistant
 
 _DIRECTIVE = re.compile(r"\[\[(status|slow):([0-9.]+)\]\]")
 
@@ -357,7 +357,7 @@ class FakeProvider:
 
     @staticmethod
     def spawn(*, faults: Faults | None = None, **settings: Any) -> SpawnedProvider:
-        """Run the fake provider in a child process (``python -m harvest.testing``)."""
+        """Run the fake provider in a child process (``python -m stillroom.harvest.testing``)."""
         spec = FakeSettings(faults=faults or Faults(), **settings)
         return SpawnedProvider(spec)
 
@@ -372,7 +372,7 @@ class SpawnedProvider:
 
     def __enter__(self) -> SpawnedProvider:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harvest.testing", json.dumps(asdict(self.settings))],
+            [sys.executable, "-m", "stillroom.harvest.testing", json.dumps(asdict(self.settings))],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -397,7 +397,7 @@ class SpawnedProvider:
 
 def __getattr__(name: str) -> Any:  # FakeBatchProvider (the Batch API too): _batch_server
     if name == "FakeBatchProvider":
-        from harvest._batch_server import FakeBatchProvider
+        from stillroom.harvest._batch_server import FakeBatchProvider
 
         return FakeBatchProvider
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,15 +12,15 @@ packages call:
 
 from __future__ import annotations
 
-from policies._acceptance import Acceptance, acceptances_from_records
-from policies._loader import (
+from stillroom.policies._acceptance import Acceptance, acceptances_from_records
+from stillroom.policies._loader import (
     POLICY_PATH_ENV,
     get_policy,
     load_policies,
     load_policy_file,
     shipped_policy_files,
 )
-from policies._model import (
+from stillroom.policies._model import (
     VERDICTS,
     Clause,
     Conditions,
@@ -30,9 +30,9 @@ from policies._model import (
     Price,
     Terms,
 )
-from policies._obligations import Obligations, obligations
-from policies._resolve import RunPolicy, host_of, match_policies, resolve_for_harvest
-from policies.errors import (
+from stillroom.policies._obligations import Obligations, obligations
+from stillroom.policies._resolve import RunPolicy, host_of, match_policies, resolve_for_harvest
+from stillroom.policies.errors import (
     PoliciesError,
     PolicyAmbiguous,
     PolicyFileError,

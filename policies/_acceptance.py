@@ -3,7 +3,7 @@
 A conditional run records its acceptance in the run record (:meth:`RunPolicy.record`,
 stored in ``runs.policy``): who accepted, when, for which declared purpose, and the
 conditions and clause they accepted. :func:`acceptances_from_records` turns those
-records back into :class:`Acceptance` values, which :func:`~policies.obligations`
+records back into :class:`Acceptance` values, which :func:`~stillroom.policies.obligations`
 writes into the dataset card and the model card beside the clause.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.errors import PoliciesError
+from stillroom.policies.errors import PoliciesError
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from policies._model import Policy
+from stillroom.policies._model import Policy
 
 if TYPE_CHECKING:
-    from policies._obligations import Obligations
+    from stillroom.policies._obligations import Obligations
 
 
 def card_markdown(ob: Obligations, disclaimer: str) -> str:

@@ -14,9 +14,9 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from policies._model import Policy
-from policies._validate import parse_policy
-from policies.errors import PoliciesError, PolicyFileError, PolicyNotFound
+from stillroom.policies._model import Policy
+from stillroom.policies._validate import parse_policy
+from stillroom.policies.errors import PoliciesError, PolicyFileError, PolicyNotFound
 
 POLICY_PATH_ENV = "STILLROOM_POLICY_PATH"
 
@@ -41,7 +41,7 @@ def load_policy_file(path: Path | str, *, shipped: bool = False) -> Policy:
 
 def shipped_policy_files() -> list[Path]:
     """The policy files shipped inside the ``policies`` package, sorted by name."""
-    root = resources.files("policies")
+    root = resources.files("stillroom.policies")
     return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml"))
 
 

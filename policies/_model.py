@@ -35,7 +35,7 @@ class Limits:
     usd_per_mtok_cached_in: float | None = None
     usd_per_mtok_batch_in: float | None = None
     usd_per_mtok_batch_out: float | None = None
-    # What the host's x-ratelimit-* headers mean (harvest._header_profiles); None: by host.
+    # What the host's x-ratelimit-* headers mean (stillroom.harvest._header_profiles); None: by host.
     headers_profile: str | None = None
 
     def as_dict(self) -> dict:

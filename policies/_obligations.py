@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from policies._acceptance import Acceptance
-from policies._loader import get_policy, load_policies
-from policies._model import Policy
+from stillroom.policies._acceptance import Acceptance
+from stillroom.policies._loader import get_policy, load_policies
+from stillroom.policies._model import Policy
 
 _DISCLAIMER = (
     "These are stillroom's readings of each teacher's published terms, not legal advice; "
@@ -72,7 +72,7 @@ class Obligations:
 
     def card_markdown(self) -> str:
         """A markdown section for a dataset or model card."""
-        from policies._card import card_markdown
+        from stillroom.policies._card import card_markdown
 
         return card_markdown(self, _DISCLAIMER)
 
@@ -103,11 +103,11 @@ def obligations(
 
     ``recorded_hashes`` (policy id -> the ``policy_hash`` values stored on its rows) lets the
     card say when a policy file changed after the data was harvested. ``acceptances``
-    (from :func:`~policies.acceptances_from_records` over the runs' records) puts each
+    (from :func:`~stillroom.policies.acceptances_from_records` over the runs' records) puts each
     accepted policy's user, time and declared purpose in the card; acceptances of
     policies not among ``policy_ids`` are left out.
 
-    Raises :class:`~policies.PolicyNotFound` for an id no loaded policy file has
+    Raises :class:`~stillroom.policies.PolicyNotFound` for an id no loaded policy file has
     (set ``STILLROOM_POLICY_PATH`` to the directory of your own policy files).
     """
     loaded = load_policies()

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from policies._loader import get_policy, how_to_add_hint, load_policies
-from policies._model import Limits, Policy
-from policies.errors import (
+from stillroom.policies._loader import get_policy, how_to_add_hint, load_policies
+from stillroom.policies._model import Limits, Policy
+from stillroom.policies.errors import (
     PoliciesError,
     PolicyAmbiguous,
     PolicyMismatch,

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from policies._model import (
+from stillroom.policies._model import (
     VERDICTS,
     Clause,
     Conditions,
@@ -22,7 +22,7 @@ from policies._model import (
     Price,
     Terms,
 )
-from policies.errors import PolicyFileError
+from stillroom.policies.errors import PolicyFileError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 _TOP = {

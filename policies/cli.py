@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from policies._loader import get_policy, load_policies, load_policy_file
-from policies._model import Policy
-from policies._resolve import host_of, match_policies, single_match
-from stillroom_core.cli_edge import FriendlyErrors
+from stillroom._core.cli_edge import FriendlyErrors
+from stillroom.policies._loader import get_policy, load_policies, load_policy_file
+from stillroom.policies._model import Policy
+from stillroom.policies._resolve import host_of, match_policies, single_match
 
 app = typer.Typer(
     cls=FriendlyErrors,

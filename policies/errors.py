@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 
 class PoliciesError(StillroomError):

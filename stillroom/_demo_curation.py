@@ -76,7 +76,7 @@ def addition_prompts(count: int = 225, seed: int = 0) -> tuple[list[dict], dict[
 
 def harvest_additions(db: Path, rows: list[dict], s: CurationSettings, progress: bool) -> dict:
     """The embedded teacher answers every prompt ``s.samples`` times (resumes in ``db``)."""
-    from harvest import HarvestConfig, run_harvest
+    from stillroom.harvest import HarvestConfig, run_harvest
     from stillroom.teacher import POLICY_ID, TeacherConfig, serve_teacher
 
     with serve_teacher(TeacherConfig(logits_all=False)) as teacher:
@@ -99,7 +99,7 @@ def harvest_additions(db: Path, rows: list[dict], s: CurationSettings, progress:
 
 def curate_sets(db: Path, refs: dict[str, str], unverified: bool) -> dict[str, dict]:
     """Curated sets ``verified`` (and ``unverified``): one answer per prompt each."""
-    from curate import CurateConfig, SamplingConfig, curate_store
+    from stillroom.curate import CurateConfig, SamplingConfig, curate_store
 
     one = SamplingConfig(keep="one")
     configs = {"verified": CurateConfig(answer_dedup=None, sampling=one)}
@@ -113,7 +113,7 @@ def curate_sets(db: Path, refs: dict[str, str], unverified: bool) -> dict[str, d
 
 def train_on(db: Path, out: Path, curated: str, max_rows: int | None, s: CurationSettings):
     """A LoRA student on the curated set (kept when ``out`` already holds a trained one)."""
-    from train import TrainConfig, train_sft
+    from stillroom.train import TrainConfig, train_sft
 
     if not (out / "metrics.json").exists():
         train_sft(
@@ -132,7 +132,7 @@ def train_on(db: Path, out: Path, curated: str, max_rows: int | None, s: Curatio
 
 def task_eval(db: Path, adapter: Path, refs: Path, max_tokens: int) -> dict[str, Any]:
     """``train eval --task math`` on the held-out prompts (kept in ``adapter/eval.json``)."""
-    from train import EvalConfig, evaluate_student
+    from stillroom.train import EvalConfig, evaluate_student
 
     if (adapter / "eval.json").exists():
         return json.loads((adapter / "eval.json").read_text())["task"]
@@ -144,7 +144,7 @@ def task_eval(db: Path, adapter: Path, refs: Path, max_tokens: int) -> dict[str,
 
 def score_rows(verdicts: dict[str, list[dict]]) -> dict[str, Any]:
     """Accuracy with a Wilson 95% interval per model, and exact McNemar per pair."""
-    from curate import mcnemar_exact, wilson_interval
+    from stillroom.curate import mcnemar_exact, wilson_interval
 
     rows = {}
     for name, vs in verdicts.items():

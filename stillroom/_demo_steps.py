@@ -30,7 +30,7 @@ from stillroom.teacher import POLICY_ID, TeacherServer
 
 def harvest_step(result: DemoResult, teacher: TeacherServer, console: Console, progress: bool):
     """Harvest the first ``settings.prompts`` shipped prompts; export with a dataset card."""
-    from harvest import HarvestConfig, export_dataset, run_harvest
+    from stillroom.harvest import HarvestConfig, export_dataset, run_harvest
 
     s = result.settings
     db = result.workdir / "harvest.duckdb"
@@ -87,7 +87,7 @@ def _cite_prompt_sources(card_path: Path) -> None:
 
 def train_step(result: DemoResult, console: Console, progress: bool) -> None:
     """LoRA SFT on the harvest with the system prompt dropped (context distillation)."""
-    from train import TrainConfig, train_sft
+    from stillroom.train import TrainConfig, train_sft
 
     s = result.settings
     _quiet_libraries()
@@ -129,7 +129,7 @@ def _quiet_libraries() -> None:
     import datasets
     import transformers
 
-    logging.getLogger("train").setLevel(logging.WARNING)
+    logging.getLogger("stillroom.train").setLevel(logging.WARNING)
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -143,7 +143,7 @@ def _train_figures(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_step(result: DemoResult, console: Console) -> None:
     """Base vs student on held-out prompts: train's metrics plus the behaviour rate."""
-    from train import EvalConfig, evaluate_student, render_report
+    from stillroom.train import EvalConfig, evaluate_student, render_report
 
     s = result.settings
     out = result.workdir / "eval.json"
@@ -187,7 +187,7 @@ def curation_step(
 
 def detect_step(result: DemoResult, console: Console) -> None:
     """Simulated provider traffic with campaigns -> scan -> JSON, CSV and HTML reports."""
-    from detect import ScanConfig, scan, simulate, write_html_report
+    from stillroom.detect import ScanConfig, scan, simulate, write_html_report
 
     out_dir = result.workdir / "detect"
     out_dir.mkdir(exist_ok=True)

@@ -1,8 +1,8 @@
 """The ``stillroom`` command line: a thin shell over the library.
 
 Each package contributes a Typer sub-app from its own ``cli`` module; library errors
-(:class:`stillroom_core.StillroomError`) become one-line messages at the one edge,
-:mod:`stillroom_core.cli_edge`, and nowhere else. Every ``cli`` module imports only typer,
+(:class:`stillroom._core.StillroomError`) become one-line messages at the one edge,
+:mod:`stillroom._core.cli_edge`, and nowhere else. Every ``cli`` module imports only typer,
 rich and its own light modules at the top: heavy libraries (scikit-learn, scipy, torch,
 transformers, trl, the openai SDK) load inside the command that needs them, so
 ``stillroom --help`` starts in well under a second (``bench/startup.py``).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from stillroom_core.cli_edge import FriendlyErrors, run_app
+from stillroom._core.cli_edge import FriendlyErrors, run_app
 
 app = typer.Typer(
     name="stillroom",
@@ -25,13 +25,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from curate.cli import app as curate_app
-    from detect.cli import app as detect_app
-    from harvest.cli import app as harvest_app
-    from policies.cli import app as policies_app
+    from stillroom.curate.cli import app as curate_app
     from stillroom.demo_cli import demo
+    from stillroom.detect.cli import app as detect_app
+    from stillroom.harvest.cli import app as harvest_app
+    from stillroom.policies.cli import app as policies_app
     from stillroom.teacher_cli import app as teacher_app
-    from train.cli import app as train_app
+    from stillroom.train.cli import app as train_app
 
     app.add_typer(harvest_app, name="harvest")
     app.add_typer(policies_app, name="policies")

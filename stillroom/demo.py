@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 if TYPE_CHECKING:
     from stillroom._demo_curation import CurationSettings

@@ -1,5 +1,5 @@
-"""Re-export: :class:`StillroomError` lives in :mod:`stillroom_core.errors`."""
+"""Re-export: :class:`StillroomError` lives in :mod:`stillroom._core.errors`."""
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 __all__ = ["StillroomError"]

@@ -36,8 +36,8 @@ from typing import IO, Any
 
 import httpx
 
-from stillroom_core.embedded_model import find_smollm2_gguf
-from stillroom_core.errors import StillroomError
+from stillroom._core.embedded_model import find_smollm2_gguf
+from stillroom._core.errors import StillroomError
 
 POLICY_ID = "smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from stillroom_core.cli_edge import FriendlyErrors
+from stillroom._core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
     cls=FriendlyErrors,

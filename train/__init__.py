@@ -1,17 +1,17 @@
 """train: TRL SFT of a LoRA student on a harvest, measured against the teacher and the base.
 
-Library first (``train_sft``, ``evaluate_student``, ``resolve_base``); ``train.cli`` is a thin
+Library first (``train_sft``, ``evaluate_student``, ``resolve_base``); ``stillroom.train.cli`` is a thin
 Typer shell over it. Heavy imports (torch, trl, transformers, peft, datasets) happen inside
 the functions that need them, and every name but the errors is imported on first use (see
-:mod:`stillroom_core.lazy`), so ``import train`` stays cheap.
+:mod:`stillroom._core.lazy`), so ``import stillroom.train`` stays cheap.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stillroom_core.lazy import lazy_exports
-from train.errors import (
+from stillroom._core.lazy import lazy_exports
+from stillroom.train.errors import (
     BaseModelError,
     PolicyForbidsTraining,
     TrainConfigError,
@@ -20,34 +20,34 @@ from train.errors import (
 )
 
 if TYPE_CHECKING:
-    from train._base import cache_root, default_gguf, resolve_base
-    from train._config import TrainConfig
-    from train._data import Dataset, Example, load_dataset, split_by_prompt
-    from train._evaluate import EvalConfig, evaluate_student, render_report
-    from train._metrics import METRIC_NAMES, exact_match, rouge_l, score, token_f1
-    from train._sft import TrainResult, train_sft
-    from train._split import SplitRecord
+    from stillroom.train._base import cache_root, default_gguf, resolve_base
+    from stillroom.train._config import TrainConfig
+    from stillroom.train._data import Dataset, Example, load_dataset, split_by_prompt
+    from stillroom.train._evaluate import EvalConfig, evaluate_student, render_report
+    from stillroom.train._metrics import METRIC_NAMES, exact_match, rouge_l, score, token_f1
+    from stillroom.train._sft import TrainResult, train_sft
+    from stillroom.train._split import SplitRecord
 
 _LAZY = {
-    "cache_root": "train._base",
-    "default_gguf": "train._base",
-    "resolve_base": "train._base",
-    "TrainConfig": "train._config",
-    "SplitRecord": "train._split",
-    "Dataset": "train._data",
-    "Example": "train._data",
-    "load_dataset": "train._data",
-    "split_by_prompt": "train._data",
-    "EvalConfig": "train._evaluate",
-    "evaluate_student": "train._evaluate",
-    "render_report": "train._evaluate",
-    "METRIC_NAMES": "train._metrics",
-    "exact_match": "train._metrics",
-    "rouge_l": "train._metrics",
-    "score": "train._metrics",
-    "token_f1": "train._metrics",
-    "TrainResult": "train._sft",
-    "train_sft": "train._sft",
+    "cache_root": "stillroom.train._base",
+    "default_gguf": "stillroom.train._base",
+    "resolve_base": "stillroom.train._base",
+    "TrainConfig": "stillroom.train._config",
+    "SplitRecord": "stillroom.train._split",
+    "Dataset": "stillroom.train._data",
+    "Example": "stillroom.train._data",
+    "load_dataset": "stillroom.train._data",
+    "split_by_prompt": "stillroom.train._data",
+    "EvalConfig": "stillroom.train._evaluate",
+    "evaluate_student": "stillroom.train._evaluate",
+    "render_report": "stillroom.train._evaluate",
+    "METRIC_NAMES": "stillroom.train._metrics",
+    "exact_match": "stillroom.train._metrics",
+    "rouge_l": "stillroom.train._metrics",
+    "score": "stillroom.train._metrics",
+    "token_f1": "stillroom.train._metrics",
+    "TrainResult": "stillroom.train._sft",
+    "train_sft": "stillroom.train._sft",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 

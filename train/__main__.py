@@ -1,11 +1,11 @@
-"""``python -m train sft ...``: the train CLI alone (what ``accelerate launch -m train`` runs)."""
+"""``python -m stillroom.train sft ...``: the train CLI alone (what ``accelerate launch -m stillroom.train`` runs)."""
 
-from stillroom_core.cli_edge import run_app
-from train.cli import app
+from stillroom._core.cli_edge import run_app
+from stillroom.train.cli import app
 
 
 def main() -> None:
-    run_app(app, prog_name="python -m train")
+    run_app(app, prog_name="python -m stillroom.train")
 
 
 if __name__ == "__main__":

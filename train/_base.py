@@ -16,10 +16,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stillroom_core.embedded_model import find_smollm2_gguf
-from train.errors import BaseModelError
+from stillroom._core.embedded_model import find_smollm2_gguf
+from stillroom.train.errors import BaseModelError
 
-log = logging.getLogger("train")
+log = logging.getLogger("stillroom.train")
 
 _MARKER = "stillroom-conversion.json"
 

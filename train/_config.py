@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from train._data import REASONING_MODES
-from train.errors import TrainConfigError
+from stillroom.train._data import REASONING_MODES
+from stillroom.train.errors import TrainConfigError
 
 _SCHEDULERS = (
     "linear",
@@ -26,7 +26,7 @@ _SCHEDULERS = (
 
 @dataclass
 class TrainConfig:
-    """Configuration of :func:`train.train_sft`.
+    """Configuration of :func:`stillroom.train.train_sft`.
 
     Parameters:
         > Data

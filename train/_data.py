@@ -1,6 +1,6 @@
 """Training rows from a harvest database: read, filter, deduplicate, split by prompt.
 
-Reads the harvest through its contract (``harvest.read_completions``, read-only), keeps
+Reads the harvest through its contract (``stillroom.harvest.read_completions``, read-only), keeps
 the finish reasons asked for, drops empty and duplicate answers and rows whose teacher's terms forbid training,
 and splits train/eval deterministically by the prompt the *student* sees, so the same
 prompt (every sample of it, whatever its ``prompt_id``) is always on one side only.
@@ -15,19 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harvest import (
+from stillroom.harvest import (
     HarvestError,
     prompt_key,
     read_acceptances,
     read_completions,
     render_assistant,
 )
-from train.errors import PolicyForbidsTraining, TrainDataError
+from stillroom.train.errors import PolicyForbidsTraining, TrainDataError
 
 if TYPE_CHECKING:
-    from harvest import CompletionRow
+    from stillroom.harvest import CompletionRow
 
-REASONING_MODES = ("think", "drop", "template")  # harvest.render_assistant's modes train uses
+REASONING_MODES = (
+    "think",
+    "drop",
+    "template",
+)  # stillroom.harvest.render_assistant's modes train uses
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Dataset:
     counts: dict[str, int] = field(default_factory=dict)
     policy_ids: tuple[str, ...] = ()
     teacher_models: tuple[str, ...] = ()
-    acceptances: tuple[Any, ...] = ()  # policies.Acceptance of the kept rows' runs
+    acceptances: tuple[Any, ...] = ()  # stillroom.policies.Acceptance of the kept rows' runs
     curation: dict[str, Any] | None = None  # the curated set trained on (curate's card)
 
     def summary(self) -> dict[str, Any]:
@@ -213,7 +217,7 @@ def load_dataset(
     """Read, filter and split a harvest; raise :class:`TrainDataError` when nothing is left.
 
     ``curated`` keeps only the answers a curated set of that name kept (``curate``)."""
-    from policies import obligations
+    from stillroom.policies import obligations
 
     rows = read_rows(db, with_logprobs=with_logprobs)
     if not rows:
@@ -273,14 +277,14 @@ def _curated_rows(
     """The rows curated set ``name`` kept, and its card; warns when the harvest changed."""
     import logging
 
-    from curate import CurateError, read_curated
+    from stillroom.curate import CurateError, read_curated
 
     try:
         curated = read_curated(db, name)
     except CurateError as exc:
         raise TrainDataError(str(exc)) from exc
     if curated.changed:
-        logging.getLogger("train").warning(
+        logging.getLogger("stillroom.train").warning(
             "%s: the harvest changed since curated set %r was made (%s answers then, %d now); "
             "answers added since are not trained on: run `stillroom curate run --name %s` again",
             db, name, curated.store_rows, len(rows), name,

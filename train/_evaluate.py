@@ -8,22 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from train._base import offline_hub, resolve_base
-from train._data import Example
-from train._metrics import METRIC_NAMES, mean_scores, score
-from train._split import SplitRecord
-from train.errors import TrainConfigError, TrainDataError
+from stillroom.train._base import offline_hub, resolve_base
+from stillroom.train._data import Example
+from stillroom.train._metrics import METRIC_NAMES, mean_scores, score
+from stillroom.train._split import SplitRecord
+from stillroom.train.errors import TrainConfigError, TrainDataError
 
-log = logging.getLogger("train")
+log = logging.getLogger("stillroom.train")
 
 
 @dataclass
 class EvalConfig:
-    """Configuration of :func:`train.evaluate_student`.
+    """Configuration of :func:`stillroom.train.evaluate_student`.
 
     Parameters:
         db (`Path`): harvest database; its held-out split (same filters, seed and split as
-            training: the :class:`~train._split.SplitRecord` in ``train_config.json`` beside
+            training: the :class:`~stillroom.train._split.SplitRecord` in ``train_config.json`` beside
             the adapter) is evaluated.
         adapter (`Path`): the adapter directory, or the ``train sft --out`` directory.
         out (`Path`): JSON report to write.
@@ -33,7 +33,7 @@ class EvalConfig:
         batch_size (`int`, defaults to 8): prompts per generation batch.
         task (`str`, *optional*): a curate verifier (``math``, ``exact``, ``choice``, ...):
             also score base, student and the teacher's stored answers on the task, with a
-            Wilson interval and McNemar's paired test (see :func:`curate.task_report`).
+            Wilson interval and McNemar's paired test (see :func:`stillroom.curate.task_report`).
         references (`Path`, *optional*): JSONL of ``{id, reference_field}`` keyed by prompt id,
             needed with ``task``.
         reference_field (`str`, defaults to ``"answer"``): the field holding each reference.
@@ -208,8 +208,8 @@ def task_scores(
 ) -> dict[str, Any]:
     """Base, student and the teacher's stored answer, scored by one curate verifier on the
     held-out prompts that have a reference."""
-    from curate import get_verifier, task_report
-    from curate._jsonl import read_references
+    from stillroom.curate import get_verifier, task_report
+    from stillroom.curate._jsonl import read_references
 
     refs = read_references(config.references, config.reference_field)
     idx = [i for i, e in enumerate(examples) if e.prompt_id in refs]

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from train._base import offline_hub, resolve_base
-from train._card import apply_name_prefix, write_card
-from train._config import TrainConfig
-from train._data import Dataset
-from train._split import SplitRecord
-from train.errors import TrainConfigError
+from stillroom.train._base import offline_hub, resolve_base
+from stillroom.train._card import apply_name_prefix, write_card
+from stillroom.train._config import TrainConfig
+from stillroom.train._data import Dataset
+from stillroom.train._split import SplitRecord
+from stillroom.train.errors import TrainConfigError
 
-log = logging.getLogger("train")
+log = logging.getLogger("stillroom.train")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def train_sft(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Tra
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
-    from train._kd import KDCollator, add_kd_columns, kd_trainer_class
+    from stillroom.train._kd import KDCollator, add_kd_columns, kd_trainer_class
 
     tokenizer = load_tokenizer(base_dir)
     masking, assistant_only = loss_masking(tokenizer, config)
@@ -207,7 +207,7 @@ def _write_outputs(
     data: Dataset,
     metrics: dict[str, Any],
 ) -> TrainResult:
-    from policies import obligations
+    from stillroom.policies import obligations
 
     out = config.out
     adapter_dir = out / "adapter"

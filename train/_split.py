@@ -15,20 +15,20 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from train.errors import TrainConfigError
+from stillroom.train.errors import TrainConfigError
 
 if TYPE_CHECKING:
-    from train._config import TrainConfig
-    from train._data import Dataset
+    from stillroom.train._config import TrainConfig
+    from stillroom.train._data import Dataset
 
-log = logging.getLogger("train")
+log = logging.getLogger("stillroom.train")
 
 CONFIG_FILE = "train_config.json"
 
 
 @dataclass(frozen=True)
 class SplitRecord:
-    """The filters and the split of one training run (see :func:`train.load_dataset`)."""
+    """The filters and the split of one training run (see :func:`stillroom.train.load_dataset`)."""
 
     reasoning: str
     drop_system: bool
@@ -43,7 +43,7 @@ class SplitRecord:
     @classmethod
     def default(cls) -> SplitRecord:
         """``TrainConfig``'s defaults (for an adapter trained elsewhere, without a record)."""
-        from train._config import TrainConfig
+        from stillroom.train._config import TrainConfig
 
         return cls.of(TrainConfig(db=Path(), out=Path()))
 
@@ -90,7 +90,7 @@ class SplitRecord:
         return cls.default(), {}
 
     def load(self, db: Path, **options: Any) -> Dataset:
-        """:func:`train.load_dataset` with this record's filters and split."""
-        from train._data import load_dataset
+        """:func:`stillroom.train.load_dataset` with this record's filters and split."""
+        from stillroom.train._data import load_dataset
 
         return load_dataset(db, **asdict(self), **options)

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from stillroom_core.cli_edge import FriendlyErrors
-from train.errors import TrainConfigError
+from stillroom._core.cli_edge import FriendlyErrors
+from stillroom.train.errors import TrainConfigError
 
 app = typer.Typer(
     cls=FriendlyErrors,
@@ -26,7 +26,7 @@ Opt = typer.Option
 def _logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
-    logger = logging.getLogger("train")
+    logger = logging.getLogger("stillroom.train")
     if not logger.handlers:
         logger.addHandler(RichHandler(console=console, show_path=False))
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -101,8 +101,8 @@ def sft(
 ) -> None:
     """Fine-tune a LoRA student on the teacher answers in a harvest database."""
     options = dict(locals())  # every option, by name: each one not None sets its field
-    from train._config import TrainConfig
-    from train._sft import train_sft
+    from stillroom.train._config import TrainConfig
+    from stillroom.train._sft import train_sft
 
     _logging(quiet)
     fields: dict[str, Any] = {
@@ -155,7 +155,7 @@ def eval_(
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Generate with the base and the student on held-out prompts; score both against the teacher."""
-    from train._evaluate import EvalConfig, evaluate_student, render_report
+    from stillroom.train._evaluate import EvalConfig, evaluate_student, render_report
 
     _logging(quiet)
     report = evaluate_student(

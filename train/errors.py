@@ -1,6 +1,6 @@
 """Errors raised by ``train``; all derive from :class:`TrainError`."""
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 
 class TrainError(StillroomError):

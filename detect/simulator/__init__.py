@@ -3,11 +3,11 @@
 It lives apart from the detector: no module of ``detect`` imports it.  ``simulate`` writes
 benign users, hard negatives (including a benign look-alike for every behaviour the detector
 scores) and campaigns of seven kinds, with ground truth naming each campaign's phrasing
-family (see :mod:`detect.simulator._families`).
+family (see :mod:`stillroom.detect.simulator._families`).
 """
 
-from detect.simulator._families import GRADING_FAMILIES, REASONING_FAMILIES, Phrasing
-from detect.simulator._simulate import (
+from stillroom.detect.simulator._families import GRADING_FAMILIES, REASONING_FAMILIES, Phrasing
+from stillroom.detect.simulator._simulate import (
     CAMPAIGNS,
     HARD_NEGATIVES,
     SimulationResult,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._text import (
+from stillroom.detect.simulator._text import (
     _FOLLOWUPS,
     _TOPICS,
     AGENT_STEPS,
@@ -14,8 +14,20 @@ from detect.simulator._text import (
     LETS_THINK,
     gen_chat,
 )
-from detect.simulator._timing import DAY, OFFICE_PROFILE, bursts, diurnal_stream, human_sessions
-from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, RESIDENTIAL_OCTETS, World
+from stillroom.detect.simulator._timing import (
+    DAY,
+    OFFICE_PROFILE,
+    bursts,
+    diurnal_stream,
+    human_sessions,
+)
+from stillroom.detect.simulator._world import (
+    BENIGN_UAS,
+    CLOUD_OCTETS,
+    MODELS,
+    RESIDENTIAL_OCTETS,
+    World,
+)
 
 COMMON_SYSTEM = (
     "You are a helpful assistant.",

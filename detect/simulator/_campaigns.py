@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._benign import COMMON_SYSTEM, TIMEZONES, _human_prompts
-from detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
-from detect.simulator._timing import (
+from stillroom.detect.simulator._benign import COMMON_SYSTEM, TIMEZONES, _human_prompts
+from stillroom.detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
+from stillroom.detect.simulator._timing import (
     DAY,
     HOUR,
     bursts,
@@ -14,7 +14,7 @@ from detect.simulator._timing import (
     human_sessions,
     machine_stream,
 )
-from detect.simulator._world import (
+from stillroom.detect.simulator._world import (
     BENIGN_UAS,
     CLOUD_OCTETS,
     PROXY_OCTETS,

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._text import _COT_FOREIGN, COT_COERCION, GRADING_TEMPLATES, gen_coercion
+from stillroom.detect.simulator._text import (
+    _COT_FOREIGN,
+    COT_COERCION,
+    GRADING_TEMPLATES,
+    gen_coercion,
+)
 
 # --- reasoning-trace coercion ------------------------------------------------------------
 
@@ -108,7 +113,7 @@ class Phrasing:
 
     def __init__(self, split: str = "training", asks: dict[str, list[str]] | None = None):
         if asks is None and split not in SPLITS:
-            from detect.errors import DetectError
+            from stillroom.detect.errors import DetectError
 
             raise DetectError(f"phrasing must be one of {', '.join(SPLITS)}, got {split!r}")
         self.split = split

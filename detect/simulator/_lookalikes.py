@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._benign import TIMEZONES, _human_prompts
-from detect.simulator._timing import DAY, HOUR, bursts, diurnal_stream, human_sessions
-from detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, World
+from stillroom.detect.simulator._benign import TIMEZONES, _human_prompts
+from stillroom.detect.simulator._timing import DAY, HOUR, bursts, diurnal_stream, human_sessions
+from stillroom.detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, World
 
 _PLUGIN_SKELETONS = (
     "Rewrite the following paragraph so it reads more clearly. Keep the meaning.\n\n{x}",

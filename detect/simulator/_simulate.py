@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detect.errors import DetectError
-from detect.simulator._benign import (
+from stillroom.detect.errors import DetectError
+from stillroom.detect.simulator._benign import (
     agents,
     benign_users,
     enterprises,
@@ -28,12 +28,12 @@ from detect.simulator._benign import (
     logprob_researchers,
     templated_apps,
 )
-from detect.simulator._campaigns import CAMPAIGNS as _REPORTED
-from detect.simulator._families import Phrasing
-from detect.simulator._lookalikes import LOOKALIKES
-from detect.simulator._sweeps import capability_sweep, residential_hydra
-from detect.simulator._text import PromptBank
-from detect.simulator._world import COLUMNS, World, ip_strings
+from stillroom.detect.simulator._campaigns import CAMPAIGNS as _REPORTED
+from stillroom.detect.simulator._families import Phrasing
+from stillroom.detect.simulator._lookalikes import LOOKALIKES
+from stillroom.detect.simulator._sweeps import capability_sweep, residential_hydra
+from stillroom.detect.simulator._text import PromptBank
+from stillroom.detect.simulator._world import COLUMNS, World, ip_strings
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 DAYS = 14

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from detect.simulator._benign import _human_prompts
-from detect.simulator._campaigns import SPOOFED_UAS, _period, _size, distill_prompts
-from detect.simulator._timing import machine_stream
-from detect.simulator._world import CLOUD_OCTETS, World
+from stillroom.detect.simulator._benign import _human_prompts
+from stillroom.detect.simulator._campaigns import SPOOFED_UAS, _period, _size, distill_prompts
+from stillroom.detect.simulator._timing import machine_stream
+from stillroom.detect.simulator._world import CLOUD_OCTETS, World
 
 # Skeletons a sweep dispatcher wraps each task in (one per campaign); not coercion, just
 # the harness's own framing, in several languages.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detect.simulator._words import (  # noqa: F401 (re-exported for the populations)
+from stillroom.detect.simulator._words import (  # noqa: F401 (re-exported for the populations)
     _APP_TEMPLATES,
     _ASKS,
     _CODE_TASKS,
@@ -236,12 +236,12 @@ class PromptBank:
         bank = cls.builtin()
         directory = Path(directory)
         if not directory.is_dir():
-            from detect.errors import DetectError
+            from stillroom.detect.errors import DetectError
 
             raise DetectError(f"corpora directory not found: {directory}")
         names = ("chat", "eval_gsm8k_test", "templated", "instructions")
         if not any((directory / f"{n}.jsonl.gz").exists() for n in names):
-            from detect.errors import DetectError
+            from stillroom.detect.errors import DetectError
 
             raise DetectError(
                 f"corpora directory {directory} holds none of "
@@ -291,7 +291,7 @@ def _read(path: Path) -> list[tuple[str, str]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                from detect.errors import DetectError
+                from stillroom.detect.errors import DetectError
 
                 raise DetectError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
             if isinstance(rec, dict) and isinstance(rec.get("text"), str) and rec["text"]:

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from detect._ingest import SCHEMA_V1
-from detect.simulator._families import Phrasing
-from detect.simulator._text import PromptBank
+from stillroom.detect._ingest import SCHEMA_V1
+from stillroom.detect.simulator._families import Phrasing
+from stillroom.detect.simulator._text import PromptBank
 
 COLUMNS = SCHEMA_V1  # the simulator writes exactly what ingest reads
 

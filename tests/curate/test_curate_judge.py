@@ -13,11 +13,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curate import CurateConfig, CurateError, HarvestJudge, JudgeIncompleteError, curate_store
-from harvest import completion_row, write_completions
-from harvest._completions import connect
-from harvest.testing import FakeProvider
-from policies.errors import PolicyNeedsAcceptance, PolicyRefused
+from stillroom.curate import (
+    CurateConfig,
+    CurateError,
+    HarvestJudge,
+    JudgeIncompleteError,
+    curate_store,
+)
+from stillroom.harvest import completion_row, write_completions
+from stillroom.harvest._completions import connect
+from stillroom.harvest.testing import FakeProvider
+from stillroom.policies.errors import PolicyNeedsAcceptance, PolicyRefused
 
 FORBIDDING = """\
 id = "no-use"
@@ -117,7 +123,7 @@ def test_a_stopped_judging_run_resumes_without_asking_again(tmp_path):
 
 _CHILD = """
 import json, sys
-from curate import CurateConfig, curate_store
+from stillroom.curate import CurateConfig, curate_store
 options = json.loads(sys.argv[3])
 curate_store(sys.argv[1], "judged", references=json.loads(sys.argv[2]),
              config=CurateConfig(verifier="judge", verifier_options=options, answer_dedup=None))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from curate import (
+from stillroom.curate import (
     ChoiceVerifier,
     ConfigError,
     ExactVerifier,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curate import ConfigError, MathVerifier, extract_final_answer, parse_number
+from stillroom.curate import ConfigError, MathVerifier, extract_final_answer, parse_number
 
 ROOT = Path(__file__).resolve().parents[2]
 V = MathVerifier()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from curate import BenchmarkItem, CurateConfig, CurationRow, SamplingConfig, curate_rows
-from curate.cli import app
+from stillroom.curate import BenchmarkItem, CurateConfig, CurationRow, SamplingConfig, curate_rows
+from stillroom.curate.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 Q = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"

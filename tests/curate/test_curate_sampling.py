@@ -2,7 +2,7 @@
 
 import pytest
 
-from curate import ConfigError, SamplingConfig, pass_at_k, select_samples
+from stillroom.curate import ConfigError, SamplingConfig, pass_at_k, select_samples
 
 
 def test_pass_at_k_matches_the_codex_estimator():

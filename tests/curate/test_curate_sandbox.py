@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 
-import curate._sandbox as sandbox
-from curate import CodeVerifier, SandboxLimits, SandboxUnavailableError, extract_code, isolation
+import stillroom.curate._sandbox as sandbox
+from stillroom.curate import (
+    CodeVerifier,
+    SandboxLimits,
+    SandboxUnavailableError,
+    extract_code,
+    isolation,
+)
 
 pytestmark = pytest.mark.skipif(isolation() is None, reason="no namespaces here (fails closed)")
 

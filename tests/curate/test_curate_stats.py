@@ -2,7 +2,7 @@
 
 import pytest
 
-from curate import MathVerifier, mcnemar_exact, task_report, wilson_interval
+from stillroom.curate import MathVerifier, mcnemar_exact, task_report, wilson_interval
 
 
 def test_wilson_interval_known_values():

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from curate import CurateConfig, CurateError, curate_store, read_curated
-from curate._math import MathVerifier
-from curate._registry import VERIFIERS
-from harvest import completion_row, write_completions
-from harvest._completions import connect
+from stillroom.curate import CurateConfig, CurateError, curate_store, read_curated
+from stillroom.curate._math import MathVerifier
+from stillroom.curate._registry import VERIFIERS
+from stillroom.harvest import completion_row, write_completions
+from stillroom.harvest._completions import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,9 +107,9 @@ def test_unknown_or_unfinished_sets_are_errors(tmp_path):
 _CHILD = """
 import sys, time
 from dataclasses import dataclass
-from curate import curate_store
-from curate._math import MathVerifier
-from curate._registry import VERIFIERS
+from stillroom.curate import curate_store
+from stillroom.curate._math import MathVerifier
+from stillroom.curate._registry import VERIFIERS
 
 @dataclass(frozen=True)
 class SlowMath(MathVerifier):
@@ -123,7 +123,7 @@ class SlowMath(MathVerifier):
 VERIFIERS["slowmath"] = SlowMath
 import json
 refs = json.loads(sys.argv[3])
-from curate import CurateConfig
+from stillroom.curate import CurateConfig
 curate_store(sys.argv[1], "run", references=refs, config=CurateConfig(verifier="slowmath"), flush_every=4)
 """
 

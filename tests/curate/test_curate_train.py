@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from curate import curate_store
-from harvest import completion_row, write_completions
-from train._card import _curation_lines
-from train._data import Example, completion_message, load_dataset
-from train._evaluate import EvalConfig, task_scores
-from train.errors import TrainConfigError, TrainDataError
+from stillroom.curate import curate_store
+from stillroom.harvest import completion_row, write_completions
+from stillroom.train._card import _curation_lines
+from stillroom.train._data import Example, completion_message, load_dataset
+from stillroom.train._evaluate import EvalConfig, task_scores
+from stillroom.train.errors import TrainConfigError, TrainDataError
 
 
 def _harvest(db: Path) -> dict[str, str]:
@@ -64,7 +64,7 @@ def test_train_reads_only_what_the_curated_set_kept(tmp_path, caplog):
             )
         ],
     )
-    with caplog.at_level(logging.WARNING, logger="train"):
+    with caplog.at_level(logging.WARNING, logger="stillroom.train"):
         grown = load_dataset(db, curated="verified")
     assert "the harvest changed since curated set 'verified'" in caplog.text
     assert grown.summary()["curation"]["store_changed_since"]
@@ -128,9 +128,9 @@ def test_reasoning_rendered_in_the_assistant_turn_with_loss_on_it_only(tmp_path)
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from trl import SFTTrainer
 
-    from train._base import default_gguf
-    from train._config import TrainConfig
-    from train._sft import loss_masking, sft_args
+    from stillroom.train._base import default_gguf
+    from stillroom.train._config import TrainConfig
+    from stillroom.train._sft import loss_masking, sft_args
 
     gguf = default_gguf()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

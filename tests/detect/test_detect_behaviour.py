@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detect import scan
-from detect._behaviour import BehaviourParams, behaviour_flags
+from stillroom.detect import scan
+from stillroom.detect._behaviour import BehaviourParams, behaviour_flags
 
 DAY = 86400.0
 START = 1_767_571_200.0  # 2026-01-05 00:00 UTC

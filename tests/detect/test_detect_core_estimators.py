@@ -7,9 +7,14 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from detect import CampaignDetector, MinHashSignatures, PromptIntentClassifier, TopicClusters
-from detect._content import lsh_band_keys
-from detect._graph import communities
+from stillroom.detect import (
+    CampaignDetector,
+    MinHashSignatures,
+    PromptIntentClassifier,
+    TopicClusters,
+)
+from stillroom.detect._content import lsh_band_keys
+from stillroom.detect._graph import communities
 
 
 def test_intent_classifier_generalises_beyond_its_seed_phrases():

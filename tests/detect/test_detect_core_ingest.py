@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from detect import ColumnMapError, LogNotFoundError, SchemaError, parse_column_map
-from detect._ingest import ingest_logs, resolve_log_paths
+from stillroom.detect import ColumnMapError, LogNotFoundError, SchemaError, parse_column_map
+from stillroom.detect._ingest import ingest_logs, resolve_log_paths
 
 ROWS = [
     {

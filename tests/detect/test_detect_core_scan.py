@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from detect import ConfigError, NoValidRowsError, ScanConfig, scan, simulate
 from stillroom.cli import app
+from stillroom.detect import ConfigError, NoValidRowsError, ScanConfig, scan, simulate
 
 CAMPAIGN_KINDS = {"hydra", "low_and_slow", "logprob_extractor", "grading_farm", "reseller"}
 HARD_NEGATIVES = {"templated_app", "eval_harness", "agent", "enterprise_nat", "logprob_researcher"}

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from detect import ConfigError, scan, simulate
-from detect._engine import DuckDBEngine
-from detect._ingest import ingest_logs
-from detect._partials import PARTIALS, build_partials
-from detect._state import MIGRATIONS, StateStore
 from stillroom.cli import app
+from stillroom.detect import ConfigError, scan, simulate
+from stillroom.detect._engine import DuckDBEngine
+from stillroom.detect._ingest import ingest_logs
+from stillroom.detect._partials import PARTIALS, build_partials
+from stillroom.detect._state import MIGRATIONS, StateStore
 
 DAYS = 10
 

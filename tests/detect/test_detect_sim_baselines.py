@@ -8,8 +8,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from detect._baselines import PradaDetector, SeatDetector
-from detect.errors import DetectError
+from stillroom.detect._baselines import PradaDetector, SeatDetector
+from stillroom.detect.errors import DetectError
 
 WORDS = [f"w{i}" for i in range(60)]
 

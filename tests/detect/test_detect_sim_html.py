@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detect._html import render_html, write_html_report
-from detect._layout import spring_layout
+from stillroom.detect._html import render_html, write_html_report
+from stillroom.detect._layout import spring_layout
 
 XSS = [
     "<script>window.__xss = 1</script>",
@@ -241,11 +241,11 @@ def test_hand_built_report_renders_in_chromium(browser, tmp_path):
 
 @pytest.mark.browser
 def test_report_from_a_real_scan_renders_in_chromium(browser, tmp_path):
-    import detect
+    from stillroom import detect
 
     if not hasattr(detect, "scan"):
-        pytest.skip("detect.scan is not available yet")
-    from detect.simulator import simulate
+        pytest.skip("stillroom.detect.scan is not available yet")
+    from stillroom.detect.simulator import simulate
 
     sim = simulate(tmp_path / "traffic.parquet", seed=11, scale=0.05)
     report = detect.scan([sim.traffic_path]).report

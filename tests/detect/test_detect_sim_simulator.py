@@ -14,9 +14,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from detect.errors import DetectError
-from detect.simulator import simulate, truth_path_for
-from detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
+from stillroom.detect.errors import DetectError
+from stillroom.detect.simulator import simulate, truth_path_for
+from stillroom.detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
 
 REQUIRED = ("timestamp", "account_id", "prompt")
 OPTIONAL = (
@@ -147,7 +147,7 @@ def test_campaign_signals_are_present_but_partial(small):
 
 
 def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
-    from detect.simulator import GRADING_FAMILIES, REASONING_FAMILIES
+    from stillroom.detect.simulator import GRADING_FAMILIES, REASONING_FAMILIES
 
     res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out")
     truth = _truth(res.truth_path)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from detect import scan
-from detect._engine import to_spark_sql
-from detect._spark import java_version, require_spark, spark_session
-from detect.errors import EngineError
 from stillroom.cli import app
+from stillroom.detect import scan
+from stillroom.detect._engine import to_spark_sql
+from stillroom.detect._spark import java_version, require_spark, spark_session
+from stillroom.detect.errors import EngineError
 
 PARITY_SCALE = 1.3  # ~200k rows (the size); this file runs in about 2 min on 2 cores
 FLOAT_TOLERANCE = 1e-6
@@ -31,7 +31,7 @@ def spark():
 
 @pytest.fixture(scope="module")
 def parity_log(tmp_path_factory):
-    from detect.simulator import simulate
+    from stillroom.detect.simulator import simulate
 
     out = tmp_path_factory.mktemp("spark") / "traffic.parquet"
     simulate(out, seed=11, scale=PARITY_SCALE)
@@ -72,7 +72,7 @@ def test_portable_functions_are_expanded_for_spark():
 
 
 def test_cli_scan_on_spark(spark, tmp_path):
-    from detect.simulator import simulate
+    from stillroom.detect.simulator import simulate
 
     log = tmp_path / "small.parquet"
     simulate(log, seed=5, scale=0.1)

@@ -94,7 +94,7 @@ def build(path: Path) -> Path:
     """Create ``path`` with harvest's migrations and the golden rows (and one run record)."""
     import duckdb
 
-    from harvest._store import Store
+    from stillroom.harvest._store import Store
 
     Store(path).close()  # the schema, through harvest's numbered migrations
     con = duckdb.connect(str(path))
@@ -131,7 +131,7 @@ def split_cases() -> list[dict[str, Any]]:
 
 def split_of(db: Path, case: dict[str, Any]) -> dict[str, Any]:
     """Membership (prompt_id, sample_index) of each side, and a digest of the records."""
-    from train import load_dataset
+    from stillroom.train import load_dataset
 
     data = load_dataset(
         db,
@@ -155,7 +155,7 @@ def split_of(db: Path, case: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_bytes(db: Path, tmp: Path, reasoning: str) -> bytes:
-    from harvest import export_dataset
+    from stillroom.harvest import export_dataset
 
     out = tmp / f"export-{reasoning}.jsonl"
     export_dataset(db, out, reasoning=reasoning)

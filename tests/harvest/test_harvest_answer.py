@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harvest import split_think
-from harvest._answer import parse_answer
-from harvest._retry import TransientError
+from stillroom.harvest import split_think
+from stillroom.harvest._answer import parse_answer
+from stillroom.harvest._retry import TransientError
 
 
 @pytest.mark.parametrize(

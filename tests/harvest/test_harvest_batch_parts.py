@@ -11,16 +11,16 @@ import random
 import openai
 import pytest
 
-import policies
-from harvest._batch_client import BatchClient
-from harvest._batch_files import BatchLimits, read_results, split_requests
-from harvest._batch_poll import PollSchedule, poll_until_done
-from harvest._header_profiles import PROFILES, profile_for
-from harvest._limiter import RateLimiter
-from harvest._prompts import load_prompts
-from harvest._work import plan_work, sampling_params
-from harvest.errors import HarvestConfigError, HarvestError
-from harvest.testing import FakeBatchProvider
+from stillroom import policies
+from stillroom.harvest._batch_client import BatchClient
+from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
+from stillroom.harvest._batch_poll import PollSchedule, poll_until_done
+from stillroom.harvest._header_profiles import PROFILES, profile_for
+from stillroom.harvest._limiter import RateLimiter
+from stillroom.harvest._prompts import load_prompts
+from stillroom.harvest._work import plan_work, sampling_params
+from stillroom.harvest.errors import HarvestConfigError, HarvestError
+from stillroom.harvest.testing import FakeBatchProvider
 from tests.harvest.conftest import FakeTime
 
 
@@ -293,7 +293,7 @@ def test_a_price_with_a_bad_date_is_named(tmp_path):
 
 
 def test_store_creates_the_batch_tables_through_migration_3(tmp_path):
-    from harvest._store import Store
+    from stillroom.harvest._store import Store
 
     store = Store(tmp_path / "fresh.duckdb")
     try:
@@ -309,8 +309,8 @@ def test_store_creates_the_batch_tables_through_migration_3(tmp_path):
 
 
 def test_a_run_reads_headers_with_the_chosen_profile(tmp_path):
-    from harvest import HarvestConfig, run_harvest
-    from harvest.testing import FakeProvider
+    from stillroom.harvest import HarvestConfig, run_harvest
+    from stillroom.harvest.testing import FakeProvider
 
     with FakeProvider(rpm=600, burst_seconds=2) as fake:
         cfg = HarvestConfig(prompts=[{"prompt": "hi"}], db=tmp_path / "p.duckdb",

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harvest import HarvestConfig, cancel_batches, harvest_status, run_harvest
-from harvest._completions import read_completions
-from harvest.testing import FakeBatchProvider
+from stillroom.harvest import HarvestConfig, cancel_batches, harvest_status, run_harvest
+from stillroom.harvest._completions import read_completions
+from stillroom.harvest.testing import FakeBatchProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = [{"prompt": f"question number {i}", "id": f"q{i}"} for i in range(30)]
@@ -61,7 +61,7 @@ def test_sigkill_at_each_point_then_rerun_creates_one_batch_per_file(tmp_path, p
     with FakeBatchProvider(polls_per_state=2) as fake:
         cfg = batch_cfg(fake, tmp_path, prompts=prompts_file)
         hung = fake.hang_at(point)
-        cmd = [sys.executable, "-m", "harvest.cli", "run", "--prompts", str(prompts_file),
+        cmd = [sys.executable, "-m", "stillroom.harvest.cli", "run", "--prompts", str(prompts_file),
                "--db", str(cfg.db), "--base-url", fake.base_url, "--model", "m",
                "--policy", "self-hosted", "--mode", "batch", "--poll-interval", "0.01",
                "--batch-max-requests", "10", "--max-tokens", "32", "--top-logprobs", "2",
@@ -141,7 +141,7 @@ def test_partial_errors_404_once_and_cancel(tmp_path):
             return await cancel_batches(cfg.db, fake.base_url)
 
         async def both():
-            from harvest import arun_harvest
+            from stillroom.harvest import arun_harvest
 
             run = asyncio.create_task(arun_harvest(cfg, progress=False, sleep=no_wait))
             cancelled = await cancel_soon()
@@ -177,8 +177,8 @@ def test_spend_cap_reserves_a_whole_batch_before_submission(tmp_path, monkeypatc
     priced_policy(tmp_path, monkeypatch)
     with FakeBatchProvider() as fake:
         cfg = batch_cfg(fake, tmp_path, policy="priced-batch", model="priced-1")
-        from harvest._prompts import load_prompts
-        from harvest._work import plan_work, sampling_params
+        from stillroom.harvest._prompts import load_prompts
+        from stillroom.harvest._work import plan_work, sampling_params
 
         params = sampling_params(model="priced-1", max_tokens=32, temperature=0.7, top_p=None,
                                  top_logprobs=2)  # fmt: skip
@@ -228,7 +228,7 @@ def offline_run(fake, content: bytes, keep: int) -> bytes:
 
     import openai
 
-    from harvest._batch_client import BatchClient
+    from stillroom.harvest._batch_client import BatchClient
 
     async def go() -> bytes:
         client = openai.AsyncOpenAI(api_key="k", base_url=fake.base_url, max_retries=0)
@@ -290,7 +290,7 @@ def test_status_adds_sync_and_batch_spend_at_each_runs_prices(tmp_path, monkeypa
 def test_cli_cancel_then_run_stores_nothing_twice_and_resubmits_the_rest(tmp_path):
     from typer.testing import CliRunner
 
-    from harvest.cli import app
+    from stillroom.harvest.cli import app
 
     with FakeBatchProvider(polls_per_state=50) as fake:
         cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], max_poll_s=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harvest import (
+from stillroom.harvest import (
     CompletionRow,
     DatabaseBusyError,
     HarvestError,
@@ -24,10 +24,10 @@ from harvest import (
     render_assistant,
     write_completions,
 )
-from harvest._completions import COLUMNS
-from harvest._migrations import MIGRATIONS
-from harvest._store import Store
-from train import TrainDataError, load_dataset
+from stillroom.harvest._completions import COLUMNS
+from stillroom.harvest._migrations import MIGRATIONS
+from stillroom.harvest._store import Store
+from stillroom.train import TrainDataError, load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_not_a_harvest_is_said_so(tmp_path: Path) -> None:
 
 _HOLD = """
 import sys, time
-from harvest._store import Store
+from stillroom.harvest._store import Store
 store = Store(sys.argv[1])
 print("holding", flush=True)
 time.sleep(120)
@@ -170,7 +170,7 @@ def test_each_concept_has_one_definition() -> None:
     """`git grep` in code: one row, one think parser, one renderer, one prompt hash."""
     sources = {
         p: p.read_text(encoding="utf-8")
-        for d in ("harvest", "train", "detect", "policies", "stillroom", "stillroom_core")
+        for d in ("harvest", "train", "detect", "policies", "stillroom", "stillroom._core")
         for p in (ROOT / d).rglob("*.py")
     }
     patterns = {

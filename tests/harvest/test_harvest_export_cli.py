@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from harvest import MissingDependencyError, export_dataset, harvest_status
-from harvest.testing import FakeProvider
 from stillroom.cli import app
+from stillroom.harvest import MissingDependencyError, export_dataset, harvest_status
+from stillroom.harvest.testing import FakeProvider
 from tests.harvest.conftest import write_jsonl
 from tests.harvest.test_harvest_resume import SECRET, harvest_cli
 
@@ -114,7 +114,7 @@ def test_cli_status_and_export(harvested, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
-    from harvest.cli import main
+    from stillroom.harvest.cli import main
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "x"}\n{"oops": 1}\n')
@@ -133,7 +133,7 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_python_m_harvest_testing_spawns_a_server():
-    from harvest.testing import FakeProvider
+    from stillroom.harvest.testing import FakeProvider
 
     with FakeProvider.spawn(rpm=60) as fake:
         assert fake.stats()["total"] == 0

@@ -8,8 +8,8 @@ import json
 import duckdb
 import pytest
 
-from harvest import HarvestConfig, run_harvest
-from harvest.testing import FakeProvider, Faults
+from stillroom.harvest import HarvestConfig, run_harvest
+from stillroom.harvest.testing import FakeProvider, Faults
 from tests.harvest.conftest import error, ok, scripted_client
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from harvest._limiter import Bucket, RateLimiter, parse_duration, retry_after_seconds
+from stillroom.harvest._limiter import Bucket, RateLimiter, parse_duration, retry_after_seconds
 from tests.harvest.conftest import FakeTime
 
 

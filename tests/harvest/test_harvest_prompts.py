@@ -10,8 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harvest import HarvestConfig, HarvestConfigError, PromptFileError, load_prompts, run_harvest
-from harvest._work import idempotency_key, plan_work, sampling_params
+from stillroom.harvest import (
+    HarvestConfig,
+    HarvestConfigError,
+    PromptFileError,
+    load_prompts,
+    run_harvest,
+)
+from stillroom.harvest._work import idempotency_key, plan_work, sampling_params
 from tests.harvest.conftest import ok, scripted_client, write_jsonl
 
 

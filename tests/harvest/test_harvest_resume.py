@@ -13,11 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import harvest._budget
-from harvest import DatabaseBusyError, HarvestConfig, harvest_status, run_harvest
-from harvest._store import Store
-from harvest.testing import FakeProvider
-from policies import Limits
+import stillroom.harvest._budget
+from stillroom.harvest import DatabaseBusyError, HarvestConfig, harvest_status, run_harvest
+from stillroom.harvest._store import Store
+from stillroom.harvest.testing import FakeProvider
+from stillroom.policies import Limits
 from tests.harvest.conftest import FakeTime, error, ok, scripted_client, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ SECRET = "sk-test-DO-NOT-STORE-8f3e1c"
 def harvest_cli(*args: str, **popen) -> subprocess.Popen:
     env = {**os.environ, "TEACHER_KEY": SECRET, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "harvest.cli", *args],  # the root CLI imports every package
+        [sys.executable, "-m", "stillroom.harvest.cli", *args],  # the root CLI imports every package
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,
     )  # fmt: skip
 
@@ -163,7 +163,7 @@ class _PricedPolicy:
 
 def test_spend_cap_stops_before_overspending(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        harvest._budget.policies, "resolve_for_harvest", lambda **kw: _PricedPolicy()
+        stillroom.harvest._budget.policies, "resolve_for_harvest", lambda **kw: _PricedPolicy()
     )
     # at $100/Mtok an answer (5 prompt + 2 completion tokens) costs $0.0007, and a request
     # reserves its worst case first: ~7 estimated prompt + 3 max tokens = ~$0.001

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from tenacity import RetryCallState
 
-from harvest import HarvestConfig, ProviderAuthError, run_harvest
-from harvest._retry import TransientError, wait_retry_after_or_jitter
+from stillroom.harvest import HarvestConfig, ProviderAuthError, run_harvest
+from stillroom.harvest._retry import TransientError, wait_retry_after_or_jitter
 from tests.harvest.conftest import FakeTime, ScriptedServer, ok
 
 

@@ -12,10 +12,10 @@ import httpx
 import openai
 import pytest
 
-import harvest._sdk as sdk_module
-from harvest._http import LeanAioHttpClient
-from harvest._sender import ChatSender
-from harvest.testing import FakeProvider, Faults
+import stillroom.harvest._sdk as sdk_module
+from stillroom.harvest._http import LeanAioHttpClient
+from stillroom.harvest._sender import ChatSender
+from stillroom.harvest.testing import FakeProvider, Faults
 
 BODY = {"messages": [{"role": "user", "content": "héllo ✓"}], "model": "m", "max_tokens": 5}
 HTTP_CLIENTS = {
@@ -183,7 +183,10 @@ def test_doubt_before_the_network_falls_back_to_client_post_with_one_warning(mon
             await client.close()
         return sender, replies
 
-    with caplog.at_level("WARNING", logger="harvest"), FakeProvider(record_requests=True) as fake:
+    with (
+        caplog.at_level("WARNING", logger="stillroom.harvest"),
+        FakeProvider(record_requests=True) as fake,
+    ):
         sender, replies = asyncio.run(twice(fake.base_url))
         assert len(fake.server.seen) == 2  # each prompt sent once, by client.post
     assert sender.lane == "sdk" and [r.status_code for r in replies] == [200, 200]
@@ -231,6 +234,6 @@ def test_auth_detection_fails_closed(change, why):
 
 def test_an_sdk_outside_the_window_is_not_reused(monkeypatch, caplog):
     monkeypatch.setattr(openai, "__version__", "3.58.0")
-    with caplog.at_level("WARNING", logger="harvest"):
+    with caplog.at_level("WARNING", logger="stillroom.harvest"):
         assert ChatSender(_fresh()).lane == "sdk"
     assert "outside the tested window" in caplog.text

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import harvest
-import harvest.testing as testing
-from policies import (
+import stillroom.harvest.testing as testing
+from stillroom import harvest
+from stillroom.policies import (
     PolicyAmbiguous,
     PolicyNeedsAcceptance,
     PolicyNotFound,

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from policies import load_policies, load_policy_file, shipped_policy_files
+from stillroom.policies import load_policies, load_policy_file, shipped_policy_files
 
 REQUIRED_IDS = {
     "openai",

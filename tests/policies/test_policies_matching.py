@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import (
+from stillroom.policies import (
     Limits,
     PolicyAmbiguous,
     PolicyMismatch,
@@ -248,7 +248,7 @@ def test_limits_and_prices_from_the_policy(user_dir: Path, policy_file) -> None:
 
 
 def test_shipped_prices_fill_in_for_the_model() -> None:
-    from policies import get_policy
+    from stillroom.policies import get_policy
 
     assert get_policy("openai").limits_for("gpt-4o-mini-2024-07-18").usd_per_mtok_in == 0.15
     assert get_policy("openai").limits_for("gpt-4o-2024-08-06").usd_per_mtok_out == 10.0

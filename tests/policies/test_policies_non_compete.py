@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 
-import harvest
-from harvest import testing
-from policies import PolicyNeedsAcceptance, acceptances_from_records, get_policy, obligations
-from train._card import write_card
-from train._data import load_dataset
+from stillroom import harvest
+from stillroom.harvest import testing
+from stillroom.policies import (
+    PolicyNeedsAcceptance,
+    acceptances_from_records,
+    get_policy,
+    obligations,
+)
+from stillroom.train._card import write_card
+from stillroom.train._data import load_dataset
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 PURPOSE = "an internal ticket classifier, not a chat model"

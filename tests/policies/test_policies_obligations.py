@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import PolicyNotFound, obligations
+from stillroom.policies import PolicyNotFound, obligations
 
 
 def test_single_permissive_teacher_owes_nothing() -> None:
@@ -99,7 +99,7 @@ def test_unknown_id_raises_with_hint() -> None:
 
 
 def test_changed_policy_file_since_harvest_is_reported() -> None:
-    from policies import get_policy
+    from stillroom.policies import get_policy
 
     now = get_policy("gemma").file_hash
     same = obligations(["gemma"], recorded_hashes={"gemma": {now}})

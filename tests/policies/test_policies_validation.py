@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from policies import (
+from stillroom.policies import (
     PoliciesError,
     PolicyFileError,
     get_policy,

@@ -6,8 +6,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stillroom_core import StillroomError
-from stillroom_core.cli_edge import INTERRUPTED, FriendlyErrors, run_app
+from stillroom._core import StillroomError
+from stillroom._core.cli_edge import INTERRUPTED, FriendlyErrors, run_app
 
 
 def _app(exc: BaseException) -> typer.Typer:
@@ -51,10 +51,10 @@ def test_run_app_exits_with_the_edge_codes(monkeypatch, capsys):
 
 def test_every_cli_uses_the_edge():
     """The root, each package's group inside it, and the standalone ``python -m`` apps."""
-    from curate.cli import app as curate_app
-    from harvest.cli import app as harvest_app
     from stillroom.cli import app as root_app
-    from train.cli import app as train_app
+    from stillroom.curate.cli import app as curate_app
+    from stillroom.harvest.cli import app as harvest_app
+    from stillroom.train.cli import app as train_app
 
     root = typer.main.get_command(root_app)
     assert isinstance(root, FriendlyErrors)

@@ -24,7 +24,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def harvested(teacher, tmp_path_factory) -> Path:
-    from harvest import HarvestConfig, run_harvest
+    from stillroom.harvest import HarvestConfig, run_harvest
 
     db = tmp_path_factory.mktemp("integration") / "harvest.duckdb"
     result = run_harvest(
@@ -75,7 +75,7 @@ def test_harvest_stores_answers_system_prompt_and_top_logprobs(harvested):
 @needs_train
 @pytest.mark.train
 def test_a_short_train_on_the_real_harvest_writes_an_adapter(harvested, tmp_path):
-    from train import TrainConfig, train_sft
+    from stillroom.train import TrainConfig, train_sft
 
     result = train_sft(
         TrainConfig(

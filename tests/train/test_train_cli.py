@@ -21,9 +21,9 @@ def said(result) -> str:
 
 def test_import_and_help_do_not_load_torch() -> None:
     code = (
-        "import sys, train, train.cli\n"
+        "import sys, train, stillroom.train.cli\n"
         "from typer.testing import CliRunner\n"
-        "r = CliRunner().invoke(train.cli.app, ['sft', '--help'])\n"
+        "r = CliRunner().invoke(stillroom.train.cli.app, ['sft', '--help'])\n"
         "assert r.exit_code == 0 and '--kd-alpha' in r.output, r.output\n"
         "heavy = [m for m in ('torch', 'trl', 'transformers', 'peft', 'datasets') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
@@ -83,7 +83,16 @@ def test_eval_needs_an_adapter(tmp_path: Path) -> None:
 
 def test_python_m_train_prints_one_line_errors(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "train", "sft", "--db", str(tmp_path / "n.duckdb"), "--out", "o"],
+        [
+            sys.executable,
+            "-m",
+            "stillroom.train",
+            "sft",
+            "--db",
+            str(tmp_path / "n.duckdb"),
+            "--out",
+            "o",
+        ],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parents[2],
@@ -95,7 +104,7 @@ def test_python_m_train_prints_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_finish_reason_flag() -> None:
-    from train.cli import _finish_reasons
+    from stillroom.train.cli import _finish_reasons
 
     assert _finish_reasons(None) is None  # the config's default (stop) stays
     assert _finish_reasons(["stop", "length"]) == ("stop", "length")
@@ -111,8 +120,8 @@ def test_sft_options_are_train_config_fields() -> None:
 
     import typer
 
-    from train import TrainConfig
-    from train.cli import CLI_ONLY_FIELDS, FIELD_OF_OPTION, NOT_FIELDS
+    from stillroom.train import TrainConfig
+    from stillroom.train.cli import CLI_ONLY_FIELDS, FIELD_OF_OPTION, NOT_FIELDS
 
     command = typer.main.get_command(app).commands["train"].commands["sft"]
     options = {p.name: p for p in command.params if p.name not in NOT_FIELDS}

@@ -10,10 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-import policies
-from harvest import prompt_key
-from tests.train.conftest import SYSTEM, capital_rows, make_harvest_db, row
-from train import (
+from stillroom import policies
+from stillroom.harvest import prompt_key
+from stillroom.train import (
     PolicyForbidsTraining,
     TrainConfig,
     TrainConfigError,
@@ -21,7 +20,8 @@ from train import (
     load_dataset,
     split_by_prompt,
 )
-from train._data import build_examples
+from stillroom.train._data import build_examples
+from tests.train.conftest import SYSTEM, capital_rows, make_harvest_db, row
 
 
 def test_split_never_puts_a_prompt_on_both_sides(tmp_path: Path) -> None:

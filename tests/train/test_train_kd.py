@@ -13,8 +13,8 @@ from tests.train.conftest import make_harvest_db, row
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from train import TrainConfig, train_sft  # noqa: E402
-from train._kd import align_targets, bytes_lookup, sparse_kd_loss, token_bytes_table  # noqa: E402
+from stillroom.train import TrainConfig, train_sft  # noqa: E402
+from stillroom.train._kd import align_targets, bytes_lookup, sparse_kd_loss, token_bytes_table  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 

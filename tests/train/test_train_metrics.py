@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from policies import Obligations
-from train._card import apply_name_prefix, write_card
-from train._metrics import (
+from stillroom.policies import Obligations
+from stillroom.train._card import apply_name_prefix, write_card
+from stillroom.train._metrics import (
     exact_match,
     format_adherence,
     length_ratio,
@@ -123,7 +123,7 @@ def test_card_and_notice_carry_each_obligation_once(tmp_path: Path) -> None:
 
 
 def test_real_obligations_reach_card_and_notice_once(tmp_path: Path) -> None:
-    from policies import obligations
+    from stillroom.policies import obligations
 
     ob = obligations(["gemma", "qwen2.5-qwen-research"])
     assert ob.conflicts and ob.attributions  # the pair this test is about

@@ -16,8 +16,8 @@ pytest.importorskip("trl")
 
 from transformers import TrainerCallback  # noqa: E402
 
-from policies import obligations  # noqa: E402
-from train import (  # noqa: E402
+from stillroom.policies import obligations  # noqa: E402
+from stillroom.train import (  # noqa: E402
     METRIC_NAMES,
     BaseModelError,
     EvalConfig,
@@ -26,7 +26,7 @@ from train import (  # noqa: E402
     render_report,
     train_sft,
 )
-from train._card import apply_name_prefix  # noqa: E402
+from stillroom.train._card import apply_name_prefix  # noqa: E402
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from train import TrainConfig, TrainConfigError
-from train._evaluate import EvalConfig, held_out
-from train._split import SplitRecord
+from stillroom.train import TrainConfig, TrainConfigError
+from stillroom.train._evaluate import EvalConfig, held_out
+from stillroom.train._split import SplitRecord
 
 
 def test_record_round_trips_and_eval_holds_out_what_training_held_out(capitals_db: Path, tmp_path):

@@ -1,6 +1,6 @@
 """Lazy re-exports: a package names its public API without importing the modules behind it.
 
-``import harvest`` must not import the openai SDK, nor ``import detect`` scikit-learn: the
+``import stillroom.harvest`` must not import the openai SDK, nor ``import stillroom.detect`` scikit-learn: the
 CLI imports every package to list its commands, and has to start in well under a second.
 A package's ``__init__`` keeps its light names (errors) as plain imports and hands the rest
 to :func:`lazy_exports`, which imports a name's module on first attribute access.
@@ -17,7 +17,7 @@ def lazy_exports(
     package: str, names: dict[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``: ``names`` maps a public name to the
-    module that defines it (``{"run_harvest": "harvest._run"}``)."""
+    module that defines it (``{"run_harvest": "stillroom.harvest._run"}``)."""
 
     def __getattr__(name: str) -> Any:
         module = names.get(name)

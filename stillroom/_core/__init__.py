@@ -1,4 +1,4 @@
-"""stillroom_core: what every stillroom package may import, and nothing heavy.
+"""stillroom._core: what every stillroom package may import, and nothing heavy.
 
 ``harvest``, ``policies``, ``train``, ``detect`` and the ``stillroom`` CLI package all sit
 above this one; it imports none of them. It holds:
@@ -9,7 +9,7 @@ above this one; it imports none of them. It holds:
 - :func:`lazy_exports` (``lazy``), how a package re-exports names without importing them.
 """
 
-from stillroom_core.embedded_model import SMOLLM2_GGUF_NAME, SMOLLM2_PACKAGE, find_smollm2_gguf
-from stillroom_core.errors import StillroomError
+from stillroom._core.embedded_model import SMOLLM2_GGUF_NAME, SMOLLM2_PACKAGE, find_smollm2_gguf
+from stillroom._core.errors import StillroomError
 
 __all__ = ["SMOLLM2_GGUF_NAME", "SMOLLM2_PACKAGE", "StillroomError", "find_smollm2_gguf"]

@@ -1,13 +1,13 @@
 """The one error edge of every stillroom command line.
 
-Library code raises :class:`~stillroom_core.errors.StillroomError` subclasses with messages
+Library code raises :class:`~stillroom._core.errors.StillroomError` subclasses with messages
 a user can act on; only here do they become output: one ``Error: ...`` line on stderr and
 exit status 1, no traceback. Ctrl-C (``KeyboardInterrupt``) exits 130, the shell's code for
 SIGINT, after one line saying so; the library has already left its store consistent (a
 harvest commits whole batches and marks its run interrupted on the way out).
 
 Every Typer app uses :class:`FriendlyErrors` as its group class, and every ``main()`` is
-:func:`run_app`, so ``stillroom harvest ...``, ``python -m harvest.cli`` and ``python -m
+:func:`run_app`, so ``stillroom harvest ...``, ``python -m stillroom.harvest.cli`` and ``python -m
 train`` behave alike.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from stillroom_core.errors import StillroomError
+from stillroom._core.errors import StillroomError
 
 INTERRUPTED = "Interrupted; run the same command again to resume."
 SIGINT_EXIT = 130
