@@ -72,12 +72,12 @@ def test_every_package_imports_without_the_cli_layer():
     """The packages import their errors and names without the CLI, the teacher or the demo:
     besides the packages themselves, only ``stillroom`` (the root error) and ``stillroom._core``."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "import stillroom.harvest, stillroom.policies, stillroom.train, stillroom.detect\n"
         "import stillroom.curate\n"
         "import stillroom.harvest.errors, stillroom.train.errors, stillroom.detect.errors\n"
         "import stillroom.policies.errors, stillroom.curate.errors, stillroom.train._base\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'stillroom'))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'stillroom')))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -87,7 +87,7 @@ def test_every_package_imports_without_the_cli_layer():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    loaded = json.loads(proc.stdout.strip().replace("'", '"'))
+    loaded = json.loads(proc.stdout)
     packages = {"harvest", "policies", "train", "detect", "curate", "_core"}
     assert "stillroom.harvest.errors" in loaded  # the probe ran
     outside = [m for m in loaded if m != "stillroom" and m.split(".")[1] not in packages]
