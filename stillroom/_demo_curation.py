@@ -76,18 +76,17 @@ def addition_prompts(count: int = 225, seed: int = 0) -> tuple[list[dict], dict[
 
 def harvest_additions(db: Path, rows: list[dict], s: CurationSettings, progress: bool) -> dict:
     """The embedded teacher answers every prompt ``s.samples`` times (resumes in ``db``)."""
-    from stillroom.harvest import HarvestConfig, run_harvest
+    from stillroom.harvest import HarvestConfig, arun_harvest
     from stillroom.teacher import POLICY_ID, TeacherConfig, serve_teacher
 
     with serve_teacher(TeacherConfig(logits_all=False)) as teacher:
-        run = run_harvest(
-            HarvestConfig(
+        run = teacher.run_while_alive(  # a dead teacher raises TeacherExited at once
+            arun_harvest(HarvestConfig(
                 prompts=rows, db=db, base_url=teacher.base_url, model=teacher.model,
                 policy=POLICY_ID, purpose="stillroom: curation on a verifiable task",
                 system=FEW_SHOT, max_tokens=s.max_tokens, temperature=0.8,
                 samples=s.samples, concurrency=4, request_timeout=300.0,
-            ),
-            progress=progress,
+            ), progress=progress)
         )  # fmt: skip
     if run.failed or run.stopped_reason:
         raise DemoError(

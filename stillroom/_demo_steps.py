@@ -30,7 +30,8 @@ from stillroom.teacher import POLICY_ID, TeacherServer
 
 def harvest_step(result: DemoResult, teacher: TeacherServer, console: Console, progress: bool):
     """Harvest the first ``settings.prompts`` shipped prompts; export with a dataset card."""
-    from stillroom.harvest import HarvestConfig, export_dataset, run_harvest
+    from stillroom.harvest import HarvestConfig, arun_harvest, export_dataset
+    from stillroom.teacher import TeacherExited
 
     s = result.settings
     db = result.workdir / "harvest.duckdb"
@@ -49,7 +50,10 @@ def harvest_step(result: DemoResult, teacher: TeacherServer, console: Console, p
         concurrency=s.concurrency,
         request_timeout=300.0,
     )
-    run = run_harvest(config, progress=progress)
+    try:  # a dead teacher stops the harvest at once, not after minutes of retries
+        run = teacher.run_while_alive(arun_harvest(config, progress=progress))
+    except TeacherExited as exc:
+        raise DemoError(f"the demo stopped in its harvest: {exc}") from exc
     if run.failed or run.stopped_reason:
         raise DemoError(
             f"harvest did not finish: {run.failed} failed, stopped: {run.stopped_reason} "

@@ -1,8 +1,11 @@
 """The process the embedded teacher runs in: llama.cpp's OpenAI-compatible server.
 
 Started by :class:`stillroom.teacher.TeacherServer` as ``python -m stillroom._teacher_app``
-with its settings as one JSON argument. It adds two things to ``llama_cpp.server``:
+with its settings as one JSON argument. It adds three things to ``llama_cpp.server``:
 
+- a self-test before it listens: a short chat answer (a multi-token prompt decode and a few
+  generated tokens) on the loaded model, so a llama.cpp build that crashes on this CPU dies
+  before the teacher reports ready, with a Python traceback in the log (``faulthandler``);
 - a default system prompt, prepended to a chat request that carries no system message
   (a request with its own system message is served as sent);
 - a watchdog that exits when the parent process is gone, so a killed demo leaves no
@@ -11,6 +14,7 @@ with its settings as one JSON argument. It adds two things to ``llama_cpp.server
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -85,6 +89,33 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
     os._exit(0)
 
 
+def self_test(llama: Any, max_tokens: int = 4) -> str:
+    """Decode a short chat answer on ``llama`` (a ``llama_cpp.Llama``); a one-line report.
+
+    A multi-token prompt is what crashes a native build on AVX-512/AMX CPUs (a one-token
+    decode does not), so this is what the teacher runs before it reports ready.
+    """
+    started = time.perf_counter()
+    answer = llama.create_chat_completion(
+        messages=[{"role": "user", "content": "Name a colour."}],
+        max_tokens=max_tokens,
+        temperature=0.0,
+    )
+    llama.reset()  # the first request starts from an empty context, as without the test
+    usage = answer["usage"]
+    return (
+        f"self-test: {usage['prompt_tokens']} prompt tokens decoded, "
+        f"{usage['completion_tokens']} generated in {time.perf_counter() - started:.2f}s"
+    )
+
+
+def loaded_llama() -> Any:
+    """The model ``create_app`` loaded (llama_cpp.server keeps it in a module global)."""
+    from llama_cpp.server import app as server_app
+
+    return server_app._llama_proxy()  # no public accessor outside a request
+
+
 def build_app(settings: dict[str, Any]) -> ASGIApp:
     """The llama.cpp server app for these settings (see ``TeacherConfig.server_settings``)."""
     from llama_cpp.server.app import create_app
@@ -104,12 +135,18 @@ def build_app(settings: dict[str, Any]) -> ASGIApp:
 def main(argv: list[str]) -> None:
     import uvicorn
 
+    faulthandler.enable()  # a crash in llama.cpp leaves the Python stack in the log
     settings = json.loads(argv[0])
     parent = settings.get("parent_pid")
     if parent:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    import llama_cpp
+
+    print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}", flush=True)
+    app = build_app(settings)
+    print(self_test(loaded_llama()), flush=True)
     uvicorn.run(
-        build_app(settings),
+        app,
         host=settings["host"],
         port=settings["port"],
         log_level="warning",

@@ -28,7 +28,7 @@ import csv
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,12 +184,17 @@ def run_demo(
     curation: CurationSettings | bool | None = True,
     console: Console | None = None,
     progress: bool = True,
+    teacher_command: Sequence[str] | None = None,
 ) -> DemoResult:
     """Run the whole story in ``workdir`` (created; an earlier harvest there is resumed).
 
     ``curation``: True runs the curation story at the preset's sizes (``FULL_CURATION`` or
     ``QUICK_CURATION``); False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
-    at those sizes."""
+    at those sizes. ``teacher_command``: the teacher's server program (see
+    :class:`~stillroom.teacher.TeacherConfig`; tests pass one that crashes).
+
+    If the teacher's process dies, the demo stops at once with :class:`DemoError`: its exit
+    status or signal, what llama.cpp reports about the CPU, the fix and the end of its log."""
     from stillroom._demo_curation import FULL_CURATION, QUICK_CURATION
     from stillroom._demo_steps import (
         curation_step,
@@ -209,7 +214,9 @@ def run_demo(
     started = time.perf_counter()
     with steps.step("teacher", "start the embedded teacher (SmolLM2-135M-Instruct, llama.cpp)"):
         logprobs = settings.top_logprobs is not None  # logits_all costs the CPU teacher ~4x
-        teacher_cm = serve_teacher(TeacherConfig(system=SYSTEM_PROMPT, logits_all=logprobs))
+        teacher_cm = serve_teacher(
+            TeacherConfig(system=SYSTEM_PROMPT, logits_all=logprobs, command=teacher_command)
+        )
         teacher = teacher_cm.__enter__()
         console.print(f"teacher at {teacher.base_url}, model {teacher.model}, policy smollm2")
         console.print(f"system prompt (hidden from the student):\n[cyan]{SYSTEM_PROMPT}[/]")

@@ -16,10 +16,17 @@ that passes the system prompt explicitly stores it with every row.
 
 Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work;
 ``TeacherConfig(logits_all=False)`` is about 4x faster on CPU when nobody asks for them.
+
+Before it answers (reports ready) the server decodes a short chat answer in its own process,
+so a llama.cpp build that crashes on this CPU dies at start-up, and :meth:`TeacherServer.start`
+names the signal, the CPU features llama.cpp reports and the rebuild command. A server that
+dies later is reported the same way by :meth:`TeacherServer.check_alive`, and
+:meth:`TeacherServer.run_while_alive` stops a harvest at once when it does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -28,23 +35,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
 from stillroom._core.embedded_model import find_smollm2_gguf
 from stillroom._core.errors import StillroomError
+from stillroom._teacher_diagnosis import build_diagnosis, cpu_mismatch, describe_exit
 
 POLICY_ID = "smollm2"
 MODEL_ALIAS = "smollm2-135m-instruct"
+#: The server program; its settings go after it as one JSON argument.
+SERVER_COMMAND = (sys.executable, "-m", "stillroom._teacher_app")
+T = TypeVar("T")
 
 
 class TeacherError(StillroomError):
     """The embedded teacher could not be found, started or reached."""
+
+
+class TeacherExited(TeacherError):
+    """The teacher's server process exited; ``returncode`` is negative for a signal."""
+
+    def __init__(self, message: str, returncode: int, log_tail: str) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.log_tail = log_tail
 
 
 def default_gguf() -> Path:
@@ -101,6 +121,8 @@ class TeacherConfig:
         port: listen port; 0 = a free port.
         startup_timeout_s: how long to wait for the first answer before giving up.
         log_path: where the server's stderr goes; None = a temporary file.
+        command: the server program (its settings JSON is appended as the last argument);
+            None = :data:`SERVER_COMMAND`, llama.cpp's server (tests pass a fake one).
 
     Speed (CPU settings measured in ``bench/teacher_throughput.py``):
         n_threads: generation threads; None = every core but one (see ``default_threads``).
@@ -125,6 +147,7 @@ class TeacherConfig:
     logits_all: bool = True
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    command: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port < 65536:
@@ -137,6 +160,8 @@ class TeacherConfig:
             raise TeacherError("startup_timeout_s must be positive")
         if self.gguf is not None and not Path(self.gguf).is_file():
             raise TeacherError(f"GGUF file not found: {self.gguf}")
+        if self.command is not None and not list(self.command):
+            raise TeacherError("command must name a program (or be None for llama.cpp's)")
 
     def model_settings(self) -> dict[str, Any]:
         """Keyword arguments of ``llama_cpp.server.settings.ModelSettings``."""
@@ -168,6 +193,7 @@ class TeacherServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._log_path: Path | None = None
+        self.returncode: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -192,16 +218,13 @@ class TeacherServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> TeacherServer:
-        """Start the server and return once it answers ``GET /v1/models``."""
+        """Start the server and return once it answers ``GET /v1/models`` (after its
+        self-test: a short chat answer decoded in the server process)."""
         if self.running:
             return self
-        try:
-            import llama_cpp.server  # noqa: F401  (fail here, not in the child)
-        except ImportError as exc:
-            raise TeacherError(
-                "the embedded teacher needs llama-cpp-python's server: "
-                "pip install 'stillroom[teacher]'"
-            ) from exc
+        command = list(self.config.command or SERVER_COMMAND)
+        if self.config.command is None:
+            _check_llama_cpp()
         if self.port == 0:
             self.port = free_port(self.config.host)
         settings = {
@@ -215,8 +238,9 @@ class TeacherServer:
             tempfile.mkstemp(prefix="stillroom-teacher-", suffix=".log")[1]
         )
         self._log = open(self._log_path, "wb")  # noqa: SIM115  (closed in stop())
+        self.returncode = None
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "stillroom._teacher_app", json.dumps(settings)],
+            [*command, json.dumps(settings)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -234,9 +258,8 @@ class TeacherServer:
         with httpx.Client(timeout=2.0) as client:
             while True:
                 if self._proc is None or self._proc.poll() is not None:
-                    raise TeacherError(
-                        f"the teacher server exited during start-up; its log "
-                        f"({self._log_path}) ends with:\n{self.log_tail()}"
+                    raise self._exited(
+                        "during start-up (it decodes a short chat answer before it reports ready)"
                     )
                 try:
                     if client.get(url).status_code == 200:
@@ -250,22 +273,69 @@ class TeacherServer:
                     )
                 time.sleep(0.2)
 
-    def log_tail(self, chars: int = 2000) -> str:
-        """The end of the server's log (start-up errors land here)."""
+    def log_tail(self, lines: int = 20, chars: int = 4000) -> str:
+        """The last ``lines`` lines of the server's log (at most ``chars`` characters)."""
         if self._log_path is None or not self._log_path.exists():
             return ""
-        return self._log_path.read_text(errors="replace")[-chars:]
+        text = self._log_path.read_text(errors="replace")
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:])[-chars:]
 
-    def wait(self) -> int:
-        """Block until the server process exits; its exit status."""
+    def _exited(self, when: str) -> TeacherExited:
+        """The error for a server process that has exited: status, diagnosis, log tail."""
+        if self._proc is not None and self._proc.returncode is not None:
+            self.returncode = self._proc.returncode
+        code = -1 if self.returncode is None else self.returncode
+        tail = self.log_tail()
+        parts = [f"the teacher server (pid {self.pid}) {describe_exit(code)} {when}"]
+        diagnosis = build_diagnosis(code)
+        if diagnosis:
+            parts.append(diagnosis)
+        parts.append(f"its log ({self._log_path}) ends with:\n{tail or '(empty)'}")
+        return TeacherExited("\n".join(parts), code, tail)
+
+    def check_alive(self) -> None:
+        """Raise :class:`TeacherExited` (status, signal, log tail) if the server has exited."""
         if self._proc is None:
             raise TeacherError("the teacher is not running")
-        return self._proc.wait()
+        if self._proc.poll() is not None:
+            raise self._exited("while serving")
+
+    def run_while_alive(self, work: Coroutine[Any, Any, T], poll_s: float = 0.2) -> T:
+        """Run ``work`` (e.g. ``arun_harvest(...)``) to its end, unless the server exits
+        first: then ``work`` is cancelled and :class:`TeacherExited` raised within ``poll_s``,
+        instead of the caller retrying against a dead server."""
+        return asyncio.run(self._while_alive(work, poll_s))
+
+    async def _while_alive(self, work: Coroutine[Any, Any, T], poll_s: float) -> T:
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=poll_s)
+                try:
+                    self.check_alive()
+                except TeacherError:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+
+    def wait(self) -> int:
+        """Block until the server process exits; its exit status (negative: a signal)."""
+        if self._proc is None:
+            raise TeacherError("the teacher is not running")
+        self.returncode = self._proc.wait()
+        return self.returncode
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``timeout_s``. Safe to call twice."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        if proc is not None and proc.poll() is not None:
+            self.returncode = proc.returncode
+        elif proc is not None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout_s)
@@ -290,6 +360,19 @@ class TeacherServer:
         return {"base_url": self.base_url, "model": self.model, "config": config}
 
 
+def _check_llama_cpp() -> None:
+    """llama-cpp-python's server is installed and its build can run on this CPU."""
+    try:
+        import llama_cpp.server  # noqa: F401  (fail here, not in the child)
+    except ImportError as exc:
+        raise TeacherError(
+            "the embedded teacher needs llama-cpp-python's server: pip install 'stillroom[teacher]'"
+        ) from exc
+    problem = cpu_mismatch()
+    if problem:
+        raise TeacherError(f"the teacher cannot start: {problem}")
+
+
 @contextmanager
 def serve_teacher(config: TeacherConfig | None = None, **kwargs: Any) -> Iterator[TeacherServer]:
     """Run the embedded teacher for the duration of a ``with`` block.
@@ -308,8 +391,10 @@ def serve_teacher(config: TeacherConfig | None = None, **kwargs: Any) -> Iterato
 __all__ = [
     "MODEL_ALIAS",
     "POLICY_ID",
+    "SERVER_COMMAND",
     "TeacherConfig",
     "TeacherError",
+    "TeacherExited",
     "TeacherServer",
     "default_gguf",
     "default_threads",

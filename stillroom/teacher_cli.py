@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -32,8 +33,14 @@ def serve(
         help="Serve logprobs/top_logprobs (logits_all); --no-logprobs is several times faster.",
     ),
     ctx: int = typer.Option(2048, help="Context length in tokens."),
+    server_command: str | None = typer.Option(
+        None, hidden=True, help="Run this server program instead of llama.cpp's (tests)."
+    ),
 ) -> None:
-    """Start the teacher, print its base URL, serve until Ctrl-C."""
+    """Start the teacher, print its base URL, serve until Ctrl-C.
+
+    If the server process dies, this says so at once: its exit status or signal, what
+    llama.cpp reports about the CPU, the fix, and the end of its log (exit status 1)."""
     from stillroom.teacher import TeacherConfig, TeacherServer
 
     console = Console()
@@ -45,6 +52,7 @@ def serve(
         n_threads=threads,
         n_ctx=ctx,
         logits_all=logprobs,
+        command=shlex.split(server_command) if server_command else None,
     )
     server = TeacherServer(config)
     with console.status("starting the teacher (llama.cpp)..."):
@@ -58,10 +66,8 @@ def serve(
             style="dim",
             highlight=False,
         )
-        status = server.wait()
-        if status != 0:
-            console.print(f"the teacher exited with status {status}; log:\n{server.log_tail()}")
-            raise typer.Exit(1)
+        server.wait()
+        server.check_alive()  # raises TeacherExited: status, signal, diagnosis, log tail
     except KeyboardInterrupt:
         console.print("stopping the teacher...")
     finally:

@@ -195,3 +195,26 @@ def test_the_curation_story_keeps_only_verified_answers_and_scores_three_models(
     assert all(r["n"] == n for r in figures["rows"].values())
     assert len(figures["paired"]) == 3
     assert json.loads((tmp_path / "curation.json").read_text())["rows"] == figures["rows"]
+
+
+def test_the_demo_stops_at_once_when_the_teacher_dies(tmp_path: Path):
+    """The teacher dies at the first chat request: the demo names the signal and shows the
+    end of the teacher's log, instead of the harvest retrying for minutes."""
+    import io
+    import sys
+
+    from rich.console import Console
+
+    from stillroom.demo import run_demo
+    from tests.stillroom.fake_teacher import LAST_WORDS, seconds_since_crash
+
+    fake = Path(__file__).with_name("fake_teacher.py")
+    with pytest.raises(DemoError) as caught:
+        run_demo(tmp_path, quick=True, curation=False, progress=False,
+                 console=Console(file=io.StringIO()),
+                 teacher_command=[sys.executable, str(fake), "chat"])  # fmt: skip
+    message = str(caught.value)
+    assert "the demo stopped in its harvest" in message
+    assert "was killed by SIGSEGV (exit status -11) while serving" in message
+    assert message.endswith(LAST_WORDS)
+    assert seconds_since_crash(message) < 5  # its retries would take minutes

@@ -34,3 +34,12 @@ def test_make_setup_builds_llama_cpp_portably():
     assert re.search(
         r'CMAKE_ARGS="\$\(LLAMA_CMAKE_ARGS\)" \$\(BIN\)/pip wheel [^\n]*--no-cache-dir', makefile
     )
+
+
+def test_the_crash_report_suggests_the_flags_make_setup_passes():
+    from stillroom._teacher_diagnosis import PORTABLE_CMAKE_ARGS, rebuild_command
+
+    makefile = (ROOT / "Makefile").read_text()
+    flags = re.search(r"^LLAMA_CMAKE_ARGS := (.*)$", makefile, re.M).group(1).strip()
+    assert flags == PORTABLE_CMAKE_ARGS
+    assert rebuild_command().startswith(f'CMAKE_ARGS="{flags}" ')

@@ -57,9 +57,11 @@ def test_a_broken_model_file_fails_start_up_with_the_server_log(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF but not really")
     server = TeacherServer(TeacherConfig(gguf=bad, startup_timeout_s=60))
-    with pytest.raises(TeacherError, match="exited during start-up"):
+    with pytest.raises(TeacherError, match=r"exited with status 1 during start-up") as caught:
         server.start()
     assert not server.running
+    assert "llama.cpp reports" not in str(caught.value)  # a bad file is no build problem
+    assert "broken.gguf" in str(caught.value)  # the log's last lines name the file
 
 
 @needs_teacher
