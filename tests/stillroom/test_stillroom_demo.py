@@ -218,3 +218,13 @@ def test_the_demo_stops_at_once_when_the_teacher_dies(tmp_path: Path):
     assert "was killed by SIGSEGV (exit status -11) while serving" in message
     assert message.endswith(LAST_WORDS)
     assert seconds_since_crash(message) < 5  # its retries would take minutes
+
+
+def test_torch_uses_the_free_cores_only():
+    from stillroom._demo_steps import torch_threads
+
+    assert torch_threads(2, 0.3) == 2  # quiet: both cores
+    assert torch_threads(2, 1.3) == 2  # the demo's own teacher and harvest just ran
+    assert torch_threads(2, 7.0) == 1  # other jobs hold the cores: one thread
+    assert torch_threads(16, 3.0) == 14
+    assert torch_threads(1, 0.0) == 1
