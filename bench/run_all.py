@@ -54,6 +54,7 @@ QUICK: dict[str, list[str]] = {
     "train_throughput": ["--steps", "4", "--repeats", "1"],
     "train_context_distill": ["--prompts", "16", "--steps", "6", "--eval-limit", "4"],
     "teacher_throughput": ["--prompts", "4", "--max-tokens", "32"],
+    "llama_builds": ["--repeats", "1"],
     "demo_behaviour": ["--prompts", "6", "--max-tokens", "32"],
     "demo_walltime": ["--quick"],
 }
