@@ -106,7 +106,7 @@ class DemoSettings:
 
 QUICK = DemoSettings(
     prompts=48,
-    max_tokens=32,
+    max_tokens=48,
     train_steps=30,
     batch_size=4,
     eval_limit=8,
