@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +144,47 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def torch_threads(cores: int, load: float) -> int:
-    """torch threads for ``cores`` CPUs at 1-minute load average ``load``: the free ones.
+def torch_threads(cores: int, busy: float) -> int:
+    """torch threads for ``cores`` CPUs while other work holds ``busy`` of them: the free ones.
 
     torch's threads wait for each other at every op, so a thread that another process holds
     stalls the rest: on 2 cores at load 7 a demo training step took 56 s on 2 threads and
-    17 s on 1. The load average still counts this demo's own teacher and harvest (about one
-    core), so ``cores - load + 1`` cores count as free; at least 1, at most ``cores``.
+    17 s on 1 (docs/teacher-demo-notebooks.md). At least 1, at most ``cores``.
     """
-    return max(1, min(cores, round(cores - load + 1)))
+    return max(1, min(cores, round(cores - busy)))
+
+
+def busy_cores(
+    loadavg: Path = Path("/proc/loadavg"),
+    samples: int = 5,
+    every_s: float = 0.1,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Threads other than this one runnable right now: the mean over ``samples`` reads of
+    the running count in ``/proc/loadavg``, minus one (this one). The 1-minute load average
+    would still count this demo's own teacher, which stopped a moment ago. Where there is no
+    such file: the 1-minute load average (0 where there is none either)."""
+    counts = []
+    for i in range(samples):
+        try:
+            counts.append(int(loadavg.read_text().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if i + 1 < samples:
+            sleep(every_s)
+    return max(0.0, sum(counts) / len(counts))
 
 
 def _use_free_cores(result: DemoResult, step: str, console: Console) -> None:
     """Set torch's threads for ``step`` (see :func:`torch_threads`); recorded in the summary."""
     import torch
 
-    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
-    threads = torch_threads(cores, load)
+    cores, busy = os.cpu_count() or 1, busy_cores()
+    threads = torch_threads(cores, busy)
     torch.set_num_threads(threads)
-    record = {"load_average": round(load, 1), "threads": threads}
+    record = {"busy_cores": round(busy, 1), "threads": threads}
     result.summary.setdefault("torch_threads", {})[step] = record
-    console.print(f"[dim]torch on {threads} of {cores} cores (load average {load:.1f})[/]")
+    console.print(f"[dim]torch on {threads} of {cores} cores ({busy:.1f} busy with other work)[/]")
 
 
 def _train_figures(metrics: dict[str, Any]) -> dict[str, Any]:

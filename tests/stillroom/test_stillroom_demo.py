@@ -220,11 +220,18 @@ def test_the_demo_stops_at_once_when_the_teacher_dies(tmp_path: Path):
     assert seconds_since_crash(message) < 5  # its retries would take minutes
 
 
-def test_torch_uses_the_free_cores_only():
-    from stillroom._demo_steps import torch_threads
+def test_torch_uses_the_free_cores_only(tmp_path):
+    from stillroom._demo_steps import busy_cores, torch_threads
 
-    assert torch_threads(2, 0.3) == 2  # quiet: both cores
-    assert torch_threads(2, 1.3) == 2  # the demo's own teacher and harvest just ran
-    assert torch_threads(2, 7.0) == 1  # other jobs hold the cores: one thread
-    assert torch_threads(16, 3.0) == 14
-    assert torch_threads(1, 0.0) == 1
+    assert torch_threads(2, 0.0) == 2  # quiet: both cores
+    assert torch_threads(2, 0.4) == 2
+    assert torch_threads(2, 1.0) == 1  # another job holds a core: one thread
+    assert torch_threads(2, 7.0) == 1
+    assert torch_threads(16, 3.0) == 13
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("6.10 5.20 4.00 4/131 9999\n")  # 4 running: this one and 3 others
+    slept = []
+    assert busy_cores(loadavg, samples=3, every_s=0.1, sleep=slept.append) == 3.0
+    assert slept == [0.1, 0.1]
+    loadavg.write_text("0.00 0.00 0.00 1/90 9999\n")
+    assert busy_cores(loadavg, samples=1) == 0.0
