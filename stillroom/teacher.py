@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -287,7 +288,9 @@ class TeacherServer:
         code = -1 if self.returncode is None else self.returncode
         tail = self.log_tail()
         parts = [f"the teacher server (pid {self.pid}) {describe_exit(code)} {when}"]
-        diagnosis = build_diagnosis(code)
+        # the features the server process itself reported (its build), else this one's
+        reported = re.search(r"^llama\.cpp: (.*)$", self.log_tail(lines=200), re.M)
+        diagnosis = build_diagnosis(code, reported.group(1).strip() if reported else None)
         if diagnosis:
             parts.append(diagnosis)
         parts.append(f"its log ({self._log_path}) ends with:\n{tail or '(empty)'}")

@@ -5,7 +5,7 @@
 ``MODE``: ``start`` dies before it listens (a self-test crash); ``chat`` answers
 ``GET /v1/models`` and dies at the first chat request (what a native llama.cpp build does
 on an AVX-512/AMX CPU); ``ready`` dies half a second after it first reported ready.
-Before it dies it prints the time (``crash at <unix time>``), then ``LAST_WORDS``, to its log.
+It first reports ``BUILD`` as its llama.cpp build; before it dies it prints the time (``crash at <unix time>``), then ``LAST_WORDS``, to its log.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LAST_WORDS = "fake teacher: decoding a 9-token prompt"
+#: What it reports as its llama.cpp build, as the real server does first: a native AMX one.
+BUILD = "CPU : SSE3 = 1 | AVX2 = 1 | FMA = 1 | AVX512 = 1 | AMX_INT8 = 1 |"
 
 
 def seconds_since_crash(log: str) -> float:
@@ -56,6 +58,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main(mode: str, settings_json: str) -> None:
     settings = json.loads(settings_json)
+    print(f"llama.cpp: {BUILD}", flush=True)
     if mode == "start":
         die()
     Handler.mode = mode

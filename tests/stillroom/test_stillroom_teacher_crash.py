@@ -27,7 +27,7 @@ from stillroom._teacher_diagnosis import (
 )
 from stillroom.teacher import TeacherConfig, TeacherError, TeacherExited, TeacherServer
 from tests.stillroom.conftest import needs_teacher
-from tests.stillroom.fake_teacher import LAST_WORDS, seconds_since_crash
+from tests.stillroom.fake_teacher import BUILD, LAST_WORDS, seconds_since_crash
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = Path(__file__).with_name("fake_teacher.py")
@@ -97,7 +97,12 @@ def test_a_crash_during_start_up_names_the_signal_and_the_log():
     assert caught.value.returncode == -11
     message = str(caught.value)
     assert "was killed by SIGSEGV (exit status -11) during start-up" in message
-    assert re.search(rf"ends with:\nfake teacher: crash at [\d.]+\n{LAST_WORDS}$", message)
+    # the build the server process reported (not this interpreter's), and the fix
+    assert f"llama.cpp reports: {BUILD.strip()}" in message
+    assert f'fix: rebuild llama-cpp-python portably: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}"' in message
+    assert re.search(
+        rf"ends with:\nllama\.cpp: .*\nfake teacher: crash at [\d.]+\n{LAST_WORDS}$", message
+    )
     assert not server.running
 
 
