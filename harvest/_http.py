@@ -12,6 +12,7 @@ A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypasse
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 import aiohttp
 import openai
 from multidict import CIMultiDictProxy
+
+from stillroom.harvest._config import HarvestConfig
 
 _UNSET: Any = object()
 
@@ -96,4 +99,19 @@ def timeout_of(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
         sock_connect=timeout.get("connect"),
         sock_read=timeout.get("read"),
         connect=timeout.get("pool"),
+    )
+
+
+_NO_KEY = "sk-no-key-set"
+
+
+def openai_client(cfg: HarvestConfig, http_client: Any = None) -> openai.AsyncOpenAI:
+    """A run's SDK client: the key from ``cfg.api_key_env`` (never stored), no SDK retries
+    (harvest retries), on ``http_client`` or else harvest's :class:`LeanAioHttpClient`."""
+    return openai.AsyncOpenAI(
+        api_key=os.environ.get(cfg.api_key_env) or _NO_KEY,
+        base_url=cfg.base_url,
+        max_retries=0,
+        timeout=cfg.request_timeout,
+        http_client=http_client if http_client is not None else LeanAioHttpClient(),
     )
