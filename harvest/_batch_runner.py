@@ -84,11 +84,15 @@ class BatchRun:
     def plan_files(self) -> None:
         if self.stop_reason is not None:
             return
+        kept = self._keep_prepared_within_daily_cap() if self.mode == "batch" else 0
         live = self.batches.live_keys()
         skip = self.answered | self.settled | self.held | live
         fresh = [i for i in self.plan if i.key in self.todo and i.key not in skip]
         if self.mode == "batch":  # batch-file sends nothing to a provider
-            fresh = self._within_daily_cap(fresh)
+            allowed, message = cap(self.caps, kept + len(fresh))
+            if message is not None:
+                self.day_capped = message
+                fresh = fresh[: allowed - kept]
         if not fresh:
             return
         files = split_requests(fresh, self.limits)
@@ -104,21 +108,20 @@ class BatchRun:
             files, run_id=self.ctx.run_id, mode=self.mode, est_usd=est, paths=paths, state=state
         )
 
-    def _within_daily_cap(self, fresh: list[WorkItem]) -> list[WorkItem]:
-        """What today's cap still allows: files prepared earlier (not yet uploaded) first,
-        then fresh work. A prepared file that no longer fits is abandoned (nothing of it
-        was sent); its keys are planned again on a later day."""
-        waiting = [f for f in self.batches.files() if f.mode == "batch" and f.state == "prepared"]
-        allowed, message = cap(self.caps, sum(f.requests for f in waiting) + len(fresh))
-        if message is None:
-            return fresh
-        self.day_capped = message
-        for f in waiting:
-            if f.requests <= allowed:
-                allowed -= f.requests
+    def _keep_prepared_within_daily_cap(self) -> int:
+        """Files prepared earlier and not yet uploaded go first, as far as today's cap
+        allows; one that no longer fits is abandoned (nothing of it was sent) and its keys
+        are planned afresh. Returns the requests kept."""
+        left = self.caps.requests_left()
+        kept = 0
+        for f in self.batches.files():
+            if f.mode != "batch" or f.state != "prepared":
+                continue
+            if left is None or kept + f.requests <= left:
+                kept += f.requests
             else:
                 self.batches.update(f.file_key, state="abandoned", message="over the daily cap")
-        return fresh[:allowed]
+        return kept
 
     def _worst_case(self, keys: list[str]) -> float:
         tokens_in = sum(self.by_key[k].est_prompt_tokens for k in keys)
