@@ -1,5 +1,6 @@
-"""``harvest run --mode batch | batch-file``: the same plan, policy and store as a
-synchronous run, sent through a Batch API (``stillroom.harvest._batch_runner``) at batch prices.
+"""``harvest run --mode batch | batch-file``: the same lifecycle as a synchronous run
+(``stillroom.harvest._lifecycle``: plan, policy, store, caps), sent through a Batch API
+(``stillroom.harvest._batch_runner``) at batch prices, within today's daily cap.
 
 ``arun_harvest`` hands a config whose ``mode`` is not ``sync`` to :func:`arun_batch_harvest`.
 :func:`cancel_batches` cancels the running batches of one database (``harvest cancel``);

@@ -8,6 +8,9 @@ CPU as aiohttp itself; harvest repeats one request shape thousands of times a se
 :class:`~stillroom.harvest._sender.ChatSender` uses this call when the client is one of these.
 
 A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypassed.
+
+:func:`openai_client` builds a run's SDK client (sync and batch paths) on one of these,
+or on the client a user injects.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``run_harvest``: policy check, prompt validation, resume, then the async engine."""
+"""``run_harvest``: the run lifecycle (``_lifecycle``: prepare, finish, abandon) around the
+async engine, which sends each request and meets the daily cap per request."""
 
 from __future__ import annotations
 
