@@ -33,7 +33,6 @@ are refused).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -42,13 +41,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from stillroom.detect._ingest import (
-    MAX_SKIPPED_EXAMPLES,
-    IngestStats,
-    create_traffic_table,
-    ingest_logs,
-    resolve_log_paths,
-)
+from stillroom.detect._fold_files import FileFold, ingest_new_files
+from stillroom.detect._ingest import IngestStats, create_traffic_table
 from stillroom.detect._partials import PARTIALS, SAMPLE_ONLY_COLUMN, UNREAD_COLUMNS, partial_sql
 from stillroom.detect._report import iso
 from stillroom.detect.errors import ConfigError, LateRowsError
@@ -105,15 +99,6 @@ MIGRATIONS: tuple[tuple[int, Callable[[duckdb.DuckDBPyConnection, StateStore], N
     (3, _m3_partials),
     (4, _m4_recent_rows),
 )
-
-
-@dataclass
-class FileFold:
-    """One input file of a fold: its content hash and its rows per UTC day."""
-
-    path: str
-    sha256: str
-    days: dict[date, int]
 
 
 @dataclass
@@ -188,25 +173,11 @@ class StateStore:
         (by content hash), then the kept rows of the days they touch, so ``traffic`` holds
         every row of each day the fold recomputes.  Late rows for a day it keeps no rows of
         raise :class:`LateRowsError` (nothing changed).  Returns the new files' stats."""
-        create_traffic_table(con)
+        create_traffic_table(con)  # the migrations read its row schema
         self.attach(con, sample_cap=sample_cap, bucket_s=bucket_s)
         self._check_schemas(con, ("recent_rows",))
-        seen = {r[0] for r in con.execute("SELECT sha256 FROM state.folded_files").fetchall()}
-        self.pending, self.already_folded = [], []
-        stats = IngestStats()
-        con.execute("CREATE OR REPLACE TEMP TABLE fold_rows AS FROM traffic")
-        for path in resolve_log_paths(paths):
-            digest = _sha256(path)
-            if digest in seen:
-                self.already_folded.append(str(path))
-                continue
-            seen.add(digest)
-            _add_stats(stats, ingest_logs(con, [path], column_map))
-            days = "SELECT CAST(ts AS DATE), count(*) FROM traffic GROUP BY 1 ORDER BY 1"
-            self.pending.append(FileFold(str(path), digest, dict(con.execute(days).fetchall())))
-            con.execute("INSERT INTO fold_rows FROM traffic")
-        con.execute("CREATE OR REPLACE TABLE traffic AS FROM fold_rows")
-        con.execute("DROP TABLE fold_rows")
+        folded = {r[0] for r in con.execute("SELECT sha256 FROM state.folded_files").fetchall()}
+        stats, self.pending, self.already_folded = ingest_new_files(con, paths, column_map, folded)
         self._refuse_late_rows(con)
         con.execute(
             "INSERT INTO traffic BY NAME SELECT * EXCLUDE (day) FROM state.recent_rows "
@@ -412,24 +383,6 @@ class StateStore:
 
 
 _NEW_DAYS = "SELECT DISTINCT CAST(ts AS DATE) FROM {table}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _add_stats(total: IngestStats, part: IngestStats) -> None:
-    total.files += part.files
-    total.rows += part.rows
-    total.rows_skipped += part.rows_skipped
-    total.skipped_by_reason.update(part.skipped_by_reason)
-    room = MAX_SKIPPED_EXAMPLES - len(total.skipped_examples)
-    total.skipped_examples += part.skipped_examples[: max(room, 0)]
-    total.columns_present |= part.columns_present
 
 
 def _sql_path(path: Path) -> str:

@@ -178,13 +178,25 @@ def test_cli_incremental_scan(day_files, tmp_path):
     state, out = tmp_path / "state.duckdb", tmp_path / "r.json"
     for path in day_files[:2]:
         args = ["detect", "scan", str(path), "--state", str(state), "--window-days", "7"]
-        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        result = CliRunner().invoke(app, [*args, "--late-days", "0", "--out", str(out)])
         assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())["summary"]
     assert summary["state"]["days"] == [p.stem for p in day_files[:2]]
-    assert summary["state"]["window_days"] == 7
+    assert summary["state"]["window_days"] == 7 and summary["state"]["late_days"] == 0
+    assert summary["state"]["already_folded"] == []
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])  # the same file again
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["state"]["already_folded"] == [str(day_files[1])]
+    assert summary["state"]["folded_days"] == []
     result = CliRunner().invoke(app, [*args, "--window-days", "0", "--out", str(out)])
     assert result.exit_code != 0 and "window_days" in result.output
+    late = tmp_path / "late.parquet"  # ten more rows of day 0, whose rows the store dropped
+    duckdb.execute(f"COPY (FROM '{day_files[0]}' LIMIT 10) TO '{late}' (FORMAT parquet)")
+    args = ["detect", "scan", str(late), "--state", str(state), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert f"{late}: 10 row(s) fall on {day_files[0].stem}" in result.output
 
 
 def test_an_incremental_scan_on_spark_is_refused(day_files, tmp_path):
