@@ -113,8 +113,8 @@ class StateStore:
     late_days: int = 2
     sample_cap: int = 24
     bucket_s: int = 60
-    pending: list[FileFold] = field(default_factory=list, repr=False)
-    already_folded: list[str] = field(default_factory=list, repr=False)
+    pending: list[FileFold] = field(default_factory=list, init=False, repr=False)
+    already_folded: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

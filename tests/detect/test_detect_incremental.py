@@ -337,6 +337,7 @@ def test_late_rows_fold_in_any_order_as_one_scan_of_both_files(late_files, tmp_p
         # rows kept: the latest day and the two before it, prompts only where sampled
         kept = got["recent_rows"]
         assert sorted(kept["day"].unique()) == list(want["days"]["day"][-3:])
+        assert len(kept) == want["days"]["rows"][-3:].sum()  # each row kept once
         assert kept[list(UNREAD_COLUMNS)].isna().all().all()
         sampled = kept[SAMPLE_ONLY_COLUMN].notna()
         assert 0 < sampled.sum() < len(kept)
