@@ -58,18 +58,33 @@ def split_by_day(log: Path, out: Path, days: int, late_share: float = 0.0) -> li
     return files
 
 
-def replace_day_rows(files: list[Path]) -> int:
-    """Rows a fold that replaced each day it saw keeps: each day's rows in its last file."""
+def files_scalar(files: list[Path], select: str) -> int:
+    """``select`` over the files' rows, read as ``rows`` (``file``: each row's file, named
+    by its day), in UTC."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     names = ", ".join(f"'{f}'" for f in files)
-    return con.execute(
-        f"SELECT sum(n) FROM (SELECT arg_max(n, file) AS n FROM (SELECT filename AS file, "
-        f"CAST(timestamp AS DATE) AS day, count(*) AS n FROM read_parquet([{names}], "
-        "filename = true) GROUP BY ALL) GROUP BY day)"
-    ).fetchone()[0]
+    rows = f"rows AS (SELECT *, filename AS file FROM read_parquet([{names}], filename = true))"
+    return con.execute(f"WITH {rows} {select}").fetchone()[0]
+
+
+def replace_day_rows(files: list[Path]) -> int:
+    """Rows a fold that replaced each day it saw keeps: each day's rows in its last file."""
+    return files_scalar(
+        files,
+        "SELECT sum(n) FROM (SELECT arg_max(n, file) AS n FROM (SELECT file, "
+        "CAST(timestamp AS DATE) AS day, count(*) AS n FROM rows GROUP BY ALL) GROUP BY day)",
+    )
+
+
+def late_rows(files: list[Path]) -> int:
+    """Rows in another day's file."""
+    file_day = "CAST(regexp_extract(file, '(\\d{4}-\\d{2}-\\d{2})', 1) AS DATE)"
+    return files_scalar(
+        files, f"SELECT count(*) FROM rows WHERE CAST(timestamp AS DATE) <> {file_day}"
+    )
 
 
 def main() -> None:
@@ -142,18 +157,6 @@ def main() -> None:
 
 def stages(result) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in result.report["summary"]["stage_seconds"].items())
-
-
-def late_rows(files: list[Path]) -> int:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    names = ", ".join(f"'{f}'" for f in files)
-    return con.execute(
-        f"SELECT count(*) FROM read_parquet([{names}], filename = true) "
-        "WHERE CAST(timestamp AS DATE) <> CAST(regexp_extract(filename, '(\\d{4}-\\d{2}-\\d{2})', 1) AS DATE)"
-    ).fetchone()[0]
 
 
 def compacted_mb(state: Path, root: Path) -> float:
