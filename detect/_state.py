@@ -27,8 +27,8 @@ computes and merges), folds them into the state store, then merges the window (t
   campaign's evidence cross the line, so it survives the evidence's days aging out.
 * **Migrations** are numbered; ``schema_migrations`` records the ones applied.  ``3`` turns
   an old store's day rows (migrations 1-2) into partials and drops the rows; ``4`` adds
-``recent_rows`` and ``folded_files`` (an older store's days keep no rows: late rows for them
-are refused).
+  ``recent_rows`` and ``folded_files`` (an older store's days keep no rows: late rows for
+  them are refused).
 """
 
 from __future__ import annotations
