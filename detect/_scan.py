@@ -159,6 +159,7 @@ def scan(
     spark=None,
     state: Path | str | None = None,
     window_days: int = 30,
+    late_days: int = 2,
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
@@ -167,7 +168,9 @@ def scan(
     row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
     ``state`` (a DuckDB file) makes the scan incremental: the per-(account, UTC day) partials
     of the rows read are folded into the store, and the latest ``window_days`` days in it are
-    merged and scored (see :mod:`stillroom.detect._state`)."""
+    merged and scored (see :mod:`stillroom.detect._state`).  A file the store folded before
+    (same content) is not read again; rows up to ``late_days`` days older than the store's
+    latest day recompute their day, older ones for a day it folded raise ``LateRowsError``."""
     config = config or ScanConfig()
     store = None
     if state is not None:
@@ -175,7 +178,7 @@ def scan(
 
         if spark is not None:
             raise ConfigError("an incremental scan (state=) runs on DuckDB, not Spark")
-        store = StateStore(Path(state), window_days)
+        store = StateStore(Path(state), window_days, late_days)
     if isinstance(paths, str | Path):
         paths = [paths]
     if spark is not None:
@@ -225,7 +228,7 @@ class _Stages:
 def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=None) -> ScanResult:
     started = time.perf_counter()
     timer = _Stages(progress)
-    stats = stages.ingest(engine, paths, column_map)
+    stats = stages.ingest(engine, paths, column_map, config, store)
     timer.done("ingest")
     stats, folded_days = stages.partials(engine, stats, config, store)
     timer.done("partials")
@@ -247,6 +250,8 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=No
             "window_days": store.window_days,
             "days": store.window_days_kept(engine.con),
             "folded_days": [str(d) for d in folded_days],
+            "late_days": store.late_days,
+            "already_folded": store.already_folded,
         }
     timer.done("report")
     report["summary"]["stage_seconds"] = timer.seconds

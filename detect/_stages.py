@@ -1,7 +1,8 @@
 """The scan's stages, top to bottom; each passes its named outputs to the next.
 
 1. ``ingest``: log files -> the ``traffic`` relation (a DuckDB table, one row per request
-   with the derived per-row columns) and :class:`IngestStats`.
+   with the derived per-row columns) and :class:`IngestStats`; an incremental scan reads
+   only the files its state store has not folded, plus the store's rows of the days they touch.
 2. ``partials``: ``traffic`` -> the per-(account, UTC day) partial tables
    (:mod:`stillroom.detect._partials`), the only thing later stages read; an incremental scan folds
    them into its state store and reads the window's back.  Then ``traffic`` is dropped and
@@ -70,8 +71,21 @@ class Scored:
     detector: CampaignDetector
 
 
-def ingest(engine, paths, column_map) -> IngestStats:
-    stats = engine.ingest(paths, column_map)
+def ingest(engine, paths, column_map, config=None, store=None) -> IngestStats:
+    """``traffic`` from the logs; with a ``store``, from the files it has not folded, plus
+    the rows it keeps of the days they touch."""
+    if store is not None:
+        stats = store.ingest(
+            engine.con,
+            paths,
+            column_map,
+            sample_cap=config.sample_per_account,
+            bucket_s=config.sync_bucket_s,
+        )
+        if stats.rows or store.already_folded:
+            return stats
+    else:
+        stats = engine.ingest(paths, column_map)
     if stats.rows == 0:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
@@ -84,9 +98,6 @@ def partials(engine, stats: IngestStats, config, store=None) -> tuple[IngestStat
     build_partials(engine, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s)
     folded: list = []
     if store is not None:
-        store.attach(
-            engine.con, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s
-        )
         folded = store.fold(engine.con, stats)
         stats = store.load_window(engine.con, stats)
     engine.drop("traffic")

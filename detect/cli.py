@@ -45,6 +45,12 @@ def scan_command(
     window_days: int = typer.Option(
         30, "--window-days", help="Days the incremental window keeps (--state); older age out."
     ),
+    late_days: int = typer.Option(
+        2,
+        "--late-days",
+        help="Rows up to this many days older than the store's latest day may still arrive "
+        "(--state); older ones for a day already folded are refused.",
+    ),
 ) -> None:
     """Scan traffic logs and report campaigns, flagged accounts and why."""
     from stillroom.detect._report import console_lines
@@ -67,6 +73,7 @@ def scan_command(
         spark=spark,
         state=state,
         window_days=window_days,
+        late_days=late_days,
     )
     result.write_json(out)
     if csv is not None:
