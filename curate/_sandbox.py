@@ -191,6 +191,57 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return data[-limit:].decode("utf-8", errors="replace")
 
 
+def _wait(tools: _Tools, mode: str, python: str, control: Path, limits: SandboxLimits,
+          entry: str) -> tuple[int, bool]:  # fmt: skip
+    """Run the sandbox over ``control``, where its output and status go: (exit, timed out)."""
+    with (
+        (control / ".stdout").open("wb") as out,
+        (control / ".stderr").open("wb") as err,
+        (control / ".status").open("wb") as status,
+    ):
+        proc = subprocess.Popen(
+            _command(tools, mode, python, control, limits, status.fileno(), entry),
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            pass_fds=(status.fileno(),),
+            env={"PATH": "/usr/bin:/bin", "HOME": str(control), "LANG": "C.UTF-8"},
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            proc.wait(timeout=limits.wall_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)  # --kill-child takes the namespace down
+            proc.wait()
+        _reap(proc.pid)
+    return proc.returncode, timed_out
+
+
+def _outcome(control: Path, mode: str, returncode: int, timed_out: bool, wall: float,
+             limits: SandboxLimits) -> SandboxResult:  # fmt: skip
+    """The result from the files the run left in ``control``."""
+    status = (control / ".status").read_text(errors="replace")
+    if status.startswith("setup-failed: "):
+        raise SandboxUnavailableError(f"the sandbox could not be set up: {status[14:]}")
+    stderr = _tail(control / ".stderr")
+    fields = status.split()
+    code, left = None, None
+    if timed_out:
+        pass
+    elif len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
+        code, left = int(fields[0]), (int(fields[1]), int(fields[2]))
+    else:
+        stderr += f"\nsandbox init exited {returncode}"
+    ok = code == 0
+    reason = "" if ok else reason_for(code, stderr, timed_out, limits, left)
+    return SandboxResult(
+        ok, reason, code, timed_out, wall, _tail(control / ".stdout"), stderr, mode
+    )
+
+
 def _launch(tools: _Tools, mode: str, python: str, files: dict[str, str], entry: str,
             limits: SandboxLimits) -> SandboxResult:  # fmt: skip
     control = Path(tempfile.mkdtemp(prefix="stillroom-sandbox-"))
@@ -199,45 +250,9 @@ def _launch(tools: _Tools, mode: str, python: str, files: dict[str, str], entry:
         (control / "jail").mkdir()
         for name, text in files.items():
             (control / "in" / name).write_text(text)
-        out_path, err_path, status_path = (
-            control / ".stdout",
-            control / ".stderr",
-            control / ".status",
-        )
-        with out_path.open("wb") as out, err_path.open("wb") as err, status_path.open("wb") as st:
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                _command(tools, mode, python, control, limits, st.fileno(), entry),
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                pass_fds=(st.fileno(),),
-                env={"PATH": "/usr/bin:/bin", "HOME": str(control), "LANG": "C.UTF-8"},
-                start_new_session=True,
-            )
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)  # --kill-child takes the namespace down
-                proc.wait()
-            _reap(proc.pid)
-        wall = time.monotonic() - start
-        status = status_path.read_text()
-        if status.startswith("setup-failed: "):
-            raise SandboxUnavailableError(f"the sandbox could not be set up: {status[14:]}")
-        stderr = _tail(err_path)
-        code, left = None, None
-        if status and not timed_out:
-            code, *rest = (int(x) for x in status.split())
-            left = tuple(rest)
-        elif not timed_out:
-            stderr += f"\nsandbox init exited {proc.returncode}"
-        ok = code == 0
-        reason = "" if ok else reason_for(code, stderr, timed_out, limits, left)
-        return SandboxResult(ok, reason, code, timed_out, wall, _tail(out_path), stderr, mode)
+        start = time.monotonic()
+        returncode, timed_out = _wait(tools, mode, python, control, limits, entry)
+        return _outcome(control, mode, returncode, timed_out, time.monotonic() - start, limits)
     finally:
         shutil.rmtree(control, ignore_errors=True)
 
