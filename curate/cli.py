@@ -311,12 +311,37 @@ def verify_command(
     reference: str = typer.Option(
         ..., "--reference", help="The reference answer (or tests for code)."
     ),
-    verifier: str = typer.Option("math", "--verifier", help="math, exact, regex, choice or code."),
+    prompt: str = typer.Option(
+        "", "--prompt", help="The question answered (the judge needs it; rules ignore it)."
+    ),
+    verifier: str = typer.Option(
+        "math", "--verifier", help="math, exact, regex, choice, code or judge."
+    ),
+    judge_base_url: _JudgeBaseUrl = None,
+    judge_model: _JudgeModel = None,
+    judge_db: Path = typer.Option(
+        Path("judge.duckdb"), "--judge-db", help="judge: DuckDB file for its replies."
+    ),
+    judge_policy: _JudgePolicy = None,
+    accept: _Accept = [],  # noqa: B006 (typer copies the default)
+    purpose: _Purpose = "evaluation",
+    judge_api_key_env: _JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Verify one answer and print the verdict as JSON."""
     from stillroom.curate import get_verifier
 
-    typer.echo(json.dumps(get_verifier(verifier).verify(answer, reference).as_dict()))
+    options = {}
+    if verifier == "judge":
+        if not prompt:
+            raise typer.BadParameter("--verifier judge needs --prompt (the question answered)")
+        options = _judge_options(
+            judge_base_url, judge_model, judge_db, judge_policy, accept, purpose,
+            judge_api_key_env, judge_rpm,
+        )  # fmt: skip
+        options["progress"] = False
+    verdict = get_verifier(verifier, **options).verify(prompt, answer, reference)
+    typer.echo(json.dumps(verdict.as_dict()))
 
 
 @app.command("dedup")

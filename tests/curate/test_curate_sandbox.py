@@ -36,8 +36,8 @@ def _sandbox_processes() -> list[str]:
 
 
 def test_a_right_and_a_wrong_solution():
-    assert V.verify(f"Here it is:\n```python\n{ADD}```", TESTS).passed
-    verdict = V.verify("def add(a, b):\n    return a - b\n", TESTS)
+    assert V.verify("", f"Here it is:\n```python\n{ADD}```", TESTS).passed
+    verdict = V.verify("", "def add(a, b):\n    return a - b\n", TESTS)
     assert not verdict.passed and verdict.reason.startswith("a test failed")
     assert (verdict.verifier, verdict.version) == ("code", "1")
 
@@ -58,7 +58,7 @@ def test_a_right_and_a_wrong_solution():
     ],
 )
 def test_runaway_code_is_contained_and_reported(name, body, reason):
-    verdict = V.verify(ADD + body, TESTS)
+    verdict = V.verify("", ADD + body, TESTS)
     assert not verdict.passed, name
     assert verdict.reason.startswith(reason), (name, verdict.reason)
     assert _sandbox_processes() == [], f"{name} left processes behind"
@@ -66,7 +66,7 @@ def test_runaway_code_is_contained_and_reported(name, body, reason):
 
 def test_a_fork_bomb_that_hides_its_children_is_still_cleaned_up():
     body = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(600)\n"
-    verdict = V.verify(ADD + body, TESTS)
+    verdict = V.verify("", ADD + body, TESTS)
     assert verdict.reason.startswith("timeout")
     assert _sandbox_processes() == []
 
@@ -83,7 +83,7 @@ def test_code_runs_unprivileged_in_fresh_namespaces():
 def test_no_isolation_fails_closed(monkeypatch):
     monkeypatch.setattr(sandbox, "isolation", lambda: None)
     with pytest.raises(SandboxUnavailableError, match="refusing to run code"):
-        V.verify(ADD, TESTS)
+        V.verify("", ADD, TESTS)
 
 
 def test_extract_code_takes_the_last_block():
