@@ -20,7 +20,9 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    prompts: Path = typer.Option(..., help="JSONL/CSV/Parquet with prompts, or one a line."),
+    prompts: Path = typer.Option(
+        ..., help="Prompt file: .jsonl, .json (array), .csv, .parquet or .txt (one a line)."
+    ),
     db: Path = typer.Option(..., help="DuckDB file (created, or resumed)."),
     base_url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. http://host/v1."),
     model: str = typer.Option(..., help="Model to ask for."),
