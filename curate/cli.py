@@ -256,8 +256,11 @@ def jsonl_command(
     references: Path | None = typer.Option(
         None, "--references", help="JSONL of {id, answer} keyed by prompt id."
     ),
-    reference_field: str = typer.Option(
-        "reference", "--reference-field", help="Row field holding the reference."
+    row_reference_field: str = typer.Option(
+        "reference", "--row-reference-field", help="Field of each row holding its reference."
+    ),
+    old_reference_field: str | None = typer.Option(
+        None, "--reference-field", hidden=True, help="Deprecated: --row-reference-field."
     ),
     benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
     benchmark_field: _BenchmarkField = None,
@@ -283,8 +286,15 @@ def jsonl_command(
     from stillroom.curate import curate_rows
     from stillroom.curate._jsonl import read_references, read_rows, write_outputs
 
+    if old_reference_field is not None:
+        typer.echo(
+            "warning: `curate jsonl --reference-field` is deprecated: use --row-reference-field "
+            "(in `curate run` --reference-field is a field of --references)",
+            err=True,
+        )
+        row_reference_field = old_reference_field
     refs = read_references(references) if references else None
-    rows_in, originals = read_rows(rows, refs, reference_field)
+    rows_in, originals = read_rows(rows, refs, row_reference_field)
     judge = None
     if verifier == "judge":
         judge = _judge_options(

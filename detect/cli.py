@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -17,6 +18,13 @@ app = typer.Typer(
 _console = Console(stderr=True)
 
 
+class Engine(StrEnum):
+    """``--engine``: where the row-level stages run."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 @app.command("scan")
 def scan_command(
     logs: list[str] = typer.Argument(..., help="Traffic files, globs or directories (schema v1)."),
@@ -30,8 +38,8 @@ def scan_command(
     ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
-    engine: str = typer.Option(
-        "duckdb", "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
+    engine: Engine = typer.Option(
+        Engine.duckdb, "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
     ),
     master: str = typer.Option(
         "local[2]", "--master", help="Spark master (--engine spark): local[N], spark://..., yarn."
@@ -49,12 +57,9 @@ def scan_command(
     """Scan traffic logs and report campaigns, flagged accounts and why."""
     from stillroom.detect._report import console_lines
     from stillroom.detect._scan import ScanConfig, scan
-    from stillroom.detect.errors import ConfigError
 
-    if engine not in ("duckdb", "spark"):
-        raise ConfigError(f"--engine {engine!r}: expected duckdb or spark")
     spark = None
-    if engine == "spark":
+    if engine is Engine.spark:
         from stillroom.detect._spark import spark_session
 
         spark = spark_session(master, driver_memory=driver_memory)
