@@ -36,7 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from stillroom import detect  # noqa: E402
 from stillroom.detect._baselines import PradaDetector, SeatDetector  # noqa: E402
-from stillroom.detect.simulator import CAMPAIGNS, Phrasing, simulate  # noqa: E402
+from stillroom.detect.simulator import (  # noqa: E402
+    CAMPAIGNS,
+    Phrasing,
+    read_truth,
+    score_against_truth,
+    simulate,
+)
 
 ADVERSARIAL = ROOT / "bench" / "detect_adversarial_asks.jsonl"
 SPLITS = ("training", "held_out", "adversarial")
@@ -124,7 +130,7 @@ def run_seed(
         corpora=corpora,
         phrasing=phrasing,
     )
-    truth = pd.read_csv(sim.truth_path, keep_default_na=False).set_index("account_id")
+    truth = read_truth(sim.truth_path)
     t0 = time.perf_counter()
     report = detect.scan([sim.traffic_path]).report
     scan_s = time.perf_counter() - t0
@@ -180,22 +186,6 @@ def merging(truth: pd.DataFrame, found: pd.Series) -> float:
     if j.empty:
         return float("nan")
     return float(j.groupby("found")["campaign_id"].nunique().mean())
-
-
-def metrics(truth: pd.DataFrame, flagged: pd.Series) -> dict:
-    j = truth.assign(flagged=flagged.reindex(truth.index).fillna(False).astype(bool))
-    out = {
-        "recall": j.loc[j.label == "campaign", "flagged"].mean(),
-        "benign_fpr": j.loc[j.label == "benign", "flagged"].mean(),
-        "all_negative_fpr": j.loc[j.label != "campaign", "flagged"].mean(),
-        "precision": (j.flagged & (j.label == "campaign")).sum() / max(int(j.flagged.sum()), 1),
-    }
-    for kind in CAMPAIGN_KINDS + HARD_KINDS:
-        out[kind] = j.loc[j.kind == kind, "flagged"].mean()
-    # campaigns found: at least 80% of a campaign's accounts flagged
-    per_campaign = j[j.label == "campaign"].groupby("campaign_id")["flagged"].mean()
-    out["campaigns_found"] = f"{int((per_campaign >= 0.8).sum())}/{len(per_campaign)}"
-    return out
 
 
 def pooled(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
@@ -265,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     tables, frag, merged = {}, {}, {}
     for split in splits:
         truth, flags, found = pooled(runs[split])
-        tables[split] = {m: metrics(truth, flags[m]) for m in flags.columns}
+        tables[split] = {
+            m: score_against_truth(truth, flags[m], CAMPAIGN_KINDS + HARD_KINDS)
+            for m in flags.columns
+        }
         frag[split] = fragmentation(truth, found)
         merged[split] = merging(truth, found)
     first = runs[splits[0]]

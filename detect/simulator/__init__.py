@@ -7,6 +7,7 @@ family (see :mod:`stillroom.detect.simulator._families`).
 """
 
 from stillroom.detect.simulator._families import GRADING_FAMILIES, REASONING_FAMILIES, Phrasing
+from stillroom.detect.simulator._score import FOUND_SHARE, read_truth, score_against_truth
 from stillroom.detect.simulator._simulate import (
     CAMPAIGNS,
     HARD_NEGATIVES,
@@ -17,11 +18,14 @@ from stillroom.detect.simulator._simulate import (
 
 __all__ = [
     "CAMPAIGNS",
+    "FOUND_SHARE",
     "GRADING_FAMILIES",
     "HARD_NEGATIVES",
     "REASONING_FAMILIES",
     "Phrasing",
     "SimulationResult",
+    "read_truth",
+    "score_against_truth",
     "simulate",
     "truth_path_for",
 ]

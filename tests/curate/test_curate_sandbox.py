@@ -40,8 +40,8 @@ def _sandbox_processes() -> list[str]:
 
 
 def test_a_right_and_a_wrong_solution():
-    assert V.verify(f"Here it is:\n```python\n{ADD}```", TESTS).passed
-    verdict = V.verify("def add(a, b):\n    return a - b\n", TESTS)
+    assert V.verify("", f"Here it is:\n```python\n{ADD}```", TESTS).passed
+    verdict = V.verify("", "def add(a, b):\n    return a - b\n", TESTS)
     assert not verdict.passed and verdict.reason.startswith("a test failed")
     assert (verdict.verifier, verdict.version) == ("code", "1")
 
@@ -65,7 +65,7 @@ def test_runaway_code_is_contained_and_reported(name, body, reason):
     # On a loaded machine a loop may get a third of a core: give the CPU limit the wall time
     # to be reached (2 CPU seconds within 30 s) rather than the 4 s timeout firing first.
     verifier = CodeVerifier(replace(LIMITS, wall_s=30)) if name == "infinite loop" else V
-    verdict = verifier.verify(ADD + body, TESTS)
+    verdict = verifier.verify("", ADD + body, TESTS)
     assert not verdict.passed, name
     assert verdict.reason.startswith(reason), (name, verdict.reason)
     assert _sandbox_processes() == [], f"{name} left processes behind"
@@ -73,7 +73,7 @@ def test_runaway_code_is_contained_and_reported(name, body, reason):
 
 def test_a_fork_bomb_that_hides_its_children_is_still_cleaned_up():
     body = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(600)\n"
-    verdict = V.verify(ADD + body, TESTS)
+    verdict = V.verify("", ADD + body, TESTS)
     assert verdict.reason.startswith("timeout")
     assert _sandbox_processes() == []
 
@@ -108,7 +108,7 @@ def test_no_mount_namespace_fails_closed_and_names_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert isolation() is None
     with pytest.raises(SandboxUnavailableError) as caught:
-        V.verify(ADD, TESTS)
+        V.verify("", ADD, TESTS)
     message = str(caught.value)
     assert "a mount namespace (unshare: unshare failed: Operation not permitted)" in message
     assert "refusing to run code unconfined" in message
@@ -119,7 +119,7 @@ def test_no_setpriv_fails_closed_and_names_it(tmp_path, monkeypatch):
         (tmp_path / tool).symlink_to(shutil.which(tool))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SandboxUnavailableError, match=r"no sandbox here: no `setpriv`"):
-        V.verify(ADD, TESTS)
+        V.verify("", ADD, TESTS)
 
 
 def test_limits_are_checked():

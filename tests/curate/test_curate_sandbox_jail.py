@@ -119,7 +119,7 @@ def _check(verdict_passed: bool, reason: str, expected: str) -> None:
 def test_hostile_answer_is_contained_reported_and_leaves_nothing(name, host_target):
     body, expected = HOSTILE[name]
     before = _host_state()
-    verdict = CodeVerifier(LIMITS).verify(ADD + body, TESTS)
+    verdict = CodeVerifier(LIMITS).verify("", ADD + body, TESTS)
     _check(verdict.passed, verdict.reason, expected)
     assert _leaks(before, _host_state(), NOBODY) == []
     assert _sandbox_processes() == [], f"{name} left processes behind"
@@ -133,7 +133,7 @@ limits = SandboxLimits(**json.loads(sys.argv[1]))
 out = {"isolation": isolation(), "verdicts": {}}
 try:
     for name, body in json.loads(sys.argv[2]).items():
-        verdict = CodeVerifier(limits).verify(body, "assert add(2, 3) == 5")
+        verdict = CodeVerifier(limits).verify("", body, "assert add(2, 3) == 5")
         out["verdicts"][name] = [verdict.passed, verdict.reason]
 except SandboxUnavailableError as error:
     out["unavailable"] = str(error)
