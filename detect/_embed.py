@@ -28,9 +28,7 @@ BACKENDS = ("static", "minilm", "hashing")
 class PromptEmbedder(TransformerMixin, BaseEstimator):
     """Unit-length prompt vectors (see the module docstring for the backends)."""
 
-    def __init__(
-        self, backend="static", max_tokens=64, remove_components=2, budget=2000, dim=256
-    ):
+    def __init__(self, backend="static", max_tokens=64, remove_components=2, budget=2000, dim=256):
         self.backend = backend
         self.max_tokens = max_tokens
         self.remove_components = remove_components
@@ -55,9 +53,8 @@ class PromptEmbedder(TransformerMixin, BaseEstimator):
         self.mean_ = raw.mean(axis=0) if len(raw) else np.zeros(raw.shape[1], np.float32)
         k = min(int(self.remove_components), max(0, len(raw) - 1))
         if k:
-            centred = (raw - self.mean_).astype(np.float64)
-            _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
-            self.components_ = vectors[:, ::-1][:, :k].T.astype(np.float32)
+            centred = raw - self.mean_
+            self.components_ = _top_components(centred.T @ centred, k)
         else:
             self.components_ = np.zeros((0, raw.shape[1]), np.float32)
         return self
@@ -108,6 +105,22 @@ class PromptEmbedder(TransformerMixin, BaseEstimator):
             self.transformer_ = load_sentence_transformer(find_minilm_path())
             self.transformer_.max_seq_length = int(self.max_tokens)
         return self.transformer_
+
+
+def _top_components(cov: np.ndarray, k: int, iterations: int = 50) -> np.ndarray:
+    """The top ``k`` eigenvectors of a small symmetric matrix by power iteration with
+    deflation (``k`` rows; cheaper and steadier than a full LAPACK solve on a busy host)."""
+    cov = cov.astype(np.float64)
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(k):
+        v = rng.standard_normal(len(cov))
+        for _ in range(iterations):
+            v = cov @ v
+            v /= np.linalg.norm(v) or 1.0
+        out.append(v)
+        cov = cov - (v @ cov @ v) * np.outer(v, v)
+    return np.asarray(out, dtype=np.float32)
 
 
 _STATIC: dict = {}

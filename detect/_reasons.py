@@ -12,6 +12,7 @@ _SIGNAL_TEXT = {
     "reasoning": "demand the model's full step-by-step reasoning",
     "grading": "ask to grade or judge a response against a rubric",
     "logprob": "ask for top_logprobs",
+    "shared": "are rare prompts other accounts of the campaign also send, beyond chance",
 }
 
 

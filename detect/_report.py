@@ -73,7 +73,8 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
     threshold = detector.community_threshold_ if len(rows) > 1 else detector.account_threshold_
     p0 = detector.background_[signal]
     cum_n = hours["requests"].cumsum().to_numpy()
-    cum_k = hours[signal].cumsum().to_numpy()
+    # shared rare prompts have no hourly counts: spread evenly over the campaign's requests
+    cum_k = hours[signal].cumsum().to_numpy() if signal in hours else cum_n * k / max(n, 1)
     sig = log_significance(cum_k, cum_n, p0)
     ok = (sig >= threshold) & (cum_k >= detector.min_hits) & (cum_k >= detector.min_rate * cum_n)
     at = int(np.argmax(ok)) if ok.any() and not by_behaviour else len(hours) - 1

@@ -29,6 +29,7 @@ from sklearn.base import clone
 
 from stillroom.detect._behaviour import behaviour_flags
 from stillroom.detect._content import PromptIntentClassifier
+from stillroom.detect._embed import PromptEmbedder
 from stillroom.detect._features import account_features
 from stillroom.detect._graph import coordination_edges, shared_with
 from stillroom.detect._groups import (
@@ -39,6 +40,7 @@ from stillroom.detect._groups import (
     merge_linked_groups,
 )
 from stillroom.detect._ingest import IngestStats
+from stillroom.detect._intent import intent_features, load_public_index, shared_prompt_links
 from stillroom.detect._partials import build_partials, merge_window
 from stillroom.detect._report import (
     account_entries,
@@ -47,7 +49,7 @@ from stillroom.detect._report import (
     features_section,
     graph_section,
 )
-from stillroom.detect._scoring import SIGNALS, CampaignDetector
+from stillroom.detect._scoring import SIGNALS, CampaignDetector, asks_tasks
 from stillroom.detect._signals import content_signals, sample_prompts
 from stillroom.detect.errors import NoValidRowsError
 
@@ -60,6 +62,15 @@ class Graph:
 
     all_edges: pd.DataFrame
     edges: pd.DataFrame
+
+
+@dataclass
+class ContentLinks:
+    """What links accounts by content: shared templates (``account_id, value``) and pairs
+    sharing more rare prompts than chance (``source, target, shared, log10_p``)."""
+
+    templates: pd.DataFrame
+    prompts: pd.DataFrame
 
 
 @dataclass
@@ -99,27 +110,58 @@ def features(engine, stats: IngestStats, config) -> pd.DataFrame:
     return accounts.join(behaviour_flags(accounts, config.behaviour))
 
 
-def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, ContentLinks]:
+    """Content columns (intent classifier, topics, intent evidence) and the content links
+    (shared templates and shared rare prompts) the graph uses."""
     sample = sample_prompts(engine, cap=config.sample_per_account, budget=config.sample_budget)
     signals, templates = content_signals(
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
     accounts = accounts.join(signals)
+    accounts = accounts.join(_intent(sample, config))
+    links = shared_prompt_links(engine, max_accounts=config.max_prompt_share, alpha=config.alpha)
+    shared = (
+        pd.concat(
+            [
+                links[["source", "shared"]],
+                links[["target", "shared"]].set_axis(["source", "shared"], axis=1),
+            ]
+        )
+        .groupby("source")["shared"]
+        .sum()
+    )
+    accounts["shared_requests"] = shared.reindex(accounts.index).fillna(0).astype(int)
     for signal in SIGNALS:
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
-    return accounts, templates
+    return accounts, ContentLinks(templates, links)
 
 
-def graph(engine, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
+def _intent(sample: pd.DataFrame, config) -> pd.DataFrame:
+    embedder = PromptEmbedder(backend=config.embedder, budget=config.embed_budget)
+    texts = sample["prompt"].astype(str).str.slice(0, config.prompt_chars).tolist()
+    vectors = embedder.fit_transform(texts) if texts else None
+    index = None
+    if config.public_index is not None and texts:
+        index = embedder.transform(load_public_index(config.public_index))
+    return intent_features(sample, vectors, index_vectors=index, target_fpr=config.target_fpr)
+
+
+def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, Graph]:
     """Seeds (content, intent classifier or behaviour), the edges around them, groupings."""
     behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
     seeds = clone(config.detector()).fit(accounts.assign(community=0)).seeds(accounts)
     # the intent classifier reads the sampled prompts the lexicon may miss (paraphrases)
     intent = accounts[["intent_reasoning", "intent_grading"]].fillna(0).max(axis=1)
     worded = accounts.index[intent >= config.intent_seed_share]
-    seeds = seeds.union(accounts.index[behaving]).union(worded)
+    sharing = accounts.index[accounts["shared_requests"] >= 2]
+    seeds = seeds.union(accounts.index[behaving]).union(worded).union(sharing)
     params = config.graph_params()
-    all_edges = coordination_edges(engine, templates, seeds, params)
+    # shared prompts link only accounts that ask fresh tasks: an evaluation harness or a
+    # probe set shares a benchmark's items with whoever else runs it
+    askers = accounts.index[asks_tasks(accounts, default=False)]
+    prompts = links.prompts
+    prompts = prompts[prompts["source"].isin(askers) & prompts["target"].isin(askers)]
+    all_edges = coordination_edges(engine, links.templates, seeds, params, prompt_links=prompts)
     accounts = add_groupings(
         accounts,
         all_edges,

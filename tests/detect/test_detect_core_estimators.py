@@ -104,7 +104,7 @@ def test_campaign_detector_needs_corroboration_beyond_content():
     assert CampaignDetector().fit(X).predict(X)[-1]
 
 
-def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone():
+def test_campaign_detector_flags_a_coordinated_machine_group_only_with_evidence_of_intent():
     n, group = 400, 12
     X = _accounts(
         np.r_[np.arange(n), np.full(group, n)], np.full(n + group, 80), np.zeros(n + group)
@@ -116,10 +116,17 @@ def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone(
     X.iloc[n:, X.columns.get_loc("b_pacing")] = True
     X.iloc[n:, X.columns.get_loc("b_output_heavy")] = True
     X["infra_group"] = np.r_[np.ones(n), np.full(group, group)]  # they share IPs or cards
+    # behaviour alone decides nothing: with no evidence of what is asked, nobody is flagged
+    assert not CampaignDetector().fit(X).predict(X).any()
+    # fresh self-contained tasks (coverage): a campaign
+    X["fresh_share"], X["supplied_share"] = 0.9, 0.0
     out = CampaignDetector().fit(X).assign(X)
     assert out["flagged"].iloc[n:].all() and not out["flagged"].iloc[:n].any()
     assert (out["signal"].iloc[n:] == "behaviour").all()
-    assert out["families"].iloc[n] == "pacing, output_heavy, coordination"
+    assert out["families"].iloc[n] == "pacing, output_heavy, coordination, coverage"
+    # the same machines answering text their users supply: a product's backend
+    product = X.assign(supplied_share=0.8)
+    assert not CampaignDetector().fit(product).predict(product).any()
     # acting alike without sharing infrastructure (a popular app's users) is not a campaign
     X["infra_group"] = 1
     assert not CampaignDetector().fit(X).predict(X).any()
