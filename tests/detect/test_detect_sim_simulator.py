@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stillroom.detect.errors import DetectError
-from stillroom.detect.simulator import simulate, truth_path_for
+from stillroom.detect.simulator import HELD_OUT_KINDS, KINDS, simulate, truth_path_for
 from stillroom.detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
 
 REQUIRED = ("timestamp", "account_id", "prompt")
@@ -33,26 +33,6 @@ OPTIONAL = (
     "org_id",
     "payment_id",
 )
-KINDS = {
-    "benign": "benign",
-    "templated_app": "hard_negative",
-    "eval_harness": "hard_negative",
-    "agent": "hard_negative",
-    "enterprise_nat": "hard_negative",
-    "logprob_researcher": "hard_negative",
-    "hydra": "campaign",
-    "low_and_slow": "campaign",
-    "logprob_extractor": "campaign",
-    "grading_farm": "campaign",
-    "reseller": "campaign",
-    "residential_hydra": "campaign",
-    "capability_sweep": "campaign",
-    "carrier_nat": "hard_negative",
-    "shared_template_app": "hard_negative",
-    "batch_job": "hard_negative",
-    "longform_app": "hard_negative",
-    "tutoring_app": "hard_negative",
-}
 CORPORA = Path(
     os.environ.get("STILLROOM_CORPORA", Path(__file__).resolve().parents[3] / "shared" / "corpora")
 )
@@ -102,8 +82,16 @@ def test_truth_has_every_kind_and_matches_traffic(small):
     rows, truth, result = small
     assert result.truth_path == truth_path_for(result.traffic_path)
     assert result.truth_path.name == "traffic.truth.csv"
-    assert set(truth[0]) == {"account_id", "label", "kind", "campaign_id", "phrasing"}
-    assert {t["kind"] for t in truth} == set(KINDS)
+    assert set(truth[0]) == {
+        "account_id",
+        "label",
+        "kind",
+        "campaign_id",
+        "phrasing",
+        "family",
+        "split",
+    }
+    assert {t["kind"] for t in truth} == set(KINDS) - set(HELD_OUT_KINDS)
     for t in truth:
         assert t["label"] == KINDS[t["kind"]]
         assert bool(t["campaign_id"]) == (t["label"] == "campaign")
