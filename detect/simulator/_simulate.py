@@ -95,16 +95,18 @@ def simulate(
     scale: float = 1.0,
     corpora: Path | str | None = None,
     phrasing: str | Phrasing = "training",
-    world: str = "current",
+    world: str = "frozen",
 ) -> SimulationResult:
     """Write simulated traffic to ``out`` and its ground truth beside it.
 
     ``phrasing`` picks the families: ``"training"`` (the families detect may be built
     from), ``"held_out"`` (families nothing in detect saw, and the held-out kinds) or a
     :class:`Phrasing` made from asks written elsewhere (the new kinds then use held-out
-    families for everything but those asks).  ``world="frozen"`` writes the simulator as it
-    was before issue 26, byte for byte: no content products, no person-paced extraction,
-    dataset questions from the whole corpora.  The truth file names each campaign's wording
+    families for everything but those asks).  ``world="current"`` adds the kinds of issue
+    26 (content products, person-paced extraction) and samples dataset questions only from
+    the half of the pools :func:`public_index_prompts` leaves out; ``world="frozen"`` (the
+    default, so existing callers' logs do not change) writes the simulator as it was before
+    issue 26, byte for byte.  The truth file names each campaign's wording
     family (``phrasing``) and, in the current world, each account's family and its split.
     """
     out = Path(out)

@@ -46,14 +46,16 @@ def worlds(tmp_path_factory):
     root = tmp_path_factory.mktemp("worlds")
     out = {}
     for split in ("training", "held_out"):
-        res = simulate(root / f"{split}.parquet", seed=21, scale=0.1, phrasing=split)
+        res = simulate(
+            root / f"{split}.parquet", seed=21, scale=0.1, phrasing=split, world="current"
+        )
         out[split] = (_truth(res.truth_path), _rows(res.traffic_path))
     return out
 
 
 def test_frozen_world_is_the_pre_issue_simulator_byte_for_byte(tmp_path):
     # digests of simulate(seed=3, scale=0.02) written before issue 26 changed the simulator
-    res = simulate(tmp_path / "f.csv", seed=3, scale=0.02, world="frozen")
+    res = simulate(tmp_path / "f.csv", seed=3, scale=0.02)  # the default world
     assert hashlib.sha256(res.traffic_path.read_bytes()).hexdigest() == (
         "91046ad512ff71939f9155933255d4ea52630469fc0e28a8e3b7c8058c86559d"
     )
@@ -190,7 +192,7 @@ def test_public_index_is_disjoint_from_what_the_simulator_samples(worlds):
 @pytest.mark.skipif(not (CORPORA / "instructions.jsonl.gz").exists(), reason="no corpora")
 def test_public_index_from_corpora_holds_the_other_half(tmp_path):
     index = set(public_index_prompts(CORPORA))
-    res = simulate(tmp_path / "c.parquet", seed=5, scale=0.05, corpora=CORPORA)
+    res = simulate(tmp_path / "c.parquet", seed=5, scale=0.05, corpora=CORPORA, world="current")
     prompts = pq.read_table(res.traffic_path, columns=["prompt"])["prompt"].to_pylist()
     assert len(index) > 5000
     assert not index & set(prompts)

@@ -46,7 +46,7 @@ def _truth(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> tuple[list[dict], list[dict], object]:
     out = tmp_path_factory.mktemp("sim") / "traffic.jsonl.gz"
-    result = simulate(out, seed=7, scale=0.05)
+    result = simulate(out, seed=7, scale=0.05, world="current")
     with gzip.open(out, "rt") as fh:
         rows = [json.loads(line) for line in fh]
     return rows, _truth(result.truth_path), result
@@ -137,7 +137,7 @@ def test_campaign_signals_are_present_but_partial(small):
 def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
     from stillroom.detect.simulator import GRADING_FAMILIES, REASONING_FAMILIES
 
-    res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out")
+    res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out", world="current")
     truth = _truth(res.truth_path)
     families = {t["phrasing"] for t in truth if t["phrasing"]}
     assert families
@@ -153,9 +153,9 @@ def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = simulate(tmp_path / "a.csv", seed=3, scale=0.02)
-    b = simulate(tmp_path / "b.csv", seed=3, scale=0.02)
-    c = simulate(tmp_path / "c.csv", seed=4, scale=0.02)
+    a = simulate(tmp_path / "a.csv", world="current", seed=3, scale=0.02)
+    b = simulate(tmp_path / "b.csv", world="current", seed=3, scale=0.02)
+    c = simulate(tmp_path / "c.csv", world="current", seed=4, scale=0.02)
     assert a.traffic_path.read_bytes() == b.traffic_path.read_bytes()
     assert a.truth_path.read_bytes() == b.truth_path.read_bytes()
     assert a.traffic_path.read_bytes() != c.traffic_path.read_bytes()
