@@ -13,6 +13,12 @@ dataset pools the simulator never samples (a provider's public-sets index), and
 
 from stillroom.detect.simulator._families import GRADING_FAMILIES, REASONING_FAMILIES, Phrasing
 from stillroom.detect.simulator._kinds import FROZEN_KINDS, HELD_OUT_KINDS, KINDS
+from stillroom.detect.simulator._reword import (
+    rename_user_agent,
+    reword_system_prompt,
+    reword_table,
+    reword_traffic,
+)
 from stillroom.detect.simulator._simulate import (
     CAMPAIGNS,
     HARD_NEGATIVES,
@@ -35,6 +41,10 @@ __all__ = [
     "Phrasing",
     "SimulationResult",
     "public_index_prompts",
+    "rename_user_agent",
+    "reword_system_prompt",
+    "reword_table",
+    "reword_traffic",
     "simulate",
     "split_of",
     "truth_path_for",

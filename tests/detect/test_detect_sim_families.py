@@ -19,6 +19,7 @@ from stillroom.detect.simulator import (
     HELD_OUT_KINDS,
     KINDS,
     public_index_prompts,
+    reword_traffic,
     simulate,
     split_of,
 )
@@ -197,3 +198,28 @@ def test_public_index_from_corpora_holds_the_other_half(tmp_path):
     assert len(index) > 5000
     assert not index & set(prompts)
     assert not index & {line for p in prompts for line in p.split("\n\n")}
+
+
+def test_reword_traffic_rewrites_every_system_prompt_and_user_agent(tmp_path):
+    res = simulate(tmp_path / "t.parquet", seed=8, scale=0.05, world="current")
+    out = reword_traffic(res.traffic_path, tmp_path / "reworded.parquet", seed=3)
+    before, after = pq.read_table(res.traffic_path), pq.read_table(out)
+    assert before.num_rows == after.num_rows
+    for col in before.column_names:
+        if col not in ("system_prompt", "user_agent"):
+            assert before[col].equals(after[col]), col
+    for col in ("system_prompt", "user_agent"):
+        old, new = before[col].to_pylist(), after[col].to_pylist()
+        assert [o is None for o in old] == [n is None for n in new]
+        pairs = {(o, n) for o, n in zip(old, new, strict=True) if o is not None}
+        olds, news = {o for o, _ in pairs}, {n for _, n in pairs}
+        assert len(pairs) == len(olds) == len(news) > 5, col  # one to one, consistently
+        assert not olds & news, col  # every value changed
+    translated = [
+        n
+        for n in {*after["system_prompt"].to_pylist()} - {None}
+        if " ist " in n or n.startswith(("Du ", "Tú ", "Tu "))
+    ]
+    assert translated  # some are translated, not only reworded
+    with pytest.raises(DetectError, match="parquet"):
+        reword_traffic(res.truth_path, tmp_path / "x.parquet")
