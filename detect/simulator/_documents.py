@@ -257,8 +257,21 @@ def diffs(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-DOCUMENTS = {
-    "email": email_threads,
-    "report": reports,
-    "ticket": tickets,
-}
+def notes(rng: np.random.Generator, n: int) -> list[str]:
+    """Terse bullet notes a user wants turned into full text (a reply, a report, a post)."""
+    r = _py(rng)
+    out = []
+    for _ in range(n):
+        bullets = []
+        for s in _pick(r, _SENTENCES, r.randrange(2, 7)):
+            words = s.format(
+                s=r.choice(_SUBJECTS),
+                c=r.choice(_COMPANIES),
+                n=_person(r),
+                k=r.randrange(2, 60),
+                d=r.randrange(2, 28),
+            ).split()
+            cut = r.randrange(3, min(len(words), 9) + 1)
+            bullets.append("- " + " ".join(words[:cut]).rstrip(".,;").lower())
+        out.append("\n".join(bullets))
+    return out

@@ -21,6 +21,7 @@ PRODUCT_KINDS = {
     "translation_backend": ("training", ("email", "report", "ticket"), 1.25),
     "extraction_backend": ("training", ("invoice", "ticket"), 0.12),
     "document_qa_backend": ("training", ("contract",), 0.1),
+    "expansion_backend": ("training", ("notes",), 6.0),
     "code_review_backend": ("held_out", ("diff",), 1.1),
 }
 _LANGS = ("German", "French", "Spanish", "Japanese", "Portuguese", "Italian", "Korean")
@@ -93,6 +94,23 @@ PRODUCT_WORDING = {
             (
                 "Responde usando solo el documento: {q}\n\n{doc}",
                 "{doc}\n\nDomanda sul contratto: {q}",
+            ),
+        ),
+    },
+    "expansion_backend": {
+        "plain_en": (
+            "training",
+            (
+                "Turn these notes into a complete, well-structured report:\n\n{doc}",
+                "Draft a detailed email to the client covering these points:\n{doc}",
+                "Write a full blog post from my notes below.\n\n{doc}",
+            ),
+        ),
+        "other_languages": (
+            "held_out",
+            (
+                "Schreibe aus diesen Stichpunkten einen ausführlichen Bericht:\n\n{doc}",
+                "Redacta un correo completo a partir de estas notas:\n{doc}",
             ),
         ),
     },

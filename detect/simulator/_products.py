@@ -24,6 +24,14 @@ from stillroom.detect.simulator._kind_families import (
 from stillroom.detect.simulator._timing import DAY, HOUR, bursts, diurnal_stream
 from stillroom.detect.simulator._world import BENIGN_UAS, CLOUD_OCTETS, MODELS, World
 
+_WITH_BODIES = {"email": docs.email_threads, "report": docs.reports, "ticket": docs.tickets}
+_GENERATED = {
+    "invoice": docs.invoices,
+    "contract": docs.contracts,
+    "diff": docs.diffs,
+    "notes": docs.notes,
+}
+
 
 def _documents(w: World, kinds: tuple[str, ...], n: int) -> np.ndarray:
     rng, bodies = w.rng, [t for t in w.bank.chat if len(t) >= 150] or w.bank.chat
@@ -31,15 +39,10 @@ def _documents(w: World, kinds: tuple[str, ...], n: int) -> np.ndarray:
     out = np.empty(n, dtype=object)
     for j, kind in enumerate(kinds):
         m = int((which == j).sum())
-        if kind in ("email", "report", "ticket"):
-            made = {"email": docs.email_threads, "report": docs.reports, "ticket": docs.tickets}[
-                kind
-            ](rng, m, bodies)
+        if kind in _WITH_BODIES:
+            out[which == j] = _WITH_BODIES[kind](rng, m, bodies)
         else:
-            made = {"invoice": docs.invoices, "contract": docs.contracts, "diff": docs.diffs}[kind](
-                rng, m
-            )
-        out[which == j] = made
+            out[which == j] = _GENERATED[kind](rng, m)
     return out
 
 
@@ -80,11 +83,14 @@ def _times(w: World, n: int, pacing: str) -> np.ndarray:
     return bursts(rng, sizes, at, gap_s=float(rng.uniform(0.3, 2.0)))
 
 
-def _prompts(w: World, kind: str, split: str, n: int) -> tuple[str, np.ndarray]:
+def _prompts(w: World, kind: str, templates: tuple[str, ...], n: int) -> np.ndarray:
     rng = w.rng
-    name, templates = choose(rng, PRODUCT_WORDING[kind], split)
     mine = [templates[i] for i in rng.choice(len(templates), size=2, replace=True)]
     documents = _documents(w, PRODUCT_KINDS[kind][1], n)
+    if PRODUCT_KINDS[kind][2] >= 1.0 and kind != "expansion_backend":  # whole documents
+        more = rng.random(n) < 0.5
+        extra = _documents(w, PRODUCT_KINDS[kind][1], int(more.sum()))
+        documents[more] = [f"{a}\n\n{b}" for a, b in zip(documents[more], extra, strict=True)]
     tmpl = [mine[i] for i in rng.integers(0, len(mine), n).tolist()]
     ks = rng.integers(2, 6, n).tolist()
     lang = _LANGS[int(rng.integers(0, len(_LANGS)))]
@@ -93,40 +99,51 @@ def _prompts(w: World, kind: str, split: str, n: int) -> tuple[str, np.ndarray]:
         t.format(doc=d, k=k, lang=lang, q=q)
         for t, d, k, q in zip(tmpl, documents.tolist(), ks, qs, strict=True)
     ]
-    return name, np.asarray(out, dtype=object)
+    return np.asarray(out, dtype=object)
 
 
 def content_product(w: World, kind: str, split: str) -> None:
-    """``w.count(8)`` accounts of one content product kind, families drawn from ``split``."""
+    """Vendors of one content product kind, families drawn from ``split``.
+
+    A vendor runs one to five accounts (tenants, regions, environments) from the same cloud
+    servers, on one org and one card, with the vendor's pacing and request wording; each
+    account carries its tenant's own system prompt (or none).
+    """
     rng = w.rng
     ratio = PRODUCT_KINDS[kind][2]
-    for a in w.accounts(w.count(8, 2), "hard_negative", kind):
-        n = int(rng.integers(200, 1600))
+    for _ in range(w.count(3, 1)):
+        ids = w.accounts(int(rng.integers(1, 6)), "hard_negative", kind)
         pacing_name, pacing = choose(rng, PRODUCT_PACING, split)
-        system_name, system = _system_prompt(w, split)
-        wording_name, prompts = _prompts(w, kind, split, n)
-        w.kind_family[a] = f"{wording_name}/{system_name}/{pacing_name}"
-        ts = _times(w, n, pacing)
-        n = len(ts)
-        tokens = np.fromiter((len(p) for p in prompts[:n]), float, n) / 4
-        max_tok = float(w.pick((1024, 2048, 4096, 8192), 1)[0])
-        completion = np.fmin(np.round(ratio * tokens * rng.lognormal(0, 0.25, n)) + 8, max_tok)
-        servers = w.hosts(w.subnets(1, CLOUD_OCTETS).repeat(int(rng.integers(1, 4))))
-        w.add(
-            np.full(n, a, object),
-            ts,
-            prompts[:n],
-            ip=servers[rng.integers(0, len(servers), n)],
-            user_agent=w.pick(BENIGN_UAS[:8], 1)[0],
-            model=w.pick(MODELS[:2], 1)[0],
-            system_prompt=system,
-            max_tokens=max_tok if rng.random() < 0.7 else None,
-            temperature=float(w.pick((0.0, 0.2, 0.3), 1)[0]),
-            top_logprobs=0.0,
-            completion_tokens=completion,
-            org_id=w.ids("org", 1)[0],
-            payment_id=w.ids("pm", 1)[0],
-        )
+        wording_name, templates = choose(rng, PRODUCT_WORDING[kind], split)
+        servers = w.hosts(w.subnets(1, CLOUD_OCTETS).repeat(int(rng.integers(2, 6))))
+        org, card = w.ids("org", 1)[0], w.ids("pm", 1)[0]
+        ua, model = w.pick(BENIGN_UAS[:8], 1)[0], w.pick(MODELS[:2], 1)[0]
+        top = (4096, 8192) if ratio >= 1 else (1024, 2048, 4096)
+        max_tok = float(w.pick(top, 1)[0])
+        for a in ids:
+            n = int(rng.integers(200, 1500))
+            system_name, system = _system_prompt(w, split)
+            w.kind_family[a] = f"{wording_name}/{system_name}/{pacing_name}"
+            ts = _times(w, n, pacing)
+            n = len(ts)
+            prompts = _prompts(w, kind, templates, n)
+            tokens = np.fromiter((len(p) for p in prompts), float, n) / 4
+            completion = np.fmin(np.round(ratio * tokens * rng.lognormal(0, 0.3, n)) + 8, max_tok)
+            w.add(
+                np.full(n, a, object),
+                ts,
+                prompts,
+                ip=servers[rng.integers(0, len(servers), n)],
+                user_agent=ua,
+                model=model,
+                system_prompt=system,
+                max_tokens=max_tok,
+                temperature=float(w.pick((0.0, 0.2, 0.3), 1)[0]),
+                top_logprobs=0.0,
+                completion_tokens=completion,
+                org_id=org,
+                payment_id=card,
+            )
 
 
 def content_products(w: World, split: str) -> None:
