@@ -9,6 +9,7 @@ varied and self-consistent without any corpus.  Each takes a ``Generator``, a co
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -123,22 +124,31 @@ def _pick(r: random.Random, options, n: int) -> list:
     return r.choices(options, k=n)
 
 
+_PEOPLE = tuple(f"{a} {b}" for a in _FIRST for b in _LAST)
+
+
 def _person(r: random.Random) -> str:
-    return f"{r.choice(_FIRST)} {r.choice(_LAST)}"
+    return r.choice(_PEOPLE)
 
 
-def _paragraph(r: random.Random, k: int, body: str | None = None) -> str:
-    company = r.choice(_COMPANIES)
-    parts = [
+@functools.cache
+def _sentence_pool() -> tuple[str, ...]:
+    """Filled sentences, made once per process (filling them per document is the slow part)."""
+    r = random.Random(26)
+    return tuple(
         s.format(
             s=r.choice(_SUBJECTS),
-            c=company,
+            c=r.choice(_COMPANIES),
             n=_person(r),
             k=r.randrange(2, 60),
             d=r.randrange(2, 28),
         )
-        for s in _pick(r, _SENTENCES, k)
-    ]
+        for s in r.choices(_SENTENCES, k=8000)
+    )
+
+
+def _paragraph(r: random.Random, k: int, body: str | None = None) -> str:
+    parts = r.choices(_sentence_pool(), k=k)
     if body:
         parts.insert(r.randrange(0, len(parts) + 1), body[:600])
     return " ".join(parts)
@@ -263,14 +273,8 @@ def notes(rng: np.random.Generator, n: int) -> list[str]:
     out = []
     for _ in range(n):
         bullets = []
-        for s in _pick(r, _SENTENCES, r.randrange(2, 7)):
-            words = s.format(
-                s=r.choice(_SUBJECTS),
-                c=r.choice(_COMPANIES),
-                n=_person(r),
-                k=r.randrange(2, 60),
-                d=r.randrange(2, 28),
-            ).split()
+        for s in r.choices(_sentence_pool(), k=r.randrange(2, 7)):
+            words = s.split()
             cut = r.randrange(3, min(len(words), 9) + 1)
             bullets.append("- " + " ".join(words[:cut]).rstrip(".,;").lower())
         out.append("\n".join(bullets))
