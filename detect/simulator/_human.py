@@ -98,14 +98,25 @@ def _add_people(w: World, ids, acc, ts, prompts, long_rows, home, cards, uas) ->
     )
 
 
+def _one_person(w: World, kind: str, cid: str, split: str, most: int, volume: tuple[int, int]):
+    """Accounts of one person: ids, their pacing family, rows' account index and timestamps,
+    one home line and one user agent for all of them."""
+    rng = w.rng
+    n_acc = int(rng.integers(1, most + 1))
+    ids = w.accounts(n_acc, "campaign", kind, cid)
+    vol = rng.integers(volume[0], volume[1], n_acc)
+    tz = np.full(n_acc, float(w.pick(TIMEZONES, 1)[0]))
+    pacing, acc, ts = _sessions(w, vol, split, tz, rng.uniform(0, 3, n_acc))
+    home = w.hosts(w.residential(1).repeat(n_acc))
+    uas = np.full(n_acc, w.pick(BENIGN_UAS, 1)[0], dtype=object)
+    return ids, pacing, acc, ts, home, uas
+
+
 def chat_cover_extraction(w: World, cid: str, split: str) -> None:
     rng = w.rng
-    n_acc = int(rng.integers(1, 3))
-    ids = w.accounts(n_acc, "campaign", "chat_cover_extraction", cid)
-    vol = rng.integers(60, 260, n_acc)
-    tz = np.full(n_acc, float(w.pick(TIMEZONES, 1)[0]))
-    first = np.full(n_acc, float(rng.uniform(0, 3)))
-    pacing, acc, ts = _sessions(w, vol, split, tz, first)
+    ids, pacing, acc, ts, home, uas = _one_person(
+        w, "chat_cover_extraction", cid, split, 2, (60, 260)
+    )
     n = len(acc)
     pool_name, pool = _pool(w, split)
     wording, asks = _reasoning_asks(w, split, n)
@@ -116,9 +127,7 @@ def chat_cover_extraction(w: World, cid: str, split: str) -> None:
     coerced = rng.random(len(questions)) < rng.uniform(0.6, 1.0)
     questions[coerced] = _ask(w, questions[coerced], list(np.asarray(asks)[dataset][coerced]))
     prompts[dataset] = questions
-    home = w.hosts(w.residential(1).repeat(n_acc))
-    uas = np.full(n_acc, w.pick(BENIGN_UAS, 1)[0], dtype=object)
-    cards = np.full(n_acc, w.ids("pm", 1)[0], dtype=object)
+    cards = np.full(len(ids), w.ids("pm", 1)[0], dtype=object)
     _add_people(w, ids, acc, ts, prompts, dataset, home, cards, uas)
 
 
@@ -175,11 +184,7 @@ def content_linked(w: World, cid: str, split: str) -> None:
 
 def slow_skill_sweep(w: World, cid: str, split: str) -> None:
     rng = w.rng
-    n_acc = int(rng.integers(1, 4))
-    ids = w.accounts(n_acc, "campaign", "slow_skill_sweep", cid)
-    vol = rng.integers(70, 240, n_acc)
-    tz = np.full(n_acc, float(w.pick(TIMEZONES, 1)[0]))
-    pacing, acc, ts = _sessions(w, vol, split, tz, rng.uniform(0, 3, n_acc))
+    ids, pacing, acc, ts, home, uas = _one_person(w, "slow_skill_sweep", cid, split, 3, (70, 240))
     n = len(acc)
     skills, tasks = skill_tasks(rng, n, split)
     pool_name, pool = _pool(w, split)
@@ -188,10 +193,7 @@ def slow_skill_sweep(w: World, cid: str, split: str) -> None:
     cover = rng.random(n) < rng.uniform(0.1, 0.3)
     tasks[cover] = _human_prompts(w, int(cover.sum()))
     w.kind_family.update(dict.fromkeys(ids, f"{skills}/{pool_name}/{pacing}"))
-    home = w.hosts(w.residential(1).repeat(n_acc))
-    uas = np.full(n_acc, w.pick(BENIGN_UAS, 1)[0], dtype=object)
-    cards = w.ids("pm", n_acc)
-    _add_people(w, ids, acc, ts, tasks, ~cover, home, cards, uas)
+    _add_people(w, ids, acc, ts, tasks, ~cover, home, w.ids("pm", len(ids)), uas)
 
 
 HUMAN_CAMPAIGNS = {
