@@ -121,6 +121,7 @@ def simulate(
     if not isinstance(phrasing, Phrasing):
         phrasing = Phrasing(str(phrasing))
     w = World(np.random.default_rng(seed), bank, START.timestamp(), DAYS, scale, phrasing)
+    w.held_out_axes = world == "current" and split_for(phrasing.split) == "held_out"
     n_campaigns = _populate(w, scale)
     if world == "current":
         n_campaigns += _populate_issue26(w, scale)

@@ -223,3 +223,14 @@ def test_reword_traffic_rewrites_every_system_prompt_and_user_agent(tmp_path):
     assert translated  # some are translated, not only reworded
     with pytest.raises(DetectError, match="parquet"):
         reword_traffic(res.truth_path, tmp_path / "x.parquet")
+
+
+def test_old_machine_campaigns_lose_their_dispatcher_grid_in_held_out_pacing(worlds):
+    def on_grid(split: str) -> float:
+        truth, rows = worlds[split]
+        hydra = {t["account_id"] for t in truth if t["kind"] == "hydra"}
+        stamps = [r["timestamp"].timestamp() for r in rows if r["account_id"] in hydra]
+        return sum(t % 5 < 1.5 for t in stamps) / len(stamps)
+
+    assert on_grid("training") > 0.99  # ticks of 20, 30 or 45 s plus 1.5 s of jitter
+    assert on_grid("held_out") < 0.5
