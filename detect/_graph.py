@@ -46,9 +46,10 @@ KIND_NAMES = {
     "template": "prompt templates",
     "sync": "synchronized activity",
     "prompt": "rare prompts",
+    "source": "a task source (prompts drawn from one place)",
 }
 # Coordination by content: what accounts ask, with no infrastructure in common.
-CONTENT_KINDS = ("prompt",)
+CONTENT_KINDS = ("prompt", "source")
 
 _ARTIFACTS_SQL = """
 SELECT DISTINCT account_id, kind, value FROM (
@@ -214,7 +215,11 @@ def _prompt_link_rows(links: pd.DataFrame | None) -> pd.DataFrame:
         {
             "source": links["source"].astype(str).to_numpy(),
             "target": links["target"].astype(str).to_numpy(),
-            "kind": np.full(n, "prompt", dtype=object),
+            "kind": (
+                links["kind"].astype(str).to_numpy()
+                if "kind" in links
+                else np.full(n, "prompt", dtype=object)
+            ),
             "shared": links["shared"].to_numpy(np.int64),
             "weight": np.ones(n),
             "jaccard": np.zeros(n),

@@ -63,6 +63,21 @@ def supplied_content(texts) -> np.ndarray:
     return out
 
 
+def _prompt_kinds(sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sampled prompt: supplied content, first use in its account, fresh task."""
+    texts = sample["prompt"].astype(str)
+    supplied = supplied_content(texts.tolist()) >= 0.5
+    words = texts.str.split().str.len().fillna(0).to_numpy()
+    first = ~sample.duplicated(["account_id", "phash"]).to_numpy()
+    return supplied, first, first & (words >= 8) & ~supplied
+
+
+def fresh_tasks(sample: pd.DataFrame) -> np.ndarray:
+    """Per sampled prompt: a fresh self-contained task (distinct in its account, eight
+    words or more, not supplied content)."""
+    return _prompt_kinds(sample)[2]
+
+
 def intent_features(
     sample: pd.DataFrame,
     vectors: np.ndarray,
@@ -76,11 +91,7 @@ def intent_features(
     """Per account (index ``account_id``): the columns of ``INTENT_COLUMNS``."""
     if sample.empty:
         return pd.DataFrame(columns=list(INTENT_COLUMNS))
-    texts = sample["prompt"].astype(str)
-    supplied = supplied_content(texts.tolist()) >= 0.5
-    words = texts.str.split().str.len().fillna(0).to_numpy()
-    first = ~sample.duplicated(["account_id", "phash"]).to_numpy()
-    fresh = first & (words >= 8) & ~supplied
+    supplied, first, fresh = _prompt_kinds(sample)
     frame = pd.DataFrame(
         {"account_id": sample["account_id"].to_numpy(), "supplied": supplied, "fresh": fresh}
     )

@@ -174,15 +174,6 @@ class CampaignDetector(BaseEstimator):
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
-    def _wants_long(self, X: pd.DataFrame) -> np.ndarray:
-        """Asks for long answers: completion tokens per prompt token at or above the log's
-        median (the model's own work written out, not a label or a score); True without
-        token counts."""
-        if "token_ratio" not in X or X["token_ratio"].isna().all():
-            return np.ones(len(X), dtype=bool)
-        ratio = X["token_ratio"].astype(float)
-        return (ratio >= self.median_ratio_).fillna(False).to_numpy()
-
     def _pool(self, X: pd.DataFrame, by: str, infra: str) -> pd.DataFrame:
         """Members' counts summed per group ``by``; ``infra`` / ``content`` = the median
         member's infrastructure / shared-prompt component size; ``tasks`` = members asking
@@ -191,7 +182,7 @@ class CampaignDetector(BaseEstimator):
         frame = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
         frame[cols] = _counts(X)
         frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
-        frame["tasks"] = asks_tasks(X, default=False) & self._wants_long(X)
+        frame["tasks"] = task_askers(X, self.median_ratio_)
         frame["products"] = ~asks_tasks(X, default=True)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
@@ -245,7 +236,7 @@ class CampaignDetector(BaseEstimator):
         strong = linked >= self.strong_link
         member_ok = (com >= 0.5) & (own_content | strong[:, None])
         # shared rare prompts make a member only if it asks fresh tasks for long answers itself
-        member_ok[:, SIGNALS.index("shared")] &= asks_tasks(X, default=False) & self._wants_long(X)
+        member_ok[:, SIGNALS.index("shared")] &= task_askers(X, self.median_ratio_)
         best = np.maximum(np.where(member_ok, com, 0.0), own)
         content_best = best.max(axis=1)
         by = "behaviour_community" if "behaviour_community" in X else "community"
@@ -304,12 +295,11 @@ class CampaignDetector(BaseEstimator):
         infra = (pooled["infra"].to_numpy(float) >= self.min_accounts) & (size >= self.min_accounts)
         names.append(np.where(infra, "coordination", ""))
         names.append(np.where(content, "content", ""))
-        # pacing, volume and token economics never decide alone: the group must also ask for
-        # the model's own work (content), or mostly fresh self-contained tasks, not transform
-        # text its users supply (a product's backend)
+        # pacing, volume and token economics never decide alone: the group must also carry
+        # evidence of what it asks (reasoning, grading, logprobs, shared prompts or sources)
         tasks = pooled["tasks"].to_numpy(float) >= 0.5 * size
         names.append(np.where(tasks & ~content, "coverage", ""))
-        campaign = (behaviours >= 1) & enough & infra & (content | tasks)
+        campaign = (behaviours >= 1) & enough & infra & content
         total = total + np.where(content, self.community_threshold_, 0.0)  # content adds weight
         threshold = self.community_threshold_
         out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
@@ -364,6 +354,23 @@ def asks_tasks(X: pd.DataFrame, default: bool) -> np.ndarray:
         if col in X:
             out &= X[col].fillna(0).to_numpy(float) < TEMPLATED
     return out
+
+
+def wants_long(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
+    """Asks for long answers: completion tokens per prompt token at or above the log's
+    median (the model's own work written out, not a label, a score or a benchmark's short
+    answer); True where the log has no token counts."""
+    if "token_ratio" not in X or X["token_ratio"].isna().all():
+        return np.ones(len(X), dtype=bool)
+    ratio = X["token_ratio"].astype(float)
+    line = ratio.median() if median_ratio is None else median_ratio
+    return (ratio >= line).fillna(False).to_numpy()
+
+
+def task_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
+    """Accounts asking fresh self-contained tasks for long answers (see :func:`asks_tasks`
+    and :func:`wants_long`): the only ones content links may join."""
+    return asks_tasks(X, default=False) & wants_long(X, median_ratio)
 
 
 def _behaviours(X: pd.DataFrame) -> pd.DataFrame:

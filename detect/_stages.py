@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
@@ -40,7 +41,12 @@ from stillroom.detect._groups import (
     merge_linked_groups,
 )
 from stillroom.detect._ingest import IngestStats
-from stillroom.detect._intent import intent_features, load_public_index, shared_prompt_links
+from stillroom.detect._intent import (
+    fresh_tasks,
+    intent_features,
+    load_public_index,
+    shared_prompt_links,
+)
 from stillroom.detect._partials import build_partials, merge_window
 from stillroom.detect._report import (
     account_entries,
@@ -49,8 +55,9 @@ from stillroom.detect._report import (
     features_section,
     graph_section,
 )
-from stillroom.detect._scoring import SIGNALS, CampaignDetector, asks_tasks
+from stillroom.detect._scoring import SIGNALS, CampaignDetector, task_askers
 from stillroom.detect._signals import content_signals, sample_prompts
+from stillroom.detect._sources import source_links
 from stillroom.detect.errors import NoValidRowsError
 
 CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
@@ -118,7 +125,8 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
     accounts = accounts.join(signals)
-    accounts = accounts.join(_intent(sample, config))
+    intent, sources = _intent(sample, config)
+    accounts = accounts.join(intent)
     links = shared_prompt_links(engine, max_accounts=config.max_prompt_share, alpha=config.alpha)
     shared = (
         pd.concat(
@@ -131,19 +139,43 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
         .sum()
     )
     accounts["shared_requests"] = shared.reindex(accounts.index).fillna(0).astype(int)
+    # an account drawing its tasks from a source other accounts draw from: its fresh tasks
+    on_source = accounts.index.isin(pd.concat([sources["source"], sources["target"]]))
+    from_source = (accounts["requests"] * accounts["fresh_share"].fillna(0)).round()
+    accounts["shared_requests"] = np.maximum(
+        accounts["shared_requests"], np.where(on_source, from_source, 0)
+    ).astype(int)
+    links = pd.concat(
+        [
+            links.assign(kind="prompt"),
+            sources.assign(kind="source", shared=1, log10_p=np.nan),
+        ],
+        ignore_index=True,
+    )
     for signal in SIGNALS:
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
     return accounts, ContentLinks(templates, links)
 
 
-def _intent(sample: pd.DataFrame, config) -> pd.DataFrame:
+def _intent(sample: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Intent columns per account and the shared-source links (``source, target, cos``)."""
     embedder = PromptEmbedder(backend=config.embedder, budget=config.embed_budget)
     texts = sample["prompt"].astype(str).str.slice(0, config.prompt_chars).tolist()
-    vectors = embedder.fit_transform(texts) if texts else None
+    if not texts:
+        return intent_features(sample, None), pd.DataFrame(columns=["source", "target", "cos"])
+    vectors = embedder.fit_transform(texts)
     index = None
-    if config.public_index is not None and texts:
+    if config.public_index is not None:
         index = embedder.transform(load_public_index(config.public_index))
-    return intent_features(sample, vectors, index_vectors=index, target_fpr=config.target_fpr)
+    out = intent_features(sample, vectors, index_vectors=index, target_fpr=config.target_fpr)
+    links, z = source_links(
+        sample["account_id"].to_numpy(),
+        fresh_tasks(sample),
+        vectors,
+        target_fpr=config.target_fpr,
+    )
+    out["source_z"] = z
+    return out, links
 
 
 def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, Graph]:
@@ -158,7 +190,7 @@ def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, 
     params = config.graph_params()
     # shared prompts link only accounts that ask fresh tasks: an evaluation harness or a
     # probe set shares a benchmark's items with whoever else runs it
-    askers = accounts.index[asks_tasks(accounts, default=False)]
+    askers = accounts.index[task_askers(accounts)]
     prompts = links.prompts
     prompts = prompts[prompts["source"].isin(askers) & prompts["target"].isin(askers)]
     all_edges = coordination_edges(engine, links.templates, seeds, params, prompt_links=prompts)
