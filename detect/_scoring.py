@@ -150,13 +150,16 @@ class CampaignDetector(BaseEstimator):
         coord=True,
         tasks=False,
         shared=False,
+        product=False,
     ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed).
 
         Reasoning and grading asks count beside machine pacing, beside a coordinated group
         (``coord``: shared infrastructure or shared rare prompts), or when the prompts are
         fresh self-contained tasks (``tasks``): a person pulling reasoning on dataset
-        questions between ordinary chat.  Shared rare prompts count only for a group linked
+        questions between ordinary chat.  Neither counts for a product (``product``: most
+        prompts carry the text the answer is made from; an ask inside a user's document is
+        the user's, not the requester's).  Shared rare prompts count only for a group linked
         by them whose members ask tasks (``shared``); logprobs only machine-paced."""
         scores = []
         machine = quiet >= self.quiet_min
@@ -169,8 +172,10 @@ class CampaignDetector(BaseEstimator):
                 ok &= machine
             elif signal == "shared":
                 ok &= group & shared  # a lone account is never coordinated by itself
-            elif corroborate:
-                ok &= machine | (group & coord) | tasks
+            else:
+                ok &= ~np.asarray(product, dtype=bool)
+                if corroborate:
+                    ok &= machine | (group & coord) | tasks
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
@@ -183,11 +188,11 @@ class CampaignDetector(BaseEstimator):
         frame[cols] = _counts(X)
         frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
         frame["tasks"] = task_askers(X, self.median_ratio_)
-        frame["products"] = ~asks_tasks(X, default=True)
+        frame["supplied"] = _products(X)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
         groups = frame.groupby(X[by].to_numpy())
-        summed = [*cols, "requests", "qw", "size", "tasks", "products", *BEHAVIOURS]
+        summed = [*cols, "requests", "qw", "size", "tasks", "supplied", *BEHAVIOURS]
         pooled = groups[summed].sum()
         return pooled.join(groups[["infra", "content"]].median())
 
@@ -206,6 +211,7 @@ class CampaignDetector(BaseEstimator):
             # harnesses share a benchmark's items too, in one template, again and again
             coord=(pooled["infra"].to_numpy(float) >= self.min_accounts) | (content & tasks),
             shared=content & tasks,
+            product=pooled["supplied"].to_numpy(float) >= 0.5 * pooled["size"].to_numpy(float),
         )
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -220,8 +226,8 @@ class CampaignDetector(BaseEstimator):
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
         ones = np.ones(len(X))
         args = (hits, requests, quiet, ones, self.account_threshold_)
-        own = self._evidence(*args, tasks=asks_tasks(X, default=False))
-        content = self._evidence(*args, corroborate=False).max(axis=1)
+        own = self._evidence(*args, tasks=asks_tasks(X, default=False), product=_products(X))
+        content = self._evidence(*args, corroborate=False, product=_products(X)).max(axis=1)
         pooled = self._pool(X, "community", "infra_group")
         com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
         own_rates = hits / np.maximum(requests, 1)[:, None]
@@ -354,6 +360,13 @@ def asks_tasks(X: pd.DataFrame, default: bool) -> np.ndarray:
         if col in X:
             out &= X[col].fillna(0).to_numpy(float) < TEMPLATED
     return out
+
+
+def _products(X: pd.DataFrame) -> np.ndarray:
+    """Most sampled prompts carry the text the answer is made from (False without the column)."""
+    if "supplied_share" not in X:
+        return np.zeros(len(X), dtype=bool)
+    return X["supplied_share"].fillna(0).to_numpy(float) >= PRODUCT_SUPPLIED
 
 
 def wants_long(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
