@@ -81,17 +81,23 @@ class PromptEmbedder(TransformerMixin, BaseEstimator):
         return _unit(vectors)
 
     def _static_raw(self, texts: list[str]) -> np.ndarray:
+        tokenizer, table = _static_parts()
+        width = int(self.max_tokens) + 2
+        tokenizer.enable_truncation(width)
+        tokenizer.enable_padding(length=width, pad_id=0)
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        encoded = encode(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64).reshape(len(texts), width)
+        # word pieces only: no [CLS] / [SEP] / padding (ids 0, 101, 102 in this vocabulary)
+        mask = (ids != 0) & (ids != 101) & (ids != 102)
         from scipy.sparse import csr_matrix
 
-        tokenizer, table = _static_parts()
-        tokenizer.enable_truncation(int(self.max_tokens) + 2)
-        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-        ids = [enc.ids[1:-1] for enc in encode(texts)]
-        lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter((t for i in ids for t in i), dtype=np.int64, count=lengths.sum())
-        weights = np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32)
-        indptr = np.concatenate([[0], np.cumsum(lengths)])
-        pooling = csr_matrix((weights, flat, indptr), shape=(len(texts), table.shape[0]))
+        weights = mask / np.maximum(mask.sum(axis=1), 1)[:, None]
+        rows = np.repeat(np.arange(len(texts)), width)
+        pooling = csr_matrix(
+            (weights.ravel().astype(np.float32), (rows, ids.ravel())),
+            shape=(len(texts), table.shape[0]),
+        )
         return np.asarray(pooling @ table, dtype=np.float32)
 
     def _hashed(self, texts: list[str]) -> np.ndarray:

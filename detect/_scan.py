@@ -71,7 +71,7 @@ class ScanConfig:
     n_topics: int = 24
     embedder: str = "static"
     embed_budget: int = 2000
-    prompt_chars: int = 512
+    prompt_chars: int = 256
     public_index: Path | None = None
     max_prompt_share: int = 8
     target_fpr: float = 0.001

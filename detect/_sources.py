@@ -67,8 +67,13 @@ def source_links(
 
 
 def _means(vectors, rows, at, mask, m) -> tuple[np.ndarray, np.ndarray]:
-    sums = np.zeros((m, vectors.shape[1]), np.float64)
-    np.add.at(sums, at[mask], vectors[rows[mask]])
+    from scipy.sparse import csr_matrix
+
+    picks = csr_matrix(
+        (np.ones(int(mask.sum())), (at[mask], np.arange(int(mask.sum())))),
+        shape=(m, int(mask.sum())),
+    )
+    sums = np.asarray(picks @ vectors[rows[mask]].astype(np.float64))
     n = np.bincount(at[mask], minlength=m).astype(float)
     return sums / np.maximum(n, 1)[:, None], n
 

@@ -175,6 +175,10 @@ def _intent(sample: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
         target_fpr=config.target_fpr,
     )
     out["source_z"] = z
+    fresh = sample.assign(prompt=sample["prompt"].astype(str).str.slice(0, 160))[
+        fresh_tasks(sample)
+    ]
+    out["example_prompt"] = fresh.groupby("account_id")["prompt"].first()
     return out, links
 
 
