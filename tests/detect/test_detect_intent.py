@@ -140,7 +140,7 @@ def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
                     "Mozilla/5.0 (X11)",
                     "okhttp/4.12",
                     "Mozilla/5.0 (iPhone)",
-                ][k],  # fmt: skip
+                ][k],
                 card=f"pm_source_{k}",
                 max_tokens=4096,
                 completion=rng.integers(700, 1500, len(mine)),
@@ -174,7 +174,7 @@ def test_supplied_content_reads_structure_not_words():
 
 
 def test_a_person_pulling_reasoning_between_chat_is_flagged(crafted):
-    result, accounts, _ = crafted
+    _, accounts, _ = crafted
     person = accounts["acct_person_puller"]
     assert person["flagged"], person
     assert any("reasoning" in r for r in person["reasons"])
