@@ -176,16 +176,17 @@ WITH used AS (
   SELECT account_id, value FROM part_keys WHERE kind = 'prompt' GROUP BY ALL
 ),
 sizes AS (SELECT value, count(*) AS c FROM used GROUP BY value HAVING count(*) <= {max_accounts}),
-eligible AS (SELECT u.account_id, u.value, s.c FROM used u JOIN sizes s USING (value))
-SELECT x.account_id AS source, y.account_id AS target, count(*) AS shared,
-       any_value(nx.n) AS n_source, any_value(ny.n) AS n_target,
-       any_value(q.q) AS q
-FROM eligible x JOIN eligible y ON x.value = y.value AND x.account_id < y.account_id
-JOIN (SELECT account_id, count(*) AS n FROM eligible GROUP BY ALL) nx ON nx.account_id = x.account_id
-JOIN (SELECT account_id, count(*) AS n FROM eligible GROUP BY ALL) ny ON ny.account_id = y.account_id
-CROSS JOIN (SELECT sum(c * c) / (sum(c) * sum(c)) AS q FROM sizes) q
-WHERE x.c >= 2
-GROUP BY x.account_id, y.account_id
+eligible AS (SELECT u.account_id, u.value, s.c FROM used u JOIN sizes s USING (value)),
+counts AS (SELECT account_id, count(*) AS n FROM eligible GROUP BY ALL),
+shared AS (SELECT account_id, value FROM eligible WHERE c >= 2),
+pairs AS (
+  SELECT x.account_id AS source, y.account_id AS target, count(*) AS shared
+  FROM shared x JOIN shared y ON x.value = y.value AND x.account_id < y.account_id
+  GROUP BY ALL
+)
+SELECT p.source, p.target, p.shared, nx.n AS n_source, ny.n AS n_target,
+       (SELECT sum(c * c) / (sum(c) * sum(c)) FROM sizes) AS q
+FROM pairs p JOIN counts nx ON nx.account_id = p.source JOIN counts ny ON ny.account_id = p.target
 """
 
 

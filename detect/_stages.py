@@ -189,8 +189,7 @@ def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, 
     # the intent classifier reads the sampled prompts the lexicon may miss (paraphrases)
     intent = accounts[["intent_reasoning", "intent_grading"]].fillna(0).max(axis=1)
     worded = accounts.index[intent >= config.intent_seed_share]
-    sharing = accounts.index[accounts["shared_requests"] >= 2]
-    seeds = seeds.union(accounts.index[behaving]).union(worded).union(sharing)
+    seeds = seeds.union(accounts.index[behaving]).union(worded)
     params = config.graph_params()
     # shared prompts link only accounts that ask fresh tasks: an evaluation harness or a
     # probe set shares a benchmark's items with whoever else runs it
