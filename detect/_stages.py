@@ -168,16 +168,12 @@ def _intent(sample: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
     if config.public_index is not None:
         index = embedder.transform(load_public_index(config.public_index))
     out = intent_features(sample, vectors, index_vectors=index, target_fpr=config.target_fpr)
+    fresh_mask = fresh_tasks(sample)
     links, z = source_links(
-        sample["account_id"].to_numpy(),
-        fresh_tasks(sample),
-        vectors,
-        target_fpr=config.target_fpr,
+        sample["account_id"].to_numpy(), fresh_mask, vectors, target_fpr=config.target_fpr
     )
     out["source_z"] = z
-    fresh = sample.assign(prompt=sample["prompt"].astype(str).str.slice(0, 160))[
-        fresh_tasks(sample)
-    ]
+    fresh = sample.assign(prompt=sample["prompt"].astype(str).str.slice(0, 160))[fresh_mask]
     out["example_prompt"] = fresh.groupby("account_id")["prompt"].first()
     return out, links
 
