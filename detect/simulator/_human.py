@@ -142,13 +142,12 @@ def content_linked(w: World, cid: str, split: str) -> None:
     n_acc = int(rng.integers(3, len(BENIGN_UAS) + 1))  # each its own user agent
     ids = w.accounts(n_acc, "campaign", "content_linked", cid)
     pool_name, pool = _pool(w, split)
-    size = (
-        int(rng.integers(40, 400)) if construction != "overlapping" else int(rng.integers(25, 80))
-    )
+    overlapping = construction == "overlapping"  # a small pool asked again and again
+    size = int(rng.integers(25, 80)) if overlapping else int(rng.integers(60, 500))
     begin = int(rng.integers(0, max(1, len(pool) - size)))
     source = np.asarray(pool[begin : begin + size], dtype=object)  # one source, a contiguous run
-    vol = np.maximum(8, np.round(_shares(w, construction, n_acc) * size * rng.uniform(1.0, 1.6)))
-    vol = vol.astype(np.int64)
+    total = rng.uniform(150, 600) if overlapping else size * rng.uniform(0.8, 1.5)
+    vol = np.maximum(15, np.round(_shares(w, construction, n_acc) * total)).astype(np.int64)
     if construction == "relay":  # account k works in its own stretch of the fortnight
         first = np.linspace(0, w.days * 0.75, n_acc) + rng.uniform(0, 1, n_acc)
     else:
