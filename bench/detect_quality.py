@@ -8,7 +8,8 @@ Four columns per method, pooled over seeds (1000+, never used while tuning):
   construction) held out, plus the held-out kinds (``HELD_OUT_KINDS``), which only this
   column has;
 * ``adversarial``: wording from ``bench/detect_adversarial_asks.jsonl``, a frozen set written
-  independently of the simulator (66 reasoning and 21 grading asks, 7 languages);
+  independently of the simulator (66 reasoning and 21 grading asks, 7 languages), with the
+  held-out families (and kinds) for everything else;
 * ``frozen``: the simulator as it was before issue 26 (``world="frozen"``), for comparison.
 
 The current simulator samples dataset questions from one half of the corpora; the other half

@@ -142,20 +142,26 @@ def content_linked(w: World, cid: str, split: str) -> None:
     n_acc = int(rng.integers(3, len(BENIGN_UAS) + 1))  # each its own user agent
     ids = w.accounts(n_acc, "campaign", "content_linked", cid)
     pool_name, pool = _pool(w, split)
-    size = (
-        int(rng.integers(40, 400)) if construction != "overlapping" else int(rng.integers(25, 80))
-    )
+    overlapping = construction == "overlapping"  # a small pool asked again and again
+    size = int(rng.integers(25, 80)) if overlapping else int(rng.integers(60, 500))
     begin = int(rng.integers(0, max(1, len(pool) - size)))
     source = np.asarray(pool[begin : begin + size], dtype=object)  # one source, a contiguous run
-    vol = np.maximum(8, np.round(_shares(w, construction, n_acc) * size * rng.uniform(1.0, 1.6)))
-    vol = vol.astype(np.int64)
+    total = rng.uniform(150, 600) if overlapping else size * rng.uniform(0.8, 1.5)
+    vol = np.maximum(15, np.round(_shares(w, construction, n_acc) * total)).astype(np.int64)
     if construction == "relay":  # account k works in its own stretch of the fortnight
         first = np.linspace(0, w.days * 0.75, n_acc) + rng.uniform(0, 1, n_acc)
     else:
         first = rng.uniform(0, w.days * 0.4, n_acc)
     tz = w.pick(TIMEZONES, n_acc).astype(float)  # every account its own rhythm
-    days = np.full(n_acc, w.days * 0.25) if construction == "relay" else None
-    pacing, acc, ts = _sessions(w, vol, split, tz, first, days)
+    days = np.full(n_acc, w.days * 0.25) if construction == "relay" else w.days - first
+    pacings, accs, stamps = [], [], []
+    for i in range(n_acc):  # every account its own pacing family and parameters
+        one = slice(i, i + 1)
+        p, a, t = _sessions(w, vol[one], split, tz[one], first[one], days[one])
+        pacings.append(p)
+        accs.append(a + i)
+        stamps.append(t)
+    acc, ts = np.concatenate(accs), np.concatenate(stamps)
     n = len(acc)
     if construction == "overlapping":
         questions = w.draw(list(source), n)
@@ -175,8 +181,10 @@ def content_linked(w: World, cid: str, split: str) -> None:
         )
     cover = rng.random(n) < rng.uniform(0.0, 0.3, n_acc)[acc]
     questions[cover] = _human_prompts(w, int(cover.sum()))
-    family = f"{construction_name}/{pool_name}/{pacing}/{wording if rate else 'no_ask'}"
-    w.kind_family.update(dict.fromkeys(ids, family))
+    ask = wording if rate else "no_ask"
+    w.kind_family.update(
+        {a: f"{construction_name}/{pool_name}/{p}/{ask}" for a, p in zip(ids, pacings, strict=True)}
+    )
     home = w.hosts(w.residential(n_acc))
     uas = np.asarray(BENIGN_UAS, dtype=object)[rng.permutation(len(BENIGN_UAS))[:n_acc]]
     _add_people(w, ids, acc, ts, questions, ~cover, home, w.ids("pm", n_acc), uas)

@@ -1,11 +1,15 @@
 """Simulated provider traffic (schema v1) with ground truth, for tests, tuning and benchmarks.
 
-``simulate(out, seed=, scale=, corpora=)`` writes benign users, every hard negative the
-issue names (templated apps, evaluation harnesses, agents, enterprises behind NAT, logprob
-researchers) and distillation campaigns of five kinds (hydra, low-and-slow, logprob
-extractor, grading farm, reseller, residential hydra, capability sweep), then ``<out stem>.truth.csv`` with one row per account:
-``account_id,label,kind,campaign_id,phrasing``.  ``scale=1.0`` is about 100k rows; account counts scale
-linearly, so ``scale=10`` is about a million.  Same seed, same bytes.
+``simulate(out, seed=, scale=, corpora=, phrasing=, world=)`` writes benign users, the hard
+negatives (templated apps, evaluation harnesses, agents, enterprises behind NAT, logprob
+researchers and the benign look-alikes) and campaigns (hydra, low-and-slow, logprob
+extractor, grading farm, reseller, residential hydra, capability sweep), then
+``<out stem>.truth.csv`` with one row per account:
+``account_id,label,kind,campaign_id,phrasing`` (plus ``family,split`` in the current world).
+``world="current"`` adds the kinds of issue 26 after those (content products, person-paced
+extraction; see ``_products`` and ``_human``); ``world="frozen"``, the default, is the
+pre-issue-26 simulator byte for byte.  ``scale=1.0`` is about 156k rows (frozen) or 190k
+(current); account counts scale linearly.  Same seed, same bytes.
 """
 
 from __future__ import annotations

@@ -234,3 +234,39 @@ def test_old_machine_campaigns_lose_their_dispatcher_grid_in_held_out_pacing(wor
 
     assert on_grid("training") > 0.99  # ticks of 20, 30 or 45 s plus 1.5 s of jitter
     assert on_grid("held_out") < 0.5
+
+
+def test_what_person_paced_extraction_asks(worlds):
+    from stillroom.detect.simulator._kind_families import HUMAN_WORDING
+    from stillroom.detect.simulator._text import (
+        _COT_FOREIGN,
+        _COT_OBJECTS,
+        _COT_VERBS,
+        COT_COERCION,
+    )
+
+    truth, rows = worlds["training"]
+    kind = {t["account_id"]: t["kind"] for t in truth}
+    asks = [a for _, v in HUMAN_WORDING.values() if v for a in v]
+    asks += [f"{v} {o}" for v in _COT_VERBS for o in _COT_OBJECTS] + list(
+        COT_COERCION + _COT_FOREIGN
+    )
+    bank = split_bank(PromptBank.builtin())
+    dataset = {p for pool in bank.capabilities.values() for p in pool}
+
+    def share(k: str, test) -> float:
+        mine = [r["prompt"] for r in rows if kind[r["account_id"]] == k]
+        return sum(map(test, mine)) / len(mine)
+
+    def asks_reasoning(p: str) -> bool:
+        return any(a in p for a in asks)
+
+    def has_dataset_question(p: str) -> bool:
+        return any(line in dataset for line in p.split("\n\n")) or p.split("? ", 1)[-1] in dataset
+
+    # behind ordinary chat: dataset questions with reasoning asks, and plenty of plain chat
+    assert 0.15 < share("chat_cover_extraction", asks_reasoning) < 0.7
+    assert share("chat_cover_extraction", has_dataset_question) > 0.1
+    # a sweep of skills: many task types, no reasoning ask at all
+    assert share("slow_skill_sweep", asks_reasoning) == 0
+    assert share("benign", asks_reasoning) == 0
