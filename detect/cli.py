@@ -36,6 +36,14 @@ def scan_command(
     column_map: list[str] = typer.Option(
         [], "--map", help="Rename a column: SRC=DST (DST a schema-v1 name); repeatable."
     ),
+    public_index: Path | None = typer.Option(
+        None,
+        "--public-index",
+        help="Public prompts to report provenance against (text, one a line, or JSONL).",
+    ),
+    embedder: str = typer.Option(
+        "static", "--embedder", help="Prompt embeddings: static, minilm (slow) or hashing."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
     engine: Engine = typer.Option(
@@ -69,7 +77,9 @@ def scan_command(
         from stillroom.detect._spark import spark_session
 
         spark = spark_session(master, driver_memory=driver_memory)
-    config = ScanConfig(threads=threads, memory_limit=memory_limit)
+    config = ScanConfig(
+        threads=threads, memory_limit=memory_limit, public_index=public_index, embedder=embedder
+    )
     result = scan(
         logs,
         column_map=column_map,
