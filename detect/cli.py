@@ -25,6 +25,28 @@ class Engine(StrEnum):
     spark = "spark"
 
 
+class Embedder(StrEnum):
+    """``--embedder``: how prompts are embedded for coverage, provenance and content links."""
+
+    static = "static"
+    minilm = "minilm"
+    hashing = "hashing"
+
+
+class World(StrEnum):
+    """``simulate --world``: the pre-issue-26 simulator or the current one."""
+
+    frozen = "frozen"
+    current = "current"
+
+
+class Families(StrEnum):
+    """``simulate --phrasing``: the training or the held-out families."""
+
+    training = "training"
+    held_out = "held_out"
+
+
 @app.command("scan")
 def scan_command(
     logs: list[str] = typer.Argument(..., help="Traffic files, globs or directories (schema v1)."),
@@ -41,8 +63,8 @@ def scan_command(
         "--public-index",
         help="Public prompts to report provenance against (text, one a line, or JSONL).",
     ),
-    embedder: str = typer.Option(
-        "static", "--embedder", help="Prompt embeddings: static, minilm (slow) or hashing."
+    embedder: Embedder = typer.Option(
+        Embedder.static, "--embedder", help="Prompt embeddings: static, minilm (slow) or hashing."
     ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
@@ -120,9 +142,22 @@ def simulate_command(
         "--corpora",
         help="Directory of prompt corpora (*.jsonl.gz) to draw real prompts from.",
     ),
+    world: World = typer.Option(
+        World.frozen,
+        "--world",
+        help="frozen: the pre-issue-26 world (scale figures above); current: adds products "
+        "whose answers derive from their users' text and person-paced extraction (~190k rows).",
+    ),
+    phrasing: Families = typer.Option(
+        Families.training,
+        "--phrasing",
+        help="Which families of wording, pacing and pools to draw from.",
+    ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
     from stillroom.detect.simulator import simulate
 
-    result = simulate(out, seed=seed, scale=scale, corpora=corpora)
+    result = simulate(
+        out, seed=seed, scale=scale, corpora=corpora, phrasing=str(phrasing), world=str(world)
+    )
     typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

@@ -26,7 +26,10 @@ def test_help_lists_the_values_of_every_choice():
     for option, words in (("--max-tokens", "Most tokens"), ("--temperature", "temperature")):
         line = next(row for row in harvest.splitlines() if option in row)
         assert words in line, line
-    assert "duckdb|spark" in _help("detect", "scan")
+    scan = _help("detect", "scan")
+    assert "duckdb|spark" in scan and "static|minilm|hashing" in scan
+    simulate = _help("detect", "simulate")
+    assert "frozen|current" in simulate and "training|held_out" in simulate
 
 
 @pytest.mark.parametrize(("option", "typo"), [("--mode", "bacth"), ("--limits-profile", "opnai")])
