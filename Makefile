@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps \
 	    -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_VERSION)"
 	$(BIN)/pip install -q "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]"
-	$(BIN)/pip install -q -e ".[train,teacher,dev,curate,curate-embed,spark]"
+	$(BIN)/pip install -q -e ".[train,teacher,dev,curate,curate-embed,detect-embed,spark,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)

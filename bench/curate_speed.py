@@ -10,18 +10,28 @@ items in tests/curate/data without them.
 Times, on all rows:
   - dedup: ``stillroom.curate.find_duplicates`` (exact + MinHash/LSH near-duplicates at 0.7);
   - decontamination: ``stillroom.curate.Decontaminator.check`` (13-gram + MinHash at 0.5);
-and the same two jobs done in plain Python (dict for exact, MinHash with 128 Python hash
-functions and a dict of LSH bands, a set of 13-gram tuples) on the first ``--baseline-rows``
-rows, whose rows/s are then compared. On that shared prefix both must find the same drops
-(reported as agreement). Run:
+and the same two jobs done two other ways, each on a prefix of the rows, whose rows/s are
+then compared with curate's:
 
-    .venv/bin/python bench/curate_speed.py --rows 1000000 --corpora ../shared/corpora
+  - datasketch (the usual Python library; ``pip install 'stillroom[bench]'``): ``MinHash``
+    (built with ``MinHash.bulk``) and ``MinHashLSH`` over the same word 3-gram shingles, the
+    same 128 permutations, the same thresholds and the same bands x rows, candidates checked by
+    estimated Jaccard as curate does, on the first ``--datasketch-rows``;
+  - plain Python (dict for exact, MinHash with 128 Python hash functions and a dict of LSH
+    bands, a set of 13-gram tuples) on the first ``--baseline-rows``.
+
+The exact-duplicate and 13-gram parts are the same dict and set in both baselines. On each
+prefix the drops are compared with curate's (reported as agreement). Run:
+
+    nice -n 10 .venv/bin/python bench/curate_speed.py --rows 200000 --datasketch-rows 50000 \
+        --corpora ../shared/corpora
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import json
 import random
 import resource
@@ -161,6 +171,85 @@ def baseline_decontam(
     return dropped
 
 
+# ---- datasketch ---------------------------------------------------------------------------
+
+
+def _ds_signatures(texts: list[str]) -> list:
+    from datasketch import MinHash
+
+    return MinHash.bulk(([s.encode() for s in shingles(t, 3)] for t in texts), num_perm=128, seed=1)
+
+
+def _ds_lsh(threshold: float, bands: int):
+    from datasketch import MinHashLSH
+
+    return MinHashLSH(threshold=threshold, num_perm=128, params=(bands, 128 // bands))
+
+
+def datasketch_dedup(texts: list[str], threshold: float, bands: int) -> set[int]:
+    lsh, sigs = _ds_lsh(threshold, bands), {}
+    seen: dict[str, int] = {}
+    dropped: set[int] = set()
+    for i, (text, sig) in enumerate(zip(texts, _ds_signatures(texts), strict=True)):
+        key = normalise(text)
+        if key in seen:
+            dropped.add(i)
+            continue
+        seen[key] = i
+        if any(sig.jaccard(sigs[k]) >= threshold for k in lsh.query(sig)):
+            dropped.add(i)
+            continue
+        sigs[i] = sig
+        lsh.insert(i, sig)
+    return dropped
+
+
+def datasketch_decontam(
+    texts: list[str], bench: list[BenchmarkItem], threshold: float, bands: int
+) -> set[int]:
+    grams = set()
+    for item in bench:
+        toks = words(item.text)
+        grams.update(tuple(toks[i : i + 13]) for i in range(len(toks) - 12))
+    lsh, bench_sigs = _ds_lsh(threshold, bands), _ds_signatures([b.text for b in bench])
+    for idx, sig in enumerate(bench_sigs):
+        lsh.insert(idx, sig)
+    dropped = set()
+    for i, (text, sig) in enumerate(zip(texts, _ds_signatures(texts), strict=True)):
+        toks = words(text)
+        if any(tuple(toks[j : j + 13]) in grams for j in range(len(toks) - 12)) or any(
+            sig.jaccard(bench_sigs[k]) >= threshold for k in lsh.query(sig)
+        ):
+            dropped.add(i)
+    return dropped
+
+
+def compare_datasketch(
+    texts: list[str], bench, decon, dedup_cfg, curate_dedup_rps: float,
+    curate_decon_rps: float, bands_dedup: int, bands_decon: int,
+) -> None:  # fmt: skip
+    """datasketch on ``texts`` (a prefix of the rows): rows/s, curate's ratio, agreement."""
+    if importlib.util.find_spec("datasketch") is None:
+        print("datasketch is not installed (pip install 'stillroom[bench]'): skipped")
+        return
+    d, ids = len(texts), [str(i) for i in range(len(texts))]
+    ds_dedup, td_dedup = _timed(datasketch_dedup, texts, 0.7, bands_dedup)
+    ds_decon, td_decon = _timed(datasketch_decontam, texts, bench, 0.5, bands_decon)
+    g_dedup = set(find_duplicates(texts, ids, dedup_cfg, "answer"))
+    g_decon = {i for i, x in enumerate(decon.check(texts)) if x is not None}
+    print(f"datasketch dedup:   {d / td_dedup:>8,.0f} rows/s  (first {d:,} rows, {td_dedup:.1f} s)")
+    print(f"datasketch decontam:{d / td_decon:>8,.0f} rows/s  (first {d:,} rows, {td_decon:.1f} s)")
+    print(
+        f"ratio (curate rows/s / datasketch rows/s): dedup {curate_dedup_rps / (d / td_dedup):.1f}x,"
+        f" decontam {curate_decon_rps / (d / td_decon):.1f}x"
+    )
+    print(
+        f"agreement on the first {d:,} rows: dedup curate {len(g_dedup)} / datasketch "
+        f"{len(ds_dedup)} drops, {len(g_dedup & ds_dedup)} shared; decontam {len(g_decon)} / "
+        f"{len(ds_decon)}, {len(g_decon & ds_decon)} shared"
+    )
+
+
 def _timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
@@ -171,6 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--baseline-rows", type=int, default=5_000)
+    parser.add_argument("--datasketch-rows", type=int, default=50_000)
     parser.add_argument("--corpora", type=Path, default=None)
     args = parser.parse_args()
 
@@ -197,6 +287,11 @@ def main() -> None:
         for s in ("decontam-ngram", "decontam-minhash")
     }
     print(f"curate decontam:{len(texts) / t_decon:>10,.0f} rows/s  ({t_decon:.1f} s; {by})")
+
+    compare_datasketch(
+        texts[: args.datasketch_rows], bench, decon, dedup_cfg,
+        len(texts) / t_dedup, len(texts) / t_decon, 128 // rows_d, 128 // rows_c,
+    )  # fmt: skip
 
     m = min(args.baseline_rows, len(texts))
     prefix = texts[:m]

@@ -84,7 +84,7 @@ def main() -> None:
                     json={"model": teacher.model, "messages": messages, "max_tokens": args.max_tokens,
                           "temperature": args.temperature, "seed": i},
                 ).json()["choices"][0]["message"]["content"]  # fmt: skip
-                right += verifier.verify(reply, answer).passed
+                right += verifier.verify(question, reply, answer).passed
             low, high = wilson_interval(right, args.n)
             print(
                 f"{name:34s} {right:3d}/{args.n} = {right / args.n:5.1%}  (95% {low:.2f}-{high:.2f}; {time.monotonic() - start:.0f} s)"

@@ -54,7 +54,7 @@ def rates(rows: list[dict], check: Callable[[str, str], bool]) -> tuple[dict, di
 def main() -> None:
     rows = [json.loads(line) for line in SET.open()]
     builtin = MathVerifier()
-    checkers = {"stillroom math@1": lambda r, ref: builtin.verify(r, ref).passed}
+    checkers = {"stillroom math@1": lambda r, ref: builtin.verify("", r, ref).passed}
     mv = _math_verify()
     if mv is not None:
         checkers["math-verify (whole response)"] = mv

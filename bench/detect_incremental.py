@@ -1,15 +1,20 @@
 """Incremental ``detect`` scans: ten daily folds into a state store vs one rescan of the days.
 
 1. Simulates a 14-day log (``--scale``) and splits its first ``--days`` days into one Parquet
-   file per UTC day.
-2. Scans each day with ``state=`` (the day's partials folded into the store, the window
-   merged from the store and scored), timing each scan and its partials stage.
+   file per UTC day, with late rows: a ``--late-share`` of each day's rows (picked by a hash,
+   so spread over the day) arrive in the next day's file and a fifth of that share in the
+   file after it (the last file keeps its own day's rows).
+2. Scans each day's file with ``state=`` (the file's rows and the kept rows of the days they
+   touch make the partials, folded into the store; the window merged from the store and
+   scored), timing each scan and its partials stage.
 3. In the same process, the baseline: one scan of all the days' files (what a daily rescan of
    the window costs on the last day).  Prints both, the ratio, the state store's size beside
    the logs' (and beside the rows-store it replaced: 15.0 MB for 97,926 rows at scale 1, 10
-   days), the partial tables' row counts, and whether the flags and campaigns agree.
+   days), the partial tables' row counts, whether rows, accounts, per-account requests, flags
+   and campaigns agree, and the rows a replace-the-day fold (the code before late rows were
+   kept) would have kept of the same files, counted from the files.
 
-    .venv/bin/python bench/detect_incremental.py --scale 1 --days 10
+    .venv/bin/python bench/detect_incremental.py --scale 1 --days 10 --late-share 0.05
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,23 +31,60 @@ ROWS_STORE_MB, ROWS_STORE_ROWS = 15.0, 97_926  # migrations 1-2 kept rows: measu
 sys.path.insert(0, str(ROOT))
 
 
-def split_by_day(log: Path, out: Path, days: int) -> list[Path]:
+def split_by_day(log: Path, out: Path, days: int, late_share: float = 0.0) -> list[Path]:
+    """One file per UTC day; ``late_share`` of a day's rows in the next file, a fifth of
+    that in the one after."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    day_list = con.execute(
-        f"SELECT DISTINCT CAST(timestamp AS DATE) FROM '{log}' ORDER BY 1"
-    ).fetchall()
+    first = con.execute(f"SELECT min(CAST(timestamp AS DATE)) FROM '{log}'").fetchone()[0]
+    pick = "hash(account_id || CAST(timestamp AS VARCHAR) || prompt) % 100000"
+    one, two = int(late_share * 100000), int(late_share * 1.2 * 100000)
+    shift = f"CASE WHEN {pick} < {one} THEN 1 WHEN {pick} < {two} THEN 2 ELSE 0 END"
+    day = f"datediff('day', DATE '{first}', CAST(timestamp AS DATE))"
+    con.execute(
+        f"CREATE TABLE split AS SELECT *, least({day} + {shift}, {days - 1}) AS file_no "
+        f"FROM '{log}' WHERE {day} < {days}"
+    )
     files = []
-    for (day,) in day_list[:days]:
-        path = out / f"{day}.parquet"
+    for i in range(days):
+        path = out / f"{first + timedelta(days=i)}.parquet"
         con.execute(
-            f"COPY (SELECT * FROM '{log}' WHERE CAST(timestamp AS DATE) = '{day}') "
+            f"COPY (SELECT * EXCLUDE (file_no) FROM split WHERE file_no = {i}) "
             f"TO '{path}' (FORMAT parquet)"
         )
         files.append(path)
     return files
+
+
+def files_scalar(files: list[Path], select: str) -> int:
+    """``select`` over the files' rows, read as ``rows`` (``file``: each row's file, named
+    by its day), in UTC."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    names = ", ".join(f"'{f}'" for f in files)
+    rows = f"rows AS (SELECT *, filename AS file FROM read_parquet([{names}], filename = true))"
+    return con.execute(f"WITH {rows} {select}").fetchone()[0]
+
+
+def replace_day_rows(files: list[Path]) -> int:
+    """Rows a fold that replaced each day it saw keeps: each day's rows in its last file."""
+    return files_scalar(
+        files,
+        "SELECT sum(n) FROM (SELECT arg_max(n, file) AS n FROM (SELECT file, "
+        "CAST(timestamp AS DATE) AS day, count(*) AS n FROM rows GROUP BY ALL) GROUP BY day)",
+    )
+
+
+def late_rows(files: list[Path]) -> int:
+    """Rows in another day's file."""
+    file_day = "CAST(regexp_extract(file, '(\\d{4}-\\d{2}-\\d{2})', 1) AS DATE)"
+    return files_scalar(
+        files, f"SELECT count(*) FROM rows WHERE CAST(timestamp AS DATE) <> {file_day}"
+    )
 
 
 def main() -> None:
@@ -49,6 +92,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--late-share", type=float, default=0.05)
+    parser.add_argument("--late-days", type=int, default=2)
     args = parser.parse_args()
 
     from stillroom.detect import scan, simulate
@@ -56,12 +101,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="detect-incremental-") as tmp:
         root = Path(tmp)
         sim = simulate(root / "all.parquet", seed=args.seed, scale=args.scale)
-        files = split_by_day(sim.traffic_path, root, args.days)
+        files = split_by_day(sim.traffic_path, root, args.days, args.late_share)
         state = root / "state.duckdb"
         daily = []
         for path in files:
             started = time.perf_counter()
-            result = scan([path], state=state, window_days=args.days)
+            result = scan([path], state=state, window_days=args.days, late_days=args.late_days)
             daily.append((time.perf_counter() - started, result))
         started = time.perf_counter()
         once = scan(files)
@@ -97,6 +142,17 @@ def main() -> None:
             f"flags equal: {flags == flags_once} ({len(flags)} flagged), "
             f"campaigns equal: {camps == camps_once} ({len(camps)})"
         )
+        requests = {a["account_id"]: a["requests"] for a in last.report["accounts"]}
+        requests_once = {a["account_id"]: a["requests"] for a in once.report["accounts"]}
+        late = late_rows(files)
+        print(
+            f"late rows in the files: {late:,}; rows kept by the folds: "
+            f"{last.report['summary']['rows']:,} of {rows:,}, accounts {len(requests)} of "
+            f"{len(requests_once)}, per-account requests equal: {requests == requests_once}"
+        )
+        print(
+            f"a replace-the-day fold of the same files would keep {replace_day_rows(files):,} rows"
+        )
 
 
 def stages(result) -> str:
@@ -122,7 +178,10 @@ def partial_rows(state: Path) -> str:
     from stillroom.detect._partials import PARTIALS
 
     con = duckdb.connect(str(state), read_only=True)
-    counts = {n: con.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in PARTIALS}
+    counts = {
+        n: con.execute(f"SELECT count(*) FROM {n}").fetchone()[0]
+        for n in (*PARTIALS, "recent_rows")
+    }
     con.close()
     return ", ".join(f"{n.removeprefix('part_')} {c:,}" for n, c in counts.items())
 

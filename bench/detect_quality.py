@@ -1,12 +1,19 @@
 """Detection quality of ``stillroom.detect.scan`` on simulated traffic: training vs held-out wording.
 
-Three columns per method, pooled over seeds (1000+, never used while tuning):
+Four columns per method, pooled over seeds (1000+, never used while tuning):
 
-* ``training``: campaigns worded from the training phrasing families (what the lexicon and the
-  classifier's seed corpus were written from);
-* ``held_out``: the same populations worded from held-out families nothing in ``detect`` saw;
+* ``training``: the current simulator (``world="current"``) with every family drawn from the
+  training families (what the lexicon, the classifier's seed corpus and any tuning may see);
+* ``held_out``: the same populations with every family (wording, pacing, pool, language,
+  construction) held out, plus the held-out kinds (``HELD_OUT_KINDS``), which only this
+  column has;
 * ``adversarial``: wording from ``bench/detect_adversarial_asks.jsonl``, a frozen set written
-  independently of the simulator (66 reasoning and 21 grading asks, 7 languages).
+  independently of the simulator (66 reasoning and 21 grading asks, 7 languages), with the
+  held-out families (and kinds) for everything else;
+* ``frozen``: the simulator as it was before issue 26 (``world="frozen"``), for comparison.
+
+The current simulator samples dataset questions from one half of the corpora; the other half
+(``public_sets_index``) is what a provider's index of public sets would hold.
 
 Each line is a campaign kind (share of its accounts flagged) or a benign kind (share flagged),
 plus recall, benign FPR and fragmentation (campaigns reported per true campaign, counting only
@@ -36,26 +43,25 @@ sys.path.insert(0, str(ROOT))
 
 from stillroom import detect  # noqa: E402
 from stillroom.detect._baselines import PradaDetector, SeatDetector  # noqa: E402
-from stillroom.detect.simulator import CAMPAIGNS, Phrasing, simulate  # noqa: E402
+from stillroom.detect.simulator import (  # noqa: E402
+    HELD_OUT_KINDS,
+    KINDS,
+    Phrasing,
+    public_index_prompts,
+    read_truth,
+    score_against_truth,
+    simulate,
+)
 
 ADVERSARIAL = ROOT / "bench" / "detect_adversarial_asks.jsonl"
-SPLITS = ("training", "held_out", "adversarial")
+# training / held_out / adversarial: the current simulator (issue 26's kinds included);
+# frozen: the simulator as it was before issue 26, scored beside it
+SPLITS = ("training", "held_out", "adversarial", "frozen")
 
 ORACLE_FPR = 0.10
 TARGETS = {"recall": 0.95, "benign_fpr": 0.005, "campaign_kind": 0.80, "hard_negative_kind": 0.01}
-CAMPAIGN_KINDS = tuple(CAMPAIGNS)
-HARD_KINDS = (
-    "templated_app",
-    "eval_harness",
-    "agent",
-    "enterprise_nat",
-    "logprob_researcher",
-    "carrier_nat",
-    "shared_template_app",
-    "batch_job",
-    "longform_app",
-    "tutoring_app",
-)
+CAMPAIGN_KINDS = tuple(k for k, label in KINDS.items() if label == "campaign")
+HARD_KINDS = tuple(k for k, label in KINDS.items() if label == "hard_negative")
 
 
 def content_rates() -> list[str]:
@@ -113,18 +119,31 @@ def adversarial_phrasing() -> Phrasing:
     )
 
 
-def run_seed(
-    seed: int, scale: float, corpora: Path | None, workdir: Path, baselines: bool, split: str
-) -> dict:
-    phrasing = adversarial_phrasing() if split == "adversarial" else split
-    sim = simulate(
+def public_sets_index(corpora: Path | None) -> list[str]:
+    """What a provider's public-sets index holds: the half of the dataset pools the current
+    simulator never samples, so provenance has to work by similarity, not membership."""
+    return public_index_prompts(corpora)
+
+
+def simulate_split(seed: int, scale: float, corpora: Path | None, workdir: Path, split: str):
+    """One log of ``split``: the current world's training, held-out or adversarial families,
+    or the frozen pre-issue-26 world (training wording)."""
+    phrasing = {"adversarial": adversarial_phrasing(), "frozen": "training"}.get(split, split)
+    return simulate(
         workdir / f"traffic-{split}-{seed}.parquet",
         seed=seed,
         scale=scale,
         corpora=corpora,
         phrasing=phrasing,
+        world="frozen" if split == "frozen" else "current",
     )
-    truth = pd.read_csv(sim.truth_path, keep_default_na=False).set_index("account_id")
+
+
+def run_seed(
+    seed: int, scale: float, corpora: Path | None, workdir: Path, baselines: bool, split: str
+) -> dict:
+    sim = simulate_split(seed, scale, corpora, workdir, split)
+    truth = read_truth(sim.truth_path)
     t0 = time.perf_counter()
     report = detect.scan([sim.traffic_path]).report
     scan_s = time.perf_counter() - t0
@@ -180,22 +199,6 @@ def merging(truth: pd.DataFrame, found: pd.Series) -> float:
     if j.empty:
         return float("nan")
     return float(j.groupby("found")["campaign_id"].nunique().mean())
-
-
-def metrics(truth: pd.DataFrame, flagged: pd.Series) -> dict:
-    j = truth.assign(flagged=flagged.reindex(truth.index).fillna(False).astype(bool))
-    out = {
-        "recall": j.loc[j.label == "campaign", "flagged"].mean(),
-        "benign_fpr": j.loc[j.label == "benign", "flagged"].mean(),
-        "all_negative_fpr": j.loc[j.label != "campaign", "flagged"].mean(),
-        "precision": (j.flagged & (j.label == "campaign")).sum() / max(int(j.flagged.sum()), 1),
-    }
-    for kind in CAMPAIGN_KINDS + HARD_KINDS:
-        out[kind] = j.loc[j.kind == kind, "flagged"].mean()
-    # campaigns found: at least 80% of a campaign's accounts flagged
-    per_campaign = j[j.label == "campaign"].groupby("campaign_id")["flagged"].mean()
-    out["campaigns_found"] = f"{int((per_campaign >= 0.8).sum())}/{len(per_campaign)}"
-    return out
 
 
 def pooled(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
@@ -265,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     tables, frag, merged = {}, {}, {}
     for split in splits:
         truth, flags, found = pooled(runs[split])
-        tables[split] = {m: metrics(truth, flags[m]) for m in flags.columns}
+        tables[split] = {
+            m: score_against_truth(truth, flags[m], CAMPAIGN_KINDS + HARD_KINDS)
+            for m in flags.columns
+        }
         frag[split] = fragmentation(truth, found)
         merged[split] = merging(truth, found)
     first = runs[splits[0]]
@@ -274,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         f"seeds {args.seeds}  scale {args.scale}  corpora {corpora or 'built-in'}  rows/log "
         f"{first[0]['rows']:,}  accounts/log {len(truth0):,}"
     )
+    print(f"held-out kinds (only in the held_out column): {', '.join(HELD_OUT_KINDS)}")
     methods = list(tables[splits[0]])
     header = "".join(f"{f'{m}:{sp}':>24}" for m in methods for sp in splits)
     print(f"{'metric':<22}{header}   target (held_out)")

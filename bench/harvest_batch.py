@@ -11,17 +11,17 @@ run in the same process on the same data:
 3. **end to end**: ``harvest run --mode batch`` against the fake Batch API over loopback
    (upload, create, poll, download, ingest), wall time and rows/s.
 
-Prompts come from /work/shared/corpora/instructions.jsonl.gz when present (cycled, each
-made unique), else synthetic ones. Timings on a shared 2-core machine vary with load.
+Prompts come from ``--corpora``/instructions.jsonl.gz (default ``../shared/corpora``; the
+first 5,000, cycled, each made unique) when present, else synthetic ones; the bench prints
+which. Timings on a shared 2-core machine vary with load.
 
-    .venv/bin/python bench/harvest_batch.py [--n 50000] [--skip-end-to-end]
+    .venv/bin/python bench/harvest_batch.py [--n 50000] [--skip-end-to-end] [--corpora DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import tempfile
 import time
@@ -29,23 +29,22 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from _corpora import add_corpora_option, corpus_texts
+
 from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
 from stillroom.harvest._batch_ingest import IngestTally, RowContext, ingest_results
 from stillroom.harvest._prompts import load_prompts
 from stillroom.harvest._store import Store
 from stillroom.harvest._work import plan_work, sampling_params
 
-CORPUS = Path("/work/shared/corpora/instructions.jsonl.gz")
 
-
-def prompt_texts(n: int) -> list[str]:
-    base: list[str] = []
-    if CORPUS.exists():
-        with gzip.open(CORPUS, "rt") as f:
-            base = [json.loads(line)["text"] for line in f][:5000]
-    if not base:
+def prompt_texts(n: int, corpora: Path | None) -> tuple[list[str], str]:
+    base, where = corpus_texts(corpora, "instructions.jsonl.gz")
+    if base:
+        base, where = base[:5000], f"{where}, the first {min(5000, len(base)):,} cycled"
+    else:
         base = [f"Explain step {i} of the procedure in two sentences." for i in range(1000)]
-    return [f"{base[i % len(base)]} (#{i})" for i in range(n)]
+    return [f"{base[i % len(base)]} (#{i})" for i in range(n)], where
 
 
 def plain_json_lines(items) -> bytes:
@@ -120,8 +119,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    add_corpora_option(parser)
     args = parser.parse_args()
-    texts = prompt_texts(args.n)
+    texts, where = prompt_texts(args.n, args.corpora)
+    print(f"prompts: {where}")
     params = sampling_params(model="m", max_tokens=64, temperature=0.7, top_p=None,
                              top_logprobs=None)  # fmt: skip
     items = plan_work(load_prompts([{"prompt": t} for t in texts]), params, 1)

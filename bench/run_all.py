@@ -31,7 +31,8 @@ QUICK: dict[str, list[str]] = {
     "detect_scale": ["--rows", "200000"],
     "detect_incremental": ["--scale", "0.3"],
     "curate_verifier_rates": [],
-    "curate_speed": ["--rows", "100000", "--baseline-rows", "2000"],
+    "curate_speed": ["--rows", "100000", "--baseline-rows", "2000", "--datasketch-rows", "20000"],
+    "curate_sandbox_overhead": ["--runs", "5"],
     "curate_task_search": ["--n", "8"],
     "curate_answer_dedup": [
         "--workdir",

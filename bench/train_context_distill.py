@@ -5,15 +5,15 @@ opening line), greedy, top-5 logprobs stored as an API returns them. Student: th
 with a LoRA, trained with ``--drop-system`` (it never sees the system prompt), then
 ``evaluate_student`` on held-out prompts, base vs student, against the teacher's answers.
 
-    .venv/bin/python bench/train_context_distill.py [--prompts 40] [--steps 16] [--kd-alpha 0.5]
+    .venv/bin/python bench/train_context_distill.py [--prompts 40] [--steps 16] [--kd-alpha 0.5] [--corpora DIR]
 
-Prompts: /work/shared/corpora/chat.jsonl.gz when present, else a built-in list.
+Prompts: ``--corpora``/chat.jsonl.gz (default ``../shared/corpora``) when present, else a
+built-in list; the bench prints which.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import tempfile
@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CORPUS = Path("/work/shared/corpora/chat.jsonl.gz")
+from _corpora import add_corpora_option, corpus_texts
+
 SYSTEM = "You are Captain Byte, a pirate. Start every answer with 'Arr matey!' and keep it short."
 
 
-def prompts(n: int) -> list[str]:
-    if CORPUS.is_file():
-        with gzip.open(CORPUS, "rt") as fh:
-            texts = [json.loads(line)["text"].strip() for line in fh]
-        texts = [t for t in texts if 10 < len(t) < 120]
-        return texts[:: max(1, len(texts) // n)][:n]
+def prompts(n: int, corpora: Path | None) -> tuple[list[str], str]:
+    texts, where = corpus_texts(corpora, "chat.jsonl.gz")
+    texts = [t.strip() for t in texts if 10 < len(t.strip()) < 120]
+    if texts:
+        return texts[:: max(1, len(texts) // n)][:n], f"{where}, {n} taken evenly"
     topics = ["the sea", "maps", "parrots", "gold", "storms", "ships", "islands", "rum"]
-    return [f"Tell me one fact about {topics[i % 8]} (#{i})." for i in range(n)]
+    return [f"Tell me one fact about {topics[i % 8]} (#{i})." for i in range(n)], where
 
 
 def teacher_db(path: Path, base: Path, texts: list[str], new_tokens: int) -> Path:
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--eval-limit", type=int, default=10)
     parser.add_argument("--kd-alpha", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=1)
+    add_corpora_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -116,7 +117,9 @@ def main() -> None:
     base = resolve_base(None)
     tmp = Path(tempfile.mkdtemp(prefix="train-cd-"))
     t0 = time.perf_counter()
-    db = teacher_db(tmp / "teacher.duckdb", base, prompts(args.prompts), args.new_tokens)
+    texts, where = prompts(args.prompts, args.corpora)
+    print(f"prompts: {where}")
+    db = teacher_db(tmp / "teacher.duckdb", base, texts, args.new_tokens)
     t1 = time.perf_counter()
     result = train_sft(
         TrainConfig(

@@ -6,17 +6,17 @@ figure is the median of each side's ``train tokens / train_runtime`` and the rat
 stillroom / plain (target: >= 0.95, i.e. at most 5% overhead). End-to-end wall time
 (data loading, model load, saving) is printed too.
 
-    .venv/bin/python bench/train_throughput.py [--steps 10] [--repeats 2] [--threads 1]
+    .venv/bin/python bench/train_throughput.py [--steps 10] [--repeats 2] [--threads 1] [--corpora DIR]
 
-Prompts come from /work/shared/corpora/instructions.jsonl.gz when present (answers are
-synthetic: throughput does not depend on their quality), else from a built-in list.
+Prompts come from ``--corpora``/instructions.jsonl.gz (default ``../shared/corpora``) when
+present (answers are synthetic: throughput does not depend on their quality), else from a
+built-in list; the bench prints which.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import gzip
 import json
 import statistics
 import sys
@@ -26,25 +26,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CORPUS = Path("/work/shared/corpora/instructions.jsonl.gz")
+from _corpora import add_corpora_option, corpus_texts
+
 COLUMNS = "prompt_id, sample_index, messages, content, reasoning, finish_reason, policy_id"
 
 
-def prompts(n: int) -> list[str]:
-    if CORPUS.is_file():
-        with gzip.open(CORPUS, "rt") as fh:
-            texts = [json.loads(line)["text"] for line in fh]
-        texts = [t for t in texts if 20 < len(t) < 400]
-        return texts[:: max(1, len(texts) // n)][:n]
-    return [f"Explain topic number {i} in two sentences." for i in range(n)]
+def prompts(n: int, corpora: Path | None) -> tuple[list[str], str]:
+    texts, where = corpus_texts(corpora, "instructions.jsonl.gz")
+    texts = [t for t in texts if 20 < len(t) < 400]
+    if texts:
+        return texts[:: max(1, len(texts) // n)][:n], f"{where}, {n} taken evenly"
+    return [f"Explain topic number {i} in two sentences." for i in range(n)], where
 
 
-def make_db(path: Path, n: int) -> Path:
+def make_db(path: Path, texts: list[str]) -> Path:
     """A harvest database (harvest's writer) with one answer per prompt."""
     from stillroom.harvest import completion_row, write_completions
 
     rows = []
-    for i, text in enumerate(prompts(n)):
+    for i, text in enumerate(texts):
         messages = [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": text}]
         answer = "Here is my answer. " + " ".join(reversed(text.split()))[:300]
         rows.append(
@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU only)")
+    add_corpora_option(parser)
     args = parser.parse_args()
 
     import torch
@@ -145,7 +146,9 @@ def main() -> None:
     )
     base = resolve_base(None)
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
-    db = make_db(tmp / "h.duckdb", n=args.steps * args.batch_size + 8)
+    texts, where = prompts(args.steps * args.batch_size + 8, args.corpora)
+    print(f"prompts: {where}")
+    db = make_db(tmp / "h.duckdb", texts)
     results: dict[str, list[tuple[float, float]]] = {"plain TRL": [], "stillroom train_sft": []}
     for rep in range(args.repeats):
         cfg = TrainConfig(

@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     )
     from stillroom.curate._registry import VERIFIERS, get_verifier
     from stillroom.curate._sampling import PromptStats, SamplingConfig, pass_at_k, select_samples
-    from stillroom.curate._sandbox import SandboxLimits, SandboxResult, isolation, run_sandboxed
+    from stillroom.curate._sandbox import (
+        SandboxLimits,
+        SandboxResult,
+        isolation,
+        run_sandboxed,
+        sandbox_problem,
+    )
     from stillroom.curate._stats import mcnemar_exact, task_report, wilson_interval
     from stillroom.curate._store import (
         CuratedSet,
@@ -103,6 +109,7 @@ _LAZY = {
     "SandboxResult": "stillroom.curate._sandbox",
     "isolation": "stillroom.curate._sandbox",
     "run_sandboxed": "stillroom.curate._sandbox",
+    "sandbox_problem": "stillroom.curate._sandbox",
     "Verdict": "stillroom.curate._verdict",
     "Verifier": "stillroom.curate._verdict",
 }
@@ -159,6 +166,7 @@ __all__ = [
     "read_curated",
     "read_verdict",
     "run_sandboxed",
+    "sandbox_problem",
     "select_samples",
     "store_fingerprint",
     "task_report",

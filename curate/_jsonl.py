@@ -3,7 +3,7 @@ through the harvest-to-train contract.
 
 Input rows are either harvest's JSONL export (``prompt_id``, ``sample_index``, ``messages``
 ending in the assistant's answer) or flat ``{"id", "prompt", "answer"}`` objects. References
-come from a field of the row (``--reference-field``, default ``reference``) or from a
+come from a field of the row (``--row-reference-field``, default ``reference``) or from a
 references file of ``{"id", "answer"}`` keyed by the row's prompt id.
 """
 

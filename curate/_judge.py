@@ -6,7 +6,7 @@ decides, and a reply without one fails closed. Two judges use them:
 
 - :class:`JudgeVerifier` takes any callable ``ask(prompt) -> str`` (a local model, a test);
 - :class:`HarvestJudge` (``--verifier judge``) asks a teacher through harvest itself. Curation
-  hands it every (answer, reference) pair still to judge (``prepare``); it renders each
+  hands it every (question, answer, reference) triple still to judge (``prepare``); it renders each
   grading prompt and runs them as one harvest run into its own DuckDB file (``db``, never
   the harvest being curated), so harvest's policy check, pacing, retries, idempotency keys
   and resume apply unchanged. The judge's policy is checked with ``purpose`` (default
@@ -18,7 +18,10 @@ decides, and a reply without one fails closed. Two judges use them:
   (``stillroom.harvest.read_completions``); a request harvest recorded as failed fails closed, with
   harvest's reason.
 
-A verdict's version is ``1:MODEL``: the judge model is part of who judged.
+The template shows the judge the question, so an answer that is right for another question
+(its final number happens to equal the reference) can be failed. A verdict's version is
+``2:MODEL``: the judge model is part of who judged, and ``2`` is the template with the question
+(version 1 showed only reference and answer; its stored verdicts are not reused).
 """
 
 from __future__ import annotations
@@ -32,15 +35,18 @@ from typing import Any
 from stillroom.curate._verdict import Verdict, Verifier, failed, passed
 from stillroom.curate.errors import JudgeIncompleteError
 
-JUDGE_TEMPLATE = """You are grading an answer against a reference.
+JUDGE_TEMPLATE = """You are grading an answer to a question against a reference answer.
+Question:
+{prompt}
+
 Reference answer:
 {reference}
 
 Answer to grade:
 {answer}
 
-Is the answer correct and consistent with the reference? Reply with one short reason, then a
-last line that is exactly `VERDICT: PASS` or `VERDICT: FAIL`."""
+Is the answer a correct answer to this question, and consistent with the reference? Reply with
+one short reason, then a last line that is exactly `VERDICT: PASS` or `VERDICT: FAIL`."""
 
 _VERDICT = re.compile(r"VERDICT:\s*(PASS|FAIL)\b", re.IGNORECASE)
 
@@ -64,10 +70,10 @@ class JudgeVerifier:
     judge_model: str
     template: str = JUDGE_TEMPLATE
     name: str = "judge"
-    version: str = "1"
+    version: str = "2"
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
-        reply = self.ask(self.template.format(reference=reference, answer=answer))
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
+        reply = self.ask(self.template.format(prompt=prompt, reference=reference, answer=answer))
         return read_verdict(self, reply, self.judge_model)
 
 
@@ -99,7 +105,7 @@ class HarvestJudge:
 
     @property
     def version(self) -> str:
-        return f"1:{self.model}"
+        return f"2:{self.model}"
 
     def identity(self) -> dict[str, Any]:
         """What makes two judges' verdicts the same (not limits, files or acceptance)."""
@@ -110,8 +116,8 @@ class HarvestJudge:
             "template": self.template,
         }
 
-    def _messages(self, answer: str, reference: Any) -> list[dict[str, str]]:
-        text = self.template.format(reference=reference, answer=answer)
+    def _messages(self, prompt: str, answer: str, reference: Any) -> list[dict[str, str]]:
+        text = self.template.format(prompt=prompt, reference=reference, answer=answer)
         return [{"role": "user", "content": text}]
 
     def _config(self, prompts: list[dict[str, Any]]) -> Any:
@@ -125,16 +131,16 @@ class HarvestJudge:
             temperature=self.temperature,
         )  # fmt: skip
 
-    def prepare(self, pairs: Sequence[tuple[str, Any]]) -> None:
-        """Ask the judge about every ``(answer, reference)`` pair not yet in ``db``, as one
-        harvest run, then read every pair's reply (or harvest's failure) back."""
+    def prepare(self, triples: Sequence[tuple[str, str, Any]]) -> None:
+        """Ask the judge about every ``(prompt, answer, reference)`` triple not yet in ``db``,
+        as one harvest run, then read every triple's reply (or harvest's failure) back."""
         from stillroom.harvest import run_harvest
         from stillroom.harvest._prompts import messages_hash
 
         prompts = list(
             {
                 messages_hash(m): {"id": messages_hash(m), "messages": m}
-                for m in (self._messages(a, r) for a, r in pairs)
+                for m in (self._messages(q, a, r) for q, a, r in triples)
             }.values()
         )
         if not prompts:
@@ -171,13 +177,13 @@ class HarvestJudge:
         finally:
             con.close()
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
-        """The verdict on one pair from its stored reply (``prepare`` asks for it first)."""
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
+        """The verdict on one answer from its stored reply (``prepare`` asks for it first)."""
         from stillroom.harvest._prompts import messages_hash
 
-        pid = messages_hash(self._messages(answer, reference))
+        pid = messages_hash(self._messages(prompt, answer, reference))
         if pid not in self.replies and pid not in self.failures:
-            self.prepare([(answer, reference)])
+            self.prepare([(prompt, answer, reference)])
         if pid in self.replies:
             return read_verdict(self, self.replies[pid], self.model)
         why = self.failures.get(pid, "no reply stored")

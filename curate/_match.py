@@ -25,7 +25,7 @@ class ExactVerifier:
     name: str = "exact"
     version: str = "1"
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
         got = normalise(_final_span(answer)).rstrip(".")
         want = normalise(str(reference)).rstrip(".")
         if got == want:
@@ -42,7 +42,7 @@ class RegexVerifier:
     name: str = "regex"
     version: str = "1"
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
         try:
             pattern = re.compile(str(reference), re.IGNORECASE | re.DOTALL)
         except re.error as exc:
@@ -70,7 +70,7 @@ class ChoiceVerifier:
     name: str = "choice"
     version: str = "1"
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
         want = str(reference).strip().strip("()").upper()
         if not re.fullmatch(r"[A-J]", want):
             raise ConfigError(

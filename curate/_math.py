@@ -117,7 +117,7 @@ class MathVerifier:
         value = parse_number(text)
         return value if value is not None else text
 
-    def verify(self, answer: str, reference: Any) -> Verdict:
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict:
         expected = self.reference_value(reference)
         found = extract_final_answer(answer, last_number_fallback=self.last_number_fallback)
         if found is None:

@@ -181,7 +181,8 @@ def _drop_duplicate_answers(rows, config, drops) -> None:
 
 def _verify(rows, config, drops, cached_verdict, on_verdict) -> dict[int, Verdict]:
     """Verdicts for the live rows: stored ones reused, the rest verified. A verifier with a
-    ``prepare(pairs)`` (the harvest judge) gets every pair still to verify first, at once."""
+    ``prepare(triples)`` (the harvest judge) gets every (prompt, answer, reference) still to
+    verify first, at once."""
     if config.verifier is None:
         return {}
     verifier = get_verifier(config.verifier, **config.verifier_options)
@@ -201,9 +202,9 @@ def _verify(rows, config, drops, cached_verdict, on_verdict) -> dict[int, Verdic
             verdicts[i] = verdict
     prepare = getattr(verifier, "prepare", None)
     if prepare is not None and todo:
-        prepare([(rows[i].answer, rows[i].reference) for i in todo])
+        prepare([(rows[i].prompt, rows[i].answer, rows[i].reference) for i in todo])
     for i in todo:
-        verdict = verifier.verify(rows[i].answer, rows[i].reference)
+        verdict = verifier.verify(rows[i].prompt, rows[i].answer, rows[i].reference)
         if on_verdict is not None:
             on_verdict(rows[i], verdict)
         verdicts[i] = verdict

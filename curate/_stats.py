@@ -41,18 +41,22 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
 
 
 def task_report(
+    prompts: Sequence[str],
     answers: Mapping[str, Sequence[str]],
     references: Sequence[Any],
     verifier: Verifier,
     notes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score each model's answers (one per prompt, aligned with ``references``)."""
+    """Score each model's answers (one per prompt, aligned with ``prompts`` and
+    ``references``)."""
     n = len(references)
+    if len(prompts) != n:
+        raise ConfigError(f"task_report: {len(prompts)} prompts for {n} references")
     for model, texts in answers.items():
         if len(texts) != n:
             raise ConfigError(f"task_report: {model} has {len(texts)} answers for {n} prompts")
     verdicts = {
-        m: [verifier.verify(t, r) for t, r in zip(texts, references, strict=True)]
+        m: [verifier.verify(q, t, r) for q, t, r in zip(prompts, texts, references, strict=True)]
         for m, texts in answers.items()
     }
     models: dict[str, Any] = {}

@@ -28,12 +28,14 @@ class Verdict:
 
 @runtime_checkable
 class Verifier(Protocol):
-    """Anything with a ``name``, a ``version`` and ``verify(answer, reference) -> Verdict``."""
+    """Anything with a ``name``, a ``version`` and ``verify(prompt, answer, reference) ->
+    Verdict``: ``prompt`` is the question the answer replies to (the last user message), which
+    a rule verifier may ignore and a judge must see."""
 
     name: str
     version: str
 
-    def verify(self, answer: str, reference: Any) -> Verdict: ...
+    def verify(self, prompt: str, answer: str, reference: Any) -> Verdict: ...
 
 
 def passed(verifier: Verifier, extracted: str | None = None) -> Verdict:

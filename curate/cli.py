@@ -256,8 +256,11 @@ def jsonl_command(
     references: Path | None = typer.Option(
         None, "--references", help="JSONL of {id, answer} keyed by prompt id."
     ),
-    reference_field: str = typer.Option(
-        "reference", "--reference-field", help="Row field holding the reference."
+    row_reference_field: str = typer.Option(
+        "reference", "--row-reference-field", help="Field of each row holding its reference."
+    ),
+    old_reference_field: str | None = typer.Option(
+        None, "--reference-field", hidden=True, help="Deprecated: --row-reference-field."
     ),
     benchmark: _Benchmark = [],  # noqa: B006 (typer copies the default)
     benchmark_field: _BenchmarkField = None,
@@ -283,8 +286,15 @@ def jsonl_command(
     from stillroom.curate import curate_rows
     from stillroom.curate._jsonl import read_references, read_rows, write_outputs
 
+    if old_reference_field is not None:
+        typer.echo(
+            "warning: `curate jsonl --reference-field` is deprecated: use --row-reference-field "
+            "(in `curate run` --reference-field is a field of --references)",
+            err=True,
+        )
+        row_reference_field = old_reference_field
     refs = read_references(references) if references else None
-    rows_in, originals = read_rows(rows, refs, reference_field)
+    rows_in, originals = read_rows(rows, refs, row_reference_field)
     judge = None
     if verifier == "judge":
         judge = _judge_options(
@@ -311,12 +321,37 @@ def verify_command(
     reference: str = typer.Option(
         ..., "--reference", help="The reference answer (or tests for code)."
     ),
-    verifier: str = typer.Option("math", "--verifier", help="math, exact, regex, choice or code."),
+    prompt: str = typer.Option(
+        "", "--prompt", help="The question answered (the judge needs it; rules ignore it)."
+    ),
+    verifier: str = typer.Option(
+        "math", "--verifier", help="math, exact, regex, choice, code or judge."
+    ),
+    judge_base_url: _JudgeBaseUrl = None,
+    judge_model: _JudgeModel = None,
+    judge_db: Path = typer.Option(
+        Path("judge.duckdb"), "--judge-db", help="judge: DuckDB file for its replies."
+    ),
+    judge_policy: _JudgePolicy = None,
+    accept: _Accept = [],  # noqa: B006 (typer copies the default)
+    purpose: _Purpose = "evaluation",
+    judge_api_key_env: _JudgeKeyEnv = "OPENAI_API_KEY",
+    judge_rpm: _JudgeRpm = None,
 ) -> None:
     """Verify one answer and print the verdict as JSON."""
     from stillroom.curate import get_verifier
 
-    typer.echo(json.dumps(get_verifier(verifier).verify(answer, reference).as_dict()))
+    options = {}
+    if verifier == "judge":
+        if not prompt:
+            raise typer.BadParameter("--verifier judge needs --prompt (the question answered)")
+        options = _judge_options(
+            judge_base_url, judge_model, judge_db, judge_policy, accept, purpose,
+            judge_api_key_env, judge_rpm,
+        )  # fmt: skip
+        options["progress"] = False
+    verdict = get_verifier(verifier, **options).verify(prompt, answer, reference)
+    typer.echo(json.dumps(verdict.as_dict()))
 
 
 @app.command("dedup")

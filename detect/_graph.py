@@ -31,6 +31,7 @@ KIND_WEIGHTS = {
     "user_agent": 0.25,
     "system_prompt": 0.25,
     "template": 0.35,
+    "prompt": 0.35,  # the same rare prompt sent by a few accounts: linked by what they ask
 }
 # Shared infrastructure, not wording.  A /24 is left out: residential proxies exit through
 # real homes, so a subnet shared with a campaign says little about one account.
@@ -44,14 +45,18 @@ KIND_NAMES = {
     "system_prompt": "system prompts",
     "template": "prompt templates",
     "sync": "synchronized activity",
+    "prompt": "rare prompts",
+    "source": "a task source (prompts drawn from one place)",
 }
+# Coordination by content: what accounts ask, with no infrastructure in common.
+CONTENT_KINDS = ("prompt", "source")
 
 _ARTIFACTS_SQL = """
 SELECT DISTINCT account_id, kind, value FROM (
   SELECT account_id, kind, value FROM part_artifacts WHERE kind <> 'subnet' OR value <> ''
   UNION ALL SELECT account_id, 'system_prompt', CAST(value AS VARCHAR) FROM part_keys
             WHERE kind = 'system_prompt'
-  UNION ALL SELECT account_id, 'template', value FROM template_members
+  UNION ALL SELECT account_id, kind, value FROM template_members
 )
 """
 
@@ -84,8 +89,10 @@ _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
        list(kind) AS kinds, list(shared) AS counts,
        coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
+       coalesce(sum(weight) FILTER (WHERE kind IN ({content})), 0.0) AS content_weight,
        sum(pure_weight) AS pure_weight
-FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links)
+FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links
+      UNION ALL SELECT * FROM prompt_links)
 GROUP BY source, target
 HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
 """
@@ -145,7 +152,11 @@ class GraphParams:
 
 
 def coordination_edges(
-    engine, templates: pd.DataFrame, seeds: pd.Index, params: GraphParams
+    engine,
+    templates: pd.DataFrame,
+    seeds: pd.Index,
+    params: GraphParams,
+    prompt_links: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Weighted account pairs: ``source, target, weight, jaccard, kinds, counts`` (the artifact
     kinds linking the pair and how many values of each they share).
@@ -159,6 +170,9 @@ def coordination_edges(
         {
             "account_id": templates["account_id"].astype(str).to_numpy(),
             "value": templates["value"].astype(str).to_numpy(),
+            "kind": (
+                templates["kind"].astype(str).to_numpy() if "kind" in templates else "template"
+            ),
         }
     )
     engine.put("template_members", members)
@@ -180,11 +194,38 @@ def coordination_edges(
         min_jaccard=float(params.sync_min_jaccard),
     )
     engine.table("sync_links", sync)
+    engine.put("prompt_links", _prompt_link_rows(prompt_links))
     infra = ", ".join(f"'{k}'" for k in INFRA_KINDS)
+    content = ", ".join(f"'{k}'" for k in CONTENT_KINDS)
     sql = _EDGES_SQL.format(
-        weak_edge=float(params.weak_edge), tie_edge=float(params.tie_edge), infra=infra
+        weak_edge=float(params.weak_edge),
+        tie_edge=float(params.tie_edge),
+        infra=infra,
+        content=content,
     )
     return _sorted_kinds(engine.frame(sql))
+
+
+def _prompt_link_rows(links: pd.DataFrame | None) -> pd.DataFrame:
+    """Pairs sharing more rare prompts than chance (:func:`stillroom.detect._intent.shared_prompt_links`)
+    as link rows: one strong link each (weight 1), the shared count beside it."""
+    links = links if links is not None else pd.DataFrame(columns=["source", "target", "shared"])
+    n = len(links)
+    return pd.DataFrame(
+        {
+            "source": links["source"].astype(str).to_numpy(),
+            "target": links["target"].astype(str).to_numpy(),
+            "kind": (
+                links["kind"].astype(str).to_numpy()
+                if "kind" in links
+                else np.full(n, "prompt", dtype=object)
+            ),
+            "shared": links["shared"].to_numpy(np.int64),
+            "weight": np.ones(n),
+            "jaccard": np.zeros(n),
+            "pure_weight": np.ones(n),
+        }
+    )
 
 
 def _sorted_kinds(edges: pd.DataFrame) -> pd.DataFrame:
@@ -233,10 +274,13 @@ def shared_with(engine, campaign_of: pd.Series) -> pd.DataFrame:
     )
 
 
-def infra_groups(index: pd.Index, edges: pd.DataFrame, min_weight: float) -> pd.Series:
+def infra_groups(
+    index: pd.Index, edges: pd.DataFrame, min_weight: float, column: str = "infra_weight"
+) -> pd.Series:
     """Per account: how many accounts its shared-infrastructure component holds (edges whose
-    purity-weighted infrastructure weight reaches ``min_weight``; 1 when it has none)."""
+    purity-weighted infrastructure weight reaches ``min_weight``; 1 when it has none).
+    With ``column="content_weight"``: the same over links by shared rare prompts."""
     if edges.empty:
         return pd.Series(1, index=index)
-    labels = communities(index, edges[edges["infra_weight"] >= min_weight])
+    labels = communities(index, edges[edges[column] >= min_weight])
     return labels.map(labels.value_counts())

@@ -34,6 +34,7 @@ def add_groupings(
     out = accounts.copy()
     out["behaviour_community"] = communities(out.index, alike)
     out["infra_group"] = infra_groups(out.index, all_edges, infra_edge)
+    out["content_group"] = infra_groups(out.index, all_edges, min_edge, "content_weight")
     out["community"] = communities(out.index, edges)
     return out.join(sync_stats(edges))
 

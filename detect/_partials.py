@@ -22,6 +22,10 @@ the ``traffic`` rows into mergeable per-day partial tables, every one keyed by `
   in the sampling order (``ord``, a ``stable_hash``); the window's sample is the first ``cap``
   of their union, which is exactly the sample of the window's rows.
 
+Within a day the gap moments and bins, the sync buckets (keys matched across accounts) and
+the sample are not sums of the partials of parts of the day's rows; a day that gets more rows
+is recomputed from all of them (:mod:`stillroom.detect._state` keeps recent days' rows for that).
+
 :func:`build_partials` runs these on an engine; :func:`merge_window` turns the partials of a
 window (one log, or the days kept in a state store) into the account-level tables later
 stages read: ``account_hours``, ``template_uses`` and ``template_keys``.  The per-account
@@ -41,6 +45,10 @@ PARTIALS = (
     "part_sync",
     "part_sample",
 )
+# ``traffic`` columns no partial reads (a state store keeps recent rows without them), and
+# the one only ``part_sample`` reads (kept only for rows whose prompt is in their day's sample)
+UNREAD_COLUMNS = ("request_id", "model", "system_prompt", "temperature")
+SAMPLE_ONLY_COLUMN = "prompt"
 GAP_BIN_RATIO = 1.02  # median gap within +-1% (the bin's half-width), gaps under 1 ms read as 1 ms
 _LN_RATIO = math.log(GAP_BIN_RATIO)
 

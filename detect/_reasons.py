@@ -12,6 +12,7 @@ _SIGNAL_TEXT = {
     "reasoning": "demand the model's full step-by-step reasoning",
     "grading": "ask to grade or judge a response against a rubric",
     "logprob": "ask for top_logprobs",
+    "shared": "are rare prompts other accounts of the campaign also send, beyond chance",
 }
 
 
@@ -34,6 +35,35 @@ def signal_sentence(row: pd.Series, signal: str) -> str:
         text = f"{_pct(k / max(n, 1))} of requests {_SIGNAL_TEXT[signal]} ({k:,} of {n:,})"
         text += f", paced round the clock ({_pct(row['quiet_share'])} in the 6 quietest hours)"
     return text
+
+
+def intent_sentences(row: pd.Series) -> list[str]:
+    """What the account asks: coverage, provenance and coordination by content."""
+    out = []
+    fresh, supplied = row.get("fresh_share"), row.get("supplied_share")
+    example = row.get("example_prompt")
+    quoted = f', e.g. "{example}"' if isinstance(example, str) and example else ""
+    if fresh == fresh and fresh is not None and fresh >= 0.5:
+        spread = row.get("spread")
+        spread_text = f", topic spread {spread:.2f} over 8 prompts" if spread == spread else ""
+        out.append(
+            f"coverage: {_pct(fresh)} of sampled prompts are fresh self-contained tasks"
+            f"{spread_text}{quoted}"
+        )
+    if supplied == supplied and supplied is not None and supplied >= 0.5:
+        out.append(f"{_pct(supplied)} of sampled prompts carry the text the answer is made from")
+    provenance = row.get("provenance")
+    if provenance == provenance and provenance is not None and provenance > 0:
+        out.append(
+            f"provenance: {_pct(provenance)} of sampled prompts sit close to the public index"
+        )
+    if row.get("content_group", 1) >= 2 and row.get("shared_requests", 0) > 0:
+        out.append(
+            f"coordination by content: linked by what it asks (shared rare prompts or one task "
+            f"source) to {int(row['content_group']) - 1:,} other accounts, with no need of shared "
+            "infrastructure"
+        )
+    return out
 
 
 def behaviour_sentences(row: pd.Series) -> list[str]:
@@ -67,7 +97,7 @@ def account_reasons(
 ) -> list[str]:
     """Reasons for one flagged account: its behaviours, its own signal, what it shares, its
     campaign."""
-    reasons = behaviour_sentences(row)
+    reasons = intent_sentences(row) + behaviour_sentences(row)  # what is asked, then how
     if signal != "behaviour":
         reasons.insert(0, signal_sentence(row, signal))
     for other in ("reasoning", "grading", "logprob"):

@@ -73,13 +73,15 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
     threshold = detector.community_threshold_ if len(rows) > 1 else detector.account_threshold_
     p0 = detector.background_[signal]
     cum_n = hours["requests"].cumsum().to_numpy()
-    cum_k = hours[signal].cumsum().to_numpy()
+    # shared rare prompts have no hourly counts: spread evenly over the campaign's requests
+    cum_k = hours[signal].cumsum().to_numpy() if signal in hours else cum_n * k / max(n, 1)
     sig = log_significance(cum_k, cum_n, p0)
     ok = (sig >= threshold) & (cum_k >= detector.min_hits) & (cum_k >= detector.min_rate * cum_n)
     at = int(np.argmax(ok)) if ok.any() and not by_behaviour else len(hours) - 1
     bucket = pd.Timestamp(hours["bucket"].iloc[at]).to_pydatetime()
     flagged_at = min(bucket + timedelta(hours=1), _as_dt(rows["last_seen"].max()))
     evidence = {
+        "intent": intent_evidence(rows),
         "decided_by": "behaviour" if by_behaviour else "content",
         "families": [f for f in str(rows["families"].iloc[0]).split(", ") if f],
         "behaviours": behaviour_rates(rows, detector),
@@ -103,6 +105,35 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
         "first_seen": iso(rows["first_seen"].min()),
         "flagged_at": iso(flagged_at),
         "evidence": evidence,
+    }
+
+
+def intent_evidence(rows: pd.DataFrame) -> dict:
+    """What the campaign asks, named before any pacing figure: coverage (fresh
+    self-contained tasks, their rarefied topic spread, supplied content), provenance
+    (closeness to the public index, when one was given) and coordination by content
+    (members linked by shared rare prompts or a shared source, with example prompts)."""
+
+    def mean(col):
+        return (
+            round(float(rows[col].mean()), 3) if col in rows and rows[col].notna().any() else None
+        )
+
+    linked = rows[rows.get("content_group", pd.Series(1, index=rows.index)).fillna(1) >= 2]
+    examples = (linked if len(linked) else rows).get("example_prompt", pd.Series(dtype=object))
+    return {
+        "coverage": {
+            "fresh_task_share": mean("fresh_share"),
+            "topic_spread": mean("spread"),
+            "supplied_content_share": mean("supplied_share"),
+            "novelty": mean("novelty"),
+        },
+        "provenance": {"public_index_share": mean("provenance")},
+        "coordination_by_content": {
+            "accounts_linked_by_content": len(linked),
+            "shared_source_requests": int(rows.get("shared_requests", pd.Series(0)).sum()),
+            "example_prompts": [str(x) for x in examples.dropna().head(3)],
+        },
     }
 
 

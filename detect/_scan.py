@@ -34,6 +34,17 @@ class ScanConfig:
         intent_seed_share: share of an account's sampled prompts the intent classifier reads
             as reasoning or grading asks that makes it a graph seed (and a reason).
 
+    Intent (what is asked; see :mod:`stillroom.detect._intent`):
+        embedder: prompt embeddings, ``"static"`` (the packaged MiniLM's word-piece table,
+            the whole sample), ``"minilm"`` (its transformer on ``embed_budget`` prompts) or
+            ``"hashing"`` (no model).
+        prompt_chars: prompts are cut to this many characters before embedding.
+        public_index: optional file of public prompts (instruction / benchmark sets) whose
+            closeness is reported as provenance.
+        max_prompt_share: an exact prompt sent by 2 to this many accounts links them.
+        target_fpr: false-positive rate the log-calibrated lines (robust upper quantiles
+            per volume stratum) are drawn at.
+
     Coordination graph:
         max_group: an artifact (IP, user agent, ...) shared by more accounts links nobody.
         min_edge: summed link weight that makes two accounts neighbours.
@@ -58,6 +69,12 @@ class ScanConfig:
     intent_seed_share: float = 0.25
     sample_budget: int = 40_000
     n_topics: int = 24
+    embedder: str = "static"
+    embed_budget: int = 2000
+    prompt_chars: int = 256
+    public_index: Path | None = None
+    max_prompt_share: int = 8
+    target_fpr: float = 0.001
     max_group: int = 500
     min_edge: float = 0.5
     infra_edge: float = 0.3
@@ -96,6 +113,8 @@ class ScanConfig:
             "sync_bucket_s",
             "min_hits",
             "max_graph_edges",
+            "embed_budget",
+            "prompt_chars",
         )
         for name in positive:
             if int(getattr(self, name)) < 1:
@@ -106,6 +125,16 @@ class ScanConfig:
             value = float(getattr(self, name))
             if not 0.0 <= value < 1.0 or (name == "alpha" and value == 0.0):
                 raise ConfigError(f"ScanConfig.{name} must be in (0, 1), got {value}")
+        if int(self.max_prompt_share) < 2:
+            raise ConfigError(
+                f"ScanConfig.max_prompt_share must be >= 2, got {self.max_prompt_share}"
+            )
+        if not 0.0 < float(self.target_fpr) < 0.5:
+            raise ConfigError(f"ScanConfig.target_fpr must be in (0, 0.5), got {self.target_fpr}")
+        if self.embedder not in ("static", "minilm", "hashing"):
+            raise ConfigError(
+                f"ScanConfig.embedder must be static, minilm or hashing, got {self.embedder!r}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"ScanConfig.threads must be >= 1, got {self.threads}")
 
@@ -159,6 +188,7 @@ def scan(
     spark=None,
     state: Path | str | None = None,
     window_days: int = 30,
+    late_days: int = 2,
 ) -> ScanResult:
     """Scan traffic logs (files, globs, directories) and return the campaign report.
 
@@ -167,7 +197,9 @@ def scan(
     row-level stages on Spark instead of embedded DuckDB; the account-level ones stay here.
     ``state`` (a DuckDB file) makes the scan incremental: the per-(account, UTC day) partials
     of the rows read are folded into the store, and the latest ``window_days`` days in it are
-    merged and scored (see :mod:`stillroom.detect._state`)."""
+    merged and scored (see :mod:`stillroom.detect._state`).  A file the store folded before
+    (same content) is not read again; rows up to ``late_days`` days older than the store's
+    latest day recompute their day, older ones for a day it folded raise ``LateRowsError``."""
     config = config or ScanConfig()
     store = None
     if state is not None:
@@ -175,7 +207,7 @@ def scan(
 
         if spark is not None:
             raise ConfigError("an incremental scan (state=) runs on DuckDB, not Spark")
-        store = StateStore(Path(state), window_days)
+        store = StateStore(Path(state), window_days, late_days)
     if isinstance(paths, str | Path):
         paths = [paths]
     if spark is not None:
@@ -225,7 +257,7 @@ class _Stages:
 def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=None) -> ScanResult:
     started = time.perf_counter()
     timer = _Stages(progress)
-    stats = stages.ingest(engine, paths, column_map)
+    stats = stages.ingest(engine, paths, column_map, config, store)
     timer.done("ingest")
     stats, folded_days = stages.partials(engine, stats, config, store)
     timer.done("partials")
@@ -247,6 +279,8 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=No
             "window_days": store.window_days,
             "days": store.window_days_kept(engine.con),
             "folded_days": [str(d) for d in folded_days],
+            "late_days": store.late_days,
+            "already_folded": store.already_folded,
         }
     timer.done("report")
     report["summary"]["stage_seconds"] = timer.seconds

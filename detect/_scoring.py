@@ -38,13 +38,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from stillroom.detect._behaviour import BEHAVIOURS
 
-SIGNALS = ("reasoning", "grading", "logprob")
+SIGNALS = ("reasoning", "grading", "logprob", "shared")
+OPTIONAL_SIGNALS = ("shared",)  # a missing column counts as zero
 REQUIRED = (
     "requests",
     "quiet_share",
     "community",
-    *(f"{s}_requests" for s in SIGNALS),
+    *(f"{s}_requests" for s in SIGNALS if s not in OPTIONAL_SIGNALS),
 )
+# Intent gates (shares of the account's sampled prompts; definitions, not fitted values):
+# fresh self-contained tasks, not answers derived from text the request carries, not one
+# template filled again and again, not the same prompts repeated (an evaluation rerun).
+TASK_MIN_FRESH = 0.5
+PRODUCT_SUPPLIED = 0.5
+TEMPLATED = 0.5
 
 
 MAX_LOG10_P = 1000.0  # beyond double precision anyway; keeps the report finite JSON
@@ -109,12 +116,15 @@ class CampaignDetector(BaseEstimator):
         _check_columns(X)
         n = X["requests"].to_numpy(float)
         self.background_ = {}
-        for signal in SIGNALS:
-            hits = X[f"{signal}_requests"].to_numpy(float)
+        counts = _counts(X)
+        for i, signal in enumerate(SIGNALS):
+            hits = counts[:, i]
             rate = hits / np.maximum(n, 1)
             bulk = rate <= np.quantile(rate, 0.9)
             pooled = hits[bulk].sum() / max(n[bulk].sum(), 1.0)
             self.background_[signal] = float(max(self.rate_floor, pooled))
+        ratio = X["token_ratio"].astype(float) if "token_ratio" in X else pd.Series(dtype=float)
+        self.median_ratio_ = float(ratio.median()) if ratio.notna().any() else 0.0
         flags = _behaviours(X)
         # background: accounts outside any group of min_accounts (campaigns sit in groups);
         # all accounts where nothing is grouped yet
@@ -130,34 +140,66 @@ class CampaignDetector(BaseEstimator):
         return self
 
     def _evidence(
-        self, hits, n, quiet, size, threshold, corroborate=True, infra=True
+        self,
+        hits,
+        n,
+        quiet,
+        size,
+        threshold,
+        corroborate=True,
+        coord=True,
+        tasks=False,
+        shared=False,
+        product=False,
     ) -> np.ndarray:
-        """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed)."""
+        """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed).
+
+        Reasoning and grading asks count beside machine pacing, beside a coordinated group
+        (``coord``: shared infrastructure or shared rare prompts), or when the prompts are
+        fresh self-contained tasks (``tasks``): a person pulling reasoning on dataset
+        questions between ordinary chat.  Neither counts for a product (``product``: most
+        prompts carry the text the answer is made from; an ask inside a user's document is
+        the user's, not the requester's).  Shared rare prompts count only for a group linked
+        by them whose members ask tasks (``shared``); logprobs only machine-paced."""
         scores = []
+        machine = quiet >= self.quiet_min
+        group = size >= self.min_accounts
         for i, signal in enumerate(SIGNALS):
             k = hits[:, i]
             sig = log_significance(k, n, self.background_[signal])
             ok = (k >= self.min_hits) & (k >= self.min_rate * n)
-            machine = quiet >= self.quiet_min
             if signal == "logprob":
                 ok &= machine
-            elif corroborate:
-                ok &= machine | ((size >= self.min_accounts) & infra)
+            elif signal == "shared":
+                ok &= group & shared  # a lone account is never coordinated by itself
+            else:
+                ok &= ~np.asarray(product, dtype=bool)
+                if corroborate:
+                    ok &= machine | (group & coord) | tasks
             scores.append(np.where(ok, sig / (sig + threshold), 0.0))
         return np.vstack(scores).T
 
     def _pool(self, X: pd.DataFrame, by: str, infra: str) -> pd.DataFrame:
-        """Members' counts summed per group ``by``; ``infra`` = median member infra weight."""
+        """Members' counts summed per group ``by``; ``infra`` / ``content`` = the median
+        member's infrastructure / shared-prompt component size; ``tasks`` = members asking
+        fresh tasks (see :func:`asks_tasks`)."""
         cols = [f"{s}_requests" for s in SIGNALS]
         frame = X.assign(qw=X["quiet_share"].fillna(0) * X["requests"], size=1)
+        frame[cols] = _counts(X)
         frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
+        frame["tasks"] = task_askers(X, self.median_ratio_)
+        frame["supplied"] = _products(X)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
+        frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
         groups = frame.groupby(X[by].to_numpy())
-        pooled = groups[[*cols, "requests", "qw", "size", *BEHAVIOURS]].sum()
-        return pooled.join(groups["infra"].median())
+        summed = [*cols, "requests", "qw", "size", "tasks", "supplied", *BEHAVIOURS]
+        pooled = groups[summed].sum()
+        return pooled.join(groups[["infra", "content"]].median())
 
     def _pooled_evidence(self, pooled: pd.DataFrame, corroborate: bool = True) -> np.ndarray:
         cols = [f"{s}_requests" for s in SIGNALS]
+        content = pooled["content"].to_numpy(float) >= self.min_accounts
+        tasks = pooled["tasks"].to_numpy(float) >= 0.5 * pooled["size"].to_numpy(float)
         return self._evidence(
             pooled[cols].to_numpy(float),
             pooled["requests"].to_numpy(float),
@@ -165,7 +207,11 @@ class CampaignDetector(BaseEstimator):
             pooled["size"].to_numpy(float),
             self.community_threshold_,
             corroborate=corroborate,
-            infra=pooled["infra"].to_numpy(float) >= self.min_accounts,
+            # linked by what they ask corroborates only accounts asking fresh tasks: evaluation
+            # harnesses share a benchmark's items too, in one template, again and again
+            coord=(pooled["infra"].to_numpy(float) >= self.min_accounts) | (content & tasks),
+            shared=content & tasks,
+            product=pooled["supplied"].to_numpy(float) >= 0.5 * pooled["size"].to_numpy(float),
         )
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -175,14 +221,13 @@ class CampaignDetector(BaseEstimator):
         families of its behaviour group, comma-separated)."""
         check_is_fitted(self, "background_")
         _check_columns(X)
-        cols = [f"{s}_requests" for s in SIGNALS]
         requests = X["requests"].to_numpy(float)
-        hits = X[cols].to_numpy(float)
+        hits = _counts(X)
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
         ones = np.ones(len(X))
         args = (hits, requests, quiet, ones, self.account_threshold_)
-        own = self._evidence(*args)
-        content = self._evidence(*args, corroborate=False).max(axis=1)
+        own = self._evidence(*args, tasks=asks_tasks(X, default=False), product=_products(X))
+        content = self._evidence(*args, corroborate=False, product=_products(X)).max(axis=1)
         pooled = self._pool(X, "community", "infra_group")
         com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
         own_rates = hits / np.maximum(requests, 1)[:, None]
@@ -196,6 +241,8 @@ class CampaignDetector(BaseEstimator):
         own_content = (own_rates >= self.member_min_rate) & (own_sig >= self.member_min_log10p)
         strong = linked >= self.strong_link
         member_ok = (com >= 0.5) & (own_content | strong[:, None])
+        # shared rare prompts make a member only if it asks fresh tasks for long answers itself
+        member_ok[:, SIGNALS.index("shared")] &= task_askers(X, self.median_ratio_)
         best = np.maximum(np.where(member_ok, com, 0.0), own)
         content_best = best.max(axis=1)
         by = "behaviour_community" if "behaviour_community" in X else "community"
@@ -254,7 +301,11 @@ class CampaignDetector(BaseEstimator):
         infra = (pooled["infra"].to_numpy(float) >= self.min_accounts) & (size >= self.min_accounts)
         names.append(np.where(infra, "coordination", ""))
         names.append(np.where(content, "content", ""))
-        campaign = (behaviours >= 1) & enough & infra
+        # pacing, volume and token economics never decide alone: the group must also carry
+        # evidence of what it asks (reasoning, grading, logprobs, shared prompts or sources)
+        tasks = pooled["tasks"].to_numpy(float) >= 0.5 * size
+        names.append(np.where(tasks & ~content, "coverage", ""))
+        campaign = (behaviours >= 1) & enough & infra & content
         total = total + np.where(content, self.community_threshold_, 0.0)  # content adds weight
         threshold = self.community_threshold_
         out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
@@ -267,8 +318,9 @@ class CampaignDetector(BaseEstimator):
         check_is_fitted(self, "background_")
         n = X["requests"].to_numpy(float)
         lean = np.zeros(len(X), dtype=bool)
-        for signal in SIGNALS:
-            k = X[f"{signal}_requests"].to_numpy(float)
+        counts = _counts(X)
+        for i, signal in enumerate(SIGNALS):
+            k = counts[:, i]
             sig = log_significance(k, n, self.background_[signal])
             lean |= (k >= min_hits) & (sig >= min_log10p)
         return X.index[lean]
@@ -281,6 +333,57 @@ class CampaignDetector(BaseEstimator):
 
     def fit_predict(self, X: pd.DataFrame, y=None) -> np.ndarray:
         return self.fit(X).predict(X)
+
+
+def _counts(X: pd.DataFrame) -> np.ndarray:
+    """The signal counts of ``X`` in ``SIGNALS`` order (zeros for an absent optional one)."""
+    return np.column_stack(
+        [
+            X[f"{s}_requests"].to_numpy(float) if f"{s}_requests" in X else np.zeros(len(X))
+            for s in SIGNALS
+        ]
+    )
+
+
+def asks_tasks(X: pd.DataFrame, default: bool) -> np.ndarray:
+    """Per account: its sampled prompts are mostly fresh self-contained tasks, not supplied
+    content to transform, not a template filled again and again, not repeated prompts.
+    ``default`` where the intent columns are absent (no evidence either way)."""
+    if "fresh_share" not in X:
+        return np.full(len(X), default)
+    out = np.ones(len(X), dtype=bool)
+    if "fresh_share" in X:
+        out &= X["fresh_share"].fillna(0).to_numpy(float) >= TASK_MIN_FRESH
+    if "supplied_share" in X:
+        out &= X["supplied_share"].fillna(0).to_numpy(float) < PRODUCT_SUPPLIED
+    for col in ("template_rate", "duplicate_rate"):
+        if col in X:
+            out &= X[col].fillna(0).to_numpy(float) < TEMPLATED
+    return out
+
+
+def _products(X: pd.DataFrame) -> np.ndarray:
+    """Most sampled prompts carry the text the answer is made from (False without the column)."""
+    if "supplied_share" not in X:
+        return np.zeros(len(X), dtype=bool)
+    return X["supplied_share"].fillna(0).to_numpy(float) >= PRODUCT_SUPPLIED
+
+
+def wants_long(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
+    """Asks for long answers: completion tokens per prompt token at or above the log's
+    median (the model's own work written out, not a label, a score or a benchmark's short
+    answer); True where the log has no token counts."""
+    if "token_ratio" not in X or X["token_ratio"].isna().all():
+        return np.ones(len(X), dtype=bool)
+    ratio = X["token_ratio"].astype(float)
+    line = ratio.median() if median_ratio is None else median_ratio
+    return (ratio >= line).fillna(False).to_numpy()
+
+
+def task_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
+    """Accounts asking fresh self-contained tasks for long answers (see :func:`asks_tasks`
+    and :func:`wants_long`): the only ones content links may join."""
+    return asks_tasks(X, default=False) & wants_long(X, median_ratio)
 
 
 def _behaviours(X: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The scan's stages, top to bottom; each passes its named outputs to the next.
 
 1. ``ingest``: log files -> the ``traffic`` relation (a DuckDB table, one row per request
-   with the derived per-row columns) and :class:`IngestStats`.
+   with the derived per-row columns) and :class:`IngestStats`; an incremental scan reads
+   only the files its state store has not folded, plus the store's rows of the days they touch.
 2. ``partials``: ``traffic`` -> the per-(account, UTC day) partial tables
    (:mod:`stillroom.detect._partials`), the only thing later stages read; an incremental scan folds
    them into its state store and reads the window's back.  Then ``traffic`` is dropped and
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from stillroom.detect._behaviour import behaviour_flags
 from stillroom.detect._content import PromptIntentClassifier
+from stillroom.detect._embed import PromptEmbedder
 from stillroom.detect._features import account_features
 from stillroom.detect._graph import coordination_edges, shared_with
 from stillroom.detect._groups import (
@@ -39,6 +42,12 @@ from stillroom.detect._groups import (
     merge_linked_groups,
 )
 from stillroom.detect._ingest import IngestStats
+from stillroom.detect._intent import (
+    fresh_tasks,
+    intent_features,
+    load_public_index,
+    shared_prompt_links,
+)
 from stillroom.detect._partials import build_partials, merge_window
 from stillroom.detect._report import (
     account_entries,
@@ -47,8 +56,9 @@ from stillroom.detect._report import (
     features_section,
     graph_section,
 )
-from stillroom.detect._scoring import SIGNALS, CampaignDetector
+from stillroom.detect._scoring import SIGNALS, CampaignDetector, task_askers
 from stillroom.detect._signals import content_signals, sample_prompts
+from stillroom.detect._sources import source_links
 from stillroom.detect.errors import NoValidRowsError
 
 CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
@@ -63,6 +73,15 @@ class Graph:
 
 
 @dataclass
+class ContentLinks:
+    """What links accounts by content: shared templates (``account_id, value``) and pairs
+    sharing more rare prompts than chance (``source, target, shared, log10_p``)."""
+
+    templates: pd.DataFrame
+    prompts: pd.DataFrame
+
+
+@dataclass
 class Scored:
     """Per-account verdicts (``assigned``) and the fitted detector that gave them."""
 
@@ -70,8 +89,21 @@ class Scored:
     detector: CampaignDetector
 
 
-def ingest(engine, paths, column_map) -> IngestStats:
-    stats = engine.ingest(paths, column_map)
+def ingest(engine, paths, column_map, config=None, store=None) -> IngestStats:
+    """``traffic`` from the logs; with a ``store``, from the files it has not folded, plus
+    the rows it keeps of the days they touch."""
+    if store is not None:
+        stats = store.ingest(
+            engine.con,
+            paths,
+            column_map,
+            sample_cap=config.sample_per_account,
+            bucket_s=config.sync_bucket_s,
+        )
+        if stats.rows or store.already_folded:
+            return stats
+    else:
+        stats = engine.ingest(paths, column_map)
     if stats.rows == 0:
         examples = "; ".join(f"{e['file']}: {e['reason']}" for e in stats.skipped_examples[:3])
         raise NoValidRowsError(f"no valid rows in {len(stats.files)} file(s) ({examples})")
@@ -84,9 +116,6 @@ def partials(engine, stats: IngestStats, config, store=None) -> tuple[IngestStat
     build_partials(engine, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s)
     folded: list = []
     if store is not None:
-        store.attach(
-            engine.con, sample_cap=config.sample_per_account, bucket_s=config.sync_bucket_s
-        )
         folded = store.fold(engine.con, stats)
         stats = store.load_window(engine.con, stats)
     engine.drop("traffic")
@@ -99,18 +128,68 @@ def features(engine, stats: IngestStats, config) -> pd.DataFrame:
     return accounts.join(behaviour_flags(accounts, config.behaviour))
 
 
-def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, ContentLinks]:
+    """Content columns (intent classifier, topics, intent evidence) and the content links
+    (shared templates and shared rare prompts) the graph uses."""
     sample = sample_prompts(engine, cap=config.sample_per_account, budget=config.sample_budget)
     signals, templates = content_signals(
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
     accounts = accounts.join(signals)
+    intent, sources = _intent(sample, config)
+    accounts = accounts.join(intent)
+    links = shared_prompt_links(engine, max_accounts=config.max_prompt_share, alpha=config.alpha)
+    shared = (
+        pd.concat(
+            [
+                links[["source", "shared"]],
+                links[["target", "shared"]].set_axis(["source", "shared"], axis=1),
+            ]
+        )
+        .groupby("source")["shared"]
+        .sum()
+    )
+    accounts["shared_requests"] = shared.reindex(accounts.index).fillna(0).astype(int)
+    # an account drawing its tasks from a source other accounts draw from: its fresh tasks
+    on_source = accounts.index.isin(pd.concat([sources["source"], sources["target"]]))
+    from_source = (accounts["requests"] * accounts["fresh_share"].fillna(0)).round()
+    accounts["shared_requests"] = np.maximum(
+        accounts["shared_requests"], np.where(on_source, from_source, 0)
+    ).astype(int)
+    links = pd.concat(
+        [
+            links.assign(kind="prompt"),
+            sources.assign(kind="source", shared=1, log10_p=np.nan),
+        ],
+        ignore_index=True,
+    )
     for signal in SIGNALS:
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
-    return accounts, templates
+    return accounts, ContentLinks(templates, links)
 
 
-def graph(engine, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
+def _intent(sample: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Intent columns per account and the shared-source links (``source, target, cos``)."""
+    embedder = PromptEmbedder(backend=config.embedder, budget=config.embed_budget)
+    texts = sample["prompt"].astype(str).str.slice(0, config.prompt_chars).tolist()
+    if not texts:
+        return intent_features(sample, None), pd.DataFrame(columns=["source", "target", "cos"])
+    vectors = embedder.fit_transform(texts)
+    index = None
+    if config.public_index is not None:
+        index = embedder.transform(load_public_index(config.public_index))
+    out = intent_features(sample, vectors, index_vectors=index, target_fpr=config.target_fpr)
+    fresh_mask = fresh_tasks(sample)
+    links, z = source_links(
+        sample["account_id"].to_numpy(), fresh_mask, vectors, target_fpr=config.target_fpr
+    )
+    out["source_z"] = z
+    fresh = sample.assign(prompt=sample["prompt"].astype(str).str.slice(0, 160))[fresh_mask]
+    out["example_prompt"] = fresh.groupby("account_id")["prompt"].first()
+    return out, links
+
+
+def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, Graph]:
     """Seeds (content, intent classifier or behaviour), the edges around them, groupings."""
     behaving = accounts[list(BEHAVIOUR_COLUMNS)].any(axis=1)
     seeds = clone(config.detector()).fit(accounts.assign(community=0)).seeds(accounts)
@@ -119,7 +198,12 @@ def graph(engine, accounts, templates, config) -> tuple[pd.DataFrame, Graph]:
     worded = accounts.index[intent >= config.intent_seed_share]
     seeds = seeds.union(accounts.index[behaving]).union(worded)
     params = config.graph_params()
-    all_edges = coordination_edges(engine, templates, seeds, params)
+    # shared prompts link only accounts that ask fresh tasks: an evaluation harness or a
+    # probe set shares a benchmark's items with whoever else runs it
+    askers = accounts.index[task_askers(accounts)]
+    prompts = links.prompts
+    prompts = prompts[prompts["source"].isin(askers) & prompts["target"].isin(askers)]
+    all_edges = coordination_edges(engine, links.templates, seeds, params, prompt_links=prompts)
     accounts = add_groupings(
         accounts,
         all_edges,

@@ -5,35 +5,47 @@ partials of the rows it ingests (:mod:`stillroom.detect._partials`, the same tab
 computes and merges), folds them into the state store, then merges the window (the latest
 ``window_days`` days in the store) into the features, without re-reading old logs.
 
-* **Fold = replace the day's partials.**  Each UTC day the new rows fall in has its partials
-  deleted and re-inserted in one transaction, together with the day's bookkeeping and the
-  aging-out of days that left the window (their partials are deleted).  Folding the same day
-  twice leaves the store as one fold did, and a crash mid-fold rolls back to the store
-  before it.  A day's rows must therefore arrive in one fold (pass all of a day's files
-  together).
-* **What the store holds.**  Partials only: counts, sums, gap moments and histograms, hourly
+* **Files are folded once, keyed by content.**  ``ingest`` hashes each input file
+  (SHA-256 of its bytes) and reads only those whose hash ``folded_files`` lacks, so
+  refolding a file (or a copy of it) is a no-op.
+* **Fold = recompute each day the new rows touch, from all of its rows.**  Gap moments and
+  bins, sync buckets and the sample of a day cannot be added up from parts of its rows, so
+  the store keeps the row-level inputs (``recent_rows``) of its latest days: from the latest
+  day less ``late_days`` on.  A day that gets late rows is recomputed from its kept rows and
+  the new ones; its partials, its bookkeeping and its kept rows are replaced in one
+  transaction with the recording of the files' hashes, the aging-out of days that left the
+  window and the dropping of rows older than ``late_days``.  A crash mid-fold rolls back to
+  the store before it.  Rows for a day the store folded but keeps no rows of any more are
+  refused (:class:`~stillroom.detect.errors.LateRowsError`, naming the file and the day)
+  before anything changes; rows for a day it never saw are folded as a new day.
+* **What the store holds.**  Partials: counts, sums, gap moments and histograms, hourly
   counts, value multiplicities (hashes where values are only compared) and each account-day's
-  first ``sample_per_account`` prompts in the sampling order.  No rows.
+  first ``sample_per_account`` prompts in the sampling order.  Rows only for the latest
+  ``late_days`` + 1 days, without the columns no partial reads, and with the prompt only
+  where it is in its day's sample.
 * **``flagged_at``** is kept per account in ``flags``: the earliest time any scan saw its
   campaign's evidence cross the line, so it survives the evidence's days aging out.
 * **Migrations** are numbered; ``schema_migrations`` records the ones applied.  ``3`` turns
-  an old store's day rows (migrations 1-2) into partials and drops the rows.
+  an old store's day rows (migrations 1-2) into partials and drops the rows; ``4`` adds
+  ``recent_rows`` and ``folded_files`` (an older store's days keep no rows: late rows for
+  them are refused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from stillroom.detect._ingest import IngestStats
-from stillroom.detect._partials import PARTIALS, partial_sql
+from stillroom.detect._fold_files import FileFold, ingest_new_files
+from stillroom.detect._ingest import IngestStats, create_traffic_table
+from stillroom.detect._partials import PARTIALS, SAMPLE_ONLY_COLUMN, UNREAD_COLUMNS, partial_sql
 from stillroom.detect._report import iso
-from stillroom.detect.errors import ConfigError
+from stillroom.detect.errors import ConfigError, LateRowsError
 
 
 def _m1_day_partitions(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
@@ -69,26 +81,47 @@ def _m3_partials(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
     )
 
 
+def _m4_recent_rows(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
+    """The latest days' row-level inputs (late rows recompute a day) and the files folded."""
+    con.execute(
+        "CREATE TABLE state.recent_rows AS SELECT CAST(NULL AS DATE) AS day, * FROM traffic "
+        "WHERE false"
+    )
+    con.execute(
+        "CREATE TABLE state.folded_files (sha256 VARCHAR PRIMARY KEY, file VARCHAR, "
+        "rows BIGINT, days VARCHAR, folded_at TIMESTAMP)"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[duckdb.DuckDBPyConnection, StateStore], None]], ...] = (
     (1, _m1_day_partitions),
     (2, _m2_flagged_at),
     (3, _m3_partials),
+    (4, _m4_recent_rows),
 )
 
 
 @dataclass
 class StateStore:
-    """A state file and the window scored from it (the latest ``window_days`` days)."""
+    """A state file and the window scored from it (the latest ``window_days`` days).
+
+    ``late_days``: rows up to this many days older than the store's latest day may still
+    arrive; the rows of those days are kept so a late row's day is recomputed exactly."""
 
     path: Path
     window_days: int = 30
+    late_days: int = 2
     sample_cap: int = 24
     bucket_s: int = 60
+    pending: list[FileFold] = field(default_factory=list, init=False, repr=False)
+    already_folded: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if int(self.window_days) < 1:
             raise ConfigError(f"window_days must be >= 1, got {self.window_days}")
+        if int(self.late_days) < 0:
+            raise ConfigError(f"late_days must be >= 0, got {self.late_days}")
 
     def attach(
         self,
@@ -127,6 +160,48 @@ class StateStore:
                 raise
         self._check_params(con)
 
+    def ingest(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        paths: list[str | Path],
+        column_map: list[str] | dict[str, str] | None = None,
+        *,
+        sample_cap: int | None = None,
+        bucket_s: int | None = None,
+    ) -> IngestStats:
+        """Attach the store; read into ``traffic`` the files under ``paths`` it has not folded
+        (by content hash), then the kept rows of the days they touch, so ``traffic`` holds
+        every row of each day the fold recomputes.  Late rows for a day it keeps no rows of
+        raise :class:`LateRowsError` (nothing changed).  Returns the new files' stats."""
+        create_traffic_table(con)  # the migrations read its row schema
+        self.attach(con, sample_cap=sample_cap, bucket_s=bucket_s)
+        self._check_schemas(con, ("recent_rows",))
+        folded = {r[0] for r in con.execute("SELECT sha256 FROM state.folded_files").fetchall()}
+        stats, self.pending, self.already_folded = ingest_new_files(con, paths, column_map, folded)
+        self._refuse_late_rows(con)
+        con.execute(
+            "INSERT INTO traffic BY NAME SELECT * EXCLUDE (day) FROM state.recent_rows "
+            f"WHERE day IN ({_NEW_DAYS.format(table='traffic')})"
+        )
+        return stats
+
+    def _refuse_late_rows(self, con: duckdb.DuckDBPyConnection) -> None:
+        folded = dict(con.execute("SELECT day, files FROM state.days").fetchall())
+        kept = {r[0] for r in con.execute("SELECT DISTINCT day FROM state.recent_rows").fetchall()}
+        for fold in self.pending:
+            for day, rows in fold.days.items():
+                if day in folded and day not in kept:
+                    latest = max(folded)
+                    raise LateRowsError(
+                        f"{fold.path}: {rows:,} row(s) fall on {day}, a day the state store "
+                        f"{self.path} folded before (from {folded[day] or 'an older version'}) "
+                        f"and keeps no rows of: it keeps the rows of its latest day ({latest}) "
+                        f"and the {self.late_days} before it (--late-days). Adding them to the "
+                        "day's partials would not be exact, so nothing was folded. Fold a day's "
+                        "late rows within --late-days of it (raise it for late logs), or "
+                        "rescan the window's logs into a new state file"
+                    )
+
     def check_row_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         """An old store's kept rows must have ingest's columns to be turned into partials."""
         kept = con.execute("SELECT * EXCLUDE (day) FROM state.day_rows LIMIT 0").df().columns
@@ -150,13 +225,18 @@ class StateStore:
                 f"{self.bucket_s}. Use the same settings or a new state file"
             )
 
-    def _check_partial_schema(self, con: duckdb.DuckDBPyConnection) -> None:
-        for name in PARTIALS:
-            kept = list(con.execute(f"SELECT * FROM state.{name} LIMIT 0").df().columns)
-            now = list(con.execute(f"SELECT * FROM {name} LIMIT 0").df().columns)
+    def _check_schemas(self, con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+        """The store's tables ``names`` have this version's columns (``recent_rows``:
+        ``traffic``'s after ``day``)."""
+        for name in names:
+            kept_table, now_table = f"state.{name}", "traffic" if name == "recent_rows" else name
+            kept = list(con.execute(f"SELECT * FROM {kept_table} LIMIT 0").df().columns)
+            now = list(con.execute(f"SELECT * FROM {now_table} LIMIT 0").df().columns)
+            if now_table == "traffic":
+                now = ["day", *now]
             if kept != now:
                 raise ConfigError(
-                    f"{self.path}: its {name} has columns {kept}, this version computes "
+                    f"{self.path}: its {kept_table} has columns {kept}, this version computes "
                     f"{now}; add a numbered migration in detect/_state.py"
                 )
 
@@ -167,37 +247,88 @@ class StateStore:
         *,
         fault: Callable[[], None] | None = None,
     ) -> list[date]:
-        """Replace each day the new partials cover, age out old days; one transaction.
+        """Replace the partials, bookkeeping and kept rows of each day ``traffic`` covers (its
+        every row: see :meth:`ingest`), record the files, age out old days; one transaction.
 
         ``fault`` (tests) is called mid-transaction, after the old partials are deleted."""
-        self._check_partial_schema(con)
+        self._check_schemas(con, (*PARTIALS, "recent_rows"))
         new_days = "SELECT DISTINCT day FROM part_totals"
         days = [r[0] for r in con.execute(f"{new_days} ORDER BY 1").fetchall()]
-        files, present = ",".join(stats.files), ",".join(sorted(stats.columns_present))
+        if not days and not self.pending:
+            return []  # every file was folded before
+        before = con.execute(
+            f"SELECT day, files, columns_present FROM state.days WHERE day IN ({new_days})"
+        ).fetchall()
         con.execute("BEGIN TRANSACTION")
         try:
-            for name in (*PARTIALS, "days"):
+            for name in (*PARTIALS, "days", "recent_rows"):
                 con.execute(f"DELETE FROM state.{name} WHERE day IN ({new_days})")
             if fault is not None:
                 fault()
             for name in PARTIALS:
                 con.execute(f"INSERT INTO state.{name} SELECT * FROM {name}")
-            con.execute(
-                "INSERT INTO state.days SELECT day, sum(requests), ?, ?, now() "
-                "FROM part_totals GROUP BY day",
-                [files, present],
-            )
+            self._insert_days(con, stats, before)
+            self._keep_rows(con)
+            self._record_files(con)
             start = self._window_start(con)
-            for name in (*PARTIALS, "days"):
+            for name in (*PARTIALS, "days", "recent_rows"):
                 con.execute(f"DELETE FROM state.{name} WHERE day < ?", [start])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        self.pending = []
         return days
+
+    def _insert_days(self, con: duckdb.DuckDBPyConnection, stats: IngestStats, before) -> None:
+        """Each day's rows, files (those folded before, then the new ones) and columns."""
+        old = {day: (files, present) for day, files, present in before}
+        totals = con.execute("SELECT day, sum(requests) FROM part_totals GROUP BY day").fetchall()
+        rows = []
+        for day, requests in totals:
+            files, present = old.get(day, ("", ""))
+            new = [f.path for f in self.pending if day in f.days] or stats.files
+            files = [f for f in dict.fromkeys([*files.split(","), *new]) if f]
+            present = sorted({c for c in present.split(",") if c} | stats.columns_present)
+            rows.append((day, int(requests), ",".join(files), ",".join(present)))
+        con.executemany("INSERT INTO state.days VALUES (?, ?, ?, ?, now())", rows)
+
+    def _keep_rows(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Keep ``traffic``'s rows of the latest ``late_days`` + 1 days: without the columns
+        no partial reads, the prompt only where it is in its day's sample."""
+        latest = con.execute("SELECT max(day) FROM state.days").fetchone()[0]
+        if latest is None:
+            return
+        start = latest - timedelta(days=int(self.late_days))
+        nulls = ", ".join(f"NULL AS {c}" for c in UNREAD_COLUMNS)
+        prompt = SAMPLE_ONLY_COLUMN
+        con.execute(
+            f"""
+            INSERT INTO state.recent_rows BY NAME
+            SELECT CAST(t.ts AS DATE) AS day,
+                   t.* REPLACE (CASE WHEN s.phash IS NOT NULL THEN t.{prompt} END AS {prompt}),
+                   {nulls}
+            FROM (SELECT * EXCLUDE ({", ".join(UNREAD_COLUMNS)}) FROM traffic) t
+            LEFT JOIN (SELECT DISTINCT day, account_id, phash FROM part_sample) s
+              ON s.day = CAST(t.ts AS DATE) AND s.account_id = t.account_id AND s.phash = t.phash
+            WHERE CAST(t.ts AS DATE) >= ?
+            """,
+            [start],
+        )
+        con.execute("DELETE FROM state.recent_rows WHERE day < ?", [start])
+
+    def _record_files(self, con: duckdb.DuckDBPyConnection) -> None:
+        for fold in self.pending:
+            days = ",".join(str(d) for d in fold.days)
+            con.execute(
+                "INSERT INTO state.folded_files VALUES (?, ?, ?, ?, now())",
+                [fold.sha256, fold.path, sum(fold.days.values()), days],
+            )
 
     def _window_start(self, con: duckdb.DuckDBPyConnection) -> date:
         last = con.execute("SELECT max(day) FROM state.days").fetchone()[0]
+        if last is None:
+            return date.min
         return last - timedelta(days=int(self.window_days) - 1)
 
     def load_window(self, con: duckdb.DuckDBPyConnection, folded: IngestStats) -> IngestStats:
@@ -249,6 +380,9 @@ class StateStore:
             earliest = min((first[a] for a in c["accounts"] if a in first), default=None)
             if earliest is not None:
                 c["flagged_at"] = iso(earliest)
+
+
+_NEW_DAYS = "SELECT DISTINCT CAST(ts AS DATE) FROM {table}"
 
 
 def _sql_path(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -17,6 +18,35 @@ app = typer.Typer(
 _console = Console(stderr=True)
 
 
+class Engine(StrEnum):
+    """``--engine``: where the row-level stages run."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+class Embedder(StrEnum):
+    """``--embedder``: how prompts are embedded for coverage, provenance and content links."""
+
+    static = "static"
+    minilm = "minilm"
+    hashing = "hashing"
+
+
+class World(StrEnum):
+    """``simulate --world``: the pre-issue-26 simulator or the current one."""
+
+    frozen = "frozen"
+    current = "current"
+
+
+class Families(StrEnum):
+    """``simulate --phrasing``: the training or the held-out families."""
+
+    training = "training"
+    held_out = "held_out"
+
+
 @app.command("scan")
 def scan_command(
     logs: list[str] = typer.Argument(..., help="Traffic files, globs or directories (schema v1)."),
@@ -28,10 +58,18 @@ def scan_command(
     column_map: list[str] = typer.Option(
         [], "--map", help="Rename a column: SRC=DST (DST a schema-v1 name); repeatable."
     ),
+    public_index: Path | None = typer.Option(
+        None,
+        "--public-index",
+        help="Public prompts to report provenance against (text, one a line, or JSONL).",
+    ),
+    embedder: Embedder = typer.Option(
+        Embedder.static, "--embedder", help="Prompt embeddings: static, minilm (slow) or hashing."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
     memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
-    engine: str = typer.Option(
-        "duckdb", "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
+    engine: Engine = typer.Option(
+        Engine.duckdb, "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
     ),
     master: str = typer.Option(
         "local[2]", "--master", help="Spark master (--engine spark): local[N], spark://..., yarn."
@@ -45,20 +83,25 @@ def scan_command(
     window_days: int = typer.Option(
         30, "--window-days", help="Days the incremental window keeps (--state); older age out."
     ),
+    late_days: int = typer.Option(
+        2,
+        "--late-days",
+        help="Rows up to this many days older than the store's latest day may still arrive "
+        "(--state); older ones for a day already folded are refused.",
+    ),
 ) -> None:
     """Scan traffic logs and report campaigns, flagged accounts and why."""
     from stillroom.detect._report import console_lines
     from stillroom.detect._scan import ScanConfig, scan
-    from stillroom.detect.errors import ConfigError
 
-    if engine not in ("duckdb", "spark"):
-        raise ConfigError(f"--engine {engine!r}: expected duckdb or spark")
     spark = None
-    if engine == "spark":
+    if engine is Engine.spark:
         from stillroom.detect._spark import spark_session
 
         spark = spark_session(master, driver_memory=driver_memory)
-    config = ScanConfig(threads=threads, memory_limit=memory_limit)
+    config = ScanConfig(
+        threads=threads, memory_limit=memory_limit, public_index=public_index, embedder=embedder
+    )
     result = scan(
         logs,
         column_map=column_map,
@@ -67,6 +110,7 @@ def scan_command(
         spark=spark,
         state=state,
         window_days=window_days,
+        late_days=late_days,
     )
     result.write_json(out)
     if csv is not None:
@@ -90,15 +134,30 @@ def simulate_command(
         ..., "--out", help="Traffic file: .parquet, .jsonl, .jsonl.gz or .csv."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
-    scale: float = typer.Option(1.0, "--scale", help="1.0 is about 100k rows."),
+    scale: float = typer.Option(
+        1.0, "--scale", help="1.0 is about 155k rows (147k-164k for seeds 0-2); 0.1 about 30k."
+    ),
     corpora: Path | None = typer.Option(
         None,
         "--corpora",
         help="Directory of prompt corpora (*.jsonl.gz) to draw real prompts from.",
     ),
+    world: World = typer.Option(
+        World.frozen,
+        "--world",
+        help="frozen: the pre-issue-26 world (scale figures above); current: adds products "
+        "whose answers derive from their users' text and person-paced extraction (~190k rows).",
+    ),
+    phrasing: Families = typer.Option(
+        Families.training,
+        "--phrasing",
+        help="Which families of wording, pacing and pools to draw from.",
+    ),
 ) -> None:
     """Write simulated traffic with campaigns and hard negatives, plus its ground truth."""
     from stillroom.detect.simulator import simulate
 
-    result = simulate(out, seed=seed, scale=scale, corpora=corpora)
+    result = simulate(
+        out, seed=seed, scale=scale, corpora=corpora, phrasing=str(phrasing), world=str(world)
+    )
     typer.echo(f"wrote {result.rows:,} rows to {result.traffic_path}; truth: {result.truth_path}")

@@ -33,3 +33,7 @@ class NoValidRowsError(DetectError):
 
 class EngineError(DetectError):
     """The requested engine cannot run here (pyspark or a suitable Java is missing)."""
+
+
+class LateRowsError(DetectError):
+    """A fold brought rows for a day the state store folded and no longer keeps rows of."""

@@ -34,6 +34,7 @@ from stillroom.harvest._batch_poll import TERMINAL, PollSchedule, poll_until_don
 from stillroom.harvest._batch_progress import NoBatchProgress
 from stillroom.harvest._batch_store import BatchFileRow, BatchStore
 from stillroom.harvest._budget import Caps
+from stillroom.harvest._lifecycle import cap
 from stillroom.harvest._store import Store
 from stillroom.harvest._work import WorkItem
 from stillroom.harvest.errors import HarvestError
@@ -68,6 +69,7 @@ class BatchRun:
     stop_reason: str | None = None
     stop_message: str | None = None
     est_usd: float = 0.0
+    day_capped: str | None = None  # the daily cap left work for a later day: why
     written: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,9 +84,15 @@ class BatchRun:
     def plan_files(self) -> None:
         if self.stop_reason is not None:
             return
+        kept = self._keep_prepared_within_daily_cap() if self.mode == "batch" else 0
         live = self.batches.live_keys()
         skip = self.answered | self.settled | self.held | live
         fresh = [i for i in self.plan if i.key in self.todo and i.key not in skip]
+        if self.mode == "batch":  # batch-file sends nothing to a provider
+            allowed, message = cap(self.caps, kept + len(fresh))
+            if message is not None:
+                self.day_capped = message
+                fresh = fresh[: allowed - kept]
         if not fresh:
             return
         files = split_requests(fresh, self.limits)
@@ -99,6 +107,21 @@ class BatchRun:
         self.batches.prepare(
             files, run_id=self.ctx.run_id, mode=self.mode, est_usd=est, paths=paths, state=state
         )
+
+    def _keep_prepared_within_daily_cap(self) -> int:
+        """Files prepared earlier and not yet uploaded go first, as far as today's cap
+        allows; one that no longer fits is abandoned (nothing of it was sent) and its keys
+        are planned afresh. Returns the requests kept."""
+        left = self.caps.requests_left()
+        kept = 0
+        for f in self.batches.files():
+            if f.mode != "batch" or f.state != "prepared":
+                continue
+            if left is None or kept + f.requests <= left:
+                kept += f.requests
+            else:
+                self.batches.update(f.file_key, state="abandoned", message="over the daily cap")
+        return kept
 
     def _worst_case(self, keys: list[str]) -> float:
         tokens_in = sum(self.by_key[k].est_prompt_tokens for k in keys)
@@ -118,15 +141,16 @@ class BatchRun:
             if content is None:
                 return
             est = f.est_usd or 0.0
-            cap = self.caps.limits.max_spend_usd
-            if cap is not None and self.caps.spent_usd + self.caps.reserved_usd + est > cap:
-                self.stop("spend_cap", f"spend cap of ${cap} reached: a file of {f.requests} "
-                          f"requests may cost ${est:.4f} at batch prices")  # fmt: skip
+            if not self.caps.reserve_usd(est):
+                self.stop("spend_cap", f"spend cap of ${self.caps.limits.max_spend_usd} "
+                          f"reached: a file of {f.requests} requests may cost ${est:.4f} at "
+                          "batch prices")  # fmt: skip
                 return
-            self.caps.reserved_usd += est
             self.est_usd += est
             file_id = await self.client.upload(f"stillroom-{f.file_key[:24]}.jsonl", content)
-            self.batches.update(f.file_key, state="uploaded", input_file_id=file_id)
+            # its requests count against today's cap from here (the create follows)
+            self.batches.mark_uploaded(f.file_key, file_id, day=self.now().date())
+            self.caps.requests_today += f.requests
             f.state, f.input_file_id = "uploaded", file_id
         if f.state == "uploaded":
             metadata = {"stillroom_run": f.run_id, "stillroom_sha256": f.sha256,
@@ -238,6 +262,13 @@ class BatchRun:
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
+        """Rounds until nothing is left to submit or poll; a daily cap met while planning
+        ends the run as ``daily_cap`` once what it allowed is in (unless it stopped first)."""
+        await self._rounds()
+        if self.day_capped is not None:
+            self.stop("daily_cap", self.day_capped)
+
+    async def _rounds(self) -> None:
         self.reserve_in_flight()
         while True:
             self.plan_files()

@@ -22,12 +22,13 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import duckdb
 
 from stillroom.harvest._batch_files import BatchInput
-from stillroom.harvest._store import utcnow
+from stillroom.harvest._store import count_requests_sql, utcnow
 
 LIVE = ("prepared", "uploaded", "creating", "submitted", "written")
 _COLUMNS = (
@@ -150,6 +151,21 @@ class BatchStore:
             f"UPDATE batch_files SET {names}, updated_at = ? WHERE file_key = ?",
             [*fields.values(), utcnow(), file_key],
         )
+
+    def mark_uploaded(self, file_key: str, input_file_id: str, *, day: date) -> None:
+        """An uploaded file, its requests added to ``day``'s count (``--rpd``) in the same
+        transaction: every file that reaches ``POST /v1/batches`` is counted exactly once."""
+        requests = self.con.execute(
+            "SELECT requests FROM batch_files WHERE file_key = ?", [file_key]
+        ).fetchone()[0]
+        self.con.execute("BEGIN")
+        try:
+            self.update(file_key, state="uploaded", input_file_id=input_file_id)
+            self.con.execute(count_requests_sql(day, requests))
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     def record_batch(self, file_key: str, batch: dict[str, Any], **fields: Any) -> None:
         """Store what the provider said about a file's batch."""

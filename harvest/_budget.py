@@ -66,24 +66,16 @@ def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
 class Caps:
     """The daily request cap and the spend cap, checked before each request.
 
-    ``requests_today`` counts every request sent on the current UTC day (stored in the
-    database, so it survives runs); ``spent_usd`` is what the stored answers of this policy
-    cost, and in-flight requests reserve their worst case (prompt estimate + max_tokens).
+    ``requests_today`` counts every request sent on the current UTC day in any mode (stored
+    in the database, so it survives runs); ``spent_usd`` is what the stored answers of this
+    policy cost, and in-flight requests (or batch files) reserve their worst case first.
     """
 
-    def __init__(
-        self,
-        limits: RunLimits,
-        *,
-        today: date,
-        requests_today: int,
-        tokens_in: int,
-        tokens_out: int,
-    ):
+    def __init__(self, limits: RunLimits, *, today: date, requests_today: int, spent_usd: float):
         self.limits = limits
         self.today = today
         self.requests_today = requests_today
-        self.spent_usd = self.cost(tokens_in, tokens_out)
+        self.spent_usd = spent_usd
         self.reserved_usd = 0.0
         if limits.max_spend_usd is not None and (
             limits.usd_per_mtok_in is None or limits.usd_per_mtok_out is None
@@ -101,18 +93,36 @@ class Caps:
         price_out = self.limits.usd_per_mtok_out or 0.0
         return (tokens_in * price_in + tokens_out * price_out) / 1e6
 
-    def daily_cap_reached(self) -> bool:
+    def requests_left(self) -> int | None:
+        """Requests the daily cap still allows today; None without a daily cap."""
         rpd = self.limits.rpd
-        return rpd is not None and self.requests_today >= rpd
+        return None if rpd is None else max(0, rpd - self.requests_today)
+
+    def daily_cap_reached(self) -> bool:
+        return self.requests_left() == 0
+
+    def daily_cap_message(self, waiting: int | None = None) -> str:
+        """Why the run stops at the daily cap; ``waiting``: requests left for a later day."""
+        later = f"; {waiting} requests wait for a later day" if waiting else ""
+        return (
+            f"daily cap of {self.limits.rpd} requests reached for {self.today} (UTC): "
+            f"{self.requests_today} sent today{later}; run the same command again after "
+            "00:00 UTC to resume"
+        )
 
     def reserve(self, est_in: float, max_out: int) -> float | None:
         """Reserve a request's worst-case cost; None when it would break the spend cap."""
         worst = self.cost(est_in, max_out)
+        return worst if self.reserve_usd(worst) else None
+
+    def reserve_usd(self, worst: float) -> bool:
+        """Reserve a worst-case cost in dollars (a request's or a batch file's); False, and
+        nothing reserved, when it would break the spend cap."""
         cap = self.limits.max_spend_usd
         if cap is not None and self.spent_usd + self.reserved_usd + worst > cap:
-            return None
+            return False
         self.reserved_usd += worst
-        return worst
+        return True
 
     def settle(self, reserved: float, tokens_in: int, tokens_out: int) -> None:
         self.reserved_usd -= reserved

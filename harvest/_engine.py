@@ -168,11 +168,7 @@ class Engine:
 
     async def _attempt(self, item: WorkItem, retries_taken: int) -> tuple[Answer, float]:
         if self.caps.daily_cap_reached():
-            raise StopRun(
-                "daily_cap",
-                f"daily cap of {self.caps.limits.rpd} requests reached for {self.caps.today} "
-                "(UTC); run the same command again after 00:00 UTC to resume",
-            )
+            raise StopRun("daily_cap", self.caps.daily_cap_message())
         self.caps.requests_today += 1  # counted before waiting, so workers cannot overshoot
         estimate = item.est_prompt_tokens * self.token_ratio
         reserved = estimate + _max_out(item)

@@ -8,10 +8,14 @@ CPU as aiohttp itself; harvest repeats one request shape thousands of times a se
 :class:`~stillroom.harvest._sender.ChatSender` uses this call when the client is one of these.
 
 A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypassed.
+
+:func:`openai_client` builds a run's SDK client (sync and batch paths) on one of these,
+or on the client a user injects.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +24,8 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 import aiohttp
 import openai
 from multidict import CIMultiDictProxy
+
+from stillroom.harvest._config import HarvestConfig
 
 _UNSET: Any = object()
 
@@ -96,4 +102,19 @@ def timeout_of(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
         sock_connect=timeout.get("connect"),
         sock_read=timeout.get("read"),
         connect=timeout.get("pool"),
+    )
+
+
+_NO_KEY = "sk-no-key-set"
+
+
+def openai_client(cfg: HarvestConfig, http_client: Any = None) -> openai.AsyncOpenAI:
+    """A run's SDK client: the key from ``cfg.api_key_env`` (never stored), no SDK retries
+    (harvest retries), on ``http_client`` or else harvest's :class:`LeanAioHttpClient`."""
+    return openai.AsyncOpenAI(
+        api_key=os.environ.get(cfg.api_key_env) or _NO_KEY,
+        base_url=cfg.base_url,
+        max_retries=0,
+        timeout=cfg.request_timeout,
+        http_client=http_client if http_client is not None else LeanAioHttpClient(),
     )

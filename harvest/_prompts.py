@@ -1,5 +1,8 @@
-"""Reading prompts: JSONL, CSV, Parquet, plain text or an in-memory list of dicts.
+"""Reading prompts: JSONL, a JSON array, CSV, Parquet, plain text or an in-memory list of dicts.
 
+The format is the file's extension (optionally ``.gz``): ``.jsonl``/``.ndjson``, ``.json``,
+``.csv``, ``.parquet``, ``.txt`` (one prompt a line). Any other extension is refused with an
+error naming the file, so a ``.json`` array is never sent one line (``[``, ``{``) a prompt.
 Every input becomes a :class:`Prompt` (an id and the exact chat messages). A bad line is
 reported with the file name and line number before any request is sent.
 """
@@ -96,6 +99,19 @@ def _jsonl(path: Path) -> Iterator[tuple[Any, str]]:
                 raise PromptFileError(f"{where}: invalid JSON ({exc.msg})") from None
 
 
+def _json_array(path: Path) -> Iterator[tuple[Any, str]]:
+    with _open_text(path) as fh:
+        try:
+            items = json.load(fh)
+        except json.JSONDecodeError as exc:
+            where = f"{path} line {exc.lineno}"
+            raise PromptFileError(f"{where}: invalid JSON ({exc.msg})") from None
+    if not isinstance(items, list):
+        raise PromptFileError(f"{path}: a .json prompt file must hold an array of prompts")
+    for i, item in enumerate(items):
+        yield ({"prompt": item} if isinstance(item, str) else item), f"{path} item {i}"
+
+
 def _csv(path: Path) -> Iterator[tuple[Any, str]]:
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
@@ -128,17 +144,28 @@ def _text(path: Path) -> Iterator[tuple[Any, str]]:
                 yield {"prompt": text}, f"{path} line {lineno}"
 
 
+_READERS = {
+    ".jsonl": _jsonl,
+    ".ndjson": _jsonl,
+    ".json": _json_array,
+    ".csv": _csv,
+    ".parquet": _parquet,
+    ".txt": _text,
+}
+
+
 def _records(source: Path) -> Iterator[tuple[Any, str]]:
     if not source.is_file():
         raise PromptFileError(f"{source}: no such prompt file")
-    name = source.name.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".ndjson")):
-        return _jsonl(source)
-    if name.endswith(".csv"):
-        return _csv(source)
-    if name.endswith(".parquet"):
-        return _parquet(source)
-    return _text(source)
+    suffix = Path(source.name.lower().removesuffix(".gz")).suffix
+    reader = _READERS.get(suffix)
+    if reader is None:
+        known = ", ".join(_READERS)
+        raise PromptFileError(
+            f"{source}: unknown prompt file extension {suffix or '(none)'!r} (known: {known}, "
+            "each optionally .gz)"
+        )
+    return reader(source)
 
 
 def load_prompts(
@@ -147,8 +174,9 @@ def load_prompts(
     """Read every prompt, validating all of them before returning.
 
     ``source`` is a path (``.jsonl``/``.jsonl.gz``: ``{"prompt": ...}`` or
-    ``{"messages": [...]}`` with optional ``id``; ``.csv``/``.parquet`` with a ``prompt``
-    column and optional ``id``; anything else: one prompt a line) or an iterable of dicts
+    ``{"messages": [...]}`` with optional ``id``; ``.json``: an array of such objects or of
+    strings; ``.csv``/``.parquet`` with a ``prompt`` column and optional ``id``; ``.txt``: one
+    prompt a line; any other extension is an error) or an iterable of dicts
     shaped like the JSONL lines. ``system`` is prepended as a system message to prompts
     that do not start with one. Identical prompts are kept once; two different prompts
     with the same ``id`` are an error naming both lines.

@@ -70,12 +70,16 @@ class RunCounters:
             f"WHERE run_id = {_sql_string(self.run_id)}"
         ]
         if self.uncounted_requests:
-            statements.append(
-                f"INSERT INTO daily_requests VALUES (DATE '{self.day.isoformat()}', "
-                f"{int(self.uncounted_requests)}) ON CONFLICT (day) "
-                "DO UPDATE SET requests = daily_requests.requests + excluded.requests"
-            )
+            statements.append(count_requests_sql(self.day, self.uncounted_requests))
         return statements
+
+
+def count_requests_sql(day: date, requests: int) -> str:
+    """The statement adding ``requests`` sent on ``day`` to the daily count (``--rpd``)."""
+    return (
+        f"INSERT INTO daily_requests VALUES (DATE '{day.isoformat()}', {int(requests)}) "
+        "ON CONFLICT (day) DO UPDATE SET requests = daily_requests.requests + excluded.requests"
+    )
 
 
 class Store:
@@ -123,13 +127,21 @@ class Store:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def tokens_for_policy(self, policy_id: str) -> tuple[int, int]:
+    def spend_for_policy(
+        self, policy_id: str, *, usd_per_mtok_in: float | None, usd_per_mtok_out: float | None
+    ) -> float:
+        """What this policy's stored answers cost, each at the prices its run recorded (batch
+        prices for batch runs), else at the prices given."""
         row = self.con.execute(
-            "SELECT coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
-            "FROM answers WHERE policy_id = ?",
-            [policy_id],
+            "SELECT coalesce(sum((coalesce(a.prompt_tokens, 0) * coalesce(r.p_in, $price_in, 0) "
+            "+ coalesce(a.completion_tokens, 0) * coalesce(r.p_out, $price_out, 0)) / 1e6), 0) "
+            "FROM answers a LEFT JOIN (SELECT run_id, "
+            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_in') AS DOUBLE) AS p_in, "
+            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_out') AS DOUBLE) AS p_out "
+            "FROM runs) r USING (run_id) WHERE a.policy_id = $policy_id",
+            {"price_in": usd_per_mtok_in, "price_out": usd_per_mtok_out, "policy_id": policy_id},
         ).fetchone()
-        return int(row[0]), int(row[1])
+        return float(row[0])
 
     # -- writes ------------------------------------------------------------------------
     def start_run(self, run_id: str, record: dict[str, Any], tasks: Iterable[tuple]) -> None:

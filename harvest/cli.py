@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stillroom._core.cli_edge import FriendlyErrors, run_app
+from stillroom.harvest._header_profiles import PROFILES
 
 app = typer.Typer(
     cls=FriendlyErrors,
@@ -18,9 +20,23 @@ app = typer.Typer(
 )
 
 
+class Mode(StrEnum):
+    """``--mode``: choices, so ``--help`` lists them and a typo fails before any work."""
+
+    sync = "sync"
+    batch = "batch"
+    batch_file = "batch-file"
+
+
+# ``--limits-profile``: the header profiles harvest knows (``none``: ignore the headers)
+LimitsProfile = StrEnum("LimitsProfile", {name: name for name in PROFILES})
+
+
 @app.command()
 def run(
-    prompts: Path = typer.Option(..., help="JSONL/CSV/Parquet with prompts, or one a line."),
+    prompts: Path = typer.Option(
+        ..., help="Prompt file: .jsonl, .json (array), .csv, .parquet or .txt (one a line)."
+    ),
     db: Path = typer.Option(..., help="DuckDB file (created, or resumed)."),
     base_url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. http://host/v1."),
     model: str = typer.Option(..., help="Model to ask for."),
@@ -32,9 +48,9 @@ def run(
     tpm: int | None = typer.Option(None, help="Tokens per minute (else learned)."),
     rpd: int | None = typer.Option(None, help="Requests per UTC day; stops, resumes next run."),
     concurrency: int = typer.Option(32, help="Requests in flight at most."),
-    max_tokens: int = typer.Option(512),
-    temperature: float = typer.Option(0.7),
-    top_p: float | None = typer.Option(None),
+    max_tokens: int = typer.Option(512, help="Most tokens the teacher writes per answer."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature sent to the teacher."),
+    top_p: float | None = typer.Option(None, help="Nucleus sampling top_p (default: unsent)."),
     samples: int = typer.Option(1, help="Answers per prompt."),
     top_logprobs: int | None = typer.Option(None, help="Keep the top K logprobs per token."),
     system: str | None = typer.Option(None, help="System message for prompts without one."),
@@ -43,7 +59,9 @@ def run(
     max_spend: float | None = typer.Option(None, help="Spend cap in USD (policy prices)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    mode: str = typer.Option("sync", help="sync | batch (Batch API) | batch-file (JSONL)."),
+    mode: Mode = typer.Option(
+        Mode.sync, help="sync, batch (the Batch API) or batch-file (JSONL for an offline run)."
+    ),
     poll_interval: float = typer.Option(30.0, help="Batch: seconds between polls (grows)."),
     max_poll: float | None = typer.Option(
         None, help="Batch: stop polling after SECONDS (0: submit, then stop; rerun collects)."
@@ -52,8 +70,8 @@ def run(
     batch_max_mb: float = typer.Option(200.0, help="Batch: MB per input file."),
     batch_dir: Path | None = typer.Option(None, help="batch-file: where the JSONL goes."),
     batch_output: list[Path] = typer.Option([], help="batch-file: an output file to ingest."),
-    limits_profile: str | None = typer.Option(
-        None, help="What x-ratelimit-* headers mean: openai | groq | cerebras | none."
+    limits_profile: LimitsProfile | None = typer.Option(
+        None, help="What x-ratelimit-* headers mean (default: matched from --base-url)."
     ),
 ) -> None:
     """Send every prompt not yet answered; re-running the same command resumes."""
@@ -65,10 +83,11 @@ def run(
         rpd=rpd, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
         top_p=top_p, samples=samples, top_logprobs=top_logprobs, system=system,
         max_wait=max_wait, retry_failed=retry_failed, max_spend_usd=max_spend,
-        mode=mode, poll_interval=poll_interval, max_poll_s=max_poll,
+        mode=mode.value, poll_interval=poll_interval, max_poll_s=max_poll,
         batch_max_requests=batch_max_requests,
         batch_max_bytes=int(batch_max_mb * 1024 * 1024), batch_dir=batch_dir,
-        batch_output=tuple(batch_output), limits_profile=limits_profile,
+        batch_output=tuple(batch_output),
+        limits_profile=limits_profile.value if limits_profile else None,
     )  # fmt: skip
     result = run_harvest(cfg, progress=progress)
     if as_json:

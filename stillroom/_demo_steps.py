@@ -261,10 +261,10 @@ def detect_step(result: DemoResult, console: Console) -> None:
         "rows": sim.rows,
         "accounts": sim.accounts,
         "campaigns_simulated": sim.campaigns,
-        "campaigns_found": len(report.get("campaigns", [])),
         **quality,
     }
     console.print(
-        f"{quality['flagged']} accounts flagged in {len(report.get('campaigns', []))} "
-        f"campaign(s); report: {paths['detect_html']}"
+        f"{quality['flagged']} accounts flagged; campaigns found {quality['campaigns_matched']}"
+        f"/{quality['campaigns_true']} ({quality['campaigns_reported']} reported); "
+        f"report: {paths['detect_html']}"
     )

@@ -24,7 +24,6 @@ key and no GPU (one is used when present)::
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
@@ -77,7 +76,7 @@ class DemoSettings:
     (None = not asked, and the teacher runs without ``logits_all``: ~4x the tokens/s).
     Train: train_steps, batch_size, learning_rate, max_length, eval_fraction.
     Evaluate: eval_limit (held-out prompts), eval_max_new_tokens.
-    Detect: sim_scale (1.0 is about 100k rows of traffic).
+    Detect: sim_scale (1.0 is about 155k rows of traffic).
     """
 
     prompts: int
@@ -276,9 +275,10 @@ def print_summary(result: DemoResult, console: Console) -> None:
         )
     d = s["detect"]
     console.print(
-        f"detect: {d['rows']:,} requests, {d['accounts']:,} accounts; {d['flagged']} flagged "
-        f"in {d['campaigns_found']} campaign(s); precision {_num(d['precision'])}, recall "
-        f"{_num(d['recall'])} against the simulator's truth"
+        f"detect: {d['rows']:,} requests, {d['accounts']:,} accounts; {d['flagged']} flagged; "
+        f"campaigns found {d['campaigns_matched']}/{d['campaigns_true']} (>= 80% of their "
+        f"accounts flagged; {d['campaigns_reported']} reported); precision "
+        f"{_num(d['precision'])}, recall {_num(d['recall'])} against the simulator's truth"
     )
     where = Table(title=f"written under {result.workdir}", show_header=False)
     for key, path in result.paths.items():
@@ -304,16 +304,26 @@ def _relative(path: str, root: Path) -> str:
 
 
 def detection_quality(report: dict[str, Any], truth_csv: Path) -> dict[str, Any]:
-    """Precision and recall of the flagged accounts against the simulator's ground truth."""
-    with truth_csv.open(newline="") as fh:
-        campaign = {r["account_id"] for r in csv.DictReader(fh) if r["label"] == "campaign"}
-    flagged = {a["account_id"] for a in report["accounts"] if a["flagged"]}
-    hits = len(flagged & campaign)
+    """The report scored against the simulator's ground truth by detect's one scorer
+    (``score_against_truth``, as ``bench/detect_quality.py``): precision and recall of the
+    flagged accounts, true campaigns found (matched/true) and campaigns reported."""
+    import pandas as pd
+
+    from stillroom.detect.simulator import read_truth, score_against_truth
+
+    truth = read_truth(truth_csv)
+    flagged = pd.Series(
+        {str(a["account_id"]): bool(a["flagged"]) for a in report["accounts"]}, dtype=bool
+    )
+    scores = score_against_truth(truth, flagged)
     return {
-        "flagged": len(flagged),
-        "campaign_accounts": len(campaign),
-        "precision": hits / len(flagged) if flagged else None,
-        "recall": hits / len(campaign) if campaign else None,
+        "flagged": int(flagged.sum()),
+        "campaign_accounts": int((truth.label == "campaign").sum()),
+        "precision": None if scores["precision"] is None else float(scores["precision"]),
+        "recall": None if scores["recall"] is None else float(scores["recall"]),
+        "campaigns_matched": scores["campaigns_matched"],
+        "campaigns_true": scores["campaigns_true"],
+        "campaigns_reported": len(report.get("campaigns", [])),
     }
 
 

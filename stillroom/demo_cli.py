@@ -14,7 +14,10 @@ def demo(
     quick: bool = typer.Option(
         False,
         "--quick",
-        help="Small settings: a few minutes on 2 CPU cores instead of ~25.",
+        help=(
+            "Small settings: about 7 min on 2 CPU cores instead of about 30 for the full demo "
+            "(measured 2026-12-02; longer when the cores are shared)."
+        ),
     ),
 ) -> None:
     """Teacher -> harvest -> LoRA student (context distillation) -> evaluation -> curation

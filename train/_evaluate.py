@@ -216,6 +216,7 @@ def task_scores(
     if not idx:
         raise TrainDataError(f"{config.references}: no reference for any of the held-out prompts")
     report = task_report(
+        [_question(examples[i]) for i in idx],
         {
             "base": [base_gen[i] for i in idx],
             "student": [student_gen[i] for i in idx],
@@ -230,6 +231,12 @@ def task_scores(
         },
     )
     return report | {"prompts_without_reference": len(examples) - len(idx)}
+
+
+def _question(example: Example) -> str:
+    """The question a held-out example asks: its last user message."""
+    users = [m.get("content", "") for m in example.prompt if m.get("role") == "user"]
+    return str(users[-1]) if users else ""
 
 
 def render_report(report: dict[str, Any]) -> list[Any]:

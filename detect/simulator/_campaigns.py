@@ -9,6 +9,8 @@ from stillroom.detect.simulator._text import COT_WRAPPERS, LOGPROB_PROBES
 from stillroom.detect.simulator._timing import (
     DAY,
     HOUR,
+    HUMAN_PROFILE,
+    OFFICE_PROFILE,
     bursts,
     diurnal_stream,
     human_sessions,
@@ -43,7 +45,9 @@ def _size(w: World, low: int, high: int) -> int:
 def _capabilities(w: World, k: int) -> list[list[str]]:
     """A campaign concentrates on ``k`` capabilities (math and code first when present)."""
     names = sorted(w.bank.capabilities)
-    prefer = [c for c in ("math", "code", "tools") if c in names] or names
+    # held-out pools (current world, held-out split): the capabilities tuning never saw first
+    first = ("roleplay", "general") if w.held_out_axes else ("math", "code", "tools")
+    prefer = [c for c in first if c in names] or names
     chosen = list(w.rng.choice(prefer, size=min(k, len(prefer)), replace=False))
     return [w.bank.capabilities[c] for c in chosen]
 
@@ -78,6 +82,11 @@ def distill_prompts(
     )
 
 
+def _grid(w: World, tick_s: float) -> float | None:
+    """A dispatcher's tick grid, or (held-out pacing) none: requests spread without one."""
+    return None if w.held_out_axes else tick_s
+
+
 def _period(w: World) -> tuple[float, float]:
     begin = w.start + w.rng.uniform(0, 0.45) * w.days * DAY
     return begin, w.start + w.days * DAY
@@ -94,7 +103,8 @@ def hydra(w: World, cid: str) -> None:
     vol = rng.integers(30, 160, n_acc)
     acc = np.repeat(np.arange(n_acc), vol)
     n = len(acc)
-    ts = machine_stream(rng, n, join[acc], leave[acc], tick_s=float(rng.choice([20, 30, 45])))
+    tick = float(rng.choice([20, 30, 45]))
+    ts = machine_stream(rng, n, join[acc], leave[acc], tick_s=_grid(w, tick))
     cot_rate = np.where(rng.random(n_acc) < 0.15, 0.03, rng.beta(5, 2, n_acc))[
         acc
     ]  # some only harvest
@@ -133,7 +143,18 @@ def low_and_slow(w: World, cid: str) -> None:
     first = (begin - w.start) / DAY + rng.random(n_acc) * 2
     vol = rng.integers(25, 90, n_acc)
     tz = np.full(n_acc, float(w.pick(TIMEZONES, 1)[0])) + rng.integers(-1, 2, n_acc)
-    acc, ts = human_sessions(rng, vol, tz, w.start, w.days - first, first, session_len=6, gap_s=90)
+    acc, ts = human_sessions(
+        rng,
+        vol,
+        tz,
+        w.start,
+        w.days - first,
+        first,
+        session_len=6,
+        gap_s=90,
+        profile=OFFICE_PROFILE if w.held_out_axes else HUMAN_PROFILE,  # held-out pacing
+        weekdays_only=w.held_out_axes,
+    )
     n = len(acc)
     prompts = distill_prompts(w, n, _capabilities(w, 2), rng.uniform(0.2, 0.75, n_acc)[acc], cid)
     cover = rng.random(n) < rng.uniform(0.3, 0.6, n_acc)[acc]
@@ -169,7 +190,7 @@ def logprob_extractor(w: World, cid: str) -> None:
     vol = rng.integers(150, 400, n_acc)
     acc = np.repeat(np.arange(n_acc), vol)
     n = len(acc)
-    ts = machine_stream(rng, n, begin, end, tick_s=10.0)
+    ts = machine_stream(rng, n, begin, end, tick_s=_grid(w, 10.0))
     source = np.concatenate(
         [w.draw(w.bank.chat, n // 2), distill_prompts(w, n - n // 2, _capabilities(w, 1), 0.0)]
     )

@@ -1,11 +1,15 @@
 """Simulated provider traffic (schema v1) with ground truth, for tests, tuning and benchmarks.
 
-``simulate(out, seed=, scale=, corpora=)`` writes benign users, every hard negative the
-issue names (templated apps, evaluation harnesses, agents, enterprises behind NAT, logprob
-researchers) and distillation campaigns of five kinds (hydra, low-and-slow, logprob
-extractor, grading farm, reseller, residential hydra, capability sweep), then ``<out stem>.truth.csv`` with one row per account:
-``account_id,label,kind,campaign_id,phrasing``.  ``scale=1.0`` is about 100k rows; account counts scale
-linearly, so ``scale=10`` is about a million.  Same seed, same bytes.
+``simulate(out, seed=, scale=, corpora=, phrasing=, world=)`` writes benign users, the hard
+negatives (templated apps, evaluation harnesses, agents, enterprises behind NAT, logprob
+researchers and the benign look-alikes) and campaigns (hydra, low-and-slow, logprob
+extractor, grading farm, reseller, residential hydra, capability sweep), then
+``<out stem>.truth.csv`` with one row per account:
+``account_id,label,kind,campaign_id,phrasing`` (plus ``family,split`` in the current world).
+``world="current"`` adds the kinds of issue 26 after those (content products, person-paced
+extraction; see ``_products`` and ``_human``); ``world="frozen"``, the default, is the
+pre-issue-26 simulator byte for byte.  ``scale=1.0`` is about 156k rows (frozen) or 190k
+(current); account counts scale linearly.  Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ from stillroom.detect.simulator._benign import (
 )
 from stillroom.detect.simulator._campaigns import CAMPAIGNS as _REPORTED
 from stillroom.detect.simulator._families import Phrasing
+from stillroom.detect.simulator._human import HUMAN_CAMPAIGNS
+from stillroom.detect.simulator._kind_families import split_for
 from stillroom.detect.simulator._lookalikes import LOOKALIKES
+from stillroom.detect.simulator._products import content_products
+from stillroom.detect.simulator._split import SAMPLED, split_bank
 from stillroom.detect.simulator._sweeps import capability_sweep, residential_hydra
 from stillroom.detect.simulator._text import PromptBank
 from stillroom.detect.simulator._world import COLUMNS, World, ip_strings
@@ -50,6 +58,7 @@ CAMPAIGNS = {
     "residential_hydra": (residential_hydra, 1),
     "capability_sweep": (capability_sweep, 1),
 }
+WORLDS = ("current", "frozen")
 _FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".gz": "jsonl.gz"}
 
 
@@ -90,38 +99,82 @@ def simulate(
     scale: float = 1.0,
     corpora: Path | str | None = None,
     phrasing: str | Phrasing = "training",
+    world: str = "frozen",
 ) -> SimulationResult:
     """Write simulated traffic to ``out`` and its ground truth beside it.
 
-    ``phrasing`` picks the campaigns' wording: ``"training"`` (the families detect may be
-    built from), ``"held_out"`` (families nothing in detect saw) or a :class:`Phrasing` made
-    from asks written elsewhere.  The truth file names each campaign's family.
+    ``phrasing`` picks the families: ``"training"`` (the families detect may be built
+    from), ``"held_out"`` (families nothing in detect saw, and the held-out kinds) or a
+    :class:`Phrasing` made from asks written elsewhere (the new kinds then use held-out
+    families for everything but those asks).  ``world="current"`` adds the kinds of issue
+    26 (content products, person-paced extraction) and samples dataset questions only from
+    the half of the pools :func:`public_index_prompts` leaves out; ``world="frozen"`` (the
+    default, so existing callers' logs do not change) writes the simulator as it was before
+    issue 26, byte for byte.  The truth file names each campaign's wording
+    family (``phrasing``) and, in the current world, each account's family and its split.
     """
     out = Path(out)
     fmt = _format(out)
     if not scale > 0:
         raise DetectError(f"scale must be positive, got {scale}")
+    if world not in WORLDS:
+        raise DetectError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
     bank = PromptBank.from_corpora(Path(corpora)) if corpora else PromptBank.builtin()
+    if world == "current":  # dataset questions only from the half no public index holds
+        bank = split_bank(bank, SAMPLED)
     if not isinstance(phrasing, Phrasing):
         phrasing = Phrasing(str(phrasing))
-    world = World(np.random.default_rng(seed), bank, START.timestamp(), DAYS, scale, phrasing)
-    benign_users(world)
-    for population in HARD_NEGATIVES:
-        population(world)
-    n_campaigns = 0
-    for kind, (make, base) in CAMPAIGNS.items():
-        for k in range(max(1, round(base * scale))):
-            make(world, f"{kind}-{k + 1}")
-            n_campaigns += 1
-    table = _table(world)
+    w = World(np.random.default_rng(seed), bank, START.timestamp(), DAYS, scale, phrasing)
+    w.held_out_axes = world == "current" and split_for(phrasing.split) == "held_out"
+    n_campaigns = _populate(w, scale)
+    if world == "current":
+        n_campaigns += _populate_issue26(w, scale)
+    table = _table(w)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write(table, out, fmt)
     truth = truth_path_for(out)
-    with truth.open("w", newline="") as fh:
+    _write_truth(w, truth, frozen=world == "frozen")
+    return SimulationResult(out, truth, table.num_rows, len(w.truth), n_campaigns)
+
+
+def _populate(w: World, scale: float) -> int:
+    """The populations of the frozen world, in their original order (so its bytes hold)."""
+    benign_users(w)
+    for population in HARD_NEGATIVES:
+        population(w)
+    n_campaigns = 0
+    for kind, (make, base) in CAMPAIGNS.items():
+        for k in range(max(1, round(base * scale))):
+            make(w, f"{kind}-{k + 1}")
+            n_campaigns += 1
+    return n_campaigns
+
+
+def _populate_issue26(w: World, scale: float) -> int:
+    """Content products and person-paced extraction, after the frozen populations."""
+    split = split_for(w.phrasing.split)
+    content_products(w, split)
+    n_campaigns = 0
+    for kind, (make, base) in HUMAN_CAMPAIGNS.items():
+        for k in range(max(1, round(base * scale))):
+            make(w, f"{kind}-{k + 1}", split)
+            n_campaigns += 1
+    return n_campaigns
+
+
+def _write_truth(w: World, path: Path, *, frozen: bool) -> None:
+    header = ["account_id", "label", "kind", "campaign_id", "phrasing"]
+    rows = [(*t, w.family.get(t[3], "")) for t in w.truth]
+    if not frozen:
+        header += ["family", "split"]
+        split = split_for(w.phrasing.split)
+        rows = [
+            (*r, w.kind_family.get(r[0], ""), split if r[0] in w.kind_family else "") for r in rows
+        ]
+    with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["account_id", "label", "kind", "campaign_id", "phrasing"])
-        writer.writerows(sorted((*t, world.family.get(t[3], "")) for t in world.truth))
-    return SimulationResult(out, truth, table.num_rows, len(world.truth), n_campaigns)
+        writer.writerow(header)
+        writer.writerows(sorted(rows))
 
 
 def _table(world: World) -> pa.Table:

@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from stillroom.detect.simulator._benign import _human_prompts
-from stillroom.detect.simulator._campaigns import SPOOFED_UAS, _period, _size, distill_prompts
+from stillroom.detect.simulator._campaigns import (
+    SPOOFED_UAS,
+    _grid,
+    _period,
+    _size,
+    distill_prompts,
+)
 from stillroom.detect.simulator._timing import machine_stream
 from stillroom.detect.simulator._world import CLOUD_OCTETS, World
 
@@ -39,7 +45,8 @@ def residential_hydra(w: World, cid: str) -> None:
     vol = rng.integers(30, 110, n_acc)
     acc = np.repeat(np.arange(n_acc), vol)
     n = len(acc)
-    ts = machine_stream(rng, n, join[acc], leave[acc], tick_s=float(rng.choice([15, 30])))
+    tick = float(rng.choice([15, 30]))
+    ts = machine_stream(rng, n, join[acc], leave[acc], tick_s=_grid(w, tick))
     cot_rate = np.where(rng.random(n_acc) < 0.3, 0.0, rng.beta(4, 2, n_acc))[acc]
     every = [p for cap in w.bank.capabilities.values() for p in cap]
     prompts = distill_prompts(w, n, [every], cot_rate, cid)
@@ -73,7 +80,7 @@ def capability_sweep(w: World, cid: str) -> None:
     vol = rng.integers(80, 240, n_acc)
     acc = np.repeat(np.arange(n_acc), vol)
     n = len(acc)
-    ts = machine_stream(rng, n, begin, end, tick_s=20.0)
+    ts = machine_stream(rng, n, begin, end, tick_s=_grid(w, 20.0))
     pool = [p for cap in w.bank.capabilities.values() for p in cap] + list(w.bank.chat)
     tasks = w.draw(pool, n)
     skeleton = SWEEP_SKELETONS[int(rng.integers(0, len(SWEEP_SKELETONS)))]

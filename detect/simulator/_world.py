@@ -47,6 +47,8 @@ class World:
     scale: float
     phrasing: Phrasing = field(default_factory=Phrasing)
     family: dict[str, str] = field(default_factory=dict)  # campaign id -> phrasing family
+    kind_family: dict[str, str] = field(default_factory=dict)  # account id -> its kind's family
+    held_out_axes: bool = False  # current world, held-out split: old kinds' held-out pools/pacing
     truth: list[tuple[str, str, str, str]] = field(default_factory=list)
     chunks: list[pa.Table] = field(default_factory=list)
     _used: set[int] = field(default_factory=set)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from stillroom.curate import (
     CurateError,
     HarvestJudge,
     JudgeIncompleteError,
+    JudgeVerifier,
     curate_store,
 )
 from stillroom.harvest import completion_row, write_completions
@@ -92,7 +94,7 @@ def test_judge_verdicts_are_stored_and_a_rerun_asks_nothing(tmp_path):
         "SELECT idempotency_key, keep FROM curation_decisions WHERE curation = 'judged'"
     ).fetchall())  # fmt: skip
     con.close()
-    assert {(v, ver) for v, ver, _, _ in verdicts} == {("judge", "1:judge-m")}
+    assert {(v, ver) for v, ver, _, _ in verdicts} == {("judge", "2:judge-m")}
     assert [ok for _, _, ok, _ in verdicts] == [True, False, False] * 4
     reasons = [r for _, _, _, r in verdicts]
     assert reasons[1] == "judge judge-m: The final number differs from the reference."
@@ -105,6 +107,85 @@ def test_judge_verdicts_are_stored_and_a_rerun_asks_nothing(tmp_path):
     (answers,) = judge.execute("SELECT count(*) FROM answers").fetchone()
     judge.close()
     assert (purpose, answers) == ("evaluation", 12)
+
+
+def _grade_with_question(seen: list[str]):
+    """A judge that reads the question too: PASS only when the answer ends in the reference
+    and works the question's own two numbers. Every grading prompt it is shown goes to ``seen``."""
+
+    def grade(prompt: str) -> str:
+        seen.append(prompt)
+        question = prompt.split("Question:\n")[1].split("\n\nReference answer:")[0]
+        if re.findall(r"\d+", question)[:2] != re.findall(r"\d+", prompt.split("grade:\n")[1])[:2]:
+            return "The answer works other numbers than the question asks about.\nVERDICT: FAIL"
+        return _grade(prompt)
+
+    return grade
+
+
+def test_the_judge_sees_the_question_and_fails_an_answer_to_another_one(tmp_path):
+    db, judge_db = tmp_path / "h.duckdb", tmp_path / "judge.duckdb"
+    # the same answer, right for "12 plus 13", given to two questions whose reference is 25
+    shown = "12 + 13 = 25"
+    rows = [
+        completion_row(prompt_id=pid, messages=[{"role": "user", "content": q}], content=a,
+                       sample_index=0, finish_reason="stop")
+        for pid, q, a in (("q-20-5", "What is 20 plus 5?", shown),
+                          ("q-12-13", "What is 12 plus 13?", shown),
+                          ("q-30-7", "Add 30 and 7: what do you get?", "30 + 7 = 37"))
+    ]  # fmt: skip
+    write_completions(db, rows)
+    refs = {"q-20-5": "25", "q-12-13": "25", "q-30-7": "37"}
+    seen: list[str] = []
+    with FakeProvider(replies=_grade_with_question(seen)) as fake:
+        result = curate_store(db, "judged", references=refs, config=_judge(fake, judge_db))
+    assert fake.stats()["total"] == 3 and result.verdicts_new == 3
+    con = connect(db, read_only=True)
+    verdicts = dict(con.execute(
+        "SELECT idempotency_key, passed FROM curation_verdicts").fetchall())  # fmt: skip
+    con.close()
+    # the verdict follows the question the judge was shown, not only answer and reference
+    assert verdicts == {"q-20-5:0": False, "q-12-13:0": True, "q-30-7:0": True}
+    wrong = next(p for p in seen if "What is 20 plus 5?" in p)
+    assert f"Answer to grade:\n{shown}" in wrong and "Reference answer:\n25" in wrong
+
+
+def test_the_same_answer_under_another_question_gets_its_own_verdict():
+    seen: list[str] = []
+    judge = JudgeVerifier(ask=_grade_with_question(seen), judge_model="fake")
+    assert judge.verify("What is 12 plus 13?", "12 + 13 = 25", "25").passed
+    verdict = judge.verify("What is 20 plus 5?", "12 + 13 = 25", "25")
+    assert not verdict.passed and "other numbers" in verdict.reason
+    assert [("What is 12 plus 13?" in p, "What is 20 plus 5?" in p) for p in seen] == [
+        (True, False),
+        (False, True),
+    ]
+
+
+# the grading prompt before the judge saw the question (verdict version 1)
+_OLD_TEMPLATE = """You are grading an answer against a reference.
+Reference answer:
+{reference}
+
+Answer to grade:
+{answer}
+
+Is the answer correct and consistent with the reference? Reply with one short reason, then a
+last line that is exactly `VERDICT: PASS` or `VERDICT: FAIL`."""
+
+
+def test_verdicts_made_under_another_template_are_not_reused(tmp_path):
+    db, judge_db = tmp_path / "h.duckdb", tmp_path / "judge.duckdb"
+    refs = _harvest(db, prompts=2)
+    with FakeProvider(replies=_grade) as fake:
+        old = curate_store(db, "old", references=refs,
+                           config=_judge(fake, judge_db, template=_OLD_TEMPLATE))  # fmt: skip
+        assert (old.verdicts_new, fake.stats()["total"]) == (6, 6)
+        new = curate_store(db, "new", references=refs, config=_judge(fake, judge_db))
+        assert (new.verdicts_reused, new.verdicts_new) == (0, 6)
+        assert fake.stats()["total"] == 12  # every answer asked again, with its question
+        again = curate_store(db, "again", references=refs, config=_judge(fake, judge_db))
+        assert (again.verdicts_reused, again.verdicts_new) == (6, 0)
 
 
 def test_a_stopped_judging_run_resumes_without_asking_again(tmp_path):
@@ -179,12 +260,12 @@ def test_a_failed_judge_request_fails_closed(tmp_path):
     with FakeProvider(replies=_grade) as fake:
         judge = HarvestJudge(db=tmp_path / "j.duckdb", base_url=fake.base_url, model="m",
                              policy="self-hosted")  # fmt: skip
-        judge.prepare([("42", "42"), ("[[status:400]] 42", "42")])
-        assert judge.verify("42", "42").passed
-        bad = judge.verify("[[status:400]] 42", "42")
+        judge.prepare([("6 * 7?", "42", "42"), ("6 * 7?", "[[status:400]] 42", "42")])
+        assert judge.verify("6 * 7?", "42", "42").passed
+        bad = judge.verify("6 * 7?", "[[status:400]] 42", "42")
         assert fake.stats()["total"] == 2
     assert not bad.passed and bad.reason.startswith("judge m: request failed (")
-    assert bad.verifier == "judge" and bad.version == "1:m"
+    assert bad.verifier == "judge" and bad.version == "2:m"
 
 
 def test_cli_judge_options(tmp_path):
@@ -225,3 +306,22 @@ def test_cli_judge_options(tmp_path):
         assert flat.exit_code == 0, flat.output
         assert "kept 1 of 2 rows" in flat.output and (out / "judge.duckdb").exists()
         assert fake.stats()["total"] == 8
+
+
+def test_cli_verify_with_the_judge_shows_it_the_question(tmp_path):
+    from stillroom.cli import app
+
+    seen: list[str] = []
+    with FakeProvider(replies=_grade_with_question(seen)) as fake:
+        base = ["curate", "verify", "12 + 13 = 25", "--reference", "25", "--verifier", "judge",
+                "--judge-base-url", fake.base_url, "--judge-model", "judge-m",
+                "--judge-policy", "self-hosted", "--judge-db", str(tmp_path / "j.duckdb")]  # fmt: skip
+        right = CliRunner().invoke(app, [*base, "--prompt", "What is 12 plus 13?"])
+        wrong = CliRunner().invoke(app, [*base, "--prompt", "What is 20 plus 5?"])
+        unasked = CliRunner().invoke(app, base)
+        assert fake.stats()["total"] == 2
+    assert right.exit_code == 0, right.output
+    assert json.loads(right.output)["passed"] is True
+    verdict = json.loads(wrong.output)
+    assert verdict["passed"] is False and verdict["version"] == "2:judge-m"
+    assert unasked.exit_code == 2 and "needs --prompt" in unasked.output

@@ -15,19 +15,19 @@ from stillroom.curate import (
 
 def test_exact():
     v = ExactVerifier()
-    assert v.verify("The answer is Paris.", "paris").passed
-    assert v.verify("  PARIS ", "Paris").passed
-    verdict = v.verify("The answer is Lyon.", "Paris")
+    assert v.verify("", "The answer is Paris.", "paris").passed
+    assert v.verify("", "  PARIS ", "Paris").passed
+    verdict = v.verify("", "The answer is Lyon.", "Paris")
     assert not verdict.passed and "expected 'paris'" in verdict.reason
 
 
 def test_regex():
     v = RegexVerifier()
-    assert v.verify("#### 2024-01-05", r"\d{4}-\d{2}-\d{2}").passed
-    assert not v.verify("#### Jan 5", r"\d{4}-\d{2}-\d{2}").passed
-    assert not RegexVerifier(fullmatch=True).verify("yes and no", "yes").passed
+    assert v.verify("", "#### 2024-01-05", r"\d{4}-\d{2}-\d{2}").passed
+    assert not v.verify("", "#### Jan 5", r"\d{4}-\d{2}-\d{2}").passed
+    assert not RegexVerifier(fullmatch=True).verify("", "yes and no", "yes").passed
     with pytest.raises(ConfigError):
-        v.verify("x", "(")
+        v.verify("", "x", "(")
 
 
 @pytest.mark.parametrize(
@@ -43,12 +43,12 @@ def test_regex():
     ],
 )
 def test_choice(response, ok):
-    assert ChoiceVerifier().verify(response, "B").passed is ok
+    assert ChoiceVerifier().verify("", response, "B").passed is ok
 
 
 def test_choice_rejects_a_bad_reference():
     with pytest.raises(ConfigError):
-        ChoiceVerifier().verify("A", "banana")
+        ChoiceVerifier().verify("", "A", "banana")
 
 
 def test_judge_parses_the_verdict_and_fails_closed():
@@ -63,10 +63,12 @@ def test_judge_parses_the_verdict_and_fails_closed():
         )
 
     judge = JudgeVerifier(ask=ask, judge_model="fake")
-    assert judge.verify("Paris", "Paris").passed
-    verdict = judge.verify("Lyon", "Paris")
+    question = "What is the capital of France?"
+    assert judge.verify(question, "Paris", "Paris").passed
+    verdict = judge.verify(question, "Lyon", "Paris")
     assert not verdict.passed and "no VERDICT line" in verdict.reason
     assert "Reference answer:\nParis" in prompts[0]
+    assert f"Question:\n{question}" in prompts[0]
 
 
 def test_registry():

@@ -30,12 +30,13 @@ def test_real_gsm8k_solution_format():
         "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
         "Natalia sold 48+24 = <<48+24=72>>72 clips altogether in April and May.\n#### 72"
     )
-    assert V.verify(gold, _refs()["gsm8k-001"]).passed
+    assert V.verify("", gold, _refs()["gsm8k-001"]).passed
     assert (
-        V.verify(gold.replace("#### 72", "#### 24"), "72").reason == "expected 72, got 24 (hashes)"
+        V.verify("", gold.replace("#### 72", "#### 24"), "72").reason
+        == "expected 72, got 24 (hashes)"
     )
     # The reference may itself be a full GSM8K solution.
-    assert V.verify("The answer is 72.", gold).passed
+    assert V.verify("", "The answer is 72.", gold).passed
 
 
 @pytest.mark.parametrize(
@@ -68,22 +69,22 @@ def test_real_gsm8k_solution_format():
     ],
 )
 def test_edge_cases(response, reference, ok):
-    verdict = V.verify(response, reference)
+    verdict = V.verify("", response, reference)
     assert verdict.passed is ok, verdict
     assert verdict.verifier == "math" and verdict.version == "1"
     assert bool(verdict.reason) is (not ok)
 
 
 def test_tolerance_is_configurable():
-    assert not V.verify("#### 33.33", "100/3").passed
-    assert MathVerifier(rel_tol=1e-3).verify("#### 33.33", "100/3").passed
+    assert not V.verify("", "#### 33.33", "100/3").passed
+    assert MathVerifier(rel_tol=1e-3).verify("", "#### 33.33", "100/3").passed
     with pytest.raises(ConfigError):
         MathVerifier(rel_tol=-1)
 
 
 def test_no_fallback_means_an_explicit_answer_is_needed():
     strict = MathVerifier(last_number_fallback=False)
-    assert strict.verify("So she sold 72 clips.", "72").reason == "no final answer found"
+    assert strict.verify("", "So she sold 72 clips.", "72").reason == "no final answer found"
     assert extract_final_answer("x \\boxed{7} y") == ("7", "boxed")
 
 
@@ -95,10 +96,10 @@ def test_parse_number_refuses_several_numbers():
 def test_math_verify_backend_handles_symbolic_answers():
     pytest.importorskip("math_verify")
     mv = MathVerifier(backend="math-verify")
-    assert mv.verify("\\boxed{\\sqrt{2}/2}", "\\frac{\\sqrt{2}}{2}").passed
-    assert not mv.verify("\\boxed{\\sqrt{3}/2}", "\\frac{\\sqrt{2}}{2}").passed
+    assert mv.verify("", "\\boxed{\\sqrt{2}/2}", "\\frac{\\sqrt{2}}{2}").passed
+    assert not mv.verify("", "\\boxed{\\sqrt{3}/2}", "\\frac{\\sqrt{2}}{2}").passed
     assert not V.verify(
-        "\\boxed{\\sqrt{2}/2}", "\\frac{\\sqrt{2}}{2}"
+        "", "\\boxed{\\sqrt{2}/2}", "\\frac{\\sqrt{2}}{2}"
     ).passed  # builtin: numbers only
 
 
@@ -111,7 +112,7 @@ def test_rates_on_the_labelled_set():
     """
     rows = [json.loads(x) for x in (Path(__file__).parent / "data/math_labelled.jsonl").open()]
     assert len(rows) >= 200 and sum(not r["label"] for r in rows) >= 0.45 * len(rows)
-    fa = sum(V.verify(r["response"], r["reference"]).passed for r in rows if not r["label"])
-    fr = sum(not V.verify(r["response"], r["reference"]).passed for r in rows if r["label"])
+    fa = sum(V.verify("", r["response"], r["reference"]).passed for r in rows if not r["label"])
+    fr = sum(not V.verify("", r["response"], r["reference"]).passed for r in rows if r["label"])
     assert fa == 0
     assert fr <= 24

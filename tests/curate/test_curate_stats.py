@@ -23,6 +23,7 @@ def test_mcnemar_exact():
 def test_task_report_scores_every_model_with_the_same_verifier():
     refs = ["4", "6", "8", "10"]
     report = task_report(
+        ["2 + 2?", "3 + 3?", "4 + 4?", "5 + 5?"],
         {
             "base": ["#### 4", "#### 5", "#### 7", "#### 1"],
             "student": ["#### 4", "#### 6", "#### 8", "#### 1"],

@@ -114,11 +114,11 @@ from stillroom.curate._registry import VERIFIERS
 @dataclass(frozen=True)
 class SlowMath(MathVerifier):
     name: str = "slowmath"
-    def verify(self, answer, reference):
+    def verify(self, prompt, answer, reference):
         time.sleep(0.05)
         with open(sys.argv[2], "a") as progress:
             progress.write("x\\n")
-        return MathVerifier.verify(self, answer, reference)
+        return MathVerifier.verify(self, prompt, answer, reference)
 
 VERIFIERS["slowmath"] = SlowMath
 import json
@@ -133,9 +133,9 @@ class CountingMath(MathVerifier):
     name: str = "slowmath"
     calls: list = None
 
-    def verify(self, answer, reference):
+    def verify(self, prompt, answer, reference):
         self.calls.append(answer)
-        return MathVerifier.verify(self, answer, reference)
+        return MathVerifier.verify(self, prompt, answer, reference)
 
 
 def test_a_killed_curation_resumes_without_verifying_again(tmp_path, monkeypatch):

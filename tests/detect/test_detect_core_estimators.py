@@ -104,7 +104,7 @@ def test_campaign_detector_needs_corroboration_beyond_content():
     assert CampaignDetector().fit(X).predict(X)[-1]
 
 
-def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone():
+def test_campaign_detector_flags_a_coordinated_machine_group_only_with_evidence_of_intent():
     n, group = 400, 12
     X = _accounts(
         np.r_[np.arange(n), np.full(group, n)], np.full(n + group, 80), np.zeros(n + group)
@@ -116,12 +116,22 @@ def test_campaign_detector_flags_a_coordinated_machine_group_on_behaviour_alone(
     X.iloc[n:, X.columns.get_loc("b_pacing")] = True
     X.iloc[n:, X.columns.get_loc("b_output_heavy")] = True
     X["infra_group"] = np.r_[np.ones(n), np.full(group, group)]  # they share IPs or cards
+    # behaviour alone decides nothing: with no evidence of what is asked, nobody is flagged
+    assert not CampaignDetector().fit(X).predict(X).any()
+    # fresh self-contained tasks alone are what people ask too: still nothing
+    X["fresh_share"], X["supplied_share"] = 0.9, 0.0
+    assert not CampaignDetector().fit(X).predict(X).any()
+    # tasks drawn from one source the group shares (linked by what they ask): a campaign
+    X["shared_requests"] = np.r_[np.zeros(n), np.full(group, 60)]
+    X["content_group"] = np.r_[np.ones(n), np.full(group, group)]
     out = CampaignDetector().fit(X).assign(X)
     assert out["flagged"].iloc[n:].all() and not out["flagged"].iloc[:n].any()
-    assert (out["signal"].iloc[n:] == "behaviour").all()
-    assert out["families"].iloc[n] == "pacing, output_heavy, coordination"
-    # acting alike without sharing infrastructure (a popular app's users) is not a campaign
-    X["infra_group"] = 1
+    assert out["families"].iloc[n] == "pacing, output_heavy, coordination, content"
+    # the same machines answering text their users supply: a product's backend
+    product = X.assign(supplied_share=0.8)
+    assert not CampaignDetector().fit(product).predict(product).any()
+    # acting alike without sharing infrastructure or a source (a popular app's users) is not
+    X = X.assign(infra_group=1, shared_requests=0, content_group=1)
     assert not CampaignDetector().fit(X).predict(X).any()
 
 

@@ -1,10 +1,14 @@
-"""Incremental scans: ten daily folds flag as one scan of the ten days; folds are idempotent,
-a crash mid-fold leaves the store as it was, old days age out, migrations are numbered (an
-old rows-store becomes partials), the median gap from the histograms is within 1%."""
+"""Incremental scans: ten daily folds flag as one scan of the ten days; late rows fold in any
+order as one scan of all the files, every partial table equal; a file folds once (by content);
+late rows older than ``late_days`` are refused; a crash mid-fold leaves the store as it was,
+old days age out, migrations are numbered (an old rows-store becomes partials), the median
+gap from the histograms is within 1%."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import duckdb
 import numpy as np
@@ -13,20 +17,31 @@ import pytest
 from typer.testing import CliRunner
 
 from stillroom.cli import app
-from stillroom.detect import ConfigError, scan, simulate
+from stillroom.detect import ConfigError, LateRowsError, scan, simulate
 from stillroom.detect._engine import DuckDBEngine
 from stillroom.detect._ingest import ingest_logs
-from stillroom.detect._partials import PARTIALS, build_partials
+from stillroom.detect._partials import (
+    PARTIALS,
+    SAMPLE_ONLY_COLUMN,
+    UNREAD_COLUMNS,
+    build_partials,
+    partial_sql,
+)
 from stillroom.detect._state import MIGRATIONS, StateStore
 
 DAYS = 10
 
 
 @pytest.fixture(scope="module")
-def day_files(tmp_path_factory):
-    """A simulated 14-day log split into one Parquet file per UTC day (the first ten)."""
-    root = tmp_path_factory.mktemp("incremental")
-    sim = simulate(root / "all.parquet", seed=5, scale=0.3)
+def sim(tmp_path_factory):
+    """A simulated 14-day log (seed 5, scale 0.3: 53k rows)."""
+    return simulate(tmp_path_factory.mktemp("incremental") / "all.parquet", seed=5, scale=0.3)
+
+
+@pytest.fixture(scope="module")
+def day_files(sim):
+    """The simulated log split into one Parquet file per UTC day (the first ten)."""
+    root = sim.traffic_path.parent
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     days = [
@@ -92,6 +107,19 @@ def _store_contents(con) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     return parts, days
 
 
+def _store_tables(path) -> dict[str, pd.DataFrame]:
+    """Every table of a state store (partials, days, kept rows, files), less fold times."""
+    con = duckdb.connect(str(path), read_only=True)
+    names = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+    tables = {}
+    for name in names:
+        cols = [c for c in con.execute(f"SELECT * FROM {name} LIMIT 0").df().columns]
+        keep = ", ".join(f'"{c}"' for c in cols if not c.endswith("_at"))
+        tables[name] = con.execute(f"SELECT {keep} FROM {name} ORDER BY ALL").df()
+    con.close()
+    return tables
+
+
 def _assert_same_partials(got: dict, want: dict) -> None:
     assert set(got) == set(want) == set(PARTIALS)
     for name in PARTIALS:
@@ -150,13 +178,25 @@ def test_cli_incremental_scan(day_files, tmp_path):
     state, out = tmp_path / "state.duckdb", tmp_path / "r.json"
     for path in day_files[:2]:
         args = ["detect", "scan", str(path), "--state", str(state), "--window-days", "7"]
-        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        result = CliRunner().invoke(app, [*args, "--late-days", "0", "--out", str(out)])
         assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())["summary"]
     assert summary["state"]["days"] == [p.stem for p in day_files[:2]]
-    assert summary["state"]["window_days"] == 7
+    assert summary["state"]["window_days"] == 7 and summary["state"]["late_days"] == 0
+    assert summary["state"]["already_folded"] == []
+    result = CliRunner().invoke(app, [*args, "--out", str(out)])  # the same file again
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["state"]["already_folded"] == [str(day_files[1])]
+    assert summary["state"]["folded_days"] == []
     result = CliRunner().invoke(app, [*args, "--window-days", "0", "--out", str(out)])
     assert result.exit_code != 0 and "window_days" in result.output
+    late = tmp_path / "late.parquet"  # ten more rows of day 0, whose rows the store dropped
+    duckdb.execute(f"COPY (FROM '{day_files[0]}' LIMIT 10) TO '{late}' (FORMAT parquet)")
+    args = ["detect", "scan", str(late), "--state", str(state), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert f"{late}: 10 row(s) fall on {day_files[0].stem}" in result.output
 
 
 def test_an_incremental_scan_on_spark_is_refused(day_files, tmp_path):
@@ -227,3 +267,143 @@ def test_a_store_folded_with_other_partial_settings_is_refused(day_files, tmp_pa
     con, _ = _ingested(day_files[:1])
     with pytest.raises(ConfigError, match=r"sync_bucket_s=60.*new state file"):
         StateStore(tmp_path / "state.duckdb").attach(con, sample_cap=24, bucket_s=30)
+
+
+@pytest.fixture(scope="module")
+def late_files(sim):
+    """The issue's split of a week: A = days 0-3 and 80% of day 4; B = the other 20% of day
+    4 (every fifth row by a hash, so spread over the whole day), then days 5-6."""
+    root, log = sim.traffic_path.parent, sim.traffic_path
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    first = con.execute(f"SELECT min(CAST(timestamp AS DATE)) FROM '{log}'").fetchone()[0]
+    day = f"datediff('day', DATE '{first}', CAST(timestamp AS DATE))"
+    late = "hash(account_id || CAST(timestamp AS VARCHAR) || prompt) % 5 = 0"
+    where = {
+        "a": f"{day} BETWEEN 0 AND 3 OR ({day} = 4 AND NOT {late})",
+        "b": f"({day} = 4 AND {late}) OR {day} IN (5, 6)",
+    }
+    for name, cond in where.items():
+        con.execute(
+            f"COPY (SELECT * FROM '{log}' WHERE {cond}) TO '{root / name}.parquet' (FORMAT parquet)"
+        )
+    a, b = root / "a.parquet", root / "b.parquet"
+    hours = con.execute(
+        f"SELECT count(DISTINCT hour(timestamp)), count(*) FROM '{b}' WHERE {day} = 4"
+    ).fetchone()
+    assert hours[0] == 24 and hours[1] > 500, hours  # B's late rows cover the whole day
+    return a, b
+
+
+def _fold(state, files, *, late_days: int = 2) -> StateStore:
+    """One fold of ``files`` into ``state`` through the store's own ingest."""
+    store = StateStore(state, window_days=DAYS, late_days=late_days)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        stats = store.ingest(con, files)
+        build_partials(DuckDBEngine(con), sample_cap=24, bucket_s=60)
+        store.fold(con, stats)
+    finally:
+        con.close()
+    return store
+
+
+def _one_scan_partials(files) -> dict[str, pd.DataFrame]:
+    con, _ = _ingested(files)
+    build_partials(DuckDBEngine(con), sample_cap=24, bucket_s=60)
+    parts = {n: con.execute(f"SELECT * FROM {n} ORDER BY ALL").df() for n in PARTIALS}
+    days = "SELECT day, CAST(sum(requests) AS BIGINT) AS rows FROM part_totals GROUP BY 1"
+    parts["days"] = con.execute(f"{days} ORDER BY 1").df()
+    con.close()
+    return parts
+
+
+def test_late_rows_fold_in_any_order_as_one_scan_of_both_files(late_files, tmp_path):
+    a, b = late_files
+    want = _one_scan_partials([a, b])
+    only_a = _one_scan_partials([a])
+    for order in ([a], [b]), ([b], [a]), ([a], [a], [b]):
+        state = tmp_path / ("-".join(f[0].stem for f in order) + ".duckdb")
+        for files in order:
+            _fold(state, files)
+        got = _store_tables(state)
+        label = " then ".join(f[0].name for f in order)
+        for name in PARTIALS:
+            assert len(want[name]) > 100, name
+            pd.testing.assert_frame_equal(got[name], want[name], obj=f"{label}: {name}")
+        pd.testing.assert_frame_equal(got["days"][["day", "rows"]], want["days"], obj=label)
+        assert set(got["folded_files"]["file"]) == {str(a), str(b)}
+        # rows kept: the latest day and the two before it, prompts only where sampled
+        kept = got["recent_rows"]
+        assert sorted(kept["day"].unique()) == list(want["days"]["day"][-3:])
+        assert len(kept) == want["days"]["rows"][-3:].sum()  # each row kept once
+        assert kept[list(UNREAD_COLUMNS)].isna().all().all()
+        sampled = kept[SAMPLE_ONLY_COLUMN].notna()
+        assert 0 < sampled.sum() < len(kept)
+    # the late rows change every kind of partial of day 4, so the comparison above can fail
+    day4 = want["days"]["day"].iloc[4]
+    for name in PARTIALS:
+        before = only_a[name][only_a[name]["day"] == day4].reset_index(drop=True)
+        after = want[name][want[name]["day"] == day4].reset_index(drop=True)
+        assert not before.equals(after), name
+
+
+def test_two_late_folds_keep_every_request_and_account(late_files, tmp_path):
+    """The issue's measurement: A then B by ``scan(state=)`` vs one scan of both."""
+    a, b = late_files
+    state = tmp_path / "state.duckdb"
+    scan([a], state=state, window_days=DAYS)
+    folded = scan([b], state=state, window_days=DAYS)
+    once = scan([a, b])
+    assert folded.report["summary"]["rows"] == once.report["summary"]["rows"]
+    got, want = folded.accounts, once.accounts
+    assert list(got.index) == list(want.index)
+    assert (got["requests"] == want["requests"]).all()
+    assert set(got.index[got["flagged"]]) == set(want.index[want["flagged"]])
+    assert _campaigns(folded) == _campaigns(once)
+    state_summary = folded.report["summary"]["state"]
+    assert state_summary["late_days"] == 2 and len(state_summary["folded_days"]) == 3
+
+
+def test_refolding_a_file_is_a_no_op(late_files, tmp_path):
+    a, _ = late_files
+    state = tmp_path / "state.duckdb"
+    _fold(state, [a])
+    once = _store_tables(state)
+    copy = tmp_path / "renamed-copy.parquet"
+    shutil.copy(a, copy)
+    store = _fold(state, [a, copy])
+    assert store.already_folded == [str(a), str(copy)]
+    again = _store_tables(state)
+    assert set(again) == set(once) >= {*PARTIALS, "days", "recent_rows", "folded_files"}
+    for name, frame in once.items():
+        pd.testing.assert_frame_equal(again[name], frame, obj=name)
+
+
+def test_late_rows_older_than_late_days_are_refused_unchanged(late_files, tmp_path):
+    a, b = late_files
+    state = tmp_path / "state.duckdb"
+    _fold(state, [b], late_days=1)  # latest day 6: keeps the rows of days 5 and 6
+    before = _store_tables(state)
+    day4 = before["days"]["day"].min().date()
+    with pytest.raises(
+        LateRowsError, match=rf"{re.escape(str(a))}: .* fall on {day4}.*--late-days"
+    ):
+        _fold(state, [a], late_days=1)
+    after = _store_tables(state)
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    with pytest.raises(LateRowsError, match=str(day4)):
+        _fold(state, [a], late_days=7)  # a larger --late-days cannot bring back dropped rows
+
+
+def test_partials_read_no_column_the_store_drops():
+    """Kept rows lack ``UNREAD_COLUMNS`` and most prompts: no partial may read them."""
+    for name in PARTIALS:
+        sql = partial_sql(name, sample_cap=24, bucket_s=60, source="traffic")
+        sql = re.sub(r"'[^']*'", "''", sql)  # a kind named 'system_prompt' reads no column
+        for column in UNREAD_COLUMNS:
+            assert not re.search(rf"\b{column}\b", sql), (name, column)
+        reads_prompt = re.search(rf"\b{SAMPLE_ONLY_COLUMN}\b", sql) is not None
+        assert reads_prompt == (name == "part_sample"), name

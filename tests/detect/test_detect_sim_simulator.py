@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stillroom.detect.errors import DetectError
-from stillroom.detect.simulator import simulate, truth_path_for
+from stillroom.detect.simulator import HELD_OUT_KINDS, KINDS, simulate, truth_path_for
 from stillroom.detect.simulator._text import _COT_FOREIGN, _COT_OBJECTS, _COT_VERBS, COT_COERCION
 
 REQUIRED = ("timestamp", "account_id", "prompt")
@@ -33,26 +33,6 @@ OPTIONAL = (
     "org_id",
     "payment_id",
 )
-KINDS = {
-    "benign": "benign",
-    "templated_app": "hard_negative",
-    "eval_harness": "hard_negative",
-    "agent": "hard_negative",
-    "enterprise_nat": "hard_negative",
-    "logprob_researcher": "hard_negative",
-    "hydra": "campaign",
-    "low_and_slow": "campaign",
-    "logprob_extractor": "campaign",
-    "grading_farm": "campaign",
-    "reseller": "campaign",
-    "residential_hydra": "campaign",
-    "capability_sweep": "campaign",
-    "carrier_nat": "hard_negative",
-    "shared_template_app": "hard_negative",
-    "batch_job": "hard_negative",
-    "longform_app": "hard_negative",
-    "tutoring_app": "hard_negative",
-}
 CORPORA = Path(
     os.environ.get("STILLROOM_CORPORA", Path(__file__).resolve().parents[3] / "shared" / "corpora")
 )
@@ -66,7 +46,7 @@ def _truth(path: Path) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> tuple[list[dict], list[dict], object]:
     out = tmp_path_factory.mktemp("sim") / "traffic.jsonl.gz"
-    result = simulate(out, seed=7, scale=0.05)
+    result = simulate(out, seed=7, scale=0.05, world="current")
     with gzip.open(out, "rt") as fh:
         rows = [json.loads(line) for line in fh]
     return rows, _truth(result.truth_path), result
@@ -102,8 +82,16 @@ def test_truth_has_every_kind_and_matches_traffic(small):
     rows, truth, result = small
     assert result.truth_path == truth_path_for(result.traffic_path)
     assert result.truth_path.name == "traffic.truth.csv"
-    assert set(truth[0]) == {"account_id", "label", "kind", "campaign_id", "phrasing"}
-    assert {t["kind"] for t in truth} == set(KINDS)
+    assert set(truth[0]) == {
+        "account_id",
+        "label",
+        "kind",
+        "campaign_id",
+        "phrasing",
+        "family",
+        "split",
+    }
+    assert {t["kind"] for t in truth} == set(KINDS) - set(HELD_OUT_KINDS)
     for t in truth:
         assert t["label"] == KINDS[t["kind"]]
         assert bool(t["campaign_id"]) == (t["label"] == "campaign")
@@ -149,7 +137,7 @@ def test_campaign_signals_are_present_but_partial(small):
 def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
     from stillroom.detect.simulator import GRADING_FAMILIES, REASONING_FAMILIES
 
-    res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out")
+    res = simulate(tmp_path / "h.csv", seed=4, scale=0.05, phrasing="held_out", world="current")
     truth = _truth(res.truth_path)
     families = {t["phrasing"] for t in truth if t["phrasing"]}
     assert families
@@ -165,9 +153,9 @@ def test_held_out_phrasing_shares_no_ask_with_the_training_families(tmp_path):
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    a = simulate(tmp_path / "a.csv", seed=3, scale=0.02)
-    b = simulate(tmp_path / "b.csv", seed=3, scale=0.02)
-    c = simulate(tmp_path / "c.csv", seed=4, scale=0.02)
+    a = simulate(tmp_path / "a.csv", world="current", seed=3, scale=0.02)
+    b = simulate(tmp_path / "b.csv", world="current", seed=3, scale=0.02)
+    c = simulate(tmp_path / "c.csv", world="current", seed=4, scale=0.02)
     assert a.traffic_path.read_bytes() == b.traffic_path.read_bytes()
     assert a.truth_path.read_bytes() == b.truth_path.read_bytes()
     assert a.traffic_path.read_bytes() != c.traffic_path.read_bytes()

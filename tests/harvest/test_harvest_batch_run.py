@@ -158,7 +158,7 @@ def test_partial_errors_404_once_and_cancel(tmp_path):
     assert reason.startswith("batch: HTTP 400") and "injected 400" in reason
 
 
-def priced_policy(tmp_path: Path, monkeypatch) -> None:
+def priced_policy(tmp_path: Path, monkeypatch, limits: str = "") -> None:
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "priced-batch.toml").write_text(
@@ -168,7 +168,7 @@ def priced_policy(tmp_path: Path, monkeypatch) -> None:
         '[[covers]]\nhosts = ["127.0.0.1"]\nmodels = ["priced-*"]\n'
         '[[prices]]\nmodels = ["priced-*"]\nusd_per_mtok_in = 20\nusd_per_mtok_out = 40\n'
         "usd_per_mtok_batch_in = 10\nusd_per_mtok_batch_out = 20\n"
-        '[limits]\nheaders_profile = "groq"\n'
+        f'[limits]\nheaders_profile = "groq"\n{limits}\n'
     )
     monkeypatch.setenv("STILLROOM_POLICY_PATH", str(folder))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -137,3 +138,25 @@ def test_python_m_harvest_testing_spawns_a_server():
 
     with FakeProvider.spawn(rpm=60) as fake:
         assert fake.stats()["total"] == 0
+
+
+def test_every_option_docs_harvest_names_exists():
+    """docs/harvest.md names only options a `stillroom harvest` command has (bench lines aside)."""
+    import re
+
+    import typer
+
+    from stillroom.harvest.cli import app as harvest_app
+
+    command = typer.main.get_command(harvest_app)
+    options = {o for sub in command.commands.values() for p in sub.params for o in p.opts}
+    options |= {o.replace("--", "--no-", 1) for o in options}  # boolean flags' off switch
+    doc = Path(__file__).resolve().parents[2] / "docs" / "harvest.md"
+    named = {
+        (n, option)
+        for n, line in enumerate(doc.read_text().splitlines(), 1)
+        if "bench/" not in line
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line)
+    }
+    assert named
+    assert sorted(f"line {n}: {o}" for n, o in named if o not in options) == []

@@ -155,3 +155,48 @@ def test_config_validation_names_the_field(tmp_path, field, value):
     kw[field] = value
     with pytest.raises(HarvestConfigError, match=f"HarvestConfig.{field}="):
         HarvestConfig(**kw)
+
+
+def test_a_json_array_is_read_as_json(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([{"prompt": "one", "id": "a"}, "two", {"messages": [
+        {"role": "user", "content": "three"}]}], indent=2))  # fmt: skip
+    prompts = load_prompts(path)
+    assert [p.messages[-1]["content"] for p in prompts] == ["one", "two", "three"]
+    assert prompts[0].id == "a"
+    (tmp_path / "obj.json").write_text('{"prompt": "not in an array"}')
+    with pytest.raises(
+        PromptFileError, match=r"obj\.json: a \.json prompt file must hold an array"
+    ):
+        load_prompts(tmp_path / "obj.json")
+    (tmp_path / "bad.json").write_text('[\n{"prompt": "a"},\n{"prompt": }\n]')
+    with pytest.raises(PromptFileError, match=r"bad\.json line 3: invalid JSON"):
+        load_prompts(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("name", ["prompts.yaml", "prompts", "p.md.gz"])
+def test_an_unknown_extension_is_refused_naming_the_file(tmp_path, name):
+    (tmp_path / name).write_text('[\n  {"prompt": "hi"}\n]\n')
+    with pytest.raises(PromptFileError, match=rf"{name}: unknown prompt file extension"):
+        load_prompts(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("p.json", '[{"prompt": "fine"}, {"prompt": "also fine"}, {"prompt": 3}]', "item 2"),
+        ("p.yaml", "- prompt: fine\n", "unknown prompt file extension"),
+    ],
+)
+def test_a_bad_json_item_or_extension_fails_before_any_request(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    client = scripted_client([])
+    cfg = HarvestConfig(
+        prompts=path, db=tmp_path / "h.duckdb", base_url="http://t/v1", model="m",
+        policy="self-hosted",
+    )  # fmt: skip
+    with pytest.raises(PromptFileError, match=message):
+        run_harvest(cfg, http_client=client, progress=False)
+    assert client.seen == []
+    assert not (tmp_path / "h.duckdb").exists()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +120,12 @@ def test_key_conditions_and_clauses() -> None:
     assert "distillation for training other LLMs" in ps["deepseek-r1"].clause
     mrl = ps["mistral-research"].conditions
     assert mrl.research_only and mrl.non_commercial
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_doc_a_policy_file_names_exists(path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    named = re.findall(r"\bdocs/[\w./-]+\.md\b", path.read_text(encoding="utf-8"))
+    assert named, f"{path.name} points to no doc"
+    missing = [doc for doc in named if not (root / doc).is_file()]
+    assert not missing, f"{path.name} names docs that do not exist: {missing}"

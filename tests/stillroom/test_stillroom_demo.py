@@ -84,11 +84,25 @@ def test_detection_quality_against_the_truth_file(tmp_path):
     truth.write_text(
         "account_id,label,kind,campaign_id\n"
         "a,campaign,hydra,c1\nb,campaign,hydra,c1\nc,benign,benign,\nd,hard_negative,agent,\n"
+        "e,campaign,sweep,c2\nf,campaign,sweep,c2\ng,campaign,sweep,c2\n"
+        "h,campaign,sweep,c2\ni,campaign,sweep,c2\n"
     )
-    report = {"accounts": [{"account_id": x, "flagged": x in ("a", "c")} for x in "abcd"]}
+    flagged = {"a", "c", "e", "f", "g", "h"}
+    # c1 is split over two reported campaigns, c2 is one, and a benign account is a third:
+    # three reported, but only c2 is found (4 of its 5 accounts; c1 has 1 of 2)
+    report = {
+        "accounts": [{"account_id": x, "flagged": x in flagged} for x in "abcdefghi"],
+        "campaigns": [{"accounts": ["a"]}, {"accounts": ["c"]}, {"accounts": list("efgh")}],
+    }
     assert detection_quality(report, truth) == {
-        "flagged": 2, "campaign_accounts": 2, "precision": 0.5, "recall": 0.5,
+        "flagged": 6, "campaign_accounts": 7, "precision": 5 / 6, "recall": 5 / 7,
+        "campaigns_matched": 1, "campaigns_true": 2, "campaigns_reported": 3,
     }  # fmt: skip
+
+
+def test_the_demo_and_the_quality_bench_share_one_scorer():
+    bench = (Path(__file__).resolve().parents[2] / "bench" / "detect_quality.py").read_text()
+    assert "score_against_truth" in bench and "def metrics(" not in bench
 
 
 @needs_teacher

@@ -145,3 +145,36 @@ def test_real_obligations_reach_card_and_notice_once(tmp_path: Path) -> None:
     assert notice is not None and notice.read_text() == ob.notice_text()
     for attribution in ob.attributions:
         assert notice.read_text().count(attribution) == 1
+
+
+def test_task_scores_give_each_verifier_the_question(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import dataclass
+
+    from stillroom.curate import VERIFIERS, Verdict
+    from stillroom.train._data import Example
+    from stillroom.train._evaluate import EvalConfig, task_scores
+
+    seen: list[str] = []
+
+    @dataclass(frozen=True)
+    class AsksTheQuestion:
+        name: str = "asks"
+        version: str = "1"
+
+        def verify(self, prompt: str, answer: str, reference) -> Verdict:
+            seen.append(prompt)
+            return Verdict(answer.strip() == str(reference), self.name, self.version)
+
+    monkeypatch.setitem(VERIFIERS, "asks", AsksTheQuestion)
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text('{"id": "p1", "answer": "4"}\n{"id": "p2", "answer": "9"}\n')
+    system = {"role": "system", "content": "Be terse."}
+    examples = [
+        Example(pid, 0, [system, {"role": "user", "content": q}], [], pid, t, None, None, None)
+        for pid, q, t in (("p1", "2 + 2?", "4"), ("p2", "3 * 3?", "6"))
+    ]
+    config = EvalConfig(db=tmp_path / "h.duckdb", adapter=tmp_path, out=tmp_path / "e.json",
+                        task="asks", references=refs)  # fmt: skip
+    report = task_scores(config, examples, ["4", "9"], ["5", "9"])
+    assert seen[:2] == ["2 + 2?", "3 * 3?"] and len(seen) == 6
+    assert [report["models"][m]["correct"] for m in ("base", "student", "teacher")] == [2, 1, 1]

@@ -1,0 +1,254 @@
+"""Evidence of intent: *what* an account asks, not how its traffic arrives.
+
+Extraction wants the model's own knowledge and reasoning written out, over a task space;
+a product serves its users, mostly by transforming text they supply.  Per account, from the
+scan's capped prompt sample (so an incremental scan computes it the same way from the
+window's sample) and the prompt embeddings of :mod:`stillroom.detect._embed`:
+
+* ``supplied_share``: share of sampled prompts whose answer's job is mostly given by text
+  the request carries (a pasted document, quoted block or code after a short instruction):
+  see :func:`supplied_content`.
+* ``fresh_share``: share of sampled prompts that are fresh self-contained tasks: distinct in
+  the account, not a short follow-up, not supplied content.
+* ``spread``: topic spread normalised to a fixed sample size (rarefaction): the mean cosine
+  distance between the embeddings of the account's first ``spread_k`` distinct prompts, so
+  accounts of any volume are compared on the same number of prompts.
+* ``novelty``: mean distance of the account's prompts to their nearest prompt of *other*
+  accounts in a reference sample of the population (low: it asks what others ask).
+* ``provenance``: with a public index (``index_vectors``), the share of the account's
+  prompts whose nearest index prompt is closer than the log's own calibrated line.
+
+And across accounts, from every row's prompt hash (the per-day partials, so nothing is
+sampled): *shared rare prompts*, exact prompts that between 2 and ``max_accounts`` accounts
+send, which link accounts by what they ask with no IP, payment or rhythm in common.
+
+Thresholds are calibrated on the log itself (:func:`robust_threshold`): robust upper
+quantiles (median + z * 1.4826 * MAD) per volume stratum at a target false-positive rate,
+so a handful of campaign accounts cannot drag the line up.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+INTENT_COLUMNS = ("supplied_share", "fresh_share", "spread", "novelty", "provenance")
+_FENCE = re.compile(r"```|^\s*>|^( {4}|\t)\S", re.M)
+_HEAD = re.compile(r"^[^\n]{0,200}?(:\s|\n)")
+
+
+def supplied_content(texts) -> np.ndarray:
+    """Per prompt, the share (0..1) of its characters that is user-supplied content.
+
+    A prompt carries supplied content when, after a short instruction (its first line, or
+    its text up to a colon within the first 200 characters), comes a body at least
+    ``3x`` as long and 300 characters or more, or when it holds a fenced / quoted / indented
+    block.  Language-agnostic: it reads structure and length, not words."""
+    out = np.zeros(len(texts), dtype=float)
+    for i, text in enumerate(texts):
+        text = str(text)
+        total = len(text)
+        if total < 300:
+            continue
+        head = _HEAD.match(text)
+        head_len = head.end() if head else total
+        body = total - head_len
+        if body >= 300 and body >= 3 * head_len:
+            out[i] = body / total
+        elif _FENCE.search(text):
+            out[i] = 0.5
+    return out
+
+
+def _prompt_kinds(sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sampled prompt: supplied content, first use in its account, fresh task."""
+    texts = sample["prompt"].astype(str)
+    supplied = supplied_content(texts.tolist()) >= 0.5
+    words = texts.str.split().str.len().fillna(0).to_numpy()
+    first = ~sample.duplicated(["account_id", "phash"]).to_numpy()
+    return supplied, first, first & (words >= 8) & ~supplied
+
+
+def fresh_tasks(sample: pd.DataFrame) -> np.ndarray:
+    """Per sampled prompt: a fresh self-contained task (distinct in its account, eight
+    words or more, not supplied content)."""
+    return _prompt_kinds(sample)[2]
+
+
+def intent_features(
+    sample: pd.DataFrame,
+    vectors: np.ndarray,
+    *,
+    spread_k: int = 8,
+    reference: int = 500,
+    index_vectors: np.ndarray | None = None,
+    target_fpr: float = 0.005,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Per account (index ``account_id``): the columns of ``INTENT_COLUMNS``."""
+    if sample.empty:
+        return pd.DataFrame(columns=list(INTENT_COLUMNS))
+    supplied, first, fresh = _prompt_kinds(sample)
+    frame = pd.DataFrame(
+        {"account_id": sample["account_id"].to_numpy(), "supplied": supplied, "fresh": fresh}
+    )
+    out = frame.groupby("account_id", sort=True)[["supplied", "fresh"]].mean()
+    out.columns = ["supplied_share", "fresh_share"]
+    out["spread"] = _spread(frame["account_id"].to_numpy(), first, vectors, spread_k)
+    out["novelty"] = _novelty(frame["account_id"].to_numpy(), vectors, reference, random_state)
+    if index_vectors is not None and len(index_vectors):
+        closest = _nearest(vectors, index_vectors)
+        line = max(0.8, float(robust_threshold(closest, None, target_fpr)[0]))
+        out["provenance"] = (
+            pd.Series(closest >= line).groupby(frame["account_id"].to_numpy()).mean()
+        )
+    else:
+        out["provenance"] = np.nan
+    return out
+
+
+def _spread(accounts: np.ndarray, first: np.ndarray, vectors: np.ndarray, k: int) -> pd.Series:
+    """Mean pairwise cosine distance of each account's first ``k`` distinct prompts (NaN
+    below 4 prompts): rarefied to ``k`` so volume does not inflate it."""
+    frame = pd.DataFrame({"account_id": accounts, "row": np.arange(len(accounts))})[first]
+    frame = frame[frame.groupby("account_id").cumcount() < k]
+    out = {}
+    for account, rows in frame.groupby("account_id")["row"]:
+        if len(rows) < 4:
+            out[account] = np.nan
+            continue
+        v = vectors[rows.to_numpy()]
+        sims = v @ v.T
+        m = len(rows)
+        out[account] = float(1.0 - (sims.sum() - np.trace(sims)) / (m * (m - 1)))
+    return pd.Series(out, dtype=float)
+
+
+def _novelty(accounts: np.ndarray, vectors: np.ndarray, reference: int, seed: int) -> pd.Series:
+    """Mean over an account's prompts of 1 - cosine to the nearest reference prompt of
+    another account (the reference: a fixed-size random draw of the whole sample)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(vectors), min(reference, len(vectors)), replace=False)
+    ref, ref_acc = vectors[pick], accounts[pick]
+    best = np.full(len(vectors), -1.0, dtype=np.float32)
+    for start in range(0, len(vectors), 4096):
+        sims = vectors[start : start + 4096] @ ref.T
+        sims[accounts[start : start + 4096, None] == ref_acc[None, :]] = -1.0
+        best[start : start + 4096] = sims.max(axis=1)
+    return pd.Series(1.0 - best).groupby(accounts).mean()
+
+
+def _nearest(vectors: np.ndarray, index: np.ndarray) -> np.ndarray:
+    best = np.full(len(vectors), -1.0, dtype=np.float32)
+    for start in range(0, len(vectors), 4096):
+        best[start : start + 4096] = (vectors[start : start + 4096] @ index.T).max(axis=1)
+    return best
+
+
+def robust_threshold(values, volume=None, target_fpr: float = 0.005, strata: int = 3):
+    """Per value, the line above which it is an outlier at ``target_fpr``: median +
+    ``z * 1.4826 * MAD`` of its volume stratum (``strata`` quantile bins of ``volume``;
+    one stratum when ``volume`` is None), NaNs ignored."""
+    values = np.asarray(values, dtype=float)
+    z = float(norm.isf(target_fpr))
+    if volume is None or len(values) < 3 * strata * 10:
+        bins = np.zeros(len(values), dtype=int)
+    else:
+        bins = pd.qcut(np.asarray(volume, dtype=float), strata, labels=False, duplicates="drop")
+        bins = np.asarray(bins, dtype=int)
+    out = np.full(len(values), np.nan)
+    for b in np.unique(bins):
+        at = bins == b
+        x = values[at][~np.isnan(values[at])]
+        if len(x) == 0:
+            continue
+        med = np.median(x)
+        mad = 1.4826 * np.median(np.abs(x - med))
+        out[at] = med + z * max(mad, 1e-6)
+    return out
+
+
+_SHARED_SQL = """
+WITH used AS (
+  SELECT account_id, value FROM part_keys WHERE kind = 'prompt' GROUP BY ALL
+),
+sizes AS (SELECT value, count(*) AS c FROM used GROUP BY value HAVING count(*) <= {max_accounts}),
+eligible AS (SELECT u.account_id, u.value, s.c FROM used u JOIN sizes s USING (value)),
+counts AS (SELECT account_id, count(*) AS n FROM eligible GROUP BY ALL),
+shared AS (SELECT account_id, value FROM eligible WHERE c >= 2),
+pairs AS (
+  SELECT x.account_id AS source, y.account_id AS target, count(*) AS shared
+  FROM shared x JOIN shared y ON x.value = y.value AND x.account_id < y.account_id
+  GROUP BY ALL
+)
+SELECT p.source, p.target, p.shared, nx.n AS n_source, ny.n AS n_target,
+       (SELECT sum(c * c) / (sum(c) * sum(c)) FROM sizes) AS q
+FROM pairs p JOIN counts nx ON nx.account_id = p.source JOIN counts ny ON ny.account_id = p.target
+"""
+
+
+def shared_prompt_links(engine, *, max_accounts: int, alpha: float = 0.01) -> pd.DataFrame:
+    """Account pairs that share more rare exact prompts than chance, over every row.
+
+    A prompt is rare when 2 to ``max_accounts`` accounts send it.  Two accounts sending
+    ``n_a`` and ``n_b`` distinct prompts drawn from the log's own prompt popularity share
+    ``n_a * n_b * q`` by chance (``q``: the collision probability, sum of squared shares);
+    a pair is linked when its shared count is beyond that at ``alpha`` with a Bonferroni
+    correction over the pairs that share any.  Columns: source, target, shared, log10_p."""
+    from scipy.stats import poisson
+
+    pairs = engine.frame(_SHARED_SQL.format(max_accounts=int(max_accounts)))
+    if pairs.empty:
+        return pairs.assign(log10_p=[])[["source", "target", "shared", "log10_p"]]
+    expected = pairs["n_source"] * pairs["n_target"] * pairs["q"]
+    tail = poisson.logsf(pairs["shared"] - 1, expected.clip(lower=1e-12)) / np.log(10)
+    pairs["log10_p"] = np.minimum(-tail, 1000.0)
+    line = -np.log10(alpha / len(pairs))
+    keep = (pairs["log10_p"] >= line) & (pairs["shared"] >= 2)
+    return pairs.loc[keep, ["source", "target", "shared", "log10_p"]].reset_index(drop=True)
+
+
+def load_public_index(path, limit: int = 50_000) -> list[str]:
+    """Public prompts a provider indexes (instruction and benchmark sets): a text file with
+    one prompt a line, or JSONL whose lines carry ``prompt``, ``text``, ``question`` or
+    ``instruction``; ``.gz`` either way.  At most ``limit`` prompts are read."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from stillroom.detect.errors import LogFormatError
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[str] = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                if line.startswith("{"):
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise LogFormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+                    line = next(
+                        (
+                            str(row[k])
+                            for k in ("prompt", "text", "question", "instruction")
+                            if k in row
+                        ),
+                        "",
+                    )
+                if line:
+                    out.append(line)
+                if len(out) >= limit:
+                    break
+    except OSError as exc:
+        raise LogFormatError(f"public index {path}: {exc}") from exc
+    if not out:
+        raise LogFormatError(f"public index {path}: no prompts")
+    return out

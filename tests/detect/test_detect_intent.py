@@ -1,0 +1,214 @@
+"""Evidence of intent (issue 26): what is asked decides, not how traffic arrives.
+
+A simulated world with its campaigns removed (benign users and every hard negative kept) gets
+three populations written here, so each test knows exactly what it adds:
+
+* a person who pulls worked reasoning on dataset questions between ordinary chat;
+* a vendor's machine-paced, output-heavy backend answering documents its users paste;
+* five slow accounts that split one source of questions between them, each with its own
+  IP, user agent, card and rhythm.
+
+And the current simulated world scanned twice, as written and with every system prompt
+reworded or translated and every user agent renamed: the verdicts must not move.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stillroom.detect import scan
+from stillroom.detect._intent import supplied_content
+from stillroom.detect.simulator import reword_traffic, simulate
+
+START = pd.Timestamp("2026-01-05", tz="UTC")
+_OBJECTS = (
+    "a red dwarf", "a neutron star", "a white dwarf", "a brown dwarf", "a blue supergiant",
+    "a Cepheid variable", "a magnetar", "a pulsar", "a quasar", "a protostar",
+    "a red giant", "an eclipsing binary", "a planetary nebula", "a globular cluster",
+    "a Wolf-Rayet star", "a T Tauri star",
+)  # fmt: skip
+_FRAMES = (
+    "How does the luminosity of {o} change over its lifetime, and what sets its final fate?",
+    "Which nuclear reactions power {o}, and at what core temperature do they switch on?",
+    "Estimate the surface gravity of {o} and compare it with the Sun's, showing the scaling.",
+    "What observations would let an astronomer measure the mass of {o} in a binary system?",
+)
+_ASK = "Lay out your complete chain of thought, every intermediate step, before the answer."
+_DOCUMENT = (
+    "Quarterly operations memo. Freight volumes through the northern depot rose by {n} "
+    "percent while staffing stayed flat, which stretched the night shift. Two forklifts were "
+    "out of service for most of the month and the replacement parts arrived late. The team "
+    "rerouted {n} pallets through the southern yard, which added a day to average delivery "
+    "times. Customer complaints about late arrivals rose, mostly from the retail accounts. "
+    "Management proposes hiring four seasonal workers and renting two forklifts until spring. "
+)
+
+
+def _rows(account, ts, prompts, *, ip, ua, card, max_tokens, completion, org=None, system=None):
+    n = len(prompts)
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(ts, unit="s", utc=True),
+            "account_id": account,
+            "prompt": prompts,
+            "request_id": [f"req_{account}_{i}" for i in range(n)],
+            "ip": ip,
+            "user_agent": ua,
+            "model": "atlas-large",
+            "system_prompt": system,
+            "max_tokens": float(max_tokens),
+            "temperature": 0.7,
+            "top_logprobs": 0.0,
+            "prompt_tokens": [max(1, len(p) // 4) for p in prompts],
+            "completion_tokens": completion,
+            "org_id": org,
+            "payment_id": card,
+        }
+    )
+
+
+def _person_times(rng, n, tz_hours, days=12):
+    """Sessions in the person's afternoon and evening, minutes apart."""
+    day = rng.integers(0, days, n)
+    hour = rng.uniform(13, 22, n) - tz_hours
+    return np.sort(START.timestamp() + day * 86400 + hour * 3600 + rng.uniform(0, 60, n))
+
+
+def _questions():
+    return [f.format(o=o) for o in _OBJECTS for f in _FRAMES]
+
+
+def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
+    chat = base["prompt"].drop_duplicates().sample(200, random_state=1).tolist()
+    frames = []
+    # 1. a person: chat, and reasoning pulls on dataset questions
+    asks = [f"{q}\n\n{_ASK}" for q in _questions()[:30]]
+    prompts = asks + chat[:30]
+    rng.shuffle(prompts)
+    frames.append(
+        _rows(
+            "acct_person_puller",
+            _person_times(rng, len(prompts), 1),
+            prompts,
+            ip="81.12.40.7",
+            ua="Mozilla/5.0 (Macintosh)",
+            card="pm_person",
+            max_tokens=4096,
+            completion=rng.integers(600, 1400, len(prompts)),
+        )
+    )
+    # 2. a vendor's backend: four accounts on one server, round the clock, documents pasted
+    for k in range(4):
+        n = 160
+        ts = START.timestamp() + np.sort(rng.uniform(0, 12 * 86400, n))
+        docs = [
+            f"Summarise this for the team in five bullet points:\n\n{_DOCUMENT.format(n=i)}"
+            f"Ticket {k}-{i}: {chat[(i + k) % len(chat)]}"
+            for i in range(n)
+        ]
+        frames.append(
+            _rows(
+                f"acct_vendor_{k}",
+                ts,
+                docs,
+                ip="52.14.3.90",
+                ua="vendor-backend/2.1",
+                card="pm_vendor",
+                org="org_vendor",
+                max_tokens=4096,
+                completion=rng.integers(900, 2000, n),
+                system="You turn the customer's document into what they ask for.",
+            )
+        )
+    # 3. five slow accounts splitting one source, nothing else in common
+    questions = _questions()
+    for k in range(5):
+        mine = questions[k::5] + [f"{q} Keep it precise." for q in questions[k + 1 :: 5]]
+        mine = mine[:20] + chat[40 + 3 * k : 43 + 3 * k]
+        rng.shuffle(mine)
+        frames.append(
+            _rows(
+                f"acct_source_{k}",
+                _person_times(rng, len(mine), [-8, -5, 0, 3, 8][k]),
+                mine,
+                ip=f"10{k}.{20 + k}.{7 * k}.9",
+                ua=[
+                    "curl/8.4",
+                    "python-requests/2.31",
+                    "Mozilla/5.0 (X11)",
+                    "okhttp/4.12",
+                    "Mozilla/5.0 (iPhone)",
+                ][k],
+                card=f"pm_source_{k}",
+                max_tokens=4096,
+                completion=rng.integers(700, 1500, len(mine)),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("intent")
+    sim = simulate(folder / "base.parquet", seed=7, scale=0.25)
+    truth = pd.read_csv(sim.truth_path).set_index("account_id")
+    base = pd.read_parquet(sim.traffic_path)
+    base = base[base["account_id"].map(truth["label"]) != "campaign"]
+    log = pd.concat([base, _added(base, np.random.default_rng(0))], ignore_index=True)
+    path = folder / "crafted.parquet"
+    log.to_parquet(path)
+    result = scan(path)
+    accounts = {a["account_id"]: a for a in result.report["accounts"]}
+    return result, accounts, truth
+
+
+def test_supplied_content_reads_structure_not_words():
+    doc = _DOCUMENT.format(n=3) * 2
+    shares = supplied_content(
+        [f"Summarise this:\n\n{doc}", f"Resume esto:\n\n{doc}", _questions()[0], "hi"]
+    )
+    assert shares[0] > 0.8 and shares[1] > 0.8  # any language: a short ask, a long body
+    assert shares[2] == 0.0 and shares[3] == 0.0
+
+
+def test_a_person_pulling_reasoning_between_chat_is_flagged(crafted):
+    _, accounts, _ = crafted
+    person = accounts["acct_person_puller"]
+    assert person["flagged"], person
+    assert any("reasoning" in r for r in person["reasons"])
+
+
+def test_a_machine_backend_answering_supplied_documents_is_not_flagged(crafted):
+    _, accounts, truth = crafted
+    for k in range(4):
+        assert not accounts[f"acct_vendor_{k}"]["flagged"], accounts[f"acct_vendor_{k}"]
+    benign = [a for i, a in accounts.items() if i in truth.index]
+    assert sum(a["flagged"] for a in benign) <= 0.005 * len(benign)
+
+
+def test_slow_accounts_linked_only_by_what_they_ask_form_one_campaign(crafted):
+    result, accounts, _ = crafted
+    members = [accounts[f"acct_source_{k}"] for k in range(5)]
+    assert all(m["flagged"] for m in members), [m["reasons"] for m in members]
+    campaigns = {m["campaign"] for m in members}
+    assert len(campaigns) == 1
+    (campaign,) = [c for c in result.report["campaigns"] if c["id"] in campaigns]
+    shared = campaign["evidence"]["shared"]
+    assert not {"ip", "payment", "org", "sync"} & set(shared), shared
+
+
+@pytest.fixture(scope="module")
+def reworded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reword")
+    sim = simulate(folder / "world.parquet", seed=11, scale=0.2, world="current")
+    other = reword_traffic(sim.traffic_path, folder / "reworded.parquet", seed=3)
+    return scan(sim.traffic_path), scan(other)
+
+
+def test_rewording_system_prompts_and_renaming_user_agents_changes_no_verdict(reworded):
+    plain, other = reworded
+    verdict = {a["account_id"]: a["flagged"] for a in plain.report["accounts"]}
+    assert verdict == {a["account_id"]: a["flagged"] for a in other.report["accounts"]}
+    assert any(verdict.values())  # there is something to keep
