@@ -52,6 +52,10 @@ REQUIRED = (
 TASK_MIN_FRESH = 0.5
 PRODUCT_SUPPLIED = 0.5
 TEMPLATED = 0.5
+# Coverage of a task space: a group's prompts spread over topics at least half as widely as
+# the log's typical account's (a product's template narrows them; a share of the log's own
+# median, not a fitted value).
+COVERAGE_SPREAD = 0.5
 
 
 MAX_LOG10_P = 1000.0  # beyond double precision anyway; keeps the report finite JSON
@@ -125,6 +129,8 @@ class CampaignDetector(BaseEstimator):
             self.background_[signal] = float(max(self.rate_floor, pooled))
         ratio = X["token_ratio"].astype(float) if "token_ratio" in X else pd.Series(dtype=float)
         self.median_ratio_ = float(ratio.median()) if ratio.notna().any() else 0.0
+        spread = X["spread"].astype(float) if "spread" in X else pd.Series(dtype=float)
+        self.median_spread_ = float(spread.median()) if spread.notna().any() else np.nan
         flags = _behaviours(X)
         # background: accounts outside any group of min_accounts (campaigns sit in groups);
         # all accounts where nothing is grouped yet
@@ -191,10 +197,13 @@ class CampaignDetector(BaseEstimator):
         frame["supplied"] = _products(X)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
+        frame["sourced"] = frame["shared_requests"] > 0
+        for col in ("spread", "fresh_share"):
+            frame[col] = X[col].astype(float) if col in X else np.nan
         groups = frame.groupby(X[by].to_numpy())
-        summed = [*cols, "requests", "qw", "size", "tasks", "supplied", *BEHAVIOURS]
+        summed = [*cols, "requests", "qw", "size", "tasks", "supplied", "sourced", *BEHAVIOURS]
         pooled = groups[summed].sum()
-        return pooled.join(groups[["infra", "content"]].median())
+        return pooled.join(groups[["infra", "content", "spread", "fresh_share"]].median())
 
     def _pooled_evidence(self, pooled: pd.DataFrame, corroborate: bool = True) -> np.ndarray:
         cols = [f"{s}_requests" for s in SIGNALS]
@@ -227,6 +236,22 @@ class CampaignDetector(BaseEstimator):
         ones = np.ones(len(X))
         args = (hits, requests, quiet, ones, self.account_threshold_)
         own = self._evidence(*args, tasks=asks_tasks(X, default=False), product=_products(X))
+        # an account in a component of accounts linked by what they ask (shared rare prompts
+        # or a shared source), asking fresh tasks for long answers itself: its own shared
+        # count is tested against the bulk's, whatever community the graph put it in
+        if "content_group" in X:
+            linked_by_content = X["content_group"].fillna(1.0).to_numpy(float)
+            alone = self._evidence(
+                hits,
+                requests,
+                quiet,
+                linked_by_content,
+                self.account_threshold_,
+                shared=task_askers(X, self.median_ratio_),
+                product=_products(X),
+            )
+            at = SIGNALS.index("shared")
+            own[:, at] = np.maximum(own[:, at], alone[:, at])
         content = self._evidence(*args, corroborate=False, product=_products(X)).max(axis=1)
         pooled = self._pool(X, "community", "infra_group")
         com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
@@ -304,13 +329,31 @@ class CampaignDetector(BaseEstimator):
         # pacing, volume and token economics never decide alone: the group must also carry
         # evidence of what it asks (reasoning, grading, logprobs, shared prompts or sources)
         tasks = pooled["tasks"].to_numpy(float) >= 0.5 * size
-        names.append(np.where(tasks & ~content, "coverage", ""))
-        campaign = (behaviours >= 1) & enough & infra & content
+        sourced = self._sourced_coverage(pooled)
+        names.append(np.where((tasks | sourced) & ~content, "coverage", ""))
+        names.append(np.where(sourced & ~content, "shared source", ""))
+        campaign = (behaviours >= 1) & enough & infra & (content | sourced)
         total = total + np.where(content, self.community_threshold_, 0.0)  # content adds weight
         threshold = self.community_threshold_
         out["score"] = np.where(campaign, 0.5 + 0.5 * total / (total + 4 * threshold), 0.0)
         out["families"] = [", ".join(x for x in parts if x) for parts in zip(*names, strict=True)]
         return out
+
+    def _sourced_coverage(self, pooled: pd.DataFrame) -> np.ndarray:
+        """Per group: evidence of intent with no ask read at all.  Most members draw their
+        prompts from a source other accounts draw from too (shared-source or shared-prompt
+        links), the group's prompts are mostly fresh tasks, not its users' supplied text, and
+        they cover a task space (median topic spread at least ``COVERAGE_SPREAD`` of the log's
+        median account's: a product's one template narrows it)."""
+        size = pooled["size"].to_numpy(float)
+        spread = pooled["spread"].to_numpy(float)
+        wide = spread >= COVERAGE_SPREAD * self.median_spread_ if self.median_spread_ > 0 else 0
+        return (
+            (pooled["sourced"].to_numpy(float) >= 0.5 * size)
+            & (pooled["fresh_share"].fillna(0).to_numpy(float) >= TASK_MIN_FRESH)
+            & (pooled["supplied"].to_numpy(float) < 0.5 * size)
+            & np.asarray(wide, dtype=bool)
+        )
 
     def seeds(self, X: pd.DataFrame, min_log10p: float = 1.3, min_hits: int = 2) -> pd.Index:
         """Accounts whose own counts lean suspicious (uncorrected ``p < 10**-min_log10p``):

@@ -140,3 +140,54 @@ def test_communities_are_connected_components():
     edges = pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"], "weight": [1.0, 1.0]})
     labels = communities(idx, edges)
     assert labels["a"] == labels["b"] == labels["c"] != labels["d"]
+
+
+def _machine_group(n=400, group=12):
+    """``n`` bulk accounts and a machine-paced group of ``group`` sharing infrastructure."""
+    X = _accounts(
+        np.r_[np.arange(n), np.full(group, n)], np.full(n + group, 80), np.zeros(n + group)
+    )
+    X["b_pacing"] = np.r_[np.zeros(n, bool), np.ones(group, bool)]
+    X["b_output_heavy"] = X["b_logprob_harvest"] = False
+    X["infra_group"] = np.r_[np.ones(n), np.full(group, group)]
+    rng = np.random.default_rng(1)
+    X["spread"] = np.r_[rng.uniform(0.9, 1.0, n), np.full(group, 0.7)]
+    X["fresh_share"], X["supplied_share"] = 0.8, 0.1
+    X["token_ratio"] = np.r_[np.full(n, 14.0), np.full(group, 3.0)]  # short answers: no "long"
+    return X
+
+
+def test_a_machine_group_drawing_fresh_tasks_from_a_shared_source_needs_no_ask():
+    # a rubric farm whose grading asks no lexicon reads: no reasoning or grading counts, its
+    # members not task askers (short answers), so no content component links them either
+    X = _machine_group()
+    assert not CampaignDetector().fit(X).predict(X).any()
+    # what it does show: most members draw from a source other accounts draw from, and
+    # its prompts cover a task space
+    X["shared_requests"] = np.r_[np.zeros(400), np.full(12, 50)]
+    out = CampaignDetector().fit(X).assign(X)
+    assert out["flagged"].iloc[400:].all() and not out["flagged"].iloc[:400].any()
+    assert "shared source" in out["families"].iloc[400]
+    # one template's narrow topics (an expansion backend filling its users' notes): not
+    narrow = X.assign(spread=np.r_[X["spread"].iloc[:400], np.full(12, 0.25)])
+    assert not CampaignDetector().fit(narrow).predict(narrow).any()
+    # mostly its users' supplied text: a product
+    product = X.assign(supplied_share=0.8)
+    assert not CampaignDetector().fit(product).predict(product).any()
+
+
+def test_an_account_linked_by_what_it_asks_is_tested_in_its_content_component():
+    # a slow account asking fresh tasks from a source three others share, placed by the
+    # graph in a community of unrelated people: its own shared count decides
+    n = 300
+    X = _accounts(np.zeros(n + 1, int), np.full(n + 1, 40), np.zeros(n + 1))
+    X["fresh_share"], X["supplied_share"], X["token_ratio"] = 0.8, 0.0, 14.0
+    X["shared_requests"] = np.r_[np.zeros(n), 30]
+    X["content_group"] = np.r_[np.ones(n), 4]
+    out = CampaignDetector().fit(X).assign(X)
+    assert out["flagged"].iloc[-1] and not out["flagged"].iloc[:n].any()
+    # the same account with no content link, or asking for short answers, is not
+    unlinked = X.assign(content_group=1)
+    assert not CampaignDetector().fit(unlinked).predict(unlinked)[-1]
+    short = X.assign(token_ratio=np.r_[np.full(n, 14.0), 1.0])
+    assert not CampaignDetector().fit(short).predict(short)[-1]
