@@ -276,3 +276,16 @@ def test_cached_input_is_priced_where_the_policy_lists_a_price(tmp_path):
         assert cached == pytest.approx(1.4)
     finally:
         store.close()
+
+
+def test_the_model_card_says_a_student_learnt_from_summaries(tmp_path):
+    from stillroom.policies import Obligations
+    from stillroom.train._card import write_card
+
+    card, _ = write_card(
+        tmp_path, name="s", base="SmolLM2", base_dir=tmp_path, db=tmp_path / "h.duckdb",
+        data_summary={"rows": 4, "reasoning_kinds": {"summary": 3, "none": 1}},
+        metrics={}, config={"reasoning": "think"}, obligations=Obligations(policy_ids=()),
+    )  # fmt: skip
+    text = card.read_text()
+    assert "Reasoning kinds: summary 3, none 1" in text and "learns to write summaries" in text
