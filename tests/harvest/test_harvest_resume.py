@@ -32,6 +32,24 @@ def harvest_cli(*args: str, **popen) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def sent_and_stored(fake, db: Path) -> tuple[int, int]:
+    """Requests the fake received, answers the killed run committed."""
+    con = duckdb.connect(str(db))
+    try:
+        return fake.stats()["total"], con.execute("SELECT count(*) FROM completions").fetchone()[0]
+    finally:
+        con.close()
+
+
+def run_with_key(cfg: HarvestConfig):
+    """The rerun, in this process, with the key the CLI had."""
+    os.environ["TEACHER_KEY"] = SECRET
+    try:
+        return run_harvest(cfg, progress=False)
+    finally:
+        del os.environ["TEACHER_KEY"]
+
+
 def wait_for(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,18 +81,11 @@ def test_sigkill_then_rerun_requests_each_prompt_once_plus_in_flight(tmp_path):
         finally:
             proc.wait(10)
         assert proc.returncode == -signal.SIGKILL
-        sent_before = fake.stats()["total"]
-        con = duckdb.connect(str(db))
-        stored_before = con.execute("SELECT count(*) FROM completions").fetchone()[0]
-        con.close()
+        sent_before, stored_before = sent_and_stored(fake, db)
         assert 0 < stored_before < n
-        os.environ["TEACHER_KEY"] = SECRET
-        try:
-            cfg = HarvestConfig(prompts=prompts, db=db, base_url=fake.base_url, model="m",
-                                policy="self-hosted", api_key_env="TEACHER_KEY", concurrency=concurrency)  # fmt: skip
-            result = run_harvest(cfg, progress=False)
-        finally:
-            del os.environ["TEACHER_KEY"]
+        cfg = HarvestConfig(prompts=prompts, db=db, base_url=fake.base_url, model="m",
+                            policy="self-hosted", api_key_env="TEACHER_KEY", concurrency=concurrency)  # fmt: skip
+        result = run_with_key(cfg)
         per_prompt = fake.stats()["per_prompt"]
     # sent but never stored: at most what one run keeps in flight (concurrency)
     lost = sent_before - stored_before
@@ -241,20 +252,13 @@ def test_sigkill_then_rerun_on_the_responses_api_stores_each_key_once(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait(10)
-        sent_before = fake.stats()["total"]
-        con = duckdb.connect(str(db))
-        stored_before = con.execute("SELECT count(*) FROM completions").fetchone()[0]
-        con.close()
+        sent_before, stored_before = sent_and_stored(fake, db)
         assert 0 < stored_before < n
-        os.environ["TEACHER_KEY"] = SECRET
-        try:
-            cfg = HarvestConfig(prompts=prompts, db=db, base_url=fake.base_url, model="o3",
-                                api="responses", policy="openai", accept=["openai"],
-                                purpose="resume test", api_key_env="TEACHER_KEY",
-                                concurrency=concurrency)  # fmt: skip
-            result = run_harvest(cfg, progress=False)
-        finally:
-            del os.environ["TEACHER_KEY"]
+        cfg = HarvestConfig(prompts=prompts, db=db, base_url=fake.base_url, model="o3",
+                            api="responses", policy="openai", accept=["openai"],
+                            purpose="resume test", api_key_env="TEACHER_KEY",
+                            concurrency=concurrency)  # fmt: skip
+        result = run_with_key(cfg)
         per_prompt = fake.stats()["per_prompt"]
     lost = sent_before - stored_before
     assert 0 <= lost <= concurrency
