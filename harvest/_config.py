@@ -49,7 +49,7 @@ class HarvestConfig:
 
     Limits profile:
         limits_profile: what the host's ``x-ratelimit-*`` headers mean (``openai``,
-        ``groq``, ``cerebras``, ``none``; default: the policy's, else by host, else openai).
+        ``groq``, ``cerebras``, ``anthropic``, ``none``; default: the policy's, else by host, else openai).
 
     Transport:
         reuse_request: let the SDK build the chat request once and re-send it with each
