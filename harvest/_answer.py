@@ -21,6 +21,10 @@ class Answer:
     reasoning_tokens: int | None
     teacher_model: str | None
     request_id: str | None
+    reasoning_kind: str = "none"  # full | summary | none (see _dialect.REASONING_KINDS)
+    reasoning_blocks: str | None = None  # JSON: the provider's raw reasoning blocks, opaque
+    cached_input_tokens: int | None = None
+    finish: str | None = None  # stop | length | refusal | other (None: not given)
 
 
 def _logprob_entry(raw: dict[str, Any]) -> dict[str, Any]:
