@@ -182,7 +182,8 @@ class _App:
         if status is not None:
             if status == 429:
                 retry = directives.retry if directives.retry is not None else wait
-                headers["retry-after"] = str(max(1, math.ceil(retry)))
+                pinned = pinned_payload("anthropic", "rate_limit_headers")["headers"]
+                headers["retry-after"] = str(math.ceil(retry)) if retry else pinned["retry-after"]
             return self._json(status, error_body(status), headers)
         payload = self.fake.message(body, last_user, prompt_tokens, directives)
         return self._json(200, payload, headers)
@@ -215,6 +216,8 @@ class FakeAnthropic(NativeFake):
         record_requests: bool = True,
         **settings: Any,
     ):
+        settings.setdefault("rpm", 4000)  # the real API sends its limits on every answer
+        settings.setdefault("tpm", 2_000_000)
         super().__init__(
             api_key=api_key, served_model=served_model, record_requests=record_requests, **settings
         )

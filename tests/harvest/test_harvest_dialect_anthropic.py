@@ -1,0 +1,205 @@
+"""The ``anthropic`` dialect against the strict loopback Messages API (``FakeAnthropic``)
+and the pinned payloads it is built from."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stillroom.harvest._dialect import RequestOptions, dialect_for, infer_api
+from stillroom.harvest._header_profiles import profile_for
+from stillroom.harvest.errors import HarvestConfigError
+from stillroom.harvest.testing import FakeAnthropic, pinned_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = ROOT / "harvest" / "payloads"
+MODEL = "claude-sonnet-4-20250514"
+DIALECT = dialect_for("anthropic")
+
+
+@pytest.fixture(scope="module")
+def shared_fake():
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+def send(fake, model, messages, options, key="sk-ant-test", headers=None) -> httpx.Response:
+    """What harvest puts on the wire for one prompt, sent to ``fake``."""
+    wire = DIALECT.build(model, messages, options)
+    sent = {**DIALECT.auth_headers(key), **wire.headers, **(headers or {})}
+    return httpx.post(fake.base_url + wire.path, json=wire.body, headers=sent, timeout=10)
+
+
+def test_every_payload_records_its_source_and_date_and_ships_in_the_wheel():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["stillroom.harvest"]
+    files = sorted(PAYLOADS.rglob("*.json"))
+    assert len(files) >= 20
+    for path in files:
+        data = json.loads(path.read_text())
+        assert data["source"] and data["read"] == "2026-12-03", path
+        assert any(fnmatch(str(path.relative_to(PAYLOADS.parent)), g) for g in globs), path
+    assert pinned_payload("anthropic", "error_overloaded")["status"] == 529
+
+
+def test_the_host_picks_the_dialect_and_its_header_profile():
+    assert infer_api("https://api.anthropic.com") == "anthropic"
+    assert DIALECT.key_env == "ANTHROPIC_API_KEY"
+    assert profile_for("https://api.anthropic.com").name == "anthropic" == DIALECT.limits_profile
+
+
+def test_build_puts_system_on_top_and_thinking_without_sampling():
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    wire = DIALECT.build(MODEL, messages, RequestOptions(max_tokens=4096, thinking_budget=2048))
+    assert wire.path == "/v1/messages" and wire.headers == {"anthropic-version": "2023-06-01"}
+    assert wire.body == {
+        "model": MODEL,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": [{"role": "user", "content": "hi"}],
+        "system": "Be brief.",
+    }
+    plain = DIALECT.build(MODEL, messages[1:], RequestOptions(temperature=0.2, stop=("END",)))
+    assert plain.body["temperature"] == 0.2 and plain.body["stop_sequences"] == ["END"]
+    assert "system" not in plain.body
+    assert DIALECT.auth_headers("k") == {"x-api-key": "k"}
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (RequestOptions(max_tokens=4096, thinking_budget=512), "--thinking-budget 512"),
+        (RequestOptions(max_tokens=2048, thinking_budget=2048), "less than\n--max-tokens"),
+        (RequestOptions(top_logprobs=3), "--top-logprobs"),
+        (RequestOptions(seed=1), "--seed"),
+        (RequestOptions(reasoning_effort="high"), "--reasoning-effort"),
+        (RequestOptions(temperature=1.5), "--temperature 1.5"),
+    ],
+)
+def test_options_anthropic_cannot_take_fail_before_any_request(options, names):
+    with pytest.raises(HarvestConfigError) as err:
+        DIALECT.build(MODEL, [{"role": "user", "content": "x"}], options)
+    assert names.replace("\n", " ") in str(err.value)
+
+
+def test_success_with_thinking_keeps_the_blocks_opaque_and_counts_cached_input():
+    with FakeAnthropic(redacted=True, cache_read_tokens=40, cache_write_tokens=8) as fake:
+        options = RequestOptions(max_tokens=4096, thinking_budget=1024)
+        resp = send(
+            fake, "claude-3-7-sonnet-20250219", [{"role": "user", "content": "2+2?"}], options
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+        answer = DIALECT.parse(resp.json(), resp.headers.get(DIALECT.request_id_header))
+        (sent,) = fake.bodies()
+    assert "temperature" not in sent  # the fake refuses it with thinking; none was sent
+    assert answer.content == "You asked: 2+2?"
+    assert answer.reasoning == "The user wrote 4 characters."
+    assert answer.reasoning_kind == "full"  # Claude 3.7 returns its thinking in full
+    blocks = json.loads(answer.reasoning_blocks)
+    assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking"]
+    assert blocks[0]["signature"] and blocks[1]["data"]
+    assert answer.cached_input_tokens == 40
+    assert answer.prompt_tokens == resp.json()["usage"]["input_tokens"] + 40 + 8
+    assert answer.completion_tokens == resp.json()["usage"]["output_tokens"]
+    assert (answer.finish_reason, answer.finish) == ("end_turn", "stop")
+    assert answer.request_id.startswith("req_fake")
+
+
+def test_the_pinned_message_parses_as_a_claude_4_summary():
+    answer = DIALECT.parse(pinned_payload("anthropic", "message_thinking")["body"], None)
+    assert answer.reasoning_kind == "summary"  # "Claude 4 models return a summary"
+    assert answer.content == "17 × 23 = 391." and answer.cached_input_tokens == 2048
+    assert answer.prompt_tokens == 21 + 1024 + 2048 and answer.completion_tokens == 187
+    assert answer.request_id == "msg_01AbCdEfGhIjKlMnOpQrStUv"
+    refusal = DIALECT.parse(pinned_payload("anthropic", "message_refusal")["body"], None)
+    assert (refusal.finish, refusal.content, refusal.reasoning_kind) == ("refusal", "", "none")
+
+
+def test_truncation_is_a_length_finish():
+    with FakeAnthropic() as fake:
+        options = RequestOptions(max_tokens=3, temperature=0.5)
+        resp = send(fake, MODEL, [{"role": "user", "content": "a long question " * 4}], options)
+    answer = DIALECT.parse(resp.json(), None)
+    assert (answer.finish_reason, answer.finish) == ("max_tokens", "length")
+    assert len(answer.content) == 12 and answer.completion_tokens == 3
+    pinned = DIALECT.parse(pinned_payload("anthropic", "message_max_tokens")["body"], None)
+    assert pinned.finish == "length" and pinned.content == ""
+
+
+def test_the_fake_refuses_what_the_api_refuses():
+    msg = [{"role": "user", "content": "hi"}]
+    with FakeAnthropic(api_key="right") as fake:
+        wrong = send(fake, MODEL, msg, RequestOptions(), key="wrong")
+        assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+        bearer = httpx.post(
+            fake.base_url + "/v1/messages",
+            json={"model": MODEL, "max_tokens": 5, "messages": msg},
+            headers={"Authorization": "Bearer right", "anthropic-version": "2023-06-01"},
+        )
+        assert bearer.status_code == 401
+        no_version = send(fake, MODEL, msg, RequestOptions(), key="right",
+                          headers={"anthropic-version": ""})  # fmt: skip
+        assert no_version.json()["error"]["message"] == "anthropic-version: header is required"
+        extra = send(fake, MODEL, msg, RequestOptions(extra_body={"logprobs": True}), key="right")
+        assert extra.json()["error"]["message"] == "logprobs: Extra inputs are not permitted"
+        # what a newer model refuses: temperature and top_p together (Sonnet 4.5)
+        both = send(fake, "claude-sonnet-4-5", msg, RequestOptions(top_p=0.9), key="right")
+        assert both.status_code == 400 and "cannot both be specified" in both.text
+        verdict = DIALECT.classify(both.status_code, both.content, both.headers)
+        assert verdict.kind == "stop" and "Change --temperature" in verdict.message
+        ok = send(fake, "claude-sonnet-4-5", msg, RequestOptions(temperature=None, top_p=0.9),
+                  key="right")  # fmt: skip
+        assert ok.status_code == 200
+        # thinking with a temperature (sent through --extra-body): the API's own words
+        hot = send(fake, MODEL, msg, RequestOptions(max_tokens=2048, thinking_budget=1024,
+                   extra_body={"temperature": 0.3}), key="right")  # fmt: skip
+        assert "may only be set to 1 when thinking is enabled" in hot.text
+        assert DIALECT.classify(400, hot.content, hot.headers).kind == "stop"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "names"),
+    [
+        ("invalid_request", "stop", "--temperature"),
+        ("authentication", "auth", ""),
+        ("permission", "auth", ""),
+        ("not_found", "stop", "--model"),
+        ("request_too_large", "permanent", ""),
+        ("rate_limit", "rate_limited", ""),
+        ("api", "retry", ""),
+        ("overloaded", "retry", ""),  # 529: retried like a 503
+    ],
+)
+def test_each_documented_error_body_has_its_verdict(shared_fake, name, kind, names):
+    status = pinned_payload("anthropic", f"error_{name}")["status"]
+    resp = send(shared_fake, MODEL, [{"role": "user", "content": f"[[status:{status}]]"}],
+                RequestOptions())  # fmt: skip
+    assert resp.status_code == status
+    body = resp.json()
+    assert body["type"] == "error" and body["request_id"] == resp.headers["request-id"]
+    assert body["error"] == pinned_payload("anthropic", f"error_{name}")["body"]["error"]
+    verdict = DIALECT.classify(resp.status_code, resp.content, resp.headers)
+    assert verdict.kind == kind and names in verdict.message
+    if status == 429:
+        assert verdict.retry_after == 12.0  # the pinned retry-after
+
+
+def test_a_429_says_how_long_and_every_answer_carries_rfc3339_resets():
+    with FakeAnthropic(rpm=60, tpm=100_000) as fake:
+        msg = [{"role": "user", "content": "[[status:429*1]] [[retry:7]]"}]
+        first = send(fake, MODEL, msg, RequestOptions())
+        second = send(fake, MODEL, msg, RequestOptions())
+    verdict = DIALECT.classify(first.status_code, first.content, first.headers)
+    assert (verdict.kind, verdict.retry_after) == ("rate_limited", 7.0)
+    assert second.status_code == 200
+    requests, tokens = DIALECT.limits(second.headers, profile_for("https://api.anthropic.com"))
+    assert requests.limit == 60 and tokens.limit == 100_000
+    assert requests.remaining == 58 and 0.0 <= requests.reset <= 61.0  # RFC 3339 -> seconds
+    for dim in ("requests", "tokens", "input-tokens", "output-tokens"):
+        assert f"anthropic-ratelimit-{dim}-reset" in second.headers
