@@ -63,21 +63,21 @@ _REFUSALS = (
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", **{r: "refusal" for r in _REFUSALS}}
 _ROLES = {"user": "user", "assistant": "model", "model": "model"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
-# Words a 400 uses for a field harvest sends -> the option that sends it (first match wins).
-_OPTION_OF = (
-    ("thinking_budget", "--thinking-budget"),
-    ("thinkingBudget", "--thinking-budget"),
-    ("thinking_level", "--reasoning-effort"),
-    ("thinkingLevel", "--reasoning-effort"),
-    ("thinking", "--thinking-budget"),
-    ("max_output_tokens", "--max-tokens"),
-    ("maxOutputTokens", "--max-tokens"),
-    ("temperature", "--temperature"),
-    ("top_p", "--top-p"),
-    ("topP", "--top-p"),
-    ("seed", "--seed"),
-    ("stop_sequences", "--stop"),
-)
+# The fields harvest sends -> the option that sends them; a 400 names them in camelCase
+# ("Unknown name") or snake_case (validation messages), matched without "_" and case.
+_OPTION_OF = {
+    "thinkingLevel": "--reasoning-effort",
+    "thinkingBudget": "--thinking-budget",
+    "includeThoughts": "--thinking-budget",
+    "thinkingConfig": "--thinking-budget",
+    "thinking": "--thinking-budget",
+    "maxOutputTokens": "--max-tokens",
+    "temperature": "--temperature",
+    "topP": "--top-p",
+    "seed": "--seed",
+    "stopSequences": "--stop",
+}
+_SENT = set(_OPTION_OF) - {"thinking"}  # field names (the last key is only a word)
 _UNKNOWN_FIELD = re.compile(r'Unknown name "([^"]+)"')
 
 
@@ -288,10 +288,11 @@ def _stop_verdict(status: int, error: Mapping[str, Any], said: str) -> Verdict |
     if error.get("status") == "FAILED_PRECONDITION":
         return Verdict("stop", f"Gemini refused the request ({said}).")
     unknown = _UNKNOWN_FIELD.search(message)
-    if unknown is not None and not any(w == unknown.group(1) for w, _ in _OPTION_OF):
+    if unknown is not None and unknown.group(1) not in _SENT:
         what = f"Remove {unknown.group(1)!r} from --extra-body"
         return Verdict("stop", f"Gemini refused the request ({said}). {what}.")
-    option = next((opt for word, opt in _OPTION_OF if word in message), None)
+    folded = message.replace("_", "").replace(" ", "").lower()
+    option = next((opt for field, opt in _OPTION_OF.items() if field.lower() in folded), None)
     if option is None:
         return None
     return Verdict("stop", f"Gemini refused the request ({said}). Change {option}.")
