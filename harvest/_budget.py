@@ -29,6 +29,7 @@ class RunLimits:
     usd_per_mtok_batch_in: float | None = None
     usd_per_mtok_batch_out: float | None = None
     headers_profile: str | None = None
+    usd_per_mtok_cached_in: float | None = None  # cached input (cache reads); None: input price
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,6 +61,7 @@ def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
         usd_per_mtok_batch_in=policy_limits.usd_per_mtok_batch_in,
         usd_per_mtok_batch_out=policy_limits.usd_per_mtok_batch_out,
         headers_profile=_profile_name(cfg.limits_profile or policy_limits.headers_profile),
+        usd_per_mtok_cached_in=policy_limits.usd_per_mtok_cached_in,
     )
 
 
@@ -88,10 +90,16 @@ class Caps:
                 "(usd_per_mtok_in/out in the policy's limits)"
             )
 
-    def cost(self, tokens_in: float, tokens_out: float) -> float:
+    def cost(self, tokens_in: float, tokens_out: float, cached_in: float = 0) -> float:
+        """Dollars for ``tokens_in`` input tokens, ``cached_in`` of them read from a cache
+        (at the policy's cached-input price where it lists one, else the input price), and
+        ``tokens_out`` output tokens (reasoning and thought tokens included: billed so)."""
         price_in = self.limits.usd_per_mtok_in or 0.0
         price_out = self.limits.usd_per_mtok_out or 0.0
-        return (tokens_in * price_in + tokens_out * price_out) / 1e6
+        price_cached = self.limits.usd_per_mtok_cached_in
+        cached = min(cached_in, tokens_in) if price_cached is not None else 0
+        usd = (tokens_in - cached) * price_in + cached * (price_cached or 0.0)
+        return (usd + tokens_out * price_out) / 1e6
 
     def requests_left(self) -> int | None:
         """Requests the daily cap still allows today; None without a daily cap."""
@@ -124,9 +132,9 @@ class Caps:
         self.reserved_usd += worst
         return True
 
-    def settle(self, reserved: float, tokens_in: int, tokens_out: int) -> None:
+    def settle(self, reserved: float, tokens_in: int, tokens_out: int, cached_in: int = 0) -> None:
         self.reserved_usd -= reserved
-        self.spent_usd += self.cost(tokens_in, tokens_out)
+        self.spent_usd += self.cost(tokens_in, tokens_out, cached_in)
 
     def release(self, reserved: float) -> None:
         self.reserved_usd -= reserved

@@ -203,3 +203,36 @@ def test_a_429_says_how_long_and_every_answer_carries_rfc3339_resets():
     assert requests.remaining == 58 and 0.0 <= requests.reset <= 61.0  # RFC 3339 -> seconds
     for dim in ("requests", "tokens", "input-tokens", "output-tokens"):
         assert f"anthropic-ratelimit-{dim}-reset" in second.headers
+
+
+def test_a_native_base_url_resolves_the_anthropic_policy_and_accept_with_purpose_applies():
+    from stillroom import policies
+
+    native = {"base_url": "https://api.anthropic.com", "model": "a-model-named-nothing-like-it"}
+    with pytest.raises(policies.PolicyNeedsAcceptance):  # conditional: nothing sent without it
+        policies.resolve_for_harvest(policy_id=None, **native)
+    with pytest.raises(policies.PolicyNeedsAcceptance, match="purpose"):
+        policies.resolve_for_harvest(policy_id=None, accept=["anthropic"], **native)
+    run = policies.resolve_for_harvest(
+        policy_id=None, accept=["anthropic"], purpose="a support-ticket classifier", **native
+    )
+    assert (run.id, run.how, run.accepted, run.purpose) == (
+        "anthropic", "matched", True, "a support-ticket classifier"
+    )  # fmt: skip
+
+
+def test_cache_reads_are_priced_at_the_policys_cached_input_price():
+    from stillroom import policies
+    from stillroom.harvest._budget import Caps, RunLimits
+
+    limits = policies.get_policy("anthropic").limits_for("claude-3-5-haiku-20241022")
+    caps = Caps(
+        RunLimits(None, None, None, None, limits.usd_per_mtok_in, limits.usd_per_mtok_out,
+                  usd_per_mtok_cached_in=limits.usd_per_mtok_cached_in),
+        today=None, requests_today=0, spent_usd=0.0,
+    )  # fmt: skip
+    # 1M input tokens of which 600k were cache reads, 100k output (thinking included)
+    assert caps.cost(1_000_000, 100_000, cached_in=600_000) == pytest.approx(
+        0.4 * 0.80 + 0.6 * 0.08 + 0.1 * 4.00
+    )
+    assert caps.cost(1_000_000, 0) == pytest.approx(0.80)  # nothing cached: the input price

@@ -202,3 +202,22 @@ def test_a_429_waits_as_retry_info_says_and_a_daily_quota_stops():
     assert DIALECT.classify(429, json.dumps(daily).encode(), {}).kind == "stop"
     requests, tokens = DIALECT.limits(second.headers, profile_for(fake.base_url))
     assert requests.limit is None and tokens.limit is None
+
+
+def test_a_native_base_url_resolves_the_gemini_policy_and_accept_with_purpose_applies():
+    from stillroom import policies
+
+    native = {"base_url": "https://generativelanguage.googleapis.com", "model": "gemini-2.5-pro"}
+    with pytest.raises(policies.PolicyNeedsAcceptance):
+        policies.resolve_for_harvest(policy_id=None, **native)
+    run = policies.resolve_for_harvest(
+        policy_id=None, accept=["gemini"], purpose="a narrow extraction model", **native
+    )
+    assert (run.id, run.accepted, run.purpose) == ("gemini", True, "a narrow extraction model")
+    assert run.limits.usd_per_mtok_cached_in == 0.31  # priced cache reads for this model
+    # the host alone decides it too (a model name no policy's globs know)
+    by_host = policies.resolve_for_harvest(
+        policy_id=None, base_url=native["base_url"], model="learnlm-2.0", accept=["gemini"],
+        purpose="a narrow extraction model",
+    )  # fmt: skip
+    assert by_host.id == "gemini"
