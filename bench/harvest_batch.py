@@ -32,8 +32,9 @@ from pathlib import Path
 from _corpora import add_corpora_option, corpus_texts
 
 from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
-from stillroom.harvest._batch_ingest import IngestTally, RowContext, ingest_results
+from stillroom.harvest._batch_ingest import IngestTally, ingest_results
 from stillroom.harvest._prompts import load_prompts
+from stillroom.harvest._rows import RowContext
 from stillroom.harvest._store import Store
 from stillroom.harvest._work import plan_work, sampling_params
 

@@ -1,4 +1,4 @@
-"""Turning one chat-completion body into the fields harvest stores."""
+"""What harvest reads of one answer, whatever the dialect (``_dialect``) that parsed it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stillroom.harvest._completions import split_think
 from stillroom.harvest._retry import TransientError
 
 
@@ -43,37 +42,9 @@ def normalise_logprobs(logprobs: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def parse_answer(body: bytes, request_id: str | None) -> Answer:
-    """Parse a 200 body; a body that is not a chat completion raises :class:`TransientError`."""
+def decode_body(body: bytes) -> Any:
+    """A 2xx body as JSON; one that is not raises :class:`TransientError` (retried)."""
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except ValueError as exc:
         raise TransientError(f"unparseable body: {type(exc).__name__}: {str(exc)[:200]}") from None
-    return answer_from_completion(data, request_id)
-
-
-def answer_from_completion(data: Any, request_id: str | None) -> Answer:
-    """:func:`parse_answer` of a body already decoded (a batch output line holds it)."""
-    try:
-        choice = data["choices"][0]
-        message = choice["message"]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise TransientError(f"unparseable body: {type(exc).__name__}: {str(exc)[:200]}") from None
-    content = message.get("content") or ""
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if not isinstance(reasoning, str):
-        reasoning = None
-    content, think = split_think(content)
-    usage = data.get("usage") or {}
-    details = usage.get("completion_tokens_details") or {}
-    return Answer(
-        content=content,
-        reasoning=reasoning if reasoning else think,
-        top_logprobs=normalise_logprobs(choice.get("logprobs")),
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens"),
-        teacher_model=data.get("model"),
-        request_id=request_id or data.get("id"),
-    )

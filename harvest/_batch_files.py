@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from stillroom.harvest._dialect import Dialect, RequestOptions
+from stillroom.harvest._prompts import canonical_json
 from stillroom.harvest._work import WorkItem
 from stillroom.harvest.errors import HarvestError
 
@@ -56,18 +58,41 @@ class BatchInput:
         return len(self.keys)
 
 
-def request_line(item: WorkItem) -> str:
-    """One request line. Built from the item's stored JSON (messages and canonical params)
+@dataclass(frozen=True)
+class LineShape:
+    """What every line of a run shares: the batch ``url`` and the body's fields but
+    ``messages`` as canonical JSON (``None``: the item's neutral params, which is the chat
+    body of a plain model)."""
+
+    url: str = CHAT_URL
+    fields_json: str | None = None
+
+
+def line_shape(dialect: Dialect, model: str, options: RequestOptions) -> LineShape:
+    """The lines a dialect's requests make (its ``build``, once per run)."""
+    if dialect.batch_url is None:
+        raise HarvestError(f"--api {dialect.name} has no batch mode here")
+    body = dialect.build(model, [], options).body
+    if "messages" not in body:  # the lines splice each item's messages in
+        raise HarvestError(f"--api {dialect.name}: its requests carry no chat messages")
+    fields_json = canonical_json({k: v for k, v in body.items() if k != "messages"})
+    return LineShape(dialect.batch_url, fields_json)
+
+
+def request_line(item: WorkItem, shape: LineShape = LineShape()) -> str:
+    """One request line. Built from the item's stored JSON (messages and canonical fields)
     rather than ``json.dumps`` of a fresh dict: same bytes every run, ~4x faster."""
-    params = item.params_json[1:]  # canonical: sorted keys, no spaces, an object
+    params = (shape.fields_json or item.params_json)[1:]  # canonical: sorted, an object
     comma = "," if params != "}" else ""
     return (
-        f'{{"custom_id":"{item.key}","method":"POST","url":"{CHAT_URL}",'
+        f'{{"custom_id":"{item.key}","method":"POST","url":"{shape.url}",'
         f'"body":{{"messages":{item.messages_json}{comma}{params}}}\n'
     )
 
 
-def split_requests(items: Sequence[WorkItem], limits: BatchLimits) -> list[BatchInput]:
+def split_requests(
+    items: Sequence[WorkItem], limits: BatchLimits, shape: LineShape = LineShape()
+) -> list[BatchInput]:
     """The items' request lines, in order, cut into files within ``limits``."""
     files: list[BatchInput] = []
     keys: list[str] = []
@@ -81,7 +106,7 @@ def split_requests(items: Sequence[WorkItem], limits: BatchLimits) -> list[Batch
         lines.clear()
 
     for item in items:
-        line = request_line(item).encode()
+        line = request_line(item, shape).encode()
         if len(line) > limits.max_bytes:
             raise HarvestError(
                 f"prompt {item.prompt_id!r}: one request is {len(line)} bytes, more than a "

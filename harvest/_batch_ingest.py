@@ -1,9 +1,9 @@
 """Storing batch results through the synchronous path's parser and row builders.
 
 Every output line's chat completion goes through the synchronous path's parser
-(:func:`stillroom.harvest._answer.answer_from_completion`, the decoded half of ``parse_answer``:
-reasoning split, logprobs normalised, usage) and the answer/failure rows are built by
-``Engine``'s own row builders (a :class:`~stillroom.harvest._completions.CompletionRow`), then
+(the run's dialect's ``parse``, as for a synchronous answer: reasoning split, logprobs
+normalised, usage) and the answer/failure rows are built by the same row builders
+(:mod:`stillroom.harvest._rows`, a :class:`~stillroom.harvest._completions.CompletionRow`), then
 written with ``Store.write_batch``: a batch answer is the same row a synchronous answer is, except ``request_id`` (the batch's), ``latency_ms``
 (NULL: no per-request latency), ``created_at`` and ``run_id``.
 
@@ -17,27 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from stillroom.harvest._answer import answer_from_completion
 from stillroom.harvest._batch_files import BatchResult
 from stillroom.harvest._completions import CompletionRow
-from stillroom.harvest._engine import Engine
+from stillroom.harvest._dialect import Dialect
+from stillroom.harvest._dialect_chat import DIALECT as CHAT
 from stillroom.harvest._retry import PermanentError, TransientError
+from stillroom.harvest._rows import RowContext, answer_row, failure_row
 from stillroom.harvest._store import RunCounters, Store
 from stillroom.harvest._work import WorkItem
-
-
-@dataclass
-class RowContext:
-    """What ``Engine``'s row builders read: the run, the policy and the clock."""
-
-    run_id: str
-    policy_id: str
-    policy_hash: str
-    now: Callable[[], datetime]
 
 
 @dataclass
@@ -65,6 +55,7 @@ def ingest_results(
     ctx: RowContext,
     tally: IngestTally,
     chunk: int = 20_000,
+    dialect: Dialect = CHAT,
 ) -> IngestTally:
     """Store ``results``; ``answered`` (keys with an answer) is updated as rows commit.
 
@@ -94,11 +85,11 @@ def ingest_results(
         attempts = max(1, submissions[result.key])
         if result.ok:
             try:
-                answer = answer_from_completion(result.body, result.request_id)
+                answer = dialect.parse(result.body, result.request_id)
             except TransientError as exc:
                 result = BatchResult(result.key, 502, None, result.request_id, exc.reason)
             else:
-                row = Engine._answer_row(ctx, item, answer, None, attempts)  # type: ignore[arg-type]
+                row = answer_row(ctx, item, answer, None, attempts)
                 answers.append(row)
                 tally.answered += 1
                 tally.tokens_in += row.prompt_tokens or 0
@@ -110,7 +101,7 @@ def ingest_results(
             else:
                 reason = result.error or "no answer"
                 error = PermanentError(f"batch: {reason}", result.status)
-                failures.append(Engine._failure_row(ctx, item, error, attempts))  # type: ignore[arg-type]
+                failures.append(failure_row(ctx, item, error, attempts))
                 tally.failed += 1
                 tally.failed_keys.add(result.key)
                 tally.retry.discard(result.key)

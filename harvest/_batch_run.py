@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from stillroom.harvest._batch_client import BatchClient
-from stillroom.harvest._batch_files import BatchLimits
-from stillroom.harvest._batch_ingest import RowContext
+from stillroom.harvest._batch_files import BatchLimits, line_shape
 from stillroom.harvest._batch_poll import TERMINAL, PollSchedule
 from stillroom.harvest._batch_progress import NoBatchProgress, RichBatchProgress
 from stillroom.harvest._batch_runner import BatchRun, db_tag
 from stillroom.harvest._batch_store import BatchStore
 from stillroom.harvest._config import HarvestConfig, HarvestResult
+from stillroom.harvest._dialect import dialect_for
 from stillroom.harvest._http import openai_client
 from stillroom.harvest._lifecycle import PreparedRun, RunOutcome, abandon, finish, prepare
+from stillroom.harvest._rows import RowContext
 
 
 async def arun_batch_harvest(
@@ -54,6 +55,7 @@ async def arun_batch_harvest(
 
 def _batch_run(run: PreparedRun, *, sleep, clock, now) -> BatchRun:
     cfg, policy = run.cfg, run.policy
+    dialect = dialect_for(cfg.api)
     return BatchRun(
         store=run.store, batches=BatchStore(run.store.con), plan=run.items,
         todo={i.key for i in run.todo}, answered=run.answered, caps=run.caps,
@@ -63,7 +65,8 @@ def _batch_run(run: PreparedRun, *, sleep, clock, now) -> BatchRun:
         batch_dir=cfg.batch_dir or cfg.db.with_name(cfg.db.stem + ".batches"),
         schedule=PollSchedule(interval=cfg.poll_interval, max_poll_s=cfg.max_poll_s,
                               max_interval=max(cfg.poll_interval, min(600.0, cfg.poll_interval * 20))),
-        sleep=sleep, clock=clock, now=now,
+        sleep=sleep, clock=clock, now=now, dialect=dialect,
+        shape=line_shape(dialect, cfg.model, cfg.request_options()),
     )  # fmt: skip
 
 

@@ -28,13 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from stillroom.harvest._batch_client import BatchClient
-from stillroom.harvest._batch_files import BatchLimits, read_results, split_requests
-from stillroom.harvest._batch_ingest import IngestTally, RowContext, ingest_results
+from stillroom.harvest._batch_files import BatchLimits, LineShape, read_results, split_requests
+from stillroom.harvest._batch_ingest import IngestTally, ingest_results
 from stillroom.harvest._batch_poll import TERMINAL, PollSchedule, poll_until_done
 from stillroom.harvest._batch_progress import NoBatchProgress
 from stillroom.harvest._batch_store import BatchFileRow, BatchStore
 from stillroom.harvest._budget import Caps
+from stillroom.harvest._dialect import Dialect
+from stillroom.harvest._dialect_chat import DIALECT as CHAT
 from stillroom.harvest._lifecycle import cap
+from stillroom.harvest._rows import RowContext
 from stillroom.harvest._store import Store
 from stillroom.harvest._work import WorkItem
 from stillroom.harvest.errors import HarvestError
@@ -71,6 +74,8 @@ class BatchRun:
     est_usd: float = 0.0
     day_capped: str | None = None  # the daily cap left work for a later day: why
     written: list[str] = field(default_factory=list)
+    dialect: Dialect = CHAT
+    shape: LineShape = field(default_factory=LineShape)
 
     def __post_init__(self) -> None:
         self.by_key = {item.key: item for item in self.plan}
@@ -95,7 +100,7 @@ class BatchRun:
                 fresh = fresh[: allowed - kept]
         if not fresh:
             return
-        files = split_requests(fresh, self.limits)
+        files = split_requests(fresh, self.limits, self.shape)
         est = [self._worst_case(f.keys) for f in files]
         paths = None
         if self.mode == "batch-file":
@@ -239,7 +244,7 @@ class BatchRun:
         ingest_results(
             self.store, read_results(data, source), items=self.by_key, answered=self.answered,
             submissions=self.batches.submissions(), max_attempts=self.max_attempts,
-            ctx=self.ctx, tally=self.tally,
+            ctx=self.ctx, tally=self.tally, dialect=self.dialect,
         )  # fmt: skip
         self.settled |= self.tally.failed_keys
 

@@ -62,6 +62,11 @@ class CompletionRow:
     latency_ms: float | None
     run_id: str | None
     attempts: int | None = None  # in the view from migration 2; None in older files
+    # migration 5 (harvest's API dialects, stillroom.harvest._dialect):
+    reasoning_kind: str | None = None  # full | summary (Responses API summaries) | none
+    reasoning_blocks: str | None = None  # JSON: the provider's raw reasoning blocks, opaque
+    cached_input_tokens: int | None = None  # prompt tokens the provider served from cache
+    finish: str | None = None  # finish_reason normalised: stop | length | refusal | other
 
     def chat(self) -> list[dict[str, Any]]:
         """``messages`` parsed."""
@@ -92,13 +97,16 @@ def completion_row(
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CompletionRow))
 # Columns a later migration added; a file written before it reads them as NULL.
-_ADDED_LATER = frozenset({"attempts"})
+_ADDED_LATER = frozenset(
+    {"attempts", "reasoning_kind", "reasoning_blocks", "cached_input_tokens", "finish"}
+)
 _ARROW_KINDS = {
     "sample_index": "int32",
     "prompt_tokens": "int32",
     "completion_tokens": "int32",
     "reasoning_tokens": "int32",
     "attempts": "int32",
+    "cached_input_tokens": "int32",
     "latency_ms": "float64",
     "created_at": "timestamp",
 }

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from stillroom.harvest._dialect import API_NAMES, RequestOptions, dialect_for, infer_api
 from stillroom.harvest.errors import HarvestConfigError
 
 
@@ -22,13 +23,19 @@ class HarvestConfig:
         system: a system message prepended to prompts that do not start with one.
 
     Teacher:
-        base_url, model: the OpenAI-compatible endpoint and the model to ask for.
-        api_key_env: the environment variable holding the key (its value is never stored).
+        base_url, model: the endpoint (what the provider's own SDK takes as its base URL)
+            and the model to ask for.
+        api: the API dialect (``chat``, ``responses``, ``anthropic``, ``gemini``; default:
+            inferred from the host, else ``chat``; see ``stillroom.harvest._dialect``).
+        api_key_env: the environment variable holding the key (its value is never stored;
+            default: the dialect's, ``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY``).
         policy, accept, purpose: passed to :func:`stillroom.policies.resolve_for_harvest` before any
             request; ``accept`` lists policy ids whose conditions the user accepts.
 
-    Sampling (stored verbatim as ``request_params``):
-        max_tokens, temperature, top_p, samples (answers per prompt), top_logprobs (k).
+    Sampling (dialect-neutral, stored verbatim as ``request_params``; unset ones add nothing):
+        max_tokens, temperature, top_p, samples (answers per prompt), top_logprobs (k),
+        reasoning_effort, thinking_budget, extra_body (a JSON object merged into every
+        request body), seed, stop.
 
     Limits (the tighter of these and the policy's apply; headers teach the rest):
         rpm, tpm, rpd (requests per UTC day; the run stops cleanly and resumes next run),
@@ -65,7 +72,8 @@ class HarvestConfig:
     policy: str | None = None
     accept: Sequence[str] = ()
     purpose: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = None
+    api: str | None = None
     rpm: int | None = None
     tpm: int | None = None
     rpd: int | None = None
@@ -91,6 +99,11 @@ class HarvestConfig:
     batch_max_bytes: int = 200 * 1024 * 1024
     batch_dir: Path | None = None
     batch_output: Sequence[Path] = ()
+    reasoning_effort: str | None = None
+    thinking_budget: int | None = None
+    extra_body: dict[str, Any] | None = None
+    seed: int | None = None
+    stop: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.prompts, str):
@@ -101,8 +114,21 @@ class HarvestConfig:
             self._bad("base_url", "must start with http:// or https://")
         if not self.model.strip():
             self._bad("model", "must not be empty")
+        if self.api is None:
+            self.api = infer_api(self.base_url)
+        if self.api not in API_NAMES:
+            self._bad("api", f"must be one of {', '.join(API_NAMES)}")
+        if self.api_key_env is None:
+            self.api_key_env = dialect_for(self.api).key_env
         if not self.api_key_env.strip():
             self._bad("api_key_env", "must name an environment variable")
+        self.stop = tuple(self.stop)
+        if self.extra_body is not None and not isinstance(self.extra_body, dict):
+            self._bad("extra_body", "must be a JSON object")
+        if self.thinking_budget is not None and self.thinking_budget < 1:
+            self._bad("thinking_budget", "must be at least 1")
+        if self.mode != "sync" and dialect_for(self.api).batch_url is None:
+            self._bad("mode", f"batch modes do not support --api {self.api} yet")
         for name in ("rpm", "tpm", "rpd"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -138,6 +164,15 @@ class HarvestConfig:
     def _bad(self, name: str, why: str) -> None:
         raise HarvestConfigError(f"HarvestConfig.{name}={getattr(self, name)!r}: {why}")
 
+    def request_options(self) -> RequestOptions:
+        """The dialect-neutral options every request of this run asks for."""
+        return RequestOptions(
+            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+            top_logprobs=self.top_logprobs, reasoning_effort=self.reasoning_effort,
+            thinking_budget=self.thinking_budget, extra_body=self.extra_body, seed=self.seed,
+            stop=tuple(self.stop),
+        )  # fmt: skip
+
     def record(self) -> dict[str, Any]:
         """JSON-able copy for the runs table (in-memory prompts summarised, no key)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -150,6 +185,7 @@ class HarvestConfig:
         data["accept"] = list(self.accept)
         data["batch_dir"] = str(self.batch_dir) if self.batch_dir else None
         data["batch_output"] = [str(p) for p in self.batch_output]
+        data["stop"] = list(self.stop)
         return data
 
 

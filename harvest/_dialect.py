@@ -55,11 +55,12 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from stillroom.harvest._limiter import Observation, read_headers, retry_after_seconds
+from stillroom.harvest._limiter import Observation, retry_after_seconds
+from stillroom.harvest._limiter import read_limits as read_limits  # the default `limits`
 from stillroom.harvest.errors import HarvestConfigError
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class WireRequest:
 
     path: str
     body: dict[str, Any]
-    headers: Mapping[str, str] = field(default_factory=dict)  # beyond auth
+    headers: Mapping[str, str] | None = None  # beyond auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,12 @@ def dialect_for(name: str) -> Dialect:
         raise HarvestConfigError(f"--api {name} is not available in this build") from None
 
 
+def check_options(api: str, model: str, options: RequestOptions) -> None:
+    """Build one request (sends nothing): an option the dialect cannot send raises
+    :class:`HarvestConfigError` before the run records anything."""
+    dialect_for(api).build(model, [{"role": "user", "content": "?"}], options)
+
+
 def infer_api(base_url: str) -> str:
     """The dialect a base URL's host implies: Anthropic's and Gemini's native hosts, else chat."""
     host = (urlsplit(base_url).hostname or "").lower()
@@ -182,11 +189,6 @@ def infer_api(base_url: str) -> str:
 
 
 # -- the common parts every dialect starts from ---------------------------------------------
-def read_limits(headers: Mapping[str, str], profile: HeaderProfile) -> LimitSnapshot:
-    """Requests and tokens as ``profile`` names and means them."""
-    return read_headers(headers, "requests", profile), read_headers(headers, "tokens", profile)
-
-
 def error_fields(body: bytes) -> dict[str, Any]:
     """The ``error`` object of an error body (OpenAI, Anthropic and Google all nest one);
     ``{}`` when the body is not JSON or has none."""
@@ -204,6 +206,11 @@ def short_error(status: int, body: bytes) -> str:
     if not isinstance(message, str):
         message = body[:300].decode("utf-8", "replace")
     return f"HTTP {status}: {message.replace(chr(10), ' ')[:300]}"
+
+
+def normalise_finish(raw: str | None, table: Mapping[str, str]) -> str | None:
+    """A provider's finish reason as one of :data:`FINISHES` (``None`` stays ``None``)."""
+    return None if raw is None else table.get(raw, "other")
 
 
 def classify_http(status: int, body: bytes, headers: Mapping[str, str]) -> Verdict:

@@ -8,7 +8,6 @@ re-requests at most that many prompts on the next run.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import deque
 from collections.abc import Callable
@@ -17,9 +16,9 @@ from typing import Any
 
 import openai
 
-from stillroom.harvest._answer import Answer, parse_answer
+from stillroom.harvest._answer import Answer, decode_body
 from stillroom.harvest._budget import Caps
-from stillroom.harvest._completions import CompletionRow
+from stillroom.harvest._dialect import Dialect, RequestOptions
 from stillroom.harvest._limiter import RateLimiter
 from stillroom.harvest._progress import NoProgress
 from stillroom.harvest._retry import (
@@ -30,7 +29,8 @@ from stillroom.harvest._retry import (
     classify,
     retrying,
 )
-from stillroom.harvest._sender import ChatSender
+from stillroom.harvest._rows import RowContext, answer_row, failure_row
+from stillroom.harvest._sender import WireSender
 from stillroom.harvest._store import RunCounters, Store
 from stillroom.harvest._work import WorkItem
 
@@ -41,12 +41,17 @@ COUNTERS_EVERY = 1.0
 
 
 class Engine:
-    """Runs a list of :class:`WorkItem`; results land in the :class:`Store`."""
+    """Runs a list of :class:`WorkItem`; results land in the :class:`Store`.
+
+    ``dialect`` builds each request from the item's messages and the run's ``options``,
+    parses each answer and classifies each error (``_dialect``)."""
 
     def __init__(
         self,
         *,
-        sender: ChatSender,
+        sender: WireSender,
+        dialect: Dialect,
+        options: RequestOptions,
         store: Store,
         limiter: RateLimiter,
         caps: Caps,
@@ -64,7 +69,9 @@ class Engine:
         already_done: int,
     ):
         self.sender, self.store, self.limiter, self.caps = sender, store, limiter, caps
-        self.run_id, self.policy_id, self.policy_hash = run_id, policy_id, policy_hash
+        self.dialect, self.options = dialect, options
+        self.rows = RowContext(run_id, policy_id, policy_hash, now)
+        self.run_id = run_id
         self.concurrency, self.max_attempts, self.max_wait = concurrency, max_attempts, max_wait
         self.sleep, self.clock, self.now, self.rng = sleep, clock, now, rng
         self.progress = progress
@@ -80,6 +87,7 @@ class Engine:
         self.rate_limited = 0
         self.counted_at = clock()
         self.completed = self.failed = 0
+        self.length_stops = 0  # answers cut at --max-tokens (finish == "length")
         self.tokens_in = self.tokens_out = 0
         self.already_done = already_done
 
@@ -162,9 +170,9 @@ class Engine:
             return "pending", ()
         except (TransientError, PermanentError) as exc:
             self.caps.release(cost_usd)
-            return "failure", self._failure_row(item, exc, attempts)
+            return "failure", failure_row(self.rows, item, exc, attempts)
         self.caps.settle(cost_usd, answer.prompt_tokens or 0, answer.completion_tokens or 0)
-        return "answer", self._answer_row(item, answer, latency, attempts)
+        return "answer", answer_row(self.rows, item, answer, latency, attempts)
 
     async def _attempt(self, item: WorkItem, retries_taken: int) -> tuple[Answer, float]:
         if self.caps.daily_cap_reached():
@@ -184,14 +192,18 @@ class Engine:
         try:
             # The raw response of the SDK's request (see _sender): headers, request id and
             # the body we parse; failures arrive as the SDK's exceptions.
-            body = {"messages": list(item.messages), **item.params}
-            raw = await self.sender.send(body, item.key, retries_taken)
+            wire = self.dialect.build(item.params["model"], item.messages, self.options)
+            raw = await self.sender.send(
+                wire.body, item.key, retries_taken, wire.path, wire.headers
+            )
         except openai.APIError as exc:
-            self._observe_error(ticket, exc)
-            raise classify(exc) from None
+            raise self._observe_error(ticket, exc) from None
         latency = self.clock() - start
         self.limiter.observe(ticket, raw.headers)
-        answer = parse_answer(raw.content, raw.headers.get("x-request-id"))
+        id_header = self.dialect.request_id_header
+        answer = self.dialect.parse(
+            decode_body(raw.content), raw.headers.get(id_header) if id_header else None
+        )
         if answer.prompt_tokens:
             self.token_ratio = 0.9 * self.token_ratio + 0.1 * (
                 answer.prompt_tokens / item.est_prompt_tokens
@@ -201,16 +213,17 @@ class Engine:
             )
         return answer, latency
 
-    def _observe_error(self, ticket: tuple[int, float], exc: openai.APIError) -> None:
+    def _observe_error(self, ticket: tuple[int, float], exc: openai.APIError) -> BaseException:
+        """What a failed request teaches the limiter; returns the failure to raise."""
+        err = classify(exc, self.dialect)
         if not isinstance(exc, openai.APIStatusError):
             self.limiter.observe(ticket, {})
-            return
+            return err
         self.limiter.observe(ticket, exc.response.headers)
-        if exc.status_code != 429:
-            return
+        if not (isinstance(err, TransientError) and err.rate_limited):
+            return err
         self.rate_limited += 1
-        err = classify(exc)
-        hint = err.retry_after if isinstance(err, TransientError) else None
+        hint = err.retry_after
         if hint is not None and hint > self.max_wait:
             raise StopRun(
                 "provider_wait",
@@ -218,51 +231,7 @@ class Engine:
                 "run the same command again later to resume",
             )
         self.limiter.rate_limited(hint)
-
-    # -- rows ------------------------------------------------------------------------------
-    def _answer_row(
-        self, item: WorkItem, a: Answer, latency: float | None, attempts: int
-    ) -> CompletionRow:
-        return CompletionRow(
-            idempotency_key=item.key,
-            prompt_id=item.prompt_id,
-            sample_index=item.sample_index,
-            messages=item.messages_json,
-            system_prompt=item.system_prompt,
-            content=a.content,
-            reasoning=a.reasoning,
-            top_logprobs=json.dumps(a.top_logprobs) if a.top_logprobs is not None else None,
-            finish_reason=a.finish_reason,
-            prompt_tokens=a.prompt_tokens,
-            completion_tokens=a.completion_tokens,
-            reasoning_tokens=a.reasoning_tokens,
-            teacher_model=a.teacher_model,
-            requested_model=item.params["model"],
-            policy_id=self.policy_id,
-            policy_hash=self.policy_hash,
-            created_at=self.now().replace(tzinfo=None),
-            request_params=item.params_json,
-            request_id=a.request_id,
-            latency_ms=latency * 1000.0 if latency is not None else None,  # None: batch
-            run_id=self.run_id,
-            attempts=attempts,
-        )
-
-    def _failure_row(self, item: WorkItem, exc: TransientError | PermanentError, attempts: int):
-        return (
-            item.key,
-            item.prompt_id,
-            item.sample_index,
-            item.messages_json,
-            item.params_json,
-            exc.reason,
-            exc.status,
-            attempts,
-            self.policy_id,
-            self.policy_hash,
-            self.run_id,
-            self.now().replace(tzinfo=None),
-        )
+        return err
 
     # -- the one writer ----------------------------------------------------------------
     async def _writer(self) -> None:
@@ -316,6 +285,7 @@ class Engine:
         if counters is not None:
             self.requests_counted, self.counted_at = counters.requests, now
         self.completed += len(answers)
+        self.length_stops += sum(a.finish == "length" for a in answers)
         self.failed += len(failures)
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out

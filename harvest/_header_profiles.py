@@ -125,12 +125,15 @@ def get_profile(name: str) -> HeaderProfile:
         raise HarvestConfigError(f"unknown limits profile {name!r} (known: {known})") from None
 
 
-def profile_for(base_url: str, chosen: str | None = None) -> HeaderProfile:
-    """``chosen`` (a profile name) when given, else by the URL's host, else the default."""
+def profile_for(
+    base_url: str, chosen: str | None = None, dialect_default: str | None = None
+) -> HeaderProfile:
+    """``chosen`` (a profile name) when given, else by the URL's host, else the dialect's
+    (``Dialect.limits_profile``), else the default."""
     if chosen:
         return get_profile(chosen)
     host = (urlsplit(base_url).hostname or "").lower()
     for profile in PROFILES.values():
         if any(fnmatchcase(host, pattern) for pattern in profile.hosts):
             return profile
-    return DEFAULT_PROFILE
+    return PROFILES.get(dialect_default or "", DEFAULT_PROFILE)

@@ -5,7 +5,7 @@ on aiohttp), so the SDK can use it for anything. It adds :meth:`post_bytes`, whi
 one prepared POST on aiohttp directly and returns a small :class:`Reply`. Building and
 reading ``httpx2.Request``/``Response`` objects around aiohttp's own costs about as much
 CPU as aiohttp itself; harvest repeats one request shape thousands of times a second, so
-:class:`~stillroom.harvest._sender.ChatSender` uses this call when the client is one of these.
+:class:`~stillroom.harvest._sender.WireSender` uses this call when the client is one of these.
 
 A client a user injects (``run_harvest(cfg, http_client=...)``) is never bypassed.
 
@@ -108,11 +108,24 @@ def timeout_of(extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
 _NO_KEY = "sk-no-key-set"
 
 
+def uses_bearer(auth: dict[str, str], key: str) -> bool:
+    """Whether a dialect's auth headers are the SDK's own ``Authorization: Bearer``."""
+    return auth == {"Authorization": f"Bearer {key}"}
+
+
 def openai_client(cfg: HarvestConfig, http_client: Any = None) -> openai.AsyncOpenAI:
     """A run's SDK client: the key from ``cfg.api_key_env`` (never stored), no SDK retries
-    (harvest retries), on ``http_client`` or else harvest's :class:`LeanAioHttpClient`."""
+    (harvest retries), on ``http_client`` or else harvest's :class:`LeanAioHttpClient`.
+
+    A dialect that does not authenticate with a bearer token has its auth headers set
+    here; the sender then drops the SDK's ``Authorization`` (:func:`uses_bearer`)."""
+    from stillroom.harvest._dialect import dialect_for
+
+    key = os.environ.get(cfg.api_key_env) or _NO_KEY
+    auth = dialect_for(cfg.api).auth_headers(key)
     return openai.AsyncOpenAI(
-        api_key=os.environ.get(cfg.api_key_env) or _NO_KEY,
+        api_key=key,
+        default_headers=None if uses_bearer(auth, key) else auth,
         base_url=cfg.base_url,
         max_retries=0,
         timeout=cfg.request_timeout,

@@ -34,6 +34,7 @@ from stillroom import policies
 from stillroom.harvest._batch_store import BatchStore
 from stillroom.harvest._budget import Caps, RunLimits, resolve_policy, run_limits
 from stillroom.harvest._config import HarvestConfig, HarvestResult
+from stillroom.harvest._dialect import check_options
 from stillroom.harvest._store import Store
 from stillroom.harvest._work import WorkItem, plan_config
 from stillroom.harvest.errors import ProviderAuthError
@@ -88,6 +89,7 @@ def batch_prices(limits: RunLimits) -> RunLimits:
 
 def prepare(cfg: HarvestConfig, now: Callable[[], datetime]) -> PreparedRun:
     """Step 1: everything before the first request (see the module's docstring)."""
+    check_options(cfg.api, cfg.model, cfg.request_options())
     policy = resolve_policy(cfg, now())
     limits = run_limits(cfg, policy.limits)
     if cfg.mode != "sync":
@@ -177,6 +179,7 @@ def _start_run(store: Store, cfg: HarvestConfig, policy, limits, items, now) -> 
         run_id,
         {
             "base_url": cfg.base_url,
+            "api": cfg.api,
             "model": cfg.model,
             "prompts_source": record["prompts"],
             "policy_id": policy.id,

@@ -150,6 +150,13 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
             return None
 
 
+def read_limits(
+    headers: Mapping[str, str], profile: HeaderProfile
+) -> tuple[Observation, Observation]:
+    """Requests and tokens as ``profile`` names and means them (a dialect's default)."""
+    return read_headers(headers, "requests", profile), read_headers(headers, "tokens", profile)
+
+
 class _Mirror:
     """Our estimate of one provider bucket (requests or tokens)."""
 
@@ -197,10 +204,13 @@ class RateLimiter:
         burst_seconds: float = 1.0,
         learn: bool = True,
         profile: HeaderProfile = DEFAULT_PROFILE,
+        read: Callable[[Mapping[str, str], HeaderProfile], tuple[Observation, Observation]]
+        | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.clock, self.sleep, self.profile = clock, sleep, profile
+        self.read = read or read_limits  # a dialect's ``limits``: (requests, tokens)
         self.learn = learn and (profile.requests is not None or profile.tokens is not None)
         now = clock()
         self.own_requests = Bucket(rpm / 60, rpm / 60 * burst_seconds, now) if rpm else None
@@ -264,8 +274,7 @@ class RateLimiter:
         now = self.clock()
         seq, tok_seq = ticket
         profile = self.profile
-        req = read_headers(headers, "requests", profile)
-        tok = read_headers(headers, "tokens", profile)
+        req, tok = self.read(headers, profile)
         if req.limit is not None or self.mirror_requests.limit is not None:
             self.mirror_requests.observe(req, self.sent - seq, seq, self.factor, now)
         if tok.limit is not None or self.mirror_tokens.limit is not None:

@@ -196,6 +196,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        # API dialects (stillroom.harvest._dialect): what kind of reasoning a row holds, the
+        # provider's raw reasoning blocks (opaque JSON), cached input tokens and the finish
+        # reason normalised; older rows get the kind and the finish their columns imply.
+        """
+        ALTER TABLE answers ADD COLUMN reasoning_kind VARCHAR;
+        ALTER TABLE answers ADD COLUMN reasoning_blocks JSON;
+        ALTER TABLE answers ADD COLUMN cached_input_tokens INTEGER;
+        ALTER TABLE answers ADD COLUMN finish VARCHAR;
+        UPDATE answers SET
+            reasoning_kind = CASE WHEN reasoning IS NULL OR reasoning = '' THEN 'none'
+                                  ELSE 'full' END,
+            finish = CASE WHEN finish_reason IS NULL THEN NULL
+                          WHEN finish_reason IN ('stop', 'length') THEN finish_reason
+                          WHEN finish_reason = 'content_filter' THEN 'refusal'
+                          ELSE 'other' END;
+        ALTER TABLE runs ADD COLUMN api VARCHAR;
+        CREATE OR REPLACE VIEW completions AS
+        SELECT prompt_id, sample_index, messages, system_prompt, content, reasoning,
+               top_logprobs, finish_reason, prompt_tokens, completion_tokens, reasoning_tokens,
+               teacher_model, requested_model, policy_id, policy_hash, created_at,
+               request_params, idempotency_key, request_id, latency_ms, run_id, attempts,
+               reasoning_kind, reasoning_blocks, cached_input_tokens, finish
+        FROM answers;
+        """,
+    ),
 ]
 
 FAILURE_COLUMNS = (

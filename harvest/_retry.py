@@ -1,11 +1,14 @@
 """Which failures are retried, and how long to wait: composed from tenacity's parts.
 
+- what an error answer means is its dialect's verdict (``_dialect``: ``Dialect.classify``);
+  by default:
 - retried: 429, 5xx, 408/409, timeouts, dropped connections, unparseable bodies;
 - waited: the server's ``retry-after-ms`` / ``retry-after`` when it sent one (no 60 s cap,
   only ``max_wait``; asking for more than ``max_wait`` stops the run cleanly), otherwise
   exponential back-off with full jitter;
 - recorded as failures: 400, 404, 422 and any other 4xx;
-- fatal: 401/403 stop the whole run (:class:`~stillroom.harvest.errors.ProviderAuthError`).
+- fatal: 401/403 stop the whole run (:class:`~stillroom.harvest.errors.ProviderAuthError`),
+  and so does a request the provider refuses as such (an unsupported parameter).
 
 ``sleep`` and ``rng`` are parameters, so tests assert on the recorded sleeps.
 """
@@ -14,20 +17,29 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
-from stillroom.harvest._limiter import retry_after_seconds
+if TYPE_CHECKING:
+    from stillroom.harvest._dialect import Dialect
 
 
 class TransientError(Exception):
     """A failure worth retrying; ``retry_after`` is the server's hint in seconds, if any."""
 
-    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ):
         super().__init__(reason)
         self.reason, self.status, self.retry_after = reason, status, retry_after
+        self.rate_limited = rate_limited  # the provider's rate limit (paces the whole run)
 
 
 class PermanentError(Exception):
@@ -59,24 +71,38 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-def classify(exc: BaseException) -> BaseException:
-    """Map an ``openai`` exception to TransientError / PermanentError / AuthFailure."""
+def classify(exc: BaseException, dialect: Dialect | None = None) -> BaseException:
+    """Map an ``openai`` exception to TransientError / PermanentError / AuthFailure /
+    StopRun; an error answer by ``dialect``'s verdict (default: ``chat``'s)."""
     if isinstance(exc, openai.APIStatusError):
+        if dialect is None:
+            from stillroom.harvest._dialect_chat import DIALECT as dialect
         status = exc.status_code
-        headers = exc.response.headers if exc.response is not None else {}
-        if status in (401, 403):
-            return AuthFailure(status, f"the provider refused the credentials (HTTP {status})")
-        if status == 429 or status >= 500 or status in (408, 409):
-            return TransientError(
-                f"HTTP {status}: {_short(exc)}", status, retry_after_seconds(headers)
-            )
-        return PermanentError(f"HTTP {status}: {_short(exc)}", status)
+        response = exc.response
+        headers = response.headers if response is not None else {}
+        body = _body_of(exc)
+        verdict = dialect.classify(status, body, headers)
+        if verdict.kind == "auth":
+            return AuthFailure(status, verdict.message)
+        if verdict.kind == "stop":
+            return StopRun("unsupported_option", verdict.message)
+        if verdict.kind == "permanent":
+            return PermanentError(verdict.message, status)
+        rate_limited = verdict.kind == "rate_limited"
+        return TransientError(verdict.message, status, verdict.retry_after, rate_limited)
     if isinstance(exc, openai.APITimeoutError):
         return TransientError("timeout")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
         return TransientError(f"connection: {type(cause).__name__}: {_short(cause)}")
     return exc
+
+
+def _body_of(exc: openai.APIStatusError) -> bytes:
+    try:
+        return exc.response.content
+    except Exception:  # a response without its body read: the SDK's message
+        return str(exc).encode()
 
 
 class wait_retry_after_or_jitter(wait_base):

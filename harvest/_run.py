@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stillroom.harvest._config import HarvestConfig, HarvestResult
+from stillroom.harvest._dialect import dialect_for
 from stillroom.harvest._engine import Engine
 from stillroom.harvest._header_profiles import profile_for
-from stillroom.harvest._http import openai_client
+from stillroom.harvest._http import openai_client, uses_bearer
 from stillroom.harvest._lifecycle import PreparedRun, RunOutcome, abandon, finish, prepare
 from stillroom.harvest._limiter import RateLimiter
 from stillroom.harvest._progress import NoProgress, RichProgress
-from stillroom.harvest._sender import ChatSender
+from stillroom.harvest._sender import WireSender
 
 
 def run_harvest(
@@ -78,17 +79,20 @@ async def _run_engine(
     run: PreparedRun, http_client, progress, *, clock, sleep, now, seed
 ) -> Engine:
     cfg, limits, policy = run.cfg, run.limits, run.policy
+    dialect = dialect_for(cfg.api)
     limiter = RateLimiter(
         rpm=limits.rpm, tpm=limits.tpm, burst_seconds=cfg.burst_seconds, clock=clock, sleep=sleep,
-        profile=profile_for(cfg.base_url, limits.headers_profile),
+        profile=profile_for(cfg.base_url, limits.headers_profile, dialect.limits_profile),
+        read=dialect.limits,
     )  # fmt: skip
     own_client = http_client is None
     client = openai_client(cfg, http_client)
     todo = run.todo
     view = RichProgress(run.already + len(todo)) if progress and todo else NoProgress()
-    sender = ChatSender(client, reuse_request=cfg.reuse_request)
+    bearer = uses_bearer(dialect.auth_headers("k"), "k")
+    sender = WireSender(client, reuse_request=cfg.reuse_request, strip_bearer=not bearer)
     engine = Engine(
-        sender=sender, store=run.store, limiter=limiter, caps=run.caps, run_id=run.run_id,
+        sender=sender, dialect=dialect, options=cfg.request_options(), store=run.store, limiter=limiter, caps=run.caps, run_id=run.run_id,
         policy_id=policy.id, policy_hash=policy.file_hash, concurrency=cfg.concurrency,
         max_attempts=cfg.max_attempts, max_wait=cfg.max_wait, sleep=sleep, clock=clock,
         now=now, rng=random.Random(seed), progress=view, already_done=run.already,

@@ -134,10 +134,15 @@ class RequestTemplate:
         )
 
 
-async def build_template(client: openai.AsyncOpenAI) -> RequestTemplate:
-    """The request ``client.post`` would build; any failure is :class:`SdkMismatch`."""
+async def build_template(
+    client: openai.AsyncOpenAI, path: str = CHAT_PATH, headers: dict[str, Any] | None = None
+) -> RequestTemplate:
+    """The request ``client.post(path)`` would build (``headers``: per-request headers, an
+    ``openai.Omit()`` value drops one); any failure is :class:`SdkMismatch`."""
     try:
-        options = FinalRequestOptions.construct(method="post", url=CHAT_PATH, json_data={})
+        options = FinalRequestOptions.construct(
+            method="post", url=path, json_data={}, headers=headers or {}
+        )
         options = await client._prepare_options(options)
         request = client._build_request(options)
         await client._prepare_request(request)
@@ -154,13 +159,21 @@ async def build_template(client: openai.AsyncOpenAI) -> RequestTemplate:
         raise SdkMismatch(f"{type(exc).__name__}: {exc}") from exc
 
 
-async def post(client: openai.AsyncOpenAI, body: dict[str, Any], key: str, retries: int) -> Any:
+async def post(
+    client: openai.AsyncOpenAI,
+    body: dict[str, Any],
+    key: str,
+    retries: int,
+    path: str = CHAT_PATH,
+    headers: dict[str, Any] | None = None,
+) -> Any:
     """``client.post``: the SDK builds and sends the request itself (the fallback lane)."""
     options = {
         "idempotency_key": key,
-        "headers": {"x-stainless-retry-count": str(retries)},  # ours, not the SDK's
+        # ours, not the SDK's
+        "headers": {**(headers or {}), "x-stainless-retry-count": str(retries)},
     }
-    return await client.post(CHAT_PATH, body=body, cast_to=RawResponse, options=options)
+    return await client.post(path, body=body, cast_to=RawResponse, options=options)
 
 
 async def send_via_sdk(template: RequestTemplate, request: Any) -> Any:

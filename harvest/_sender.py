@@ -1,4 +1,10 @@
-"""Sending one chat completion through the official ``openai`` client, cheaply.
+"""Sending one request of any dialect through the official ``openai`` client, cheaply.
+
+The ``openai`` SDK is harvest's HTTP adapter for every dialect (``_dialect``): a dialect's
+request is a path under the base URL, a JSON body and headers; a dialect whose auth is not
+a bearer token (``x-api-key``, ``x-goog-api-key``) has its headers set on the client
+(:func:`stillroom.harvest._http.openai_client`) and the SDK's ``Authorization`` dropped
+per request (``strip_bearer``).
 
 The SDK's ``AsyncOpenAI.post`` rebuilds everything for every request: it copies the
 options model, merges default, platform and auth headers, parses and joins the URL and
@@ -6,8 +12,8 @@ asks the HTTP client to build a request with cookies and query params. On this 2
 machine that is about 0.6 ms of CPU a request, as much as all the rest of harvest.
 
 For a client whose requests do not change between calls (a plain ``AsyncOpenAI`` with a
-fixed API key, which is what harvest builds), :class:`ChatSender` lets the SDK build one
-request (:func:`stillroom.harvest._sdk.build_template`) and keeps its URL, headers and timeout. Per
+fixed API key, which is what harvest builds), :class:`WireSender` lets the SDK build one
+request per path (:func:`stillroom.harvest._sdk.build_template`) and keeps its URL, headers and timeout. Per
 prompt it swaps in the body and the per-request headers (``x-stainless-retry-count``, and
 the idempotency key under the client's idempotency header when it has one; ``AsyncOpenAI``
 has none), then sends it:
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import aiohttp
@@ -43,17 +50,22 @@ log = logging.getLogger("stillroom.harvest")
 Lane = Literal["lean", "httpx", "sdk"]
 
 
-class ChatSender:
-    """``await sender.send(body, key, retries_taken)`` -> the raw response of a 2xx answer.
+class WireSender:
+    """``await sender.send(body, key, retries_taken, path, headers)`` -> the raw response of
+    a 2xx answer (``path`` relative to the base URL, default the chat path).
 
     The response has ``status_code``, ``headers`` (case-insensitive) and ``content``.
-    ``reuse_request=False`` forces lane ``sdk``.
+    ``reuse_request=False`` forces lane ``sdk``; ``strip_bearer`` drops the SDK's
+    ``Authorization`` header (a dialect that authenticates otherwise).
     """
 
-    def __init__(self, client: openai.AsyncOpenAI, *, reuse_request: bool = True):
+    def __init__(
+        self, client: openai.AsyncOpenAI, *, reuse_request: bool = True, strip_bearer: bool = False
+    ):
         self.client = client
         self.lane: Lane = "sdk"
-        self._template: _sdk.RequestTemplate | None = None
+        self._templates: dict[str, _sdk.RequestTemplate] = {}
+        self._strip = {"Authorization": openai.Omit()} if strip_bearer else {}
         self._warned = False
         if not reuse_request:
             return
@@ -71,11 +83,20 @@ class ChatSender:
             self._warned = True
         self.lane = "sdk"
 
-    async def send(self, body: dict[str, Any], key: str, retries_taken: int = 0) -> Any:
+    async def send(
+        self,
+        body: dict[str, Any],
+        key: str,
+        retries_taken: int = 0,
+        path: str = _sdk.CHAT_PATH,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Any:
         if self.lane != "sdk":
             try:  # everything before the network: any doubt and client.post sends it
-                template = self._template or await self._build()
+                template = self._templates.get(path) or await self._build(path, extra_headers)
                 headers = dict(template.headers)
+                if extra_headers:
+                    headers.update(extra_headers)
                 if template.key_header:
                     headers[template.key_header] = key
                 headers["x-stainless-retry-count"] = str(retries_taken)
@@ -87,12 +108,16 @@ class ChatSender:
                 if request is not None:
                     return await self._send_httpx(template, request)
                 return await self._send_lean(template, headers, content)
-        return await _sdk.post(self.client, body, key, retries_taken)
+        headers = {**(extra_headers or {}), **self._strip}
+        return await _sdk.post(self.client, body, key, retries_taken, path, headers)
 
-    async def _build(self) -> _sdk.RequestTemplate:
-        self._template = await _sdk.build_template(self.client)
-        self._timeout = timeout_of(self._template.extensions)
-        return self._template
+    async def _build(
+        self, path: str, extra_headers: Mapping[str, str] | None
+    ) -> _sdk.RequestTemplate:
+        headers = {**(extra_headers or {}), **self._strip}
+        template = self._templates[path] = await _sdk.build_template(self.client, path, headers)
+        self._timeout = timeout_of(template.extensions)
+        return template
 
     async def _send_lean(
         self, template: _sdk.RequestTemplate, headers: dict[str, str], content: bytes

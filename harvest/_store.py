@@ -158,8 +158,8 @@ class Store:
         con = self.con
         con.execute(
             "INSERT INTO runs (run_id, started_at, status, base_url, requested_model, "
-            "prompts_source, policy_id, policy_hash, policy, config, planned, pid) "
-            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "prompts_source, policy_id, policy_hash, policy, config, planned, pid, api) "
+            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run_id,
                 utcnow(),
@@ -172,6 +172,7 @@ class Store:
                 json.dumps(record["config"]),
                 record["planned"],
                 os.getpid(),
+                record.get("api", "chat"),
             ],
         )
         keys, prompt_ids, samples = [], [], []

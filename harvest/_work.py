@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stillroom.harvest._dialect import RequestOptions
 from stillroom.harvest._prompts import Prompt, canonical_json, load_prompts
 
 if TYPE_CHECKING:
@@ -41,14 +42,12 @@ def sampling_params(
     top_p: float | None,
     top_logprobs: int | None,
 ) -> dict[str, Any]:
-    """The request parameters besides ``messages``; stored verbatim as ``request_params``."""
-    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
-    if top_p is not None:
-        params["top_p"] = top_p
-    if top_logprobs is not None:
-        params["logprobs"] = True
-        params["top_logprobs"] = top_logprobs
-    return params
+    """The neutral request parameters (``RequestOptions.params``): keyed on, and stored
+    verbatim as ``request_params``; each dialect maps them to its wire body."""
+    options = RequestOptions(
+        max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_logprobs=top_logprobs
+    )
+    return options.params(model)
 
 
 def estimate_tokens(messages: Sequence[dict[str, str]]) -> int:
@@ -97,11 +96,9 @@ def plan_work(prompts: Sequence[Prompt], params: dict[str, Any], samples: int) -
 
 
 def plan_config(cfg: HarvestConfig) -> list[WorkItem]:
-    """The work a harvest config asks for: its prompts (with ``cfg.system``), its sampling
-    params and ``cfg.samples`` samples each, every key once. Sync, batch and readers of a
-    run's replies plan through this, so they agree on the keys."""
-    params = sampling_params(
-        model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-        top_p=cfg.top_p, top_logprobs=cfg.top_logprobs,
-    )  # fmt: skip
+    """The work a harvest config asks for: its prompts (with ``cfg.system``), its neutral
+    request params (``cfg.request_options()``, and the API) and ``cfg.samples`` samples
+    each, every key once. Sync, batch and readers of a run's replies plan through this, so
+    they agree on the keys."""
+    params = cfg.request_options().params(cfg.model, cfg.api)
     return plan_work(load_prompts(cfg.prompts, system=cfg.system), params, cfg.samples)

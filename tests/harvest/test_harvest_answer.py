@@ -7,8 +7,13 @@ import json
 import pytest
 
 from stillroom.harvest import split_think
-from stillroom.harvest._answer import parse_answer
+from stillroom.harvest._answer import decode_body
+from stillroom.harvest._dialect_chat import DIALECT
 from stillroom.harvest._retry import TransientError
+
+
+def parse_answer(raw: bytes, request_id: str | None):
+    return DIALECT.parse(decode_body(raw), request_id)
 
 
 @pytest.mark.parametrize(

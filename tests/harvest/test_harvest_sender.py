@@ -1,4 +1,4 @@
-"""ChatSender: the reused request goes out byte for byte as ``client.post`` sends it, and its
+"""WireSender: the reused request goes out byte for byte as ``client.post`` sends it, and its
 failures come back as the SDK's own exceptions, on a real loopback server."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 import stillroom.harvest._sdk as sdk_module
 from stillroom.harvest._http import LeanAioHttpClient
-from stillroom.harvest._sender import ChatSender
+from stillroom.harvest._sender import WireSender
 from stillroom.harvest.testing import FakeProvider, Faults
 
 BODY = {"messages": [{"role": "user", "content": "héllo ✓"}], "model": "m", "max_tokens": 5}
@@ -34,7 +34,7 @@ async def send_once(base_url: str, lane: str, body=BODY, retries_taken: int = 0,
     """One request on ``lane`` ("lean", "httpx" or "sdk"); returns (sender, reply)."""
     http = LeanAioHttpClient() if lane == "sdk" else HTTP_CLIENTS[lane]()
     client = sdk_client(base_url, http, **kw)
-    sender = ChatSender(client, reuse_request=lane != "sdk")
+    sender = WireSender(client, reuse_request=lane != "sdk")
     try:
         return sender, await sender.send(body, "key-1", retries_taken)
     finally:
@@ -67,20 +67,20 @@ def test_reused_request_is_byte_identical_to_client_post(lane):
 
 def test_lane_follows_the_client():
     url = "http://127.0.0.1:9/v1"
-    assert ChatSender(sdk_client(url, LeanAioHttpClient())).lane == "lean"
-    assert ChatSender(sdk_client(url, httpx.AsyncClient())).lane == "httpx"
-    assert ChatSender(sdk_client(url, LeanAioHttpClient()), reuse_request=False).lane == "sdk"
+    assert WireSender(sdk_client(url, LeanAioHttpClient())).lane == "lean"
+    assert WireSender(sdk_client(url, httpx.AsyncClient())).lane == "httpx"
+    assert WireSender(sdk_client(url, LeanAioHttpClient()), reuse_request=False).lane == "sdk"
 
     async def rotating_key() -> str:
         return "sk-rotated"
 
     per_request_auth = openai.AsyncOpenAI(api_key=rotating_key, base_url=url)
-    assert ChatSender(per_request_auth).lane == "sdk"
+    assert WireSender(per_request_auth).lane == "sdk"
 
     class Custom(openai.AsyncOpenAI):
         pass
 
-    assert ChatSender(Custom(api_key="k", base_url=url)).lane == "sdk"
+    assert WireSender(Custom(api_key="k", base_url=url)).lane == "sdk"
 
 
 def test_an_sdk_without_the_internals_falls_back_to_client_post(monkeypatch):
@@ -168,14 +168,14 @@ def test_the_tested_window_is_the_pinned_one_and_the_installed_sdk_is_in_it():
 
 
 def test_doubt_before_the_network_falls_back_to_client_post_with_one_warning(monkeypatch, caplog):
-    async def broken(_client):
+    async def broken(_client, *_path_and_headers):
         raise sdk_module.SdkMismatch("_build_request changed")
 
     monkeypatch.setattr(sdk_module, "build_template", broken)
 
     async def twice(base_url):
         client = sdk_client(base_url, LeanAioHttpClient())
-        sender = ChatSender(client)
+        sender = WireSender(client)
         try:
             assert sender.lane == "lean"
             replies = [await sender.send(BODY, f"k{i}") for i in range(2)]
@@ -225,15 +225,15 @@ def _fresh(url="http://127.0.0.1:9/v1") -> openai.AsyncOpenAI:
 )
 def test_auth_detection_fails_closed(change, why):
     client = _fresh()
-    assert ChatSender(client).lane == "lean"
+    assert WireSender(client).lane == "lean"
     change(client)
     problem = sdk_module.reuse_problem(client)
     assert problem is not None and why in problem.reason
-    assert ChatSender(client).lane == "sdk"
+    assert WireSender(client).lane == "sdk"
 
 
 def test_an_sdk_outside_the_window_is_not_reused(monkeypatch, caplog):
     monkeypatch.setattr(openai, "__version__", "3.58.0")
     with caplog.at_level("WARNING", logger="stillroom.harvest"):
-        assert ChatSender(_fresh()).lane == "sdk"
+        assert WireSender(_fresh()).lane == "sdk"
     assert "outside the tested window" in caplog.text
