@@ -46,9 +46,11 @@ from stillroom.harvest._dialect import (
     WireRequest,
     classify_http,
     error_fields,
+    normalise_finish,
     read_limits,
     short_error,
 )
+from stillroom.harvest._dialect_chat import merge_extra
 from stillroom.harvest._limiter import retry_after_seconds
 from stillroom.harvest._retry import TransientError
 from stillroom.harvest.errors import HarvestConfigError
@@ -87,16 +89,6 @@ def _system_and_turns(
         {"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"
     ]
     return ("\n\n".join(system) if system else None), turns
-
-
-def merge_extra(body: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``--extra-body`` merged into ``body`` (top level; ``None`` removes a field)."""
-    for key, value in (extra or {}).items():
-        if value is None:
-            body.pop(key, None)
-        else:
-            body[key] = value
-    return body
 
 
 def check_options(o: RequestOptions) -> None:
@@ -195,9 +187,7 @@ class AnthropicDialect:
             reasoning_kind=_kind(reasoning, model),
             reasoning_blocks=json.dumps(kept, ensure_ascii=False) if kept else None,
             cached_input_tokens=cache_read,
-            finish=None
-            if raw_finish is None
-            else FINISH.get(raw_finish, "other"),  # TODO(i23): normalise_finish,
+            finish=normalise_finish(raw_finish, FINISH),
         )
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Verdict:

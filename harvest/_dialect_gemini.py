@@ -47,9 +47,10 @@ from stillroom.harvest._dialect import (
     WireRequest,
     classify_http,
     error_fields,
+    normalise_finish,
     short_error,
 )
-from stillroom.harvest._dialect_anthropic import merge_extra
+from stillroom.harvest._dialect_chat import merge_extra
 from stillroom.harvest._limiter import Observation
 from stillroom.harvest._retry import TransientError
 from stillroom.harvest.errors import HarvestConfigError
@@ -252,9 +253,7 @@ class GeminiDialect:
             reasoning_kind="summary" if thoughts else "none",
             reasoning_blocks=json.dumps(signed) if signed else None,
             cached_input_tokens=usage.get("cachedContentTokenCount"),
-            finish=None
-            if raw_finish is None
-            else FINISH.get(raw_finish, "other"),  # TODO(i23): normalise_finish,
+            finish=normalise_finish(raw_finish, FINISH),
         )
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Verdict:
