@@ -28,7 +28,7 @@ def shared_fake():
 def send(fake, model, messages, options, key="AIza-test", headers=None) -> httpx.Response:
     """What harvest puts on the wire for one prompt, sent to ``fake``."""
     wire = DIALECT.build(model, messages, options)
-    sent = {**(DIALECT.auth_headers(key) if key else {}), **wire.headers, **(headers or {})}
+    sent = {**(DIALECT.auth_headers(key) if key else {}), **(wire.headers or {}), **(headers or {})}
     return httpx.post(fake.base_url + wire.path, json=wire.body, headers=sent, timeout=10)
 
 
