@@ -172,8 +172,8 @@ class _App:
         seen_before = server.per_prompt[last_user]
         server.per_prompt[last_user] += 1
         directives = Directives.read(last_user)
-        if directives.slow:
-            await asyncio.sleep(directives.slow)
+        if directives.slow or server.s.latency:
+            await asyncio.sleep(directives.slow + server.s.latency)
         prompt_tokens = sum(estimate_tokens(_text_of(m["content"])) for m in body["messages"])
         prompt_tokens += estimate_tokens(_text_of(body.get("system", "")))
         wait = server._admit(prompt_tokens + body["max_tokens"])

@@ -158,8 +158,8 @@ class _App:
         seen_before = server.per_prompt[last_user]
         server.per_prompt[last_user] += 1
         directives = Directives.read(last_user)
-        if directives.slow:
-            await asyncio.sleep(directives.slow)
+        if directives.slow or server.s.latency:
+            await asyncio.sleep(directives.slow + server.s.latency)
         prompt_tokens = sum(estimate_tokens(_text_of(c)) for c in body["contents"])
         prompt_tokens += estimate_tokens(_text_of(body.get("systemInstruction") or {}))
         config = body.get("generationConfig") or {}

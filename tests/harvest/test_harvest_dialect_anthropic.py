@@ -236,3 +236,87 @@ def test_cache_reads_are_priced_at_the_policys_cached_input_price():
         0.4 * 0.80 + 0.6 * 0.08 + 0.1 * 4.00
     )
     assert caps.cost(1_000_000, 0) == pytest.approx(0.80)  # nothing cached: the input price
+
+
+# -- whole runs: the engine with the anthropic dialect, over loopback ------------------------
+KEY = "sk-ant-run-key-DO-NOT-STORE"
+FULL_MODEL = "claude-3-7-sonnet-20250219"  # returns its thinking in full
+
+
+def run_cfg(tmp_path, fake, prompts, **overrides):
+    from stillroom.harvest import HarvestConfig
+    from tests.harvest.conftest import write_jsonl
+
+    cfg = {
+        "prompts": write_jsonl(tmp_path / "p.jsonl", [{"prompt": p} for p in prompts]),
+        "db": tmp_path / "h.duckdb", "base_url": fake.base_url, "model": FULL_MODEL,
+        "api": "anthropic", "accept": ["anthropic"], "purpose": "a support-ticket classifier",
+        "max_tokens": 2048, "thinking_budget": 1024, "concurrency": 2,
+        **overrides,
+    }  # fmt: skip
+    return HarvestConfig(**cfg)
+
+
+def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, monkeypatch):
+    from stillroom.harvest import read_completions, run_harvest
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with FakeAnthropic(api_key=KEY, redacted=True, cache_read_tokens=30) as fake:
+        cfg = run_cfg(tmp_path, fake, ["what is 2+2?", "name a colour"])
+        assert cfg.api_key_env == "ANTHROPIC_API_KEY"
+        result = run_harvest(cfg, progress=False)
+        headers = [dict((k.lower(), v) for k, v in r["headers"]) for r in fake.seen]
+        bodies = fake.bodies()
+    assert result.completed == 2 and result.failed == 0 and result.stopped_reason is None
+    for sent in headers:
+        assert sent["x-api-key"] == KEY and sent["anthropic-version"] == "2023-06-01"
+        assert "authorization" not in sent  # the SDK's bearer header is dropped
+    assert all("temperature" not in b and b["thinking"]["budget_tokens"] == 1024 for b in bodies)
+    rows = read_completions(cfg.db)
+    assert {r.content for r in rows} == {"You asked: what is 2+2?", "You asked: name a colour"}
+    for row in rows:
+        assert row.reasoning.startswith("The user wrote ") and row.reasoning_kind == "full"
+        blocks = json.loads(row.reasoning_blocks)
+        assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking"]
+        assert row.cached_input_tokens == 30 and row.finish == "stop"
+        assert json.loads(row.request_params)["api"] == "anthropic"
+        assert row.policy_id == "anthropic"
+    assert KEY.encode() not in cfg.db.read_bytes()
+
+
+def test_a_run_retries_429_and_529_as_the_provider_says_without_sleeping(tmp_path, fake_time):
+    from stillroom.harvest import run_harvest
+
+    with FakeAnthropic(api_key=None) as fake:
+        prompts = ["busy [[status:429*1]] [[retry:7]]", "overloaded [[status:529*2]]"]
+        cfg = run_cfg(tmp_path, fake, prompts, concurrency=1)
+        result = run_harvest(cfg, progress=False, clock=fake_time.clock, sleep=fake_time.sleep,
+                             seed=1)  # fmt: skip
+        per_prompt = fake.stats()["per_prompt"]
+    assert result.completed == 2 and result.failed == 0 and result.rate_limited == 1
+    assert per_prompt == {prompts[0]: 2, prompts[1]: 3}
+    assert 7.0 in fake_time.sleeps  # retry-after, as asked; the 529s back off with jitter
+
+
+def test_a_refused_parameter_stops_the_run_at_once_naming_the_option(tmp_path):
+    from stillroom.harvest import run_harvest
+
+    with FakeAnthropic(api_key=None) as fake:
+        # Sonnet 4.5 refuses temperature and top_p together (the fake's pinned rule)
+        cfg = run_cfg(tmp_path, fake, [f"q{i}" for i in range(20)], model="claude-sonnet-4-5",
+                      thinking_budget=None, top_p=0.9, concurrency=1)  # fmt: skip
+        result = run_harvest(cfg, progress=False)
+        sent = fake.stats()["total"]
+    assert result.stopped_reason == "unsupported_option" and "--temperature" in result.message
+    assert sent == 1 and result.failed == 0 and result.completed == 0
+
+
+def test_a_wrong_key_stops_the_run(tmp_path, monkeypatch):
+    from stillroom.harvest import ProviderAuthError, run_harvest
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong")
+    with FakeAnthropic(api_key=KEY) as fake:
+        cfg = run_cfg(tmp_path, fake, [f"q{i}" for i in range(10)], concurrency=1)
+        with pytest.raises(ProviderAuthError, match="ANTHROPIC_API_KEY"):
+            run_harvest(cfg, progress=False)
+        assert fake.stats()["total"] == 1
