@@ -13,7 +13,9 @@ Built from the pinned payloads in ``payloads/anthropic/`` (see each file's ``sou
 - the per-model sampling refusals of ``request_rules.json`` (``model_rules``).
 
 Answers carry ``thinking`` blocks (text plus a signature) when thinking is enabled, a
-``redacted_thinking`` block with ``redacted=True``, usage with cache reads and writes, and
+``redacted_thinking`` block with ``redacted=True`` (the thinking text is ``thought``
+formatted with the prompt's length ``n`` and the ``prompt``; ``responses`` keeps every body
+answered), usage with cache reads and writes, and
 ``stop_reason`` ``max_tokens`` when thinking plus text exceed ``max_tokens``. Every answer
 has ``anthropic-ratelimit-*`` headers (requests, tokens, input and output tokens) whose
 resets are RFC 3339 times; a 429 adds ``retry-after`` (seconds).
@@ -144,6 +146,7 @@ class _App:
 
         if "request_id" in payload:  # an error body names the request as its header does
             payload["request_id"] = headers["request-id"]
+        self.fake.responses.append(payload)
         self.server.requests[status] += 1
         return web.json_response(payload, status=status, headers=headers)
 
@@ -210,6 +213,7 @@ class FakeAnthropic(NativeFake):
         *,
         api_key: str | None = "sk-ant-test",
         redacted: bool = False,
+        thought: str = "The user wrote {n} characters.",
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
         served_model: str | None = None,
@@ -221,7 +225,8 @@ class FakeAnthropic(NativeFake):
         super().__init__(
             api_key=api_key, served_model=served_model, record_requests=record_requests, **settings
         )
-        self.redacted = redacted
+        self.redacted, self.thought = redacted, thought
+        self.responses: list[dict[str, Any]] = []  # every JSON body answered, in order
         self.cache_read_tokens, self.cache_write_tokens = cache_read_tokens, cache_write_tokens
         self._install(_App(self))
 
@@ -253,7 +258,7 @@ class FakeAnthropic(NativeFake):
         budget = body["max_tokens"]
         blocks: list[dict[str, Any]] = []
         if (body.get("thinking") or {}).get("type") == "enabled":
-            thought = f"The user wrote {len(last_user)} characters."
+            thought = self.thought.format(n=len(last_user), prompt=last_user)
             blocks.append({"type": "thinking", "thinking": thought, "signature": ""})
             if self.redacted:
                 blocks.append({"type": "redacted_thinking", "data": signature_of(last_user)})

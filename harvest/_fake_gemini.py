@@ -126,6 +126,7 @@ class _App:
         from aiohttp import web
 
         self.server.requests[status] += 1
+        self.fake.responses.append(payload)
         return web.json_response(payload, status=status)
 
     async def handle(self, request):
@@ -188,6 +189,7 @@ class FakeGemini(NativeFake):
         *,
         api_key: str | None = "AIza-test",
         cached_tokens: int = 0,
+        thought: str = "**Reading the question**\n\n{n} characters.",
         served_model: str | None = None,
         record_requests: bool = True,
         **settings: Any,
@@ -196,6 +198,8 @@ class FakeGemini(NativeFake):
             api_key=api_key, served_model=served_model, record_requests=record_requests, **settings
         )
         self.cached_tokens = cached_tokens
+        self.thought = thought
+        self.responses: list[dict[str, Any]] = []  # every JSON body answered, in order
         self._install(_App(self))
 
     def response(
@@ -225,12 +229,8 @@ class FakeGemini(NativeFake):
             answer, finish = cut_to_tokens(answer, limit - thoughts_tokens), "MAX_TOKENS"
         parts: list[dict[str, Any]] = []
         if thinking.get("includeThoughts") and thoughts_tokens:
-            parts.append(
-                {
-                    "text": f"**Reading the question**\n\n{len(last_user)} characters.",
-                    "thought": True,
-                }
-            )
+            text = self.thought.format(n=len(last_user), prompt=last_user)
+            parts.append({"text": text, "thought": True})
         if answer:
             parts.append({"text": answer, "thoughtSignature": signature_of(answer)})
         answer_tokens = estimate_tokens(answer) if answer else 0

@@ -320,3 +320,79 @@ def test_a_wrong_key_stops_the_run(tmp_path, monkeypatch):
         with pytest.raises(ProviderAuthError, match="ANTHROPIC_API_KEY"):
             run_harvest(cfg, progress=False)
         assert fake.stats()["total"] == 1
+
+
+CHILD = """
+import sys
+from stillroom.harvest import HarvestConfig, run_harvest
+run_harvest(HarvestConfig(prompts=sys.argv[1], db=sys.argv[2], base_url=sys.argv[3],
+    model=sys.argv[4], api=sys.argv[5], accept=[sys.argv[5]], purpose="a classifier",
+    max_tokens=2048, thinking_budget=1024, concurrency=3), progress=False)
+"""
+
+
+def sigkill_then_resume(tmp_path, fake, model: str, api: str, n: int = 16, concurrency: int = 3):
+    """Kill a run in a child process mid-way, run it again here; returns (stored rows,
+    requests per prompt, requests sent before the kill, rows stored before it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stillroom.harvest import read_completions, run_harvest
+
+    cfg = run_cfg(tmp_path, fake, [f"kill test {i}" for i in range(n)], model=model, api=api,
+                  accept=[api], concurrency=concurrency)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(cfg.prompts), str(cfg.db),
+                             fake.base_url, model, api], env={**os.environ})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while fake.stats()["total"] < n // 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    sent_before = fake.stats()["total"]
+    stored_before = len(read_completions(cfg.db))
+    result = run_harvest(cfg, progress=False)
+    assert result.already_done == stored_before and result.completed == n - stored_before
+    return read_completions(cfg.db), fake.stats()["per_prompt"], sent_before, stored_before
+
+
+def test_sigkill_and_resume_stores_every_prompt_exactly_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with FakeAnthropic(api_key=KEY, latency=0.05) as fake:
+        rows, per_prompt, sent, stored = sigkill_then_resume(
+            tmp_path, fake, FULL_MODEL, "anthropic"
+        )
+    assert 0 < stored < 16 and 0 <= sent - stored <= 3  # lost: at most what was in flight
+    assert sorted(r.prompt_id for r in rows) == sorted({r.prompt_id for r in rows})
+    assert len(rows) == 16 and sum(c - 1 for c in per_prompt.values()) == sent - stored
+    assert all(r.reasoning_kind == "full" and r.reasoning_blocks for r in rows)
+
+
+def test_a_full_thinking_trace_round_trips_through_export_byte_for_byte(tmp_path, monkeypatch):
+    from stillroom.harvest import export_dataset, run_harvest
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    prompt = 'Ünïcödé — ∑ and a "quote"\n on two lines'
+    thought = "Step 1: {prompt}\r\n\tStep 2 — ∞ \u2028 done  "  # CRLF, tab, LS, trailing spaces
+    with FakeAnthropic(api_key=KEY, thought=thought, replies=[("Ünïcödé", "Réponse: ∞ ✓")]) as fake:
+        cfg = run_cfg(tmp_path, fake, [prompt])
+        run_harvest(cfg, progress=False)
+        (served,) = fake.responses
+    returned = next(b for b in served["content"] if b["type"] == "thinking")
+    out = export_dataset(cfg.db, tmp_path / "out.jsonl", reasoning="field")
+    lines = out.path.read_text(encoding="utf-8").split("\n")  # (splitlines splits at U+2028)
+    (record,) = [json.loads(line) for line in lines if line]
+    assistant = record["messages"][-1]
+    assert record["reasoning"].encode() == returned["thinking"].encode()
+    assert assistant["reasoning_content"].encode() == returned["thinking"].encode()
+    assert assistant["content"].encode() == "Réponse: ∞ ✓".encode()
+    assert record["messages"][0]["content"] == prompt
+    think = export_dataset(cfg.db, tmp_path / "think.jsonl", reasoning="think")
+    (inline,) = [json.loads(x) for x in think.path.read_text(encoding="utf-8").split("\n") if x]
+    expected = f"<think>\n{returned['thinking']}\n</think>\n\nRéponse: ∞ ✓"
+    assert inline["messages"][-1]["content"] == expected
