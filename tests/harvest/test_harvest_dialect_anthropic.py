@@ -15,6 +15,7 @@ from stillroom.harvest._dialect import RequestOptions, dialect_for, infer_api
 from stillroom.harvest._header_profiles import profile_for
 from stillroom.harvest.errors import HarvestConfigError
 from stillroom.harvest.testing import FakeAnthropic, pinned_payload
+from tests.harvest.native_runs import native_cfg, sigkill_then_resume
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = ROOT / "harvest" / "payloads"
@@ -244,17 +245,10 @@ FULL_MODEL = "claude-3-7-sonnet-20250219"  # returns its thinking in full
 
 
 def run_cfg(tmp_path, fake, prompts, **overrides):
-    from stillroom.harvest import HarvestConfig
-    from tests.harvest.conftest import write_jsonl
-
-    cfg = {
-        "prompts": write_jsonl(tmp_path / "p.jsonl", [{"prompt": p} for p in prompts]),
-        "db": tmp_path / "h.duckdb", "base_url": fake.base_url, "model": FULL_MODEL,
-        "api": "anthropic", "accept": ["anthropic"], "purpose": "a support-ticket classifier",
-        "max_tokens": 2048, "thinking_budget": 1024, "concurrency": 2,
-        **overrides,
-    }  # fmt: skip
-    return HarvestConfig(**cfg)
+    options = {"model": FULL_MODEL, "max_tokens": 2048, "thinking_budget": 1024, **overrides}
+    return native_cfg(
+        tmp_path, fake, prompts, api="anthropic", purpose="a support-ticket classifier", **options
+    )
 
 
 def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, monkeypatch):
@@ -320,45 +314,6 @@ def test_a_wrong_key_stops_the_run(tmp_path, monkeypatch):
         with pytest.raises(ProviderAuthError, match="ANTHROPIC_API_KEY"):
             run_harvest(cfg, progress=False)
         assert fake.stats()["total"] == 1
-
-
-CHILD = """
-import sys
-from stillroom.harvest import HarvestConfig, run_harvest
-run_harvest(HarvestConfig(prompts=sys.argv[1], db=sys.argv[2], base_url=sys.argv[3],
-    model=sys.argv[4], api=sys.argv[5], accept=[sys.argv[5]], purpose="a classifier",
-    max_tokens=2048, thinking_budget=1024, concurrency=3), progress=False)
-"""
-
-
-def sigkill_then_resume(tmp_path, fake, model: str, api: str, n: int = 16, concurrency: int = 3):
-    """Kill a run in a child process mid-way, run it again here; returns (stored rows,
-    requests per prompt, requests sent before the kill, rows stored before it)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from stillroom.harvest import read_completions, run_harvest
-
-    cfg = run_cfg(tmp_path, fake, [f"kill test {i}" for i in range(n)], model=model, api=api,
-                  accept=[api], concurrency=concurrency)  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(cfg.prompts), str(cfg.db),
-                             fake.base_url, model, api], env={**os.environ})  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while fake.stats()["total"] < n // 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL
-    sent_before = fake.stats()["total"]
-    stored_before = len(read_completions(cfg.db))
-    result = run_harvest(cfg, progress=False)
-    assert result.already_done == stored_before and result.completed == n - stored_before
-    return read_completions(cfg.db), fake.stats()["per_prompt"], sent_before, stored_before
 
 
 def test_sigkill_and_resume_stores_every_prompt_exactly_once(tmp_path, monkeypatch):

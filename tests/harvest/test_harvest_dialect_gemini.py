@@ -13,6 +13,7 @@ from stillroom.harvest._dialect_gemini import retry_delay
 from stillroom.harvest._header_profiles import profile_for
 from stillroom.harvest.errors import HarvestConfigError
 from stillroom.harvest.testing import FakeGemini, pinned_payload
+from tests.harvest.native_runs import native_cfg, sigkill_then_resume
 
 MODEL = "gemini-2.5-flash"
 DIALECT = dialect_for("gemini")
@@ -221,3 +222,92 @@ def test_a_native_base_url_resolves_the_gemini_policy_and_accept_with_purpose_ap
         purpose="a narrow extraction model",
     )  # fmt: skip
     assert by_host.id == "gemini"
+
+
+# -- whole runs: the engine with the gemini dialect, over loopback ---------------------------
+KEY = "AIza-run-key-DO-NOT-STORE"
+
+
+def run_cfg(tmp_path, fake, prompts, **overrides):
+    options = {"model": MODEL, "max_tokens": 1024, "thinking_budget": 512, **overrides}
+    return native_cfg(
+        tmp_path, fake, prompts, api="gemini", purpose="a narrow extraction model", **options
+    )
+
+
+def test_a_run_stores_thought_summaries_signatures_and_thought_tokens(tmp_path, monkeypatch):
+    from stillroom.harvest import export_dataset, read_completions, run_harvest
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    thought = "**Plan** — {prompt}\r\n∑ ✓"
+    with FakeGemini(api_key=KEY, cached_tokens=5, thought=thought) as fake:
+        cfg = run_cfg(tmp_path, fake, ["what is 2+2?", "name a colour"], system="Be brief.")
+        assert cfg.api_key_env == "GEMINI_API_KEY"
+        result = run_harvest(cfg, progress=False)
+        headers = [dict((k.lower(), v) for k, v in r["headers"]) for r in fake.seen]
+        bodies, served = fake.bodies(), fake.responses
+    assert result.completed == 2 and result.failed == 0
+    for sent, body in zip(headers, bodies, strict=True):
+        assert sent["x-goog-api-key"] == KEY and "authorization" not in sent
+        assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+        assert [c["role"] for c in body["contents"]] == ["user"]
+    rows = read_completions(cfg.db)
+    for row in rows:
+        assert row.reasoning_kind == "summary" and row.reasoning.startswith("**Plan** — ")
+        (signed,) = json.loads(row.reasoning_blocks)
+        assert signed["thoughtSignature"] and row.cached_input_tokens == 5
+        assert row.reasoning_tokens == 24 and row.completion_tokens > 24 and row.finish == "stop"
+        assert json.loads(row.request_params)["thinking_budget"] == 512
+    out = export_dataset(cfg.db, tmp_path / "out.jsonl")
+    records = [json.loads(x) for x in out.path.read_text(encoding="utf-8").split("\n") if x]
+    returned = {
+        p["text"]
+        for r in served
+        for p in r["candidates"][0]["content"]["parts"]
+        if p.get("thought")
+    }
+    assert {r["reasoning"] for r in records} == returned  # the summary, exactly as returned
+    assert KEY.encode() not in cfg.db.read_bytes()
+
+
+def test_a_run_waits_as_retry_info_says_without_sleeping(tmp_path, fake_time):
+    from stillroom.harvest import run_harvest
+
+    with FakeGemini(api_key=None) as fake:
+        prompts = ["quota [[status:429*1]] [[retry:26]]", "busy [[status:503*1]]"]
+        cfg = run_cfg(tmp_path, fake, prompts, concurrency=1)
+        result = run_harvest(cfg, progress=False, clock=fake_time.clock, sleep=fake_time.sleep,
+                             seed=1)  # fmt: skip
+        per_prompt = fake.stats()["per_prompt"]
+    assert result.completed == 2 and result.rate_limited == 1
+    assert per_prompt == {prompts[0]: 2, prompts[1]: 2}
+    assert 26.0 in fake_time.sleeps  # RetryInfo.retryDelay "26s", no retry-after header
+
+
+def test_a_refused_field_and_a_wrong_key_stop_the_run(tmp_path, monkeypatch):
+    from stillroom.harvest import ProviderAuthError, run_harvest
+
+    with FakeGemini(api_key=None) as fake:
+        cfg = run_cfg(tmp_path, fake, [f"q{i}" for i in range(10)], concurrency=1,
+                      extra_body={"generationConfig": {"thinking": {"on": True}}})  # fmt: skip
+        result = run_harvest(cfg, progress=False)
+        assert fake.stats()["total"] == 1
+    assert result.stopped_reason == "unsupported_option" and result.failed == 0
+    assert "Remove 'thinking' from --extra-body" in result.message
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-wrong")
+    with FakeGemini(api_key=KEY) as fake:  # answered 400 API_KEY_INVALID, as Google does
+        (tmp_path / "b").mkdir()
+        cfg = run_cfg(tmp_path / "b", fake, [f"q{i}" for i in range(10)], concurrency=1)
+        with pytest.raises(ProviderAuthError, match="GEMINI_API_KEY"):
+            run_harvest(cfg, progress=False)
+        assert fake.stats()["total"] == 1
+
+
+def test_sigkill_and_resume_stores_every_prompt_exactly_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with FakeGemini(api_key=KEY, latency=0.05) as fake:
+        rows, per_prompt, sent, stored = sigkill_then_resume(tmp_path, fake, MODEL, "gemini")
+    assert 0 < stored < 16 and 0 <= sent - stored <= 3  # lost: at most what was in flight
+    assert len(rows) == 16 == len({r.prompt_id for r in rows})
+    assert sum(c - 1 for c in per_prompt.values()) == sent - stored
+    assert all(r.reasoning_kind == "summary" for r in rows)
