@@ -37,7 +37,8 @@ if TYPE_CHECKING:
         write_completions,
     )
     from stillroom.harvest._config import HarvestConfig, HarvestResult
-    from stillroom.harvest._export import export_dataset, read_acceptances
+    from stillroom.harvest._dialect import RequestOptions, dialect_for
+    from stillroom.harvest._export import export_dataset, read_acceptances, reasoning_kind_note
     from stillroom.harvest._limiter import RateLimiter
     from stillroom.harvest._prompts import Prompt, load_prompts
     from stillroom.harvest._run import arun_harvest, run_harvest
@@ -54,7 +55,10 @@ _LAZY = {
     "write_completions": "stillroom.harvest._completions",
     "HarvestConfig": "stillroom.harvest._config",
     "HarvestResult": "stillroom.harvest._config",
+    "RequestOptions": "stillroom.harvest._dialect",
+    "dialect_for": "stillroom.harvest._dialect",
     "export_dataset": "stillroom.harvest._export",
+    "reasoning_kind_note": "stillroom.harvest._export",
     "read_acceptances": "stillroom.harvest._export",
     "RateLimiter": "stillroom.harvest._limiter",
     "Prompt": "stillroom.harvest._prompts",
@@ -79,15 +83,18 @@ __all__ = [
     "PromptFileError",
     "ProviderAuthError",
     "RateLimiter",
+    "RequestOptions",
     "arun_harvest",
     "cancel_batches",
     "completion_row",
+    "dialect_for",
     "export_dataset",
     "harvest_status",
     "load_prompts",
     "prompt_key",
     "read_acceptances",
     "read_completions",
+    "reasoning_kind_note",
     "render_assistant",
     "run_harvest",
     "split_think",

@@ -72,6 +72,16 @@ class CompletionRow:
         """``messages`` parsed."""
         return json.loads(self.messages)
 
+    @property
+    def kind_of_reasoning(self) -> str:
+        """``reasoning_kind``, or for a row written without one, what ``reasoning`` implies."""
+        return self.reasoning_kind or ("full" if self.reasoning else "none")
+
+    @property
+    def finish_or_raw(self) -> str | None:
+        """The normalised ``finish``, or the raw ``finish_reason`` for a row without one."""
+        return self.finish or self.finish_reason
+
 
 def completion_row(
     *,

@@ -209,6 +209,7 @@ class HarvestResult:
     learned_limits: dict[str, Any] = field(default_factory=dict)
     est_spend_usd: float | None = None  # batch runs: the worst case reserved before submission
     spend_usd: float | None = None  # what this run's answers cost (batch runs: batch prices)
+    length_stops: int = 0  # this run's answers cut at max_tokens (finish == "length")
 
     @property
     def pending(self) -> int:

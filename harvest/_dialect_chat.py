@@ -52,18 +52,19 @@ class ModelRule:
     pattern: str  # fnmatch on the lower-cased model name
     max_field: str  # the field --max-tokens goes out as
     sampling: bool  # accepts temperature, top_p and logprobs
+    reasoning: bool  # a reasoning model (takes reasoning effort; Responses: summaries)
 
 
 # The one table of OpenAI reasoning-model names (first match wins; others: max_tokens and
 # sampling). Sources: the API reference ("max_tokens ... is not compatible with o-series
 # models"), and the 400s OpenAI returns (docs/harvest.md, "OpenAI reasoning models").
 OPENAI_MODEL_RULES: tuple[ModelRule, ...] = (
-    ModelRule("gpt-5-chat*", "max_completion_tokens", True),  # a chat model: takes temperature
-    ModelRule("gpt-5*", "max_completion_tokens", False),
-    ModelRule("o[0-9]", "max_completion_tokens", False),
-    ModelRule("o[0-9]-*", "max_completion_tokens", False),
+    ModelRule("gpt-5-chat*", "max_completion_tokens", True, False),  # takes temperature
+    ModelRule("gpt-5*", "max_completion_tokens", False, True),
+    ModelRule("o[0-9]", "max_completion_tokens", False, True),
+    ModelRule("o[0-9]-*", "max_completion_tokens", False, True),
 )
-_PLAIN = ModelRule("*", "max_tokens", True)
+_PLAIN = ModelRule("*", "max_tokens", True, False)
 FINISH = {"stop": "stop", "length": "length", "content_filter": "refusal"}
 
 # The wire field a provider names in a 400 -> the option that sent it.
@@ -102,9 +103,8 @@ def unsupported_option(status: int, body: bytes) -> Verdict | None:
     error = error_fields(body)
     code, param = error.get("code"), error.get("param")
     message = str(error.get("message") or "")
-    if code not in ("unsupported_parameter", "unsupported_value") and not message.startswith(
-        "Unrecognized request argument"
-    ):
+    refused = ("unsupported_parameter", "unsupported_value", "unknown_parameter")
+    if code not in refused and not message.startswith("Unrecognized request argument"):
         return None
     option = _OPTION_OF.get(str(param), "--extra-body")
     if param == "max_tokens":

@@ -87,7 +87,6 @@ class Engine:
         self.rate_limited = 0
         self.counted_at = clock()
         self.completed = self.failed = 0
-        self.length_stops = 0  # answers cut at --max-tokens (finish == "length")
         self.tokens_in = self.tokens_out = 0
         self.already_done = already_done
 
@@ -285,7 +284,6 @@ class Engine:
         if counters is not None:
             self.requests_counted, self.counted_at = counters.requests, now
         self.completed += len(answers)
-        self.length_stops += sum(a.finish == "length" for a in answers)
         self.failed += len(failures)
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out

@@ -44,7 +44,11 @@ def _record(row: CompletionRow, mode: str) -> dict[str, Any]:
         "sample_index": row.sample_index,
         "messages": chat,
         "reasoning": row.reasoning,
+        "reasoning_kind": row.kind_of_reasoning,
+        "reasoning_blocks": row.reasoning_blocks,  # the provider's raw blocks, opaque JSON
         "finish_reason": row.finish_reason,
+        "finish": row.finish_or_raw,
+        "cached_input_tokens": row.cached_input_tokens,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "reasoning_tokens": row.reasoning_tokens,
@@ -132,6 +136,26 @@ def read_acceptances(db_path: Path | str) -> list[policies.Acceptance]:
         con.close()
 
 
+def reasoning_kind_note(kinds: dict[str, int]) -> str | None:
+    """The warning a card carries when its reasoning is a provider's summary."""
+    if not kinds.get("summary"):
+        return None
+    return (
+        "reasoning of kind `summary` is the provider's summary of the model's reasoning "
+        "(OpenAI Responses API), not the trace itself: a student trained on it learns to "
+        "write summaries"
+    )
+
+
+def _reasoning_kind_lines(records: list[dict[str, Any]]) -> list[str]:
+    kinds: dict[str, int] = {}
+    for rec in records:
+        kinds[rec["reasoning_kind"]] = kinds.get(rec["reasoning_kind"], 0) + 1
+    text = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    note = reasoning_kind_note(kinds)
+    return [f"- reasoning kinds: {text or '-'}", *([f"- note: {note}"] if note else [])]
+
+
 def dataset_card(
     db_path: Path,
     records: list[dict[str, Any]],
@@ -159,7 +183,8 @@ def dataset_card(
         f"- examples: {len(records)}",
         f"- prompts: {len({r['prompt_id'] for r in records})}",
         f"- with reasoning: {sum(1 for r in records if r['reasoning'])}",
-        f"- answers cut at max_tokens: {sum(1 for r in records if r['finish_reason'] == 'length')}",
+        *_reasoning_kind_lines(records),
+        f"- answers cut at max_tokens: {sum(1 for r in records if r['finish'] == 'length')}",
         f"- first answer: {dates[0] if dates else '-'}; last answer: {dates[-1] if dates else '-'}",
         "",
         "## Teachers",

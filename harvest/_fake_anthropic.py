@@ -1,6 +1,6 @@
 """A strict loopback Anthropic Messages API (``POST /v1/messages``) for tests.
 
-Built from the pinned payloads in ``payloads/anthropic/`` (see each file's ``source`` and
+Built from the pinned payloads in ``fixtures/anthropic/`` (see each file's ``sources`` and
 ``read``). Like the real API it refuses, with the documented error body:
 
 - a missing or wrong ``x-api-key`` (401 ``authentication_error``; a bearer token alone is

@@ -1,6 +1,6 @@
 """A strict loopback Gemini API (``POST /v1beta/models/{model}:generateContent``) for tests.
 
-Built from the pinned payloads in ``payloads/gemini/`` (see each file's ``source`` and
+Built from the pinned payloads in ``fixtures/gemini/`` (see each file's ``sources`` and
 ``read``). Like the real API it refuses, with the documented ``google.rpc.Status`` body:
 
 - no ``x-goog-api-key`` (403 ``PERMISSION_DENIED``), a wrong one (400 ``INVALID_ARGUMENT``

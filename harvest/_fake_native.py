@@ -1,6 +1,6 @@
 """What the native-API fakes (``FakeAnthropic``, ``FakeGemini``) share.
 
-- :func:`pinned_payload`: one of the example payloads shipped in ``payloads/<provider>/``
+- :func:`pinned_payload`: one of the example payloads shipped in ``fixtures/<provider>/``
   (package data, so the fakes work from an installed wheel). Each file records the page or
   SDK source it was read from (``source``) and the date (``read``); the fakes answer with
   these bodies, filling in only the text and the counts.
@@ -33,12 +33,12 @@ _DIRECTIVE = re.compile(r"\[\[(status|retry|stop|slow):([0-9a-z_.*]+)\]\]")
 
 @cache
 def _load(provider: str, name: str) -> str:
-    path = resources.files("stillroom.harvest").joinpath("payloads", provider, f"{name}.json")
+    path = resources.files("stillroom.harvest").joinpath("fixtures", provider, f"{name}.json")
     return path.read_text(encoding="utf-8")
 
 
 def pinned_payload(provider: str, name: str) -> dict[str, Any]:
-    """A fresh copy of ``payloads/<provider>/<name>.json`` (``source``, ``read``, ``body``...)."""
+    """A fresh copy of ``fixtures/<provider>/<name>.json`` (``sources``, ``read``, ``body``...)."""
     return json.loads(_load(provider, name))
 
 

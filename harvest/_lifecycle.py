@@ -132,6 +132,7 @@ def finish(run: PreparedRun, outcome: RunOutcome) -> HarvestResult:
     spent = caps.cost(outcome.prompt_tokens, outcome.completion_tokens) if priced else None
     est = outcome.est_spend_usd if priced else None
     try:
+        length_stops = run.store.length_stops(run.run_id)
         run.store.finish_run(
             run.run_id, status=status, stopped_reason=outcome.stop_reason,
             message=outcome.message, elapsed_s=elapsed, learned=outcome.learned,
@@ -154,6 +155,7 @@ def finish(run: PreparedRun, outcome: RunOutcome) -> HarvestResult:
         completion_tokens=outcome.completion_tokens, elapsed_s=elapsed,
         stopped_reason=outcome.stop_reason, message=outcome.message,
         learned_limits=outcome.learned, est_spend_usd=est, spend_usd=spent,
+        length_stops=length_stops,
     )  # fmt: skip
 
 

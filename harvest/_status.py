@@ -37,6 +37,10 @@ class HarvestStatus:
     spend_usd: float | None = None  # every answer at its run's prices (batch runs: batch)
     est_spend_usd: float | None = None  # worst case reserved for submitted batches
     batches: dict[str, int] = field(default_factory=dict)  # batch files by state
+    # answers cut at --max-tokens (finish == "length"), in all and by run id (every run)
+    length_stops: int = 0
+    length_stops_by_run: dict[str, int] = field(default_factory=dict)
+    reasoning_kinds: dict[str, int] = field(default_factory=dict)  # full / summary / none
 
     @property
     def throughput(self) -> float | None:
@@ -110,9 +114,34 @@ def harvest_status(db_path: Path | str) -> HarvestStatus:
             last_run=_last_run(last),
             last_busy_run=_last_run(busy),
             **spend_summary(con),
+            **_truncation(con),
         )
     finally:
         con.close()
+
+
+def _truncation(con) -> dict[str, Any]:
+    """Length stops per run, and the reasoning kinds (a file from before migration 5,
+    opened read-only, has no ``finish``: its raw ``finish_reason`` says)."""
+    columns = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'answers'"
+        ).fetchall()
+    }
+    is_length = "a.finish = 'length'" if "finish" in columns else "a.finish_reason = 'length'"
+    by_run = _counts(
+        con,
+        f"SELECT r.run_id, count(a.idempotency_key) FROM runs r LEFT JOIN answers a "
+        f"ON a.run_id = r.run_id AND {is_length} GROUP BY 1 ORDER BY min(r.started_at)",
+    )
+    kinds = (
+        _counts(con, "SELECT coalesce(reasoning_kind, 'none'), count(*) FROM answers GROUP BY 1")
+        if "reasoning_kind" in columns
+        else {}
+    )
+    total = _one(con, f"SELECT count(*) FROM answers a WHERE {is_length}")
+    return {"length_stops": int(total), "length_stops_by_run": by_run, "reasoning_kinds": kinds}
 
 
 def _counts(con, sql: str) -> dict[str, int]:

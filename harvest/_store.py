@@ -127,6 +127,11 @@ class Store:
         ).fetchone()
         return int(row[0]) if row else 0
 
+    def length_stops(self, run_id: str) -> int:
+        """How many of a run's answers stopped at ``--max-tokens``."""
+        sql = "SELECT count(*) FROM answers WHERE run_id = ? AND finish = 'length'"
+        return int(self.con.execute(sql, [run_id]).fetchone()[0])
+
     def spend_for_policy(
         self, policy_id: str, *, usd_per_mtok_in: float | None, usd_per_mtok_out: float | None
     ) -> float:

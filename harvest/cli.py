@@ -15,7 +15,7 @@ from stillroom.harvest._header_profiles import PROFILES
 
 app = typer.Typer(
     cls=FriendlyErrors,
-    help="Harvest teacher answers from an OpenAI-compatible API into DuckDB.",
+    help="Harvest teacher answers (chat, Responses, Anthropic or Gemini API) into DuckDB.",
     no_args_is_help=True,
 )
 
@@ -28,6 +28,15 @@ class Mode(StrEnum):
     batch_file = "batch-file"
 
 
+class Api(StrEnum):
+    """``--api``: the API dialects (``stillroom.harvest._dialect.API_NAMES``)."""
+
+    chat = "chat"
+    responses = "responses"
+    anthropic = "anthropic"
+    gemini = "gemini"
+
+
 # ``--limits-profile``: the header profiles harvest knows (``none``: ignore the headers)
 LimitsProfile = StrEnum("LimitsProfile", {name: name for name in PROFILES})
 
@@ -38,12 +47,19 @@ def run(
         ..., help="Prompt file: .jsonl, .json (array), .csv, .parquet or .txt (one a line)."
     ),
     db: Path = typer.Option(..., help="DuckDB file (created, or resumed)."),
-    base_url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. http://host/v1."),
+    base_url: str = typer.Option(
+        ..., help="The base URL the provider's SDK takes, e.g. http://host/v1."
+    ),
+    api: Api | None = typer.Option(
+        None, help="API dialect (default: anthropic/gemini by their native host, else chat)."
+    ),
     model: str = typer.Option(..., help="Model to ask for."),
     policy: str | None = typer.Option(None, help="Policy id (default: match URL and model)."),
     accept: list[str] = typer.Option([], help="Accept this policy's conditions (repeatable)."),
     purpose: str | None = typer.Option(None, help="Declared purpose, kept in the run record."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Env var holding the API key."),
+    api_key_env: str | None = typer.Option(
+        None, help="Env var holding the API key (default per API: OPENAI_API_KEY, ...)."
+    ),
     rpm: int | None = typer.Option(None, help="Requests per minute (else learned)."),
     tpm: int | None = typer.Option(None, help="Tokens per minute (else learned)."),
     rpd: int | None = typer.Option(None, help="Requests per UTC day; stops, resumes next run."),
@@ -51,6 +67,17 @@ def run(
     max_tokens: int = typer.Option(512, help="Most tokens the teacher writes per answer."),
     temperature: float = typer.Option(0.7, help="Sampling temperature sent to the teacher."),
     top_p: float | None = typer.Option(None, help="Nucleus sampling top_p (default: unsent)."),
+    reasoning_effort: str | None = typer.Option(
+        None, help="Reasoning effort (none|minimal|low|medium|high|xhigh; unsent by default)."
+    ),
+    thinking_budget: int | None = typer.Option(
+        None, help="Thinking tokens (anthropic budget_tokens, gemini thinkingBudget)."
+    ),
+    extra_body: str | None = typer.Option(
+        None, help="JSON object merged into every request body (null removes a field)."
+    ),
+    seed: int | None = typer.Option(None, help="Sampling seed (default: unsent)."),
+    stop: list[str] = typer.Option([], help="Stop sequence (repeatable; default: none)."),
     samples: int = typer.Option(1, help="Answers per prompt."),
     top_logprobs: int | None = typer.Option(None, help="Keep the top K logprobs per token."),
     system: str | None = typer.Option(None, help="System message for prompts without one."),
@@ -88,6 +115,9 @@ def run(
         batch_max_bytes=int(batch_max_mb * 1024 * 1024), batch_dir=batch_dir,
         batch_output=tuple(batch_output),
         limits_profile=limits_profile.value if limits_profile else None,
+        api=api.value if api else None, reasoning_effort=reasoning_effort,
+        thinking_budget=thinking_budget, extra_body=_json_object(extra_body, "--extra-body"),
+        seed=seed, stop=tuple(stop),
     )  # fmt: skip
     result = run_harvest(cfg, progress=progress)
     if as_json:
@@ -98,7 +128,8 @@ def run(
         f"{result.completed} completed, {result.failed} failed, {result.pending} pending "
         f"({result.already_done} already done) in {result.elapsed_s:.1f}s, "
         f"{result.completions_per_s:.1f}/s, {result.requests} requests, "
-        f"{result.rate_limited} answered 429 -> {db}"
+        f"{result.rate_limited} answered 429, {result.length_stops} stopped at the "
+        f"--max-tokens limit -> {db}"
     )
     if result.spend_usd is not None and result.est_spend_usd is not None:  # batch, priced
         console.print(
@@ -109,6 +140,20 @@ def run(
         console.print(f"spend: ${result.spend_usd:.4f}")
     if result.stopped_reason:
         console.print(f"[yellow]stopped ({result.stopped_reason}):[/] {result.message}")
+    if result.stopped_reason == "unsupported_option":  # rerunning as is cannot help
+        raise typer.Exit(1)
+
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint=option)
+    return value
 
 
 @app.command()
@@ -155,6 +200,8 @@ def status(
         ),
         ("requests (today)", f"{st.requests} ({st.requests_today})"),
         ("answered 429", st.rate_limited),
+        ("stopped at --max-tokens", st.length_stops),
+        ("reasoning kinds", ", ".join(f"{k} ({v})" for k, v in st.reasoning_kinds.items()) or "-"),
         ("last run throughput", rate),
         ("teachers", ", ".join(f"{k} ({v})" for k, v in st.teachers.items()) or "-"),
         ("policies", ", ".join(f"{k} ({v})" for k, v in st.policies.items()) or "-"),

@@ -12,6 +12,9 @@ from a child process (so a benchmark's client and server use different cores). I
   message;
 - returns reasoning as ``reasoning_content``, ``reasoning`` or a ``<think>`` block, and
   logprobs with ``top_logprobs`` alternatives when asked;
+- with ``reasoning_model=True``, refuses and answers as OpenAI's reasoning models do, and
+  with ``api="responses"`` serves a strict ``POST /v1/responses`` instead
+  (:mod:`stillroom.harvest._fake_openai`, from pinned payloads);
 - counts requests per prompt (``stats()["per_prompt"]``, keyed by the last user message);
 - answers from a script with ``replies=``: ``[(substring, reply), ...]`` rules (the first
   rule whose substring is in the last user message wins; JSON-able, so :meth:`spawn` takes
@@ -34,68 +37,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
+from stillroom.harvest import _fake_openai as oa
 from stillroom.harvest._completions import render_assistant
+from stillroom.harvest._fake_settings import FakeSettings, Faults, _Bucket
+
+__all__ = ["FakeProvider", "FakeSettings", "Faults", "SpawnedProvider"]
 
 _DIRECTIVE = re.compile(r"\[\[(status|slow):([0-9.]+)\]\]")
-
-
-@dataclass
-class Faults:
-    """Probabilities (0..1) of each injected fault, drawn per request from a seeded RNG."""
-
-    error_500: float = 0.0
-    truncated: float = 0.0
-    dropped: float = 0.0
-    slow: float = 0.0
-    slow_seconds: float = 1.0
-
-
-@dataclass
-class FakeSettings:
-    rpm: int | None = None
-    tpm: int | None = None
-    burst_seconds: float = 60.0
-    latency: float = 0.0
-    faults: Faults = field(default_factory=Faults)
-    seed: int = 0
-    reasoning: str = "none"  # none | reasoning_content | reasoning | think
-    served_model: str | None = "fake-teacher-2026-01"
-    api_key: str | None = None
-    rate_headers: bool = True
-    record_requests: bool = False  # keep every request (method, path, headers, body) in .seen
-    # scripted answers: [(substring, reply), ...] or a callable last_user -> reply | None
-    replies: Sequence[Sequence[str]] | Callable[[str], str | None] | None = None
-
-
-class _Bucket:
-    def __init__(self, per_minute: int, burst_seconds: float):
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * burst_seconds)
-        self.level = self.capacity
-        self.limit = per_minute
-        self.stamp = time.monotonic()
-
-    def refill(self) -> None:
-        now = time.monotonic()
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def shortfall(self, cost: float) -> float:
-        """Seconds until ``cost`` is available (0 = now)."""
-        need = min(cost, self.capacity) - self.level
-        return need / self.rate if need > 0 else 0.0
-
-    def headers(self, dim: str) -> dict[str, str]:
-        reset = (self.capacity - self.level) / self.rate
-        return {
-            f"x-ratelimit-limit-{dim}": str(self.limit),
-            f"x-ratelimit-remaining-{dim}": str(max(0, math.floor(self.level))),
-            f"x-ratelimit-reset-{dim}": f"{reset * 1000:.0f}ms" if reset < 1 else f"{reset:.3f}s",
-        }
 
 
 def _tokens(text: str) -> list[str]:
@@ -183,7 +134,8 @@ class _Server:
         body = json.loads(raw_body)
         auth = request.headers.get("Authorization", "")
         self.auth_headers_seen.add(auth)
-        messages = body.get("messages") or []
+        responses = self.s.api == "responses"
+        messages = oa.responses_messages(body) if responses else body.get("messages") or []
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         self.per_prompt[last_user] += 1
         headers = {"x-request-id": f"req_{self.total:08d}"}
@@ -193,8 +145,19 @@ class _Server:
         if "status" in directives:
             status = int(float(directives["status"]))
             return self._json(web, status, {"error": {"message": f"injected {status}"}}, headers)
+        if responses:
+            refusal = oa.responses_refusal(body, self.s.reasoning_model)
+        else:
+            refusal = oa.reasoning_model_refusal(body) if self.s.reasoning_model else None
+        if refusal is not None:
+            return self._json(web, *refusal, headers)
         prompt_tokens = sum(len(m.get("content") or "") // 4 + 4 for m in messages) + 3
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+        max_tokens = int(
+            body.get("max_tokens")
+            or body.get("max_completion_tokens")
+            or body.get("max_output_tokens")
+            or 256
+        )
         wait = self._admit(prompt_tokens + max_tokens)
         headers.update(self._rate_headers())
         if wait > 0:
@@ -226,6 +189,11 @@ class _Server:
     def _completion(self, body: dict, last_user: str, prompt_tokens: int, max_tokens: int):
         answer = self._reply(last_user)
         tokens = _tokens(answer)
+        if self.s.api == "responses":
+            summary = f"**Reading** The user wrote {len(last_user)} characters."
+            return oa.responses_answer(body, answer, summary, prompt_tokens, tokens)
+        hidden = min(oa.HIDDEN_REASONING_TOKENS, max_tokens) if self.s.reasoning_model else 0
+        max_tokens -= hidden
         finish = "stop"
         if len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
@@ -266,6 +234,8 @@ class _Server:
         }
         if reasoning_tokens is not None:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+        if self.s.reasoning_model:
+            usage = oa.reasoning_usage(prompt_tokens, len(tokens), hidden)
         return {
             "id": f"chatcmpl-{self.total}",
             "object": "chat.completion",
@@ -294,7 +264,8 @@ class _Server:
             return web.json_response(self.stats())
 
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self.handle)
+        path = "/v1/responses" if self.s.api == "responses" else "/v1/chat/completions"
+        app.router.add_post(path, self.handle)
         app.router.add_get("/_stats", stats)
         return app
 

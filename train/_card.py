@@ -55,6 +55,7 @@ def write_card(
         f"({data_summary.get('eval_prompts')} prompts)",
         f"- Reasoning: `{config.get('reasoning')}`; system prompt "
         f"{'dropped (context distillation)' if config.get('drop_system') else 'kept'}",
+        *_reasoning_kind_lines(data_summary.get("reasoning_kinds") or {}),
         "",
         *_curation_lines(data_summary.get("curation")),
         "## Training",
@@ -112,3 +113,14 @@ def _curation_lines(curation: dict[str, Any] | None) -> list[str]:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _reasoning_kind_lines(kinds: dict[str, int]) -> list[str]:
+    """Which kind of reasoning the examples carry (full trace, provider summary, none)."""
+    from stillroom.harvest import reasoning_kind_note
+
+    if not kinds:
+        return []
+    text = ", ".join(f"{kind} {count}" for kind, count in kinds.items())
+    note = reasoning_kind_note(kinds)
+    return [f"- Reasoning kinds: {text}", *([f"- Note: {note}"] if note else [])]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Example:
     policy_id: str | None
     teacher_model: str | None
     top_logprobs: list[dict[str, Any]] | None = None
+    reasoning_kind: str = "none"  # full | summary | none (the harvest row's)
 
     @property
     def target_text(self) -> str:
@@ -86,6 +88,9 @@ class Dataset:
             "eval_prompts": len({e.prompt_key for e in self.eval}),
             "policy_ids": list(self.policy_ids),
             "teacher_models": list(self.teacher_models),
+            "reasoning_kinds": dict(
+                sorted(Counter(e.reasoning_kind for e in self.train + self.eval).items())
+            ),
         }
 
 
@@ -144,7 +149,7 @@ def build_examples(
     for row in rows:
         counts["rows"] += 1
         where = f"{db}: row prompt_id={row.prompt_id!r} sample_index={row.sample_index}"
-        if finish_reasons and row.finish_reason not in finish_reasons:
+        if finish_reasons and row.finish_or_raw not in finish_reasons:
             counts["dropped_finish_reason"] += 1
             continue
         content = (row.content or "").strip()
@@ -176,6 +181,7 @@ def build_examples(
                 policy_id=row.policy_id,
                 teacher_model=row.teacher_model,
                 top_logprobs=_parse_logprobs(row.top_logprobs, where),
+                reasoning_kind=row.kind_of_reasoning,
             )
         )
     counts["kept"] = len(examples)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from fnmatch import fnmatch
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from stillroom.harvest.testing import FakeAnthropic, pinned_payload
 from tests.harvest.native_runs import native_cfg, sigkill_then_resume
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYLOADS = ROOT / "harvest" / "payloads"
+PAYLOADS = ROOT / "harvest" / "fixtures"
 MODEL = "claude-sonnet-4-20250514"
 DIALECT = dialect_for("anthropic")
 
@@ -39,12 +38,15 @@ def send(fake, model, messages, options, key="sk-ant-test", headers=None) -> htt
 def test_every_payload_records_its_source_and_date_and_ships_in_the_wheel():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["stillroom.harvest"]
-    files = sorted(PAYLOADS.rglob("*.json"))
+    files = sorted(
+        [*(PAYLOADS / "anthropic").glob("*.json"), *(PAYLOADS / "gemini").glob("*.json")]
+    )
     assert len(files) >= 20
     for path in files:
         data = json.loads(path.read_text())
-        assert data["source"] and data["read"] == "2026-12-03", path
-        assert any(fnmatch(str(path.relative_to(PAYLOADS.parent)), g) for g in globs), path
+        assert data["sources"] and data["read"] == "2026-12-03", path
+        rel = PurePosixPath(path.relative_to(PAYLOADS.parent).as_posix())
+        assert any(rel.match(g) for g in globs), path  # as setuptools globs them
     assert pinned_payload("anthropic", "error_overloaded")["status"] == 529
 
 
