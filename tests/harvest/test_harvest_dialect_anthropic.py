@@ -336,7 +336,9 @@ def test_a_full_thinking_trace_round_trips_through_export_byte_for_byte(tmp_path
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     prompt = 'Ünïcödé — ∑ and a "quote"\n on two lines'
     thought = "Step 1: {prompt}\r\n\tStep 2 — ∞ \u2028 done  "  # CRLF, tab, LS, trailing spaces
-    with FakeAnthropic(api_key=KEY, thought=thought, replies=[("Ünïcödé", "Réponse: ∞ ✓")]) as fake:
+    with FakeAnthropic(
+        api_key=KEY, thought=thought, redacted=True, replies=[("Ünïcödé", "Réponse: ∞ ✓")]
+    ) as fake:
         cfg = run_cfg(tmp_path, fake, [prompt])
         run_harvest(cfg, progress=False)
         (served,) = fake.responses
@@ -349,6 +351,9 @@ def test_a_full_thinking_trace_round_trips_through_export_byte_for_byte(tmp_path
     assert assistant["reasoning_content"].encode() == returned["thinking"].encode()
     assert assistant["content"].encode() == "Réponse: ∞ ✓".encode()
     assert record["messages"][0]["content"] == prompt
+    # the raw blocks (signature, redacted data) come back as the provider sent them
+    kept = [b for b in served["content"] if b["type"] in ("thinking", "redacted_thinking")]
+    assert json.loads(record["reasoning_blocks"]) == kept and record["reasoning_kind"] == "full"
     think = export_dataset(cfg.db, tmp_path / "think.jsonl", reasoning="think")
     (inline,) = [json.loads(x) for x in think.path.read_text(encoding="utf-8").split("\n") if x]
     expected = f"<think>\n{returned['thinking']}\n</think>\n\nRéponse: ∞ ✓"

@@ -267,6 +267,8 @@ def test_a_run_stores_thought_summaries_signatures_and_thought_tokens(tmp_path, 
         if p.get("thought")
     }
     assert {r["reasoning"] for r in records} == returned  # the summary, exactly as returned
+    assert {r["reasoning_kind"] for r in records} == {"summary"}
+    assert "Gemini's thoughts), not the trace" in out.card_path.read_text(encoding="utf-8")
     assert KEY.encode() not in cfg.db.read_bytes()
 
 
