@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -223,3 +223,22 @@ def classify_http(status: int, body: bytes, headers: Mapping[str, str]) -> Verdi
     if status >= 500 or status in (408, 409):
         return Verdict("retry", message, retry_after_seconds(headers))
     return Verdict("permanent", message)
+
+
+class PerRun:
+    """What a dialect builds once per (model, options) and reuses for every request of the
+    run (``build`` runs once per request): ``PerRun(make).get(model, options)``."""
+
+    __slots__ = ("_key", "_value", "make")
+
+    def __init__(self, make: Callable[[str, RequestOptions], Any]):
+        self.make = make
+        self._key: tuple[str, RequestOptions] | None = None
+        self._value: Any = None
+
+    def get(self, model: str, options: RequestOptions) -> Any:
+        key = self._key
+        if key is None or key[1] is not options or key[0] != model:
+            self._value = self.make(model, options)
+            self._key = (model, options)
+        return self._value

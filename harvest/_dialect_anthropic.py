@@ -41,6 +41,7 @@ from typing import Any
 from stillroom.harvest._answer import Answer
 from stillroom.harvest._dialect import (
     LimitSnapshot,
+    PerRun,
     RequestOptions,
     Verdict,
     WireRequest,
@@ -113,6 +114,22 @@ def check_options(o: RequestOptions) -> None:
         raise HarvestConfigError(f"--temperature {o.temperature}: Anthropic takes 0 to 1")
 
 
+def fixed_fields(model: str, o: RequestOptions) -> dict[str, Any]:
+    """Every field but ``messages`` and ``system`` (the same for every request of a run)."""
+    check_options(o)
+    body: dict[str, Any] = {"model": model, "max_tokens": o.max_tokens}
+    if o.thinking_budget is not None:
+        body["thinking"] = {"type": "enabled", "budget_tokens": o.thinking_budget}
+    else:
+        if o.temperature is not None:
+            body["temperature"] = o.temperature
+        if o.top_p is not None:
+            body["top_p"] = o.top_p
+    if o.stop:
+        body["stop_sequences"] = list(o.stop)
+    return merge_extra(body, o.extra_body)
+
+
 class AnthropicDialect:
     name = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
@@ -121,34 +138,16 @@ class AnthropicDialect:
     batch_url = None  # Message Batches are another API (not here)
 
     def __init__(self) -> None:
-        self._cached: tuple[str, RequestOptions, dict[str, Any]] | None = None
+        self._fixed = PerRun(fixed_fields)
 
     def build(
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
-        cached = self._cached
-        if cached is None or cached[1] is not options or cached[0] != model:
-            cached = self._cached = (model, options, self._fixed(model, options))
         system, turns = _system_and_turns(messages)
-        body: dict[str, Any] = {**cached[2], "messages": turns}
+        body: dict[str, Any] = {**self._fixed.get(model, options), "messages": turns}
         if system is not None and "system" not in body:
             body["system"] = system
         return WireRequest(PATH, body, {"anthropic-version": VERSION})
-
-    def _fixed(self, model: str, o: RequestOptions) -> dict[str, Any]:
-        """Every field but ``messages`` and ``system`` (the same for every request)."""
-        check_options(o)
-        body: dict[str, Any] = {"model": model, "max_tokens": o.max_tokens}
-        if o.thinking_budget is not None:
-            body["thinking"] = {"type": "enabled", "budget_tokens": o.thinking_budget}
-        else:
-            if o.temperature is not None:
-                body["temperature"] = o.temperature
-            if o.top_p is not None:
-                body["top_p"] = o.top_p
-        if o.stop:
-            body["stop_sequences"] = list(o.stop)
-        return merge_extra(body, o.extra_body)
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}

@@ -42,6 +42,7 @@ from typing import Any
 from stillroom.harvest._answer import Answer
 from stillroom.harvest._dialect import (
     LimitSnapshot,
+    PerRun,
     RequestOptions,
     Verdict,
     WireRequest,
@@ -167,6 +168,26 @@ def _detail_values(error: Mapping[str, Any], key: str) -> list[str]:
     return values
 
 
+def fixed_fields(model: str, o: RequestOptions) -> tuple[str, dict[str, Any]]:
+    """The path, and every field but ``contents`` and ``systemInstruction`` (the same for
+    every request of a run)."""
+    if o.top_logprobs is not None:
+        raise HarvestConfigError("--top-logprobs is not supported with --api gemini")
+    config: dict[str, Any] = {"maxOutputTokens": o.max_tokens}
+    for option, name in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed")):
+        if getattr(o, option) is not None:
+            config[name] = getattr(o, option)
+    if o.stop:
+        config["stopSequences"] = list(o.stop)
+    thinking = _thinking_config(model, o)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
+    config = _merged_generation_config(config, o.extra_body)
+    rest = {k: v for k, v in (o.extra_body or {}).items() if k != "generationConfig"}
+    path = f"/v1beta/models/{model.removeprefix('models/')}:generateContent"
+    return path, merge_extra({"generationConfig": config}, rest)
+
+
 class GeminiDialect:
     name = "gemini"
     key_env = "GEMINI_API_KEY"
@@ -175,37 +196,17 @@ class GeminiDialect:
     batch_url = None
 
     def __init__(self) -> None:
-        self._cached: tuple[str, RequestOptions, str, dict[str, Any]] | None = None
+        self._fixed = PerRun(fixed_fields)
 
     def build(
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
-        cached = self._cached
-        if cached is None or cached[1] is not options or cached[0] != model:
-            path = f"/v1beta/models/{model.removeprefix('models/')}:generateContent"
-            cached = self._cached = (model, options, path, self._fixed(model, options))
+        path, fixed = self._fixed.get(model, options)
         system, contents = _contents(messages)
-        body: dict[str, Any] = {"contents": contents, **cached[3]}
+        body: dict[str, Any] = {"contents": contents, **fixed}
         if system is not None and "systemInstruction" not in body:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        return WireRequest(cached[2], body)
-
-    def _fixed(self, model: str, o: RequestOptions) -> dict[str, Any]:
-        """Every field but ``contents`` and ``systemInstruction``."""
-        if o.top_logprobs is not None:
-            raise HarvestConfigError("--top-logprobs is not supported with --api gemini")
-        config: dict[str, Any] = {"maxOutputTokens": o.max_tokens}
-        for option, name in (("temperature", "temperature"), ("top_p", "topP"), ("seed", "seed")):
-            if getattr(o, option) is not None:
-                config[name] = getattr(o, option)
-        if o.stop:
-            config["stopSequences"] = list(o.stop)
-        thinking = _thinking_config(model, o)
-        if thinking is not None:
-            config["thinkingConfig"] = thinking
-        config = _merged_generation_config(config, o.extra_body)
-        rest = {k: v for k, v in (o.extra_body or {}).items() if k != "generationConfig"}
-        return merge_extra({"generationConfig": config}, rest)
+        return WireRequest(path, body)
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}

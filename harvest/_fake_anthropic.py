@@ -23,7 +23,6 @@ resets are RFC 3339 times; a 429 adds ``retry-after`` (seconds).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import math
@@ -37,6 +36,8 @@ from stillroom.harvest._fake_native import (
     cut_to_tokens,
     estimate_tokens,
     pinned_payload,
+    receive,
+    take_prompt,
 )
 
 _STATUS_FILE = {
@@ -152,17 +153,7 @@ class _App:
 
     async def handle(self, request):
         server = self.server
-        server.total += 1
-        raw = await request.read()
-        if server.s.record_requests:
-            server.seen.append(
-                {
-                    "method": request.method,
-                    "path": request.path_qs,
-                    "headers": list(request.headers.items()),
-                    "body": raw,
-                }
-            )
+        raw = await receive(server, request)
         headers = {"request-id": f"req_fake{server.total:08d}"}
         try:
             body = _json_or_refuse(raw)
@@ -172,11 +163,7 @@ class _App:
         last_user = _text_of(
             next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
         )
-        seen_before = server.per_prompt[last_user]
-        server.per_prompt[last_user] += 1
-        directives = Directives.read(last_user)
-        if directives.slow or server.s.latency:
-            await asyncio.sleep(directives.slow + server.s.latency)
+        directives, seen_before = await take_prompt(server, last_user)
         prompt_tokens = sum(estimate_tokens(_text_of(m["content"])) for m in body["messages"])
         prompt_tokens += estimate_tokens(_text_of(body.get("system", "")))
         wait = server._admit(prompt_tokens + body["max_tokens"])

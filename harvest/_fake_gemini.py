@@ -20,7 +20,6 @@ A 429 is ``RESOURCE_EXHAUSTED`` with a ``google.rpc.RetryInfo`` ``retryDelay`` a
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -31,6 +30,8 @@ from stillroom.harvest._fake_native import (
     cut_to_tokens,
     estimate_tokens,
     pinned_payload,
+    receive,
+    take_prompt,
 )
 
 _STATUS_FILE = {
@@ -131,17 +132,7 @@ class _App:
 
     async def handle(self, request):
         server = self.server
-        server.total += 1
-        raw = await request.read()
-        if server.s.record_requests:
-            server.seen.append(
-                {
-                    "method": request.method,
-                    "path": request.path_qs,
-                    "headers": list(request.headers.items()),
-                    "body": raw,
-                }
-            )
+        raw = await receive(server, request)
         model, _, method = request.match_info["call"].partition(":")
         if method != "generateContent":
             return self._json(404, error_body(404))
@@ -156,11 +147,7 @@ class _App:
             (_text_of(c) for c in reversed(body["contents"]) if c.get("role", "user") == "user"),
             "",
         )
-        seen_before = server.per_prompt[last_user]
-        server.per_prompt[last_user] += 1
-        directives = Directives.read(last_user)
-        if directives.slow or server.s.latency:
-            await asyncio.sleep(directives.slow + server.s.latency)
+        directives, seen_before = await take_prompt(server, last_user)
         prompt_tokens = sum(estimate_tokens(_text_of(c)) for c in body["contents"])
         prompt_tokens += estimate_tokens(_text_of(body.get("systemInstruction") or {}))
         config = body.get("generationConfig") or {}

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -81,6 +82,27 @@ class Directives:
         if self.status_times is not None and seen_before >= self.status_times:
             return None
         return self.status
+
+
+async def receive(server: Any, request: Any) -> bytes:
+    """Count a request and read its body, recording it when ``record_requests``."""
+    server.total += 1
+    raw = await request.read()
+    if server.s.record_requests:
+        seen = {"method": request.method, "path": request.path_qs, "body": raw}
+        server.seen.append({**seen, "headers": list(request.headers.items())})
+    return raw
+
+
+async def take_prompt(server: Any, last_user: str) -> tuple[Directives, int]:
+    """Count a request for this prompt and wait as its directives (and ``latency``) say;
+    returns its directives and how many requests the prompt had before this one."""
+    seen_before = server.per_prompt[last_user]
+    server.per_prompt[last_user] += 1
+    directives = Directives.read(last_user)
+    if directives.slow or server.s.latency:
+        await asyncio.sleep(directives.slow + server.s.latency)
+    return directives, seen_before
 
 
 class NativeFake(FakeProvider):
