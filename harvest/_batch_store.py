@@ -191,11 +191,23 @@ class BatchStore:
 def spend_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """For ``harvest status``: actual spend (every answer at its run's prices: batch prices
     for batch runs), the worst case reserved for submitted batches, and files by state."""
+    has_cached = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'answers' "
+        "AND column_name = 'cached_input_tokens'"
+    ).fetchone()[0]  # a file from before migration 5, opened read-only, has none
+    cached = (
+        "CASE WHEN p_cached IS NULL THEN 0 ELSE "
+        "least(coalesce(a.cached_input_tokens, 0), coalesce(a.prompt_tokens, 0)) END"
+        if has_cached
+        else "0"
+    )
     actual = con.execute(
-        "SELECT sum((coalesce(a.prompt_tokens, 0) * p_in + coalesce(a.completion_tokens, 0) "
-        "* p_out) / 1e6), count(p_in) FROM answers a JOIN (SELECT run_id, "
+        f"SELECT sum(((coalesce(a.prompt_tokens, 0) - {cached}) * p_in + {cached} "
+        f"* coalesce(p_cached, p_in) + coalesce(a.completion_tokens, 0) * p_out) / 1e6), "
+        "count(p_in) FROM answers a JOIN (SELECT run_id, "
         "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_in') AS DOUBLE) AS p_in, "
-        "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_out') AS DOUBLE) AS p_out "
+        "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_out') AS DOUBLE) AS p_out, "
+        "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_cached_in') AS DOUBLE) AS p_cached "
         "FROM runs) r USING (run_id)"
     ).fetchone()
     out: dict[str, Any] = {"spend_usd": actual[0] if actual[1] else None}

@@ -29,7 +29,7 @@ class RunLimits:
     usd_per_mtok_batch_in: float | None = None
     usd_per_mtok_batch_out: float | None = None
     headers_profile: str | None = None
-    usd_per_mtok_cached_in: float | None = None  # cached input (cache reads); None: input price
+    usd_per_mtok_cached_in: float | None = None  # cached input (None: at the input price)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,8 +60,8 @@ def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
         usd_per_mtok_out=policy_limits.usd_per_mtok_out,
         usd_per_mtok_batch_in=policy_limits.usd_per_mtok_batch_in,
         usd_per_mtok_batch_out=policy_limits.usd_per_mtok_batch_out,
-        headers_profile=_profile_name(cfg.limits_profile or policy_limits.headers_profile),
         usd_per_mtok_cached_in=policy_limits.usd_per_mtok_cached_in,
+        headers_profile=_profile_name(cfg.limits_profile or policy_limits.headers_profile),
     )
 
 
@@ -91,15 +91,14 @@ class Caps:
             )
 
     def cost(self, tokens_in: float, tokens_out: float, cached_in: float = 0) -> float:
-        """Dollars for ``tokens_in`` input tokens, ``cached_in`` of them read from a cache
-        (at the policy's cached-input price where it lists one, else the input price), and
-        ``tokens_out`` output tokens (reasoning and thought tokens included: billed so)."""
+        """Dollars for these tokens: ``cached_in`` of ``tokens_in`` at the cached-input
+        price where the policy lists one; output includes reasoning tokens (billed so)."""
         price_in = self.limits.usd_per_mtok_in or 0.0
         price_out = self.limits.usd_per_mtok_out or 0.0
         price_cached = self.limits.usd_per_mtok_cached_in
         cached = min(cached_in, tokens_in) if price_cached is not None else 0
-        usd = (tokens_in - cached) * price_in + cached * (price_cached or 0.0)
-        return (usd + tokens_out * price_out) / 1e6
+        fresh = (tokens_in - cached) * price_in + cached * (price_cached or 0.0)
+        return (fresh + tokens_out * price_out) / 1e6
 
     def requests_left(self) -> int | None:
         """Requests the daily cap still allows today; None without a daily cap."""

@@ -12,15 +12,15 @@ The contract:
   ``--extra-body``...). :meth:`RequestOptions.params` is the neutral record: the
   idempotency key is computed from it and it is stored as ``request_params``; it is never
   the wire body. An option left unset adds nothing to it, so stores written before the
-  dialects existed resume with the same keys (``tests/harvest/golden`` pins that). Any
+  dialects existed resume with the same keys (``tests/golden`` pins that). Any
   dialect but ``chat`` adds ``"api": name``: asking another API is another request.
 - ``build(model, messages, options) -> WireRequest``: the request as the provider takes
   it: a ``path`` relative to ``--base-url`` (which is what the provider's own SDK takes as
   its base URL), headers beyond auth, the JSON body. ``build`` raises
   :class:`~stillroom.harvest.errors.HarvestConfigError` for an option the dialect cannot
   send (named, with the flag to change); the run calls it once before any request, so a
-  bad option sends nothing. It runs once per request: keep it cheap (cache what does
-  not depend on ``messages``).
+  bad option sends nothing. It runs once per request: keep it cheap (:class:`PerRun`
+  computes what does not depend on ``messages`` once).
 - ``auth_headers(api_key)``: the auth headers (the key is never stored). When they carry
   no ``Authorization`` the sender strips the SDK's bearer header (see ``_sender``).
 - ``parse(data, request_id) -> Answer``: a decoded 2xx body (or a batch output line's
@@ -31,16 +31,20 @@ The contract:
   output), cached input tokens, the raw ``finish_reason`` and the normalised ``finish``
   (:data:`FINISHES`). A body that is not an answer raises
   :class:`~stillroom.harvest._retry.TransientError`.
-- ``classify(status, body, headers) -> Verdict``: an error answer as one of
+- ``classify(status, body, headers) -> Verdict``: an error answer (its raw body bytes) as
+  one of
   ``retry`` (5xx, 408/409, overloaded), ``rate_limited`` (with the provider's delay when
   it gave one), ``stop`` (end the run at once: the request itself is wrong, e.g. an
   unsupported parameter; the message names the option to change), ``auth`` (401/403:
   end the run at once) or ``permanent`` (a failure of this prompt only).
   :func:`classify_http` is the common part every dialect starts from.
 - ``limits(headers, profile) -> LimitSnapshot``: what an answer's headers say about the
-  provider's request and token buckets, as the limiter reads them
-  (:func:`read_limits` reads them by a header profile; a dialect whose provider sends
-  other headers, or none, overrides it).
+  provider's request and token buckets, ``(requests, tokens)`` as
+  :class:`~stillroom.harvest._limiter.Observation` (limit, remaining, reset seconds,
+  window): :func:`read_limits` reads them by a header profile
+  (``_header_profiles``); a dialect whose provider sends other headers overrides it.
+  A delay that arrives in an error body (Gemini's ``RetryInfo``) is the verdict's
+  ``retry_after``, not a limit snapshot.
 - attributes: ``name``, ``key_env`` (default API-key variable), ``request_id_header``,
   ``limits_profile`` (the header profile used when neither the user nor the policy names
   one and the host matches none), ``batch_url`` (the OpenAI batch ``url`` of its lines,
@@ -165,6 +169,25 @@ class Dialect(Protocol):
     def limits(self, headers: Mapping[str, str], profile: HeaderProfile) -> LimitSnapshot: ...
 
 
+class PerRun:
+    """``fields(model, options)`` computed once and reused while both stay the same (a run
+    builds every request with one model and one options object): ``build`` stays cheap."""
+
+    __slots__ = ("_compute", "_key", "_value")
+
+    def __init__(self, compute: Callable[[str, RequestOptions], dict[str, Any]]):
+        self._compute = compute
+        self._key: tuple[str, RequestOptions] | None = None
+        self._value: dict[str, Any] = {}
+
+    def __call__(self, model: str, options: RequestOptions) -> dict[str, Any]:
+        key = self._key
+        if key is None or key[1] is not options or key[0] != model:
+            self._value = self._compute(model, options)
+            self._key = (model, options)
+        return self._value
+
+
 def dialect_for(name: str) -> Dialect:
     """The dialect called ``name`` (one of :data:`API_NAMES`)."""
     module = MODULES.get(name)
@@ -223,22 +246,3 @@ def classify_http(status: int, body: bytes, headers: Mapping[str, str]) -> Verdi
     if status >= 500 or status in (408, 409):
         return Verdict("retry", message, retry_after_seconds(headers))
     return Verdict("permanent", message)
-
-
-class PerRun:
-    """What a dialect builds once per (model, options) and reuses for every request of the
-    run (``build`` runs once per request): ``PerRun(make).get(model, options)``."""
-
-    __slots__ = ("_key", "_value", "make")
-
-    def __init__(self, make: Callable[[str, RequestOptions], Any]):
-        self.make = make
-        self._key: tuple[str, RequestOptions] | None = None
-        self._value: Any = None
-
-    def get(self, model: str, options: RequestOptions) -> Any:
-        key = self._key
-        if key is None or key[1] is not options or key[0] != model:
-            self._value = self.make(model, options)
-            self._key = (model, options)
-        return self._value

@@ -144,7 +144,7 @@ class AnthropicDialect:
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
         system, turns = _system_and_turns(messages)
-        body: dict[str, Any] = {**self._fixed.get(model, options), "messages": turns}
+        body: dict[str, Any] = {**self._fixed(model, options), "messages": turns}
         if system is not None and "system" not in body:
             body["system"] = system
         return WireRequest(PATH, body, {"anthropic-version": VERSION})

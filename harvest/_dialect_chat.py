@@ -31,6 +31,7 @@ from stillroom.harvest._answer import Answer, normalise_logprobs
 from stillroom.harvest._completions import split_think
 from stillroom.harvest._dialect import (
     LimitSnapshot,
+    PerRun,
     RequestOptions,
     Verdict,
     WireRequest,
@@ -125,15 +126,12 @@ class ChatDialect:
     batch_url = "/v1/chat/completions"
 
     def __init__(self) -> None:
-        self._cached: tuple[str, RequestOptions, dict[str, Any]] | None = None
+        self._per_run = PerRun(self._fixed)
 
     def build(
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
-        cached = self._cached
-        if cached is None or cached[1] is not options or cached[0] != model:
-            cached = self._cached = (model, options, self._fixed(model, options))
-        return WireRequest(PATH, {"messages": list(messages), **cached[2]})
+        return WireRequest(PATH, {"messages": list(messages), **self._per_run(model, options)})
 
     def _fixed(self, model: str, o: RequestOptions) -> dict[str, Any]:
         """Every field but ``messages`` (the same for every request of a run)."""

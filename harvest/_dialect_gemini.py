@@ -168,9 +168,9 @@ def _detail_values(error: Mapping[str, Any], key: str) -> list[str]:
     return values
 
 
-def fixed_fields(model: str, o: RequestOptions) -> tuple[str, dict[str, Any]]:
-    """The path, and every field but ``contents`` and ``systemInstruction`` (the same for
-    every request of a run)."""
+def fixed_fields(model: str, o: RequestOptions) -> dict[str, Any]:
+    """Every field but ``contents`` and ``systemInstruction`` (the same for every request
+    of a run)."""
     if o.top_logprobs is not None:
         raise HarvestConfigError("--top-logprobs is not supported with --api gemini")
     config: dict[str, Any] = {"maxOutputTokens": o.max_tokens}
@@ -184,8 +184,7 @@ def fixed_fields(model: str, o: RequestOptions) -> tuple[str, dict[str, Any]]:
         config["thinkingConfig"] = thinking
     config = _merged_generation_config(config, o.extra_body)
     rest = {k: v for k, v in (o.extra_body or {}).items() if k != "generationConfig"}
-    path = f"/v1beta/models/{model.removeprefix('models/')}:generateContent"
-    return path, merge_extra({"generationConfig": config}, rest)
+    return merge_extra({"generationConfig": config}, rest)
 
 
 class GeminiDialect:
@@ -201,12 +200,11 @@ class GeminiDialect:
     def build(
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
-        path, fixed = self._fixed.get(model, options)
         system, contents = _contents(messages)
-        body: dict[str, Any] = {"contents": contents, **fixed}
+        body: dict[str, Any] = {"contents": contents, **self._fixed(model, options)}
         if system is not None and "systemInstruction" not in body:
             body["systemInstruction"] = {"parts": [{"text": system}]}
-        return WireRequest(path, body)
+        return WireRequest(f"/v1beta/models/{model.removeprefix('models/')}:generateContent", body)
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}

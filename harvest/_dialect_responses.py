@@ -27,6 +27,7 @@ from typing import Any
 from stillroom.harvest._answer import Answer
 from stillroom.harvest._dialect import (
     LimitSnapshot,
+    PerRun,
     RequestOptions,
     Verdict,
     WireRequest,
@@ -54,15 +55,13 @@ class ResponsesDialect:
     batch_url = None  # the batch lines splice chat messages in; /v1/responses batches: later
 
     def __init__(self) -> None:
-        self._cached: tuple[str, RequestOptions, dict[str, Any]] | None = None
+        self._per_run = PerRun(self._fixed)
 
     def build(
         self, model: str, messages: Sequence[Mapping[str, Any]], options: RequestOptions
     ) -> WireRequest:
-        cached = self._cached
-        if cached is None or cached[1] is not options or cached[0] != model:
-            cached = self._cached = (model, options, self._fixed(model, options))
-        return WireRequest(PATH, {"model": model, "input": list(messages), **cached[2]})
+        body = {"model": model, "input": list(messages), **self._per_run(model, options)}
+        return WireRequest(PATH, body)
 
     def _fixed(self, model: str, o: RequestOptions) -> dict[str, Any]:
         for flag, value in (

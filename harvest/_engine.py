@@ -87,7 +87,7 @@ class Engine:
         self.rate_limited = 0
         self.counted_at = clock()
         self.completed = self.failed = 0
-        self.tokens_in = self.tokens_out = 0
+        self.tokens_in = self.tokens_out = self.tokens_cached = 0
         self.already_done = already_done
 
     # -- control -----------------------------------------------------------------------
@@ -170,7 +170,8 @@ class Engine:
         except (TransientError, PermanentError) as exc:
             self.caps.release(cost_usd)
             return "failure", failure_row(self.rows, item, exc, attempts)
-        self.caps.settle(cost_usd, answer.prompt_tokens or 0, answer.completion_tokens or 0)
+        self.caps.settle(cost_usd, answer.prompt_tokens or 0, answer.completion_tokens or 0,
+                         answer.cached_input_tokens or 0)  # fmt: skip
         return "answer", answer_row(self.rows, item, answer, latency, attempts)
 
     async def _attempt(self, item: WorkItem, retries_taken: int) -> tuple[Answer, float]:
@@ -287,6 +288,7 @@ class Engine:
         self.failed += len(failures)
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
+        self.tokens_cached += sum(a.cached_input_tokens or 0 for a in answers)
 
     def today(self) -> date:
         return self.now().date()

@@ -75,6 +75,7 @@ class RunOutcome:
     learned: dict[str, Any] = field(default_factory=dict)
     est_spend_usd: float | None = None  # batch: the worst case reserved before submission
     auth_failure: str | None = None  # the provider refused the key: the run failed
+    cached_input_tokens: int = 0  # of prompt_tokens, served from the provider's cache
 
 
 def batch_prices(limits: RunLimits) -> RunLimits:
@@ -84,6 +85,7 @@ def batch_prices(limits: RunLimits) -> RunLimits:
         limits,
         usd_per_mtok_in=limits.usd_per_mtok_batch_in or limits.usd_per_mtok_in,
         usd_per_mtok_out=limits.usd_per_mtok_batch_out or limits.usd_per_mtok_out,
+        usd_per_mtok_cached_in=None,  # no cached-input batch price is listed: input price
     )
 
 
@@ -104,6 +106,7 @@ def prepare(cfg: HarvestConfig, now: Callable[[], datetime]) -> PreparedRun:
         spent = store.spend_for_policy(
             policy.id, usd_per_mtok_in=limits.usd_per_mtok_in,
             usd_per_mtok_out=limits.usd_per_mtok_out,
+            usd_per_mtok_cached_in=limits.usd_per_mtok_cached_in,
         )  # fmt: skip
         caps = Caps(limits, today=today, requests_today=store.requests_on(today), spent_usd=spent)
         run_id = _start_run(store, cfg, policy, limits, items, now)
@@ -129,7 +132,11 @@ def finish(run: PreparedRun, outcome: RunOutcome) -> HarvestResult:
     cfg, caps = run.cfg, run.caps
     status = "failed" if outcome.auth_failure else "stopped" if outcome.stop_reason else "finished"
     priced = caps.limits.usd_per_mtok_in is not None
-    spent = caps.cost(outcome.prompt_tokens, outcome.completion_tokens) if priced else None
+    spent = (
+        caps.cost(outcome.prompt_tokens, outcome.completion_tokens, outcome.cached_input_tokens)
+        if priced
+        else None
+    )
     est = outcome.est_spend_usd if priced else None
     try:
         length_stops = run.store.length_stops(run.run_id)

@@ -114,6 +114,7 @@ def _outcome(engine: Engine) -> RunOutcome:
     return RunOutcome(
         completed=engine.completed, failed=engine.failed, requests=engine.requests,
         prompt_tokens=engine.tokens_in, completion_tokens=engine.tokens_out,
+        cached_input_tokens=engine.tokens_cached,
         rate_limited=engine.rate_limited, stop_reason=engine.stop_reason,
         message=engine.stop_message, learned=engine.limiter.learned,
         auth_failure=str(auth) if auth is not None else None,

@@ -133,19 +133,32 @@ class Store:
         return int(self.con.execute(sql, [run_id]).fetchone()[0])
 
     def spend_for_policy(
-        self, policy_id: str, *, usd_per_mtok_in: float | None, usd_per_mtok_out: float | None
+        self,
+        policy_id: str,
+        *,
+        usd_per_mtok_in: float | None,
+        usd_per_mtok_out: float | None,
+        usd_per_mtok_cached_in: float | None = None,
     ) -> float:
         """What this policy's stored answers cost, each at the prices its run recorded (batch
-        prices for batch runs), else at the prices given."""
+        prices for batch runs), else at the prices given; cached input at the cached price
+        where one was recorded or given."""
         row = self.con.execute(
-            "SELECT coalesce(sum((coalesce(a.prompt_tokens, 0) * coalesce(r.p_in, $price_in, 0) "
-            "+ coalesce(a.completion_tokens, 0) * coalesce(r.p_out, $price_out, 0)) / 1e6), 0) "
-            "FROM answers a LEFT JOIN (SELECT run_id, "
-            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_in') AS DOUBLE) AS p_in, "
-            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_out') AS DOUBLE) AS p_out "
-            "FROM runs) r USING (run_id) WHERE a.policy_id = $policy_id",
-            {"price_in": usd_per_mtok_in, "price_out": usd_per_mtok_out, "policy_id": policy_id},
-        ).fetchone()
+            "SELECT coalesce(sum(((coalesce(a.prompt_tokens, 0) - cached) * p_in "
+            "+ cached * coalesce(p_cached, p_in) + coalesce(a.completion_tokens, 0) * p_out) "
+            "/ 1e6), 0) FROM (SELECT *, CASE WHEN p_cached IS NULL THEN 0 ELSE "
+            "least(coalesce(cached_input_tokens, 0), coalesce(prompt_tokens, 0)) END AS cached "
+            "FROM (SELECT *, coalesce(r.p_in_run, $price_in, 0) AS p_in, "
+            "coalesce(r.p_out_run, $price_out, 0) AS p_out, CASE WHEN r.p_in_run IS NULL "
+            "THEN $price_cached ELSE r.p_cached_run END AS p_cached "
+            "FROM answers LEFT JOIN (SELECT run_id, "
+            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_in') AS DOUBLE) AS p_in_run, "
+            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_out') AS DOUBLE) AS p_out_run, "
+            "TRY_CAST(json_extract(config, '$.limits.usd_per_mtok_cached_in') AS DOUBLE) "
+            "AS p_cached_run FROM runs) r USING (run_id) WHERE policy_id = $policy_id)) a",
+            {"price_in": usd_per_mtok_in, "price_out": usd_per_mtok_out,
+             "price_cached": usd_per_mtok_cached_in, "policy_id": policy_id},
+        ).fetchone()  # fmt: skip
         return float(row[0])
 
     # -- writes ------------------------------------------------------------------------

@@ -277,6 +277,11 @@ def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, mon
         assert row.cached_input_tokens == 30 and row.finish == "stop"
         assert json.loads(row.request_params)["api"] == "anthropic"
         assert row.policy_id == "anthropic"
+    # cache reads at the policy's cached-input price ($0.30/Mtok for Claude 3.7 Sonnet)
+    expected = sum(
+        (r.prompt_tokens - 30) * 3.00 + 30 * 0.30 + r.completion_tokens * 15.00 for r in rows
+    )
+    assert result.spend_usd == pytest.approx(expected / 1e6)
     assert KEY.encode() not in cfg.db.read_bytes()
 
 

@@ -247,3 +247,32 @@ def test_a_responses_summary_exports_and_builds_think_training_data(tmp_path):
 
 def rec_content(row) -> str:
     return f"<think>\n{row.reasoning}\n</think>\n\n{row.content}"
+
+
+# -- cost -------------------------------------------------------------------------------------
+def test_cached_input_is_priced_where_the_policy_lists_a_price(tmp_path):
+    import dataclasses
+    from datetime import date
+
+    from stillroom.harvest import completion_row, write_completions
+    from stillroom.harvest._budget import Caps, RunLimits
+    from stillroom.harvest._store import Store
+
+    limits = RunLimits(None, None, None, None, usd_per_mtok_in=2.0, usd_per_mtok_out=8.0,
+                       usd_per_mtok_cached_in=0.5)  # fmt: skip
+    caps = Caps(limits, today=date(2026, 12, 3), requests_today=0, spent_usd=0.0)
+    assert caps.cost(1e6, 1e6, cached_in=4e5) == pytest.approx(0.6 * 2.0 + 0.4 * 0.5 + 8.0)
+    unpriced = dataclasses.replace(limits, usd_per_mtok_cached_in=None)
+    assert Caps(unpriced, today=date(2026, 12, 3), requests_today=0, spent_usd=0.0).cost(
+        1e6, 0, cached_in=4e5) == pytest.approx(2.0)  # fmt: skip
+    row = completion_row(prompt_id="p", messages=USER, content="a", prompt_tokens=1_000_000,
+                         completion_tokens=0, cached_input_tokens=400_000, policy_id="openai")  # fmt: skip
+    db = write_completions(tmp_path / "h.duckdb", [row])
+    store = Store(db)
+    try:
+        prices = dict(usd_per_mtok_in=2.0, usd_per_mtok_out=8.0)
+        assert store.spend_for_policy("openai", **prices) == pytest.approx(2.0)
+        cached = store.spend_for_policy("openai", **prices, usd_per_mtok_cached_in=0.5)
+        assert cached == pytest.approx(1.4)
+    finally:
+        store.close()

@@ -221,3 +221,47 @@ def test_counters_are_written_every_second_and_add_up(tmp_path, monkeypatch):
         (15, 12, 0, 3)
     ]
     con.close()
+
+
+def test_sigkill_then_rerun_on_the_responses_api_stores_each_key_once(tmp_path):
+    """The same guarantee on a second dialect: at most ``concurrency`` prompts asked twice."""
+    n, concurrency = 40, 4
+    prompts = write_jsonl(
+        tmp_path / "p.jsonl", [{"prompt": f"kill responses {i}"} for i in range(n)]
+    )
+    db = tmp_path / "h.duckdb"
+    with FakeProvider(api="responses", latency=0.03, api_key=SECRET) as fake:
+        args = ["run", "--prompts", str(prompts), "--db", str(db), "--base-url", fake.base_url,
+                "--model", "o3", "--api", "responses", "--policy", "openai", "--accept", "openai",
+                "--purpose", "resume test", "--api-key-env", "TEACHER_KEY",
+                "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
+        proc = harvest_cli(*args)
+        try:
+            wait_for(lambda: fake.stats()["total"] >= 12)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(10)
+        sent_before = fake.stats()["total"]
+        con = duckdb.connect(str(db))
+        stored_before = con.execute("SELECT count(*) FROM completions").fetchone()[0]
+        con.close()
+        assert 0 < stored_before < n
+        os.environ["TEACHER_KEY"] = SECRET
+        try:
+            cfg = HarvestConfig(prompts=prompts, db=db, base_url=fake.base_url, model="o3",
+                                api="responses", policy="openai", accept=["openai"],
+                                purpose="resume test", api_key_env="TEACHER_KEY",
+                                concurrency=concurrency)  # fmt: skip
+            result = run_harvest(cfg, progress=False)
+        finally:
+            del os.environ["TEACHER_KEY"]
+        per_prompt = fake.stats()["per_prompt"]
+    lost = sent_before - stored_before
+    assert 0 <= lost <= concurrency
+    assert result.already_done == stored_before and result.completed == n - stored_before
+    assert sorted(c for c in per_prompt.values() if c > 1) == [2] * lost
+    con = duckdb.connect(str(db), read_only=True)
+    counts = con.execute("SELECT prompt_id, count(*) FROM completions GROUP BY 1").fetchall()
+    kinds = con.execute("SELECT DISTINCT reasoning_kind FROM completions").fetchall()
+    con.close()
+    assert len(counts) == n and all(c == 1 for _, c in counts) and kinds == [("summary",)]
