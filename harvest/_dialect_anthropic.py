@@ -52,7 +52,7 @@ from stillroom.harvest._dialect import (
     short_error,
 )
 from stillroom.harvest._dialect_chat import merge_extra
-from stillroom.harvest._limiter import retry_after_seconds
+from stillroom.harvest._limiter import read_headers, retry_after_seconds
 from stillroom.harvest._retry import TransientError
 from stillroom.harvest.errors import HarvestConfigError
 
@@ -201,7 +201,12 @@ class AnthropicDialect:
         return classify_http(status, body, headers)
 
     def limits(self, headers: Mapping[str, str], profile: Any) -> LimitSnapshot:
-        return read_limits(headers, profile)
+        """Requests and tokens; without the combined ``-tokens-*`` headers, the input
+        tokens' (what a request's size mostly charges) stand in for them."""
+        requests, tokens = read_limits(headers, profile)
+        if tokens.limit is None and profile.input_tokens is not None:
+            tokens = read_headers(headers, "input_tokens", profile)
+        return requests, tokens
 
 
 def _kind(reasoning: str | None, model: str | None) -> str:

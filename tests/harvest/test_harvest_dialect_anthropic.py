@@ -206,6 +206,14 @@ def test_a_429_says_how_long_and_every_answer_carries_rfc3339_resets():
     assert requests.remaining == 58 and 0.0 <= requests.reset <= 61.0  # RFC 3339 -> seconds
     for dim in ("requests", "tokens", "input-tokens", "output-tokens"):
         assert f"anthropic-ratelimit-{dim}-reset" in second.headers
+    # the pinned header set, without the combined tokens headers: input tokens stand in
+    pinned = pinned_payload("anthropic", "rate_limit_headers")["headers"]
+    profile = profile_for("https://api.anthropic.com")
+    assert DIALECT.limits(pinned, profile)[1].limit == 96000
+    partial = {k: v for k, v in pinned.items() if "-tokens-" not in k or "input" in k}
+    requests, tokens = DIALECT.limits(partial, profile)
+    assert (requests.limit, tokens.limit, tokens.remaining) == (50, 80000, 79000)
+    assert tokens.reset == 0.0  # an RFC 3339 time in the past
 
 
 def test_a_native_base_url_resolves_the_anthropic_policy_and_accept_with_purpose_applies():
@@ -363,3 +371,11 @@ def test_a_full_thinking_trace_round_trips_through_export_byte_for_byte(tmp_path
     (inline,) = [json.loads(x) for x in think.path.read_text(encoding="utf-8").split("\n") if x]
     expected = f"<think>\n{returned['thinking']}\n</think>\n\nRéponse: ∞ ✓"
     assert inline["messages"][-1]["content"] == expected
+    # and it becomes `train sft --reasoning think` data as is (finish end_turn -> stop)
+    from stillroom.train._data import load_dataset
+
+    data = load_dataset(cfg.db, reasoning="think", eval_fraction=0.0)
+    (example,) = data.train
+    trimmed = f"<think>\n{returned['thinking'].strip()}\n</think>\n\nRéponse: ∞ ✓"
+    assert example.completion[0]["content"] == trimmed  # train trims the ends, by design
+    assert data.summary()["reasoning_kinds"] == {"full": 1}

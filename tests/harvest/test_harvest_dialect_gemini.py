@@ -269,6 +269,16 @@ def test_a_run_stores_thought_summaries_signatures_and_thought_tokens(tmp_path, 
     assert {r["reasoning"] for r in records} == returned  # the summary, exactly as returned
     assert {r["reasoning_kind"] for r in records} == {"summary"}
     assert "Gemini's thoughts), not the trace" in out.card_path.read_text(encoding="utf-8")
+    from stillroom.train._data import load_dataset  # `train sft --reasoning think` data
+
+    data = load_dataset(cfg.db, reasoning="think", eval_fraction=0.0)
+    by_id = {r.prompt_id: r for r in rows}
+    for example in data.train:
+        row = by_id[example.prompt_id]
+        assert example.completion[0]["content"] == (
+            f"<think>\n{row.reasoning}\n</think>\n\n{row.content}"
+        )
+    assert len(data.train) == 2 and data.summary()["reasoning_kinds"] == {"summary": 2}
     assert KEY.encode() not in cfg.db.read_bytes()
 
 
