@@ -265,6 +265,8 @@ def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, mon
     from stillroom.harvest import read_completions, run_harvest
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-not-for-anthropic")  # the SDK would send these
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_not_for_anthropic")
     with FakeAnthropic(api_key=KEY, redacted=True, cache_read_tokens=30) as fake:
         cfg = run_cfg(tmp_path, fake, ["what is 2+2?", "name a colour"])
         assert cfg.api_key_env == "ANTHROPIC_API_KEY"
@@ -275,6 +277,7 @@ def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, mon
     for sent in headers:
         assert sent["x-api-key"] == KEY and sent["anthropic-version"] == "2023-06-01"
         assert "authorization" not in sent  # the SDK's bearer header is dropped
+        assert not {"openai-organization", "openai-project"} & set(sent)  # no OpenAI ids
     assert all("temperature" not in b and b["thinking"]["budget_tokens"] == 1024 for b in bodies)
     rows = read_completions(cfg.db)
     assert {r.content for r in rows} == {"You asked: what is 2+2?", "You asked: name a colour"}
