@@ -166,6 +166,18 @@ def test_the_fake_refuses_what_the_api_refuses():
         assert DIALECT.classify(400, hot.content, hot.headers).kind == "stop"
 
 
+def test_a_model_that_refuses_temperature_takes_it_removed_through_extra_body(shared_fake):
+    msg = [{"role": "user", "content": "hi"}]
+    refused = send(shared_fake, "claude-opus-4-7", msg, RequestOptions())  # default 0.7 sent
+    assert refused.json()["error"]["message"] == "`temperature` is deprecated for this model."
+    verdict = DIALECT.classify(400, refused.content, refused.headers)
+    assert verdict.kind == "stop" and "Change --temperature" in verdict.message
+    adaptive = {"temperature": None, "thinking": {"type": "adaptive"}}  # the documented way
+    wire = DIALECT.build("claude-opus-4-7", msg, RequestOptions(extra_body=adaptive))
+    assert "temperature" not in wire.body and wire.body["thinking"] == {"type": "adaptive"}
+    assert send(shared_fake, "claude-opus-4-7", msg, RequestOptions(extra_body=adaptive)).is_success
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "names"),
     [
