@@ -286,6 +286,8 @@ def test_a_run_stores_full_thinking_opaque_blocks_and_cached_input(tmp_path, mon
         headers = [dict((k.lower(), v) for k, v in r["headers"]) for r in fake.seen]
         bodies = fake.bodies()
     assert result.completed == 2 and result.failed == 0 and result.stopped_reason is None
+    # the limiter learned the fake's limits from anthropic-ratelimit-* (the anthropic profile)
+    assert result.learned_limits == {"profile": "anthropic", "rpm": 4000, "tpm": 2_000_000}
     for sent in headers:
         assert sent["x-api-key"] == KEY and sent["anthropic-version"] == "2023-06-01"
         assert "authorization" not in sent  # the SDK's bearer header is dropped
