@@ -68,6 +68,23 @@ def test_build_maps_roles_system_and_generation_config():
         "thinkingConfig"
         not in DIALECT.build("gemini-2.0-flash", HI, RequestOptions()).body["generationConfig"]
     )
+    # Gemini 3's thinkingLevel from --reasoning-effort; budget 0 turns thinking (and thoughts) off
+    level = DIALECT.build("gemini-3-pro", HI, RequestOptions(reasoning_effort="low"))
+    assert level.body["generationConfig"]["thinkingConfig"] == {
+        "includeThoughts": True, "thinkingLevel": "LOW"
+    }  # fmt: skip
+    off = DIALECT.build(MODEL, HI, RequestOptions(thinking_budget=0)).body["generationConfig"]
+    assert off["thinkingConfig"] == {"includeThoughts": False, "thinkingBudget": 0}
+    from stillroom.harvest import HarvestConfig  # the config lets 0 and -1 through to Gemini
+
+    base = {
+        "prompts": [],
+        "db": "x.duckdb",
+        "base_url": "https://generativelanguage.googleapis.com",
+    }
+    assert HarvestConfig(**base, model=MODEL, thinking_budget=-1).thinking_budget == -1
+    with pytest.raises(HarvestConfigError, match="thinking_budget"):
+        HarvestConfig(**base, model=MODEL, thinking_budget=-2)
     # --extra-body's generationConfig merges into harvest's (None removes a field)
     extra = RequestOptions(extra_body={"generationConfig": {"topK": 40, "temperature": None}})
     config = DIALECT.build(MODEL, HI, extra).body["generationConfig"]
