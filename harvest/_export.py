@@ -34,21 +34,43 @@ class ExportResult:
     format: str
 
 
-def _record(row: CompletionRow, mode: str) -> dict[str, Any]:
+def _dialect_columns(rows: list[CompletionRow]) -> bool:
+    """Whether an export carries the dialect columns (``reasoning_kind``,
+    ``reasoning_blocks``, ``finish``, ``cached_input_tokens``): when any row has something
+    the older columns do not say (raw reasoning blocks, cached input, a summary, a finish
+    that differs from the raw one). Every row of one export has the same columns; an
+    export of answers without any (older stores, fixtures) keeps its bytes."""
+    return any(
+        r.reasoning_blocks is not None
+        or r.cached_input_tokens is not None
+        or r.reasoning_kind == "summary"
+        or (r.finish is not None and r.finish != r.finish_reason)
+        for r in rows
+    )
+
+
+def _record(row: CompletionRow, mode: str, dialect_columns: bool = False) -> dict[str, Any]:
     chat = row.chat()
     if mode == "field":  # every message has the field, so the rows share one Arrow schema
         chat = [{**m, "reasoning_content": None} for m in chat]
     chat.append(render_assistant(row.content, row.reasoning, mode))
+    extra = (
+        {
+            "reasoning_kind": row.kind_of_reasoning,
+            "reasoning_blocks": row.reasoning_blocks,  # the provider's raw blocks, opaque JSON
+            "finish": row.finish_or_raw,
+            "cached_input_tokens": row.cached_input_tokens,
+        }
+        if dialect_columns
+        else {}
+    )
     return {
         "prompt_id": row.prompt_id,
         "sample_index": row.sample_index,
         "messages": chat,
         "reasoning": row.reasoning,
-        "reasoning_kind": row.kind_of_reasoning,
-        "reasoning_blocks": row.reasoning_blocks,  # the provider's raw blocks, opaque JSON
+        **extra,
         "finish_reason": row.finish_reason,
-        "finish": row.finish_or_raw,
-        "cached_input_tokens": row.cached_input_tokens,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "reasoning_tokens": row.reasoning_tokens,
@@ -84,7 +106,9 @@ def export_dataset(
     if reasoning not in REASONING:
         raise HarvestError(f"unknown reasoning mode {reasoning!r}; choose one of {REASONING}")
     db_path, out = Path(db_path), Path(out_path)
-    records = [_record(row, reasoning) for row in read_completions(db_path, order_by=_ORDER)]
+    rows = read_completions(db_path, order_by=_ORDER)
+    dialect_columns = _dialect_columns(rows)
+    records = [_record(row, reasoning, dialect_columns) for row in rows]
     con = connect(db_path, read_only=True)
     try:
         runs = con.execute(
@@ -151,7 +175,8 @@ def reasoning_kind_note(kinds: dict[str, int]) -> str | None:
 def _reasoning_kind_lines(records: list[dict[str, Any]]) -> list[str]:
     kinds: dict[str, int] = {}
     for rec in records:
-        kinds[rec["reasoning_kind"]] = kinds.get(rec["reasoning_kind"], 0) + 1
+        kind = rec.get("reasoning_kind") or ("full" if rec["reasoning"] else "none")
+        kinds[kind] = kinds.get(kind, 0) + 1
     text = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
     note = reasoning_kind_note(kinds)
     return [f"- reasoning kinds: {text or '-'}", *([f"- note: {note}"] if note else [])]
@@ -185,7 +210,8 @@ def dataset_card(
         f"- prompts: {len({r['prompt_id'] for r in records})}",
         f"- with reasoning: {sum(1 for r in records if r['reasoning'])}",
         *_reasoning_kind_lines(records),
-        f"- answers cut at max_tokens: {sum(1 for r in records if r['finish'] == 'length')}",
+        f"- answers cut at max_tokens: "
+        f"{sum(1 for r in records if r.get('finish', r['finish_reason']) == 'length')}",
         f"- first answer: {dates[0] if dates else '-'}; last answer: {dates[-1] if dates else '-'}",
         "",
         "## Teachers",
