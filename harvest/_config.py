@@ -56,7 +56,7 @@ class HarvestConfig:
 
     Limits profile:
         limits_profile: what the host's ``x-ratelimit-*`` headers mean (``openai``,
-        ``groq``, ``cerebras``, ``none``; default: the policy's, else by host, else openai).
+        ``groq``, ``cerebras``, ``anthropic``, ``none``; default: the policy's, else by host, else openai).
 
     Transport:
         reuse_request: let the SDK build the chat request once and re-send it with each
@@ -125,8 +125,8 @@ class HarvestConfig:
         self.stop = tuple(self.stop)
         if self.extra_body is not None and not isinstance(self.extra_body, dict):
             self._bad("extra_body", "must be a JSON object")
-        if self.thinking_budget is not None and self.thinking_budget < 1:
-            self._bad("thinking_budget", "must be at least 1")
+        if self.thinking_budget is not None and self.thinking_budget < -1:
+            self._bad("thinking_budget", "must be -1 (Gemini: the model decides), 0 (off) or more")
         if self.mode != "sync" and dialect_for(self.api).batch_url is None:
             self._bad("mode", f"batch modes do not support --api {self.api} yet")
         for name in ("rpm", "tpm", "rpd"):

@@ -166,7 +166,8 @@ def reasoning_kind_note(kinds: dict[str, int]) -> str | None:
         return None
     return (
         "reasoning of kind `summary` is the provider's summary of the model's reasoning "
-        "(OpenAI Responses API), not the trace itself: a student trained on it learns to "
+        "(OpenAI's Responses API, Claude 4's thinking, Gemini's thoughts), not the trace "
+        "itself: a student trained on it learns to "
         "write summaries"
     )
 

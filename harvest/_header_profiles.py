@@ -9,7 +9,7 @@ the provider's bucket at ``limit / window`` a second.
 
 The profile comes from ``--limits-profile`` / ``HarvestConfig.limits_profile``, else the
 policy's ``limits.headers_profile``, else the first profile whose hosts match the base
-URL's host, else :data:`DEFAULT_PROFILE` (``openai``: OpenAI's meanings, which most
+URL's host (``anthropic`` for ``api.anthropic.com``), else :data:`DEFAULT_PROFILE` (``openai``: OpenAI's meanings, which most
 OpenAI-compatible servers copy). ``none`` ignores the headers.
 """
 
@@ -41,9 +41,14 @@ class HeaderProfile:
     requests: HeaderDim | None
     tokens: HeaderDim | None
     source: str  # the page that documents these headers
+    # Hosts that limit input and output tokens apart (Anthropic) name them here too; the
+    # limiter paces on ``tokens`` (for Anthropic the most restrictive limit in effect).
+    input_tokens: HeaderDim | None = None
+    output_tokens: HeaderDim | None = None
 
     def dim(self, which: str) -> HeaderDim | None:
-        return self.requests if which == "requests" else self.tokens
+        """``requests``, ``tokens``, ``input_tokens`` or ``output_tokens``."""
+        return getattr(self, which)
 
 
 def _x(dim: str, window_s: float, suffix: str = "") -> HeaderDim:
@@ -52,6 +57,15 @@ def _x(dim: str, window_s: float, suffix: str = "") -> HeaderDim:
         remaining=f"x-ratelimit-remaining-{dim}{suffix}",
         reset=f"x-ratelimit-reset-{dim}{suffix}",
         window_s=window_s,
+    )
+
+
+def _anthropic(dim: str) -> HeaderDim:
+    return HeaderDim(
+        limit=f"anthropic-ratelimit-{dim}-limit",
+        remaining=f"anthropic-ratelimit-{dim}-remaining",
+        reset=f"anthropic-ratelimit-{dim}-reset",  # an RFC 3339 time
+        window_s=MINUTE,
     )
 
 
@@ -84,6 +98,18 @@ PROFILES: dict[str, HeaderProfile] = {
             _x("requests", DAY, "-day"),
             _x("tokens", MINUTE, "-minute"),
             "https://inference-docs.cerebras.ai/support/rate-limits",
+        ),
+        # "anthropic-ratelimit-requests-reset | The time when the request rate limit will
+        # be fully replenished, provided in RFC 3339 format"; -tokens-* is "the most
+        # restrictive limit currently in effect"; input and output tokens have their own.
+        HeaderProfile(
+            "anthropic",
+            ("api.anthropic.com",),
+            _anthropic("requests"),
+            _anthropic("tokens"),
+            "https://docs.claude.com/en/api/rate-limits#response-headers",
+            input_tokens=_anthropic("input-tokens"),
+            output_tokens=_anthropic("output-tokens"),
         ),
         HeaderProfile("none", (), None, None, "(headers ignored)"),
     )

@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from stillroom.harvest._header_profiles import DEFAULT_PROFILE, HeaderProfile
 
@@ -32,13 +33,23 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 def parse_duration(value: str | None) -> float | None:
-    """Seconds in a reset header: ``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"`` or ``"0.5"``."""
+    """Seconds in a reset header: ``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"``, ``"0.5"``
+    or an RFC 3339 time (``"2025-08-21T12:40:59Z"``, Anthropic's: seconds until then)."""
     if value is None:
         return None
     value = value.strip()
+    if _RFC3339.match(value):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
     try:
         seconds = float(value)
     except ValueError:

@@ -65,7 +65,10 @@ class WireSender:
         self.client = client
         self.lane: Lane = "sdk"
         self._templates: dict[str, _sdk.RequestTemplate] = {}
-        self._strip = {"Authorization": openai.Omit()} if strip_bearer else {}
+        # another provider's auth: no bearer key, and none of the OpenAI account ids the SDK
+        # reads from OPENAI_ORG_ID / OPENAI_PROJECT_ID
+        omit = ("Authorization", "OpenAI-Organization", "OpenAI-Project")
+        self._strip = {name: openai.Omit() for name in omit} if strip_bearer else {}
         self._warned = False
         if not reuse_request:
             return

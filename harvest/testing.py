@@ -366,11 +366,19 @@ class SpawnedProvider:
             self.proc.wait(10)
 
 
-def __getattr__(name: str) -> Any:  # FakeBatchProvider (the Batch API too): _batch_server
-    if name == "FakeBatchProvider":
-        from stillroom.harvest._batch_server import FakeBatchProvider
+_LAZY = {  # public name -> the private module that owns it (imported on first use)
+    "FakeBatchProvider": "_batch_server",  # the Files and Batch APIs too
+    "FakeAnthropic": "_fake_anthropic",  # the native Messages API
+    "FakeGemini": "_fake_gemini",  # the native generateContent
+    "pinned_payload": "_fake_native",  # the fakes' pinned provider payloads
+}
 
-        return FakeBatchProvider
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"stillroom.harvest.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

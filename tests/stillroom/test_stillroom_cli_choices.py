@@ -22,7 +22,7 @@ def _help(*command: str) -> str:
 def test_help_lists_the_values_of_every_choice():
     harvest = _help("harvest", "run")
     assert "sync|batch|batch-file" in harvest
-    assert "openai|groq|cerebras|none" in harvest
+    assert "openai|groq|cerebras|anthropic|none" in harvest
     for option, words in (("--max-tokens", "Most tokens"), ("--temperature", "temperature")):
         line = next(row for row in harvest.splitlines() if option in row)
         assert words in line, line

@@ -127,7 +127,8 @@ def test_wheel_from_a_fresh_clone_has_one_top_level_name_and_ignores_user_module
     assert declared == ["stillroom"]
     for data in ("stillroom/policies/openai.toml", "stillroom/detect/assets/report.js",
                  "stillroom/train/accelerate/fsdp.yaml", "stillroom/data/prompts.jsonl",
-                 "stillroom/_core/lazy.py", "stillroom/__main__.py"):  # fmt: skip
+                 "stillroom/_core/lazy.py", "stillroom/__main__.py",
+                 "stillroom/harvest/fixtures/anthropic/message_thinking.json"):  # fmt: skip
         assert data in entries
     # every module of the checkout is in the wheel (a new subpackage must be listed in
     # pyproject's `packages`, or the wheel silently lacks it)
