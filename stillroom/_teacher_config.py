@@ -136,13 +136,17 @@ class TeacherConfig:
             )
         if self.backend == "llama.cpp":
             if self.model_dir is not None:
-                raise TeacherError("model_dir is for --backend transformers; llama.cpp takes gguf")
+                raise TeacherError(
+                    "model_dir (--model) is for --backend transformers; llama.cpp takes --gguf"
+                )
             return
         if self.gguf is not None:
-            raise TeacherError("gguf is for --backend llama.cpp; transformers takes model_dir")
+            raise TeacherError(
+                "gguf (--gguf) is for --backend llama.cpp; transformers takes --model DIR"
+            )
         if self.model_dir is None or not (Path(self.model_dir) / "config.json").is_file():
             raise TeacherError(
-                f"model_dir must be a Hugging Face model directory (with config.json), "
+                f"model_dir (--model) must be a Hugging Face model directory (with config.json), "
                 f"got {self.model_dir}"
             )
         if self.model_alias == MODEL_ALIAS:

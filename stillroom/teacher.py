@@ -14,7 +14,10 @@ system message; a request that sends its own system message is served as sent. T
 makes the teacher behave like a provider with a hidden system prompt, while a harvest
 that passes the system prompt explicitly stores it with every row.
 
-Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work;
+Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work,
+and ``/v1/completions`` with ``echo`` + ``logprobs`` scores every token of a text in one
+forward pass (:mod:`stillroom._teacher_scoring`; ``GET /v1/tokenizer`` names the tokenizer).
+``TeacherConfig(backend="transformers", model_dir=DIR)`` serves a Hugging Face directory instead;
 ``TeacherConfig(logits_all=False)`` is about 4x faster on CPU when nobody asks for them.
 
 Before it answers (reports ready) the server decodes a short chat answer in its own process,

@@ -294,3 +294,18 @@ def test_transformers_backend_scores_like_its_own_forward_pass(base_dir):
         assert tokenizer_info["vocab_sha256"] == _gguf_fingerprint()
     assert models["data"][0]["vocab_sha256"] == tokenizer_info["vocab_sha256"]
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 3
+
+
+def test_backend_config_errors_name_the_option(tmp_path):
+    from stillroom.teacher import TeacherConfig, TeacherError
+
+    with pytest.raises(TeacherError, match=r"backend must be one of llama\.cpp, transformers"):
+        TeacherConfig(backend="vllm")
+    with pytest.raises(TeacherError, match=r"model_dir \(--model\) must be a Hugging Face"):
+        TeacherConfig(backend="transformers", model_dir=tmp_path)
+    with pytest.raises(TeacherError, match=r"model_dir \(--model\) is for --backend transformers"):
+        TeacherConfig(model_dir=tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    config = TeacherConfig(backend="transformers", model_dir=tmp_path, n_threads=1)
+    assert config.model_alias == tmp_path.name
+    assert config.model_settings()["model"] == str(tmp_path)
