@@ -17,8 +17,9 @@ that passes the system prompt explicitly stores it with every row.
 Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work,
 and ``/v1/completions`` with ``echo`` + ``logprobs`` scores every token of a text in one
 forward pass (:mod:`stillroom._teacher_scoring`; ``GET /v1/tokenizer`` names the tokenizer).
-``TeacherConfig(backend="transformers", model_dir=DIR)`` serves a Hugging Face directory instead;
 ``TeacherConfig(logits_all=False)`` is about 4x faster on CPU when nobody asks for them.
+``TeacherConfig(backend="transformers", model_dir=DIR)`` serves a Hugging Face directory
+(a merged student, say) with the same chat, scoring and tokenizer routes.
 
 Before it answers (reports ready) the server decodes a short chat answer in its own process,
 so a llama.cpp build that crashes on this CPU dies at start-up, and :meth:`TeacherServer.start`
