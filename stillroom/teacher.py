@@ -260,10 +260,11 @@ def _check_backend(backend: str) -> None:
         try:
             import torch  # noqa: F401
             import transformers  # noqa: F401
+            import uvicorn  # noqa: F401
         except ImportError as exc:
             raise TeacherError(
-                "the transformers backend needs torch and transformers: "
-                "pip install 'stillroom[train]'"
+                "the transformers backend needs torch, transformers and uvicorn: "
+                "pip install 'stillroom[train,teacher]'"
             ) from exc
         return
     try:
