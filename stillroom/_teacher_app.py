@@ -1,86 +1,51 @@
 """The process the embedded teacher runs in: llama.cpp's OpenAI-compatible server.
 
 Started by :class:`stillroom.teacher.TeacherServer` as ``python -m stillroom._teacher_app``
-with its settings as one JSON argument. It adds three things to ``llama_cpp.server``:
+with its settings as one JSON argument (``"backend": "transformers"`` hands over to
+:mod:`stillroom._teacher_hf`). It adds to ``llama_cpp.server``:
 
 - a self-test before it listens: a short chat answer (a multi-token prompt decode and a few
   generated tokens) on the loaded model, so a llama.cpp build that crashes on this CPU dies
   before the teacher reports ready, with a Python traceback in the log (``faulthandler``);
+- the scoring route (``/v1/completions`` + ``echo`` + ``logprobs`` in one ``Llama.eval``,
+  :mod:`stillroom._teacher_scoring`) and ``GET /v1/tokenizer``;
 - a default system prompt, prepended to a chat request that carries no system message
   (a request with its own system message is served as sent);
 - a watchdog that exits when the parent process is gone, so a killed demo leaves no
   server behind.
+
+The one place that reaches into ``llama_cpp.server.app``'s module state is
+:func:`_llama_lock_and_model` (its model global and its request lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+import numpy as np
 
-CHAT_PATH = "/v1/chat/completions"
+from stillroom._teacher_routes import (
+    ASGIApp,
+    DefaultSystemPrompt,
+    ScoringRoutes,
+    with_system_prompt,
+)
+from stillroom._teacher_scoring import (
+    ScoreRequest,
+    ScoringRequestError,
+    score_completion,
+    vocab_fingerprint,
+)
 
-
-def with_system_prompt(body: bytes, system: str) -> bytes:
-    """The request body with ``system`` as first message when it has no system message.
-
-    Anything that is not a JSON chat request with a ``messages`` list is returned as is,
-    for llama.cpp's own validation to answer.
-    """
-    try:
-        request = json.loads(body)
-    except ValueError:
-        return body
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return body
-    if any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
-        return body
-    request["messages"] = [{"role": "system", "content": system}, *messages]
-    return json.dumps(request).encode()
-
-
-class DefaultSystemPrompt:
-    """ASGI middleware: a default system prompt for chat requests that have none."""
-
-    def __init__(self, app: ASGIApp, system: str) -> None:
-        self.app = app
-        self.system = system
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != CHAT_PATH:
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = with_system_prompt(b"".join(chunks), self.system)
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app({**scope, "headers": headers}, replay, send)
+__all__ = ["DefaultSystemPrompt", "LlamaScorer", "build_app", "self_test", "with_system_prompt"]
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -109,6 +74,79 @@ def self_test(llama: Any, max_tokens: int = 4) -> str:
     )
 
 
+class LlamaScorer:
+    """The scoring backend over a ``llama_cpp.Llama`` created with ``logits_all=True``.
+
+    ``logits`` evaluates the text once (``Llama.eval``) and returns a view of ``Llama.scores``,
+    reusing the prefix the model already holds (the same text's prompt, a previous sample).
+    Memory: ``logits_all`` keeps n_ctx x vocab float32 scores (2048 x 49152 x 4 B = 403 MB for
+    SmolLM2); the log-softmax adds CHUNK_ROWS x vocab floats (25 MB), not a second matrix.
+    """
+
+    def __init__(self, llama: Any, logits_all: bool = True) -> None:
+        import llama_cpp
+
+        self.llama = llama
+        self.logits_all = logits_all
+        self.vocab_size = llama.n_vocab()
+        self.n_ctx = llama.n_ctx()
+        self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        self._is_eog = llama_cpp.llama_vocab_is_eog
+        self._pieces: dict[int, bytes] = {}
+
+    def tokenize(self, text: str) -> tuple[list[int], bool]:
+        data = text.encode("utf-8")
+        ids = self.llama.tokenize(data, add_bos=True, special=True)
+        bare = self.llama.tokenize(data, add_bos=False, special=True)
+        return ids, len(ids) == len(bare) + 1
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        if not self.logits_all:
+            raise ScoringRequestError(
+                "logprobs",
+                "this teacher runs without logits_all (--no-logprobs): start it with logprobs on",
+            )
+        llama = self.llama
+        held = llama.input_ids[: llama.n_tokens].tolist()
+        common = llama.longest_token_prefix(held, ids)
+        if common < len(ids):
+            llama.n_tokens = common  # eval() drops the KV cache from here on
+            llama.eval(list(ids[common:]))
+        return llama.scores[: len(ids)]
+
+    def piece(self, token_id: int) -> bytes:
+        if token_id not in self._pieces:
+            self._pieces[token_id] = self.llama.detokenize([token_id], special=True)
+        return self._pieces[token_id]
+
+    def is_end(self, token_id: int) -> bool:
+        return bool(self._is_eog(self._vocab, token_id))
+
+    def tokenizer_info(self) -> dict[str, Any]:
+        import llama_cpp
+
+        texts = [
+            llama_cpp.llama_vocab_get_text(self._vocab, i).decode("utf-8", errors="surrogateescape")
+            for i in range(self.vocab_size)
+        ]
+        return {
+            "backend": "llama.cpp",
+            "vocab_size": self.vocab_size,
+            "vocab_sha256": vocab_fingerprint(texts),
+            "bos_token_id": self.llama.token_bos(),
+            "eos_token_id": self.llama.token_eos(),
+        }
+
+
+@contextlib.asynccontextmanager
+async def _llama_lock_and_model(model: str | None) -> AsyncIterator[Any]:
+    """The served ``Llama``, held under llama_cpp.server's own request lock."""
+    from llama_cpp.server.app import get_llama_proxy
+
+    async with contextlib.asynccontextmanager(get_llama_proxy)() as proxy:
+        yield proxy(model)
+
+
 def loaded_llama() -> Any:
     """The model ``create_app`` loaded (llama_cpp.server keeps it in a module global)."""
     from llama_cpp.server import app as server_app
@@ -116,8 +154,22 @@ def loaded_llama() -> Any:
     return server_app._llama_proxy()  # no public accessor outside a request
 
 
+def with_scoring(app: ASGIApp, llama: Any, settings: dict[str, Any]) -> ASGIApp:
+    """``app`` with the scoring and tokenizer routes in front (see :class:`ScoringRoutes`)."""
+    from starlette.concurrency import run_in_threadpool
+
+    scorer = LlamaScorer(llama, logits_all=settings["model"].get("logits_all", False))
+    alias = settings["model"].get("model_alias") or settings["model"]["model"]
+
+    async def score(request: ScoreRequest) -> dict[str, Any]:
+        async with _llama_lock_and_model(request.model):
+            return await run_in_threadpool(score_completion, scorer, request, alias)
+
+    return ScoringRoutes(app, score, scorer.tokenizer_info())
+
+
 def build_app(settings: dict[str, Any]) -> ASGIApp:
-    """The llama.cpp server app for these settings (see ``TeacherConfig.server_settings``)."""
+    """The llama.cpp server app for these settings (see ``TeacherConfig.model_settings``)."""
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
@@ -127,6 +179,8 @@ def build_app(settings: dict[str, Any]) -> ASGIApp:
         ),
         model_settings=[ModelSettings(**settings["model"])],
     )
+    if settings.get("scoring_route", True):
+        app = with_scoring(app, loaded_llama(), settings)
     if settings.get("system"):
         return DefaultSystemPrompt(app, settings["system"])
     return app
@@ -140,11 +194,16 @@ def main(argv: list[str]) -> None:
     parent = settings.get("parent_pid")
     if parent:
         threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    import llama_cpp
+    if settings.get("backend") == "transformers":
+        from stillroom._teacher_hf import build_app as build_hf_app
 
-    print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}", flush=True)
-    app = build_app(settings)
-    print(self_test(loaded_llama()), flush=True)
+        app = build_hf_app(settings)
+    else:
+        import llama_cpp
+
+        print(f"llama.cpp: {llama_cpp.llama_print_system_info().decode().strip()}", flush=True)
+        app = build_app(settings)
+        print(self_test(loaded_llama()), flush=True)
     uvicorn.run(
         app,
         host=settings["host"],

