@@ -117,7 +117,9 @@ def _blob_matrix(column: Any, num_perm: int) -> np.ndarray:
 
     arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     arr = arr.cast(pa.large_binary())
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return data.view(np.uint32).reshape(len(arr), num_perm)
 
@@ -126,7 +128,10 @@ class SpilledDedup:
     """Dedup of a stream of rows through a DuckDB file; use as a context manager."""
 
     def __init__(
-        self, config: DedupConfig | None = None, scale: ScaleConfig | None = None, what: str = "prompt"
+        self,
+        config: DedupConfig | None = None,
+        scale: ScaleConfig | None = None,
+        what: str = "prompt",
     ) -> None:
         self.config = config or DedupConfig()
         self.scale = scale or ScaleConfig()
@@ -286,7 +291,9 @@ class SpilledDedup:
             100_000,
         )
         for batch in reader:
-            for row, rid, matched, score in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+            for row, rid, matched, score in zip(
+                *(c.to_pylist() for c in batch.columns), strict=True
+            ):
                 if score is None:
                     yield row, rid, Drop(stage, f"exact duplicate {self.what}", matched, 1.0)
                 else:
@@ -352,3 +359,29 @@ def dedup_chunks(
         round(time.perf_counter() - start, 3), round(peak_rss_mb(), 1),
     )  # fmt: skip
     return run, drops
+
+
+def decontam_chunks(
+    chunks: Iterator[tuple[list[str], list[str]]], decontaminator: Any
+) -> tuple[dict[str, Any], list[tuple[int, str, Drop]]]:
+    """Decontaminate rows given as ``(texts, ids)`` chunks: a summary and the drops.
+
+    Whether a row leaks depends only on the row and the benchmark items (a 13-gram lookup, an
+    LSH query against the items), never on other rows, so there is nothing to spill: memory is
+    the benchmark's index plus one chunk, and the decisions are those of one big ``check``."""
+    start, rows = time.perf_counter(), 0
+    drops: list[tuple[int, str, Drop]] = []
+    for texts, ids in chunks:
+        for pos, drop in enumerate(decontaminator.check(texts)):
+            if drop is not None:
+                drops.append((rows + pos, ids[pos], drop))
+        rows += len(texts)
+    by_stage = {s: 0 for s in ("decontam-ngram", "decontam-minhash", "decontam-embedding")}
+    for _, _, drop in drops:
+        by_stage[drop.stage] = by_stage.get(drop.stage, 0) + 1
+    summary = {
+        "rows": rows, **{k.removeprefix("decontam-"): v for k, v in by_stage.items()},
+        "kept": rows - len(drops), "path": "chunks",
+        "seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }  # fmt: skip
+    return summary, drops
