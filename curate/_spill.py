@@ -31,15 +31,14 @@ import numpy as np
 
 from stillroom.curate._dedup import DedupConfig, find_duplicates
 from stillroom.curate._drop import Drop
-from stillroom.curate._minhash import _rensa, optimal_bands
-from stillroom.curate._text import fingerprint, shingles
+from stillroom.curate._minhash import optimal_bands
+from stillroom.curate._sketch import Sketch, SketchSpec, sketch_chunk, sketch_stream
 from stillroom.curate.errors import ConfigError
 
 # Bytes a row costs on the in-memory path, per byte of its text (5.1 GB for 476 MB at 1M rows).
 MEMORY_PATH_BYTES_PER_TEXT_BYTE = 11
 # Bytes one row of a chunk costs while it is tokenized and sketched (shingles, digests).
 CHUNK_BYTES_PER_ROW = 16_384
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -47,12 +46,13 @@ class ScaleConfig:
     """How dedup runs past memory. ``path``: ``auto`` (in memory when the input's text is small
     enough for ``memory_gb``, else spilled), ``memory`` or ``disk``. ``chunk_rows`` defaults to
     what ``memory_gb`` allows; DuckDB gets half of ``memory_gb``. ``spill_dir``: where the DuckDB
-    file goes (a temporary folder by default)."""
+    file goes (a temporary folder by default). ``workers``: processes that sketch chunks."""
 
     memory_gb: float = 2.0
     path: str = "auto"
     chunk_rows: int | None = None
     spill_dir: str | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.memory_gb <= 0:
@@ -93,24 +93,6 @@ def connect_spill(scale: ScaleConfig, folder: str) -> Any:
     return con
 
 
-def band_keys(signatures: np.ndarray, bands: int) -> np.ndarray:
-    """``(rows, bands)`` int64 keys: each band's ``num_perm / bands`` values mixed into 64 bits."""
-    n, num_perm = signatures.shape
-    per = signatures.reshape(n, bands, num_perm // bands).astype(np.uint64)
-    key = np.zeros((n, bands), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(per.shape[2]):
-            key = (key ^ per[:, :, j]) * _MIX
-            key ^= key >> np.uint64(29)
-    return key.view(np.int64)
-
-
-def signatures(token_sets: Sequence[list[str]], num_perm: int, seed: int) -> np.ndarray:
-    """``(rows, num_perm)`` uint32 MinHash signatures, as rensa computes them."""
-    matrix = _rensa().RMinHash.digest_matrix_from_token_sets(token_sets, num_perm, seed)
-    return np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(token_sets), num_perm)
-
-
 def _blob_matrix(column: Any, num_perm: int) -> np.ndarray:
     """A column of equal-length signature BLOBs (pyarrow) as a ``(rows, num_perm)`` matrix."""
     import pyarrow as pa
@@ -142,6 +124,9 @@ class SpilledDedup:
             if self.config.near_threshold is not None
             else 0
         )
+        self.spec = SketchSpec(
+            self.config.shingle_words, self.config.num_perm, self.config.seed, self.bands
+        )
         self._tmp = tempfile.TemporaryDirectory(prefix="stillroom-dedup-", dir=self.scale.spill_dir)
         self.con = connect_spill(self.scale, self._tmp.name)
         cols = ", ".join(f"b{j} BIGINT" for j in range(self.bands))
@@ -163,36 +148,31 @@ class SpilledDedup:
 
     def add(self, texts: Sequence[str], ids: Sequence[str]) -> None:
         """The next chunk of rows, in input order."""
-        import pyarrow as pa
-
         if len(texts) != len(ids):
             raise ConfigError(f"{len(texts)} texts but {len(ids)} ids")
-        start, n = self.rows, len(texts)
+        self.add_sketch(ids, sketch_chunk(texts, self.spec))
+
+    def add_sketch(self, ids: Sequence[str], sketch: Sketch) -> None:
+        """The next chunk, already sketched (by :func:`sketch_stream`, perhaps in workers)."""
+        import pyarrow as pa
+
+        start, n = self.rows, len(ids)
         rows = np.arange(start, start + n, dtype=np.int32)
-        fps = [fingerprint(t) for t in texts]
         self._put("ids", pa.table({"row": rows, "id": pa.array(list(ids), pa.string())}))
-        self._put("fps", pa.table({
-            "row": rows,
-            "f1": np.array([int(f[:16], 16) for f in fps], dtype=np.uint64),
-            "f2": np.array([int(f[16:], 16) for f in fps], dtype=np.uint64),
-        }))  # fmt: skip
+        self._put("fps", pa.table({"row": rows, "f1": sketch.f1, "f2": sketch.f2}))
         self.rows += n
-        if not self.bands:
+        if not self.bands or not len(sketch.sig):
             return
-        k = self.config.shingle_words
-        sets = [shingles(t, k) for t in texts]
-        live = np.array([bool(s) for s in sets], dtype=bool)
-        if not live.any():
-            return
-        sig = signatures([s for s in sets if s], self.config.num_perm, self.config.seed)
-        keys = band_keys(sig, self.bands)
-        width = self.config.num_perm * 4
+        live = rows[sketch.live]
+        sig = np.ascontiguousarray(sketch.sig)
         blobs = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(width), len(sig), [None, pa.py_buffer(np.ascontiguousarray(sig).tobytes())]
+            pa.binary(sig.shape[1] * 4), len(sig), [None, pa.py_buffer(sig.tobytes())]
         )
-        self._put("sigs", pa.table({"row": rows[live], "sig": blobs.cast(pa.binary())}))
-        cols = {"row": rows[live]} | {f"b{j}": keys[:, j] for j in range(self.bands)}
-        self._put("keys", pa.table(cols))
+        self._put("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
+        keys = sketch.keys
+        self._put(
+            "keys", pa.table({"row": live} | {f"b{j}": keys[:, j] for j in range(self.bands)})
+        )
 
     def _put(self, table: str, frame: Any) -> None:
         self.con.register("chunk_in", frame)
@@ -349,8 +329,8 @@ def dedup_chunks(
         rows = len(texts)
     else:
         with SpilledDedup(config, scale, what) as dedup:
-            for t, i in chunks:
-                dedup.add(t, i)
+            for i, sketch in sketch_stream(chunks, dedup.spec, scale.workers):
+                dedup.add_sketch(i, sketch)
             drops = list(dedup.drops())
             rows = dedup.rows
     exact = sum(d.score == 1.0 and d.reason.startswith("exact") for _, _, d in drops)

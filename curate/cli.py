@@ -388,6 +388,7 @@ def dedup_command(
         "auto", "--path", help="auto (by input size), memory (rensa) or disk (DuckDB spill)."
     ),
     chunk_rows: int | None = typer.Option(None, "--chunk-rows", help="Rows per chunk."),
+    workers: int = typer.Option(1, "--workers", help="Processes sketching chunks (disk path)."),
     as_json: _Json = False,
     out: _DropsOut = None,
     show: int = typer.Option(10, "--show", help="Print this many drops."),
@@ -397,7 +398,7 @@ def dedup_command(
     from stillroom.curate._inputs import read_field_chunks
     from stillroom.curate._spill import ScaleConfig, dedup_chunks
 
-    scale = ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows)
+    scale = ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows, workers=workers)
     chosen = scale.choose(path.stat().st_size if path.exists() else 0)
     run, drops = dedup_chunks(
         read_field_chunks(path, field, scale.chunk), DedupConfig(near_threshold=threshold),

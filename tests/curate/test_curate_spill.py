@@ -168,5 +168,5 @@ def test_dedup_chunks_memory_and_disk_agree():
     ids = [f"r{i}" for i in range(len(texts))]
     chunks = lambda: ((texts[s : s + 99], ids[s : s + 99]) for s in range(0, 500, 99))  # noqa: E731
     mem_run, mem = dedup_chunks(chunks(), path="memory")
-    disk_run, disk = dedup_chunks(chunks(), path="disk")
+    disk_run, disk = dedup_chunks(chunks(), scale=ScaleConfig(workers=2), path="disk")
     assert mem == disk and (mem_run.exact, mem_run.near) == (disk_run.exact, disk_run.near)
