@@ -30,6 +30,15 @@ from typing import Any
 import numpy as np
 
 from stillroom.curate._dedup import DedupConfig, find_duplicates
+from stillroom.curate._dedup_sql import (
+    DROPS_SQL,
+    EXACT_SQL,
+    VERIFY_SQL,
+    candidate_sql,
+    first_kept,
+    scores,
+    to_drop,
+)
 from stillroom.curate._drop import Drop
 from stillroom.curate._minhash import optimal_bands
 from stillroom.curate._sketch import Sketch, SketchSpec, sketch_chunk, sketch_stream
@@ -189,18 +198,14 @@ class SpilledDedup:
             return
         self._finished = True
         con = self.con
-        con.execute(
-            "CREATE TABLE exact AS SELECT f.row, m.first FROM fps f JOIN ("
-            "SELECT f1, f2, min(row) AS first FROM fps GROUP BY f1, f2 HAVING count(*) > 1"
-            ") m USING (f1, f2) WHERE f.row > m.first"
-        )
+        con.execute(f"CREATE TABLE exact AS {EXACT_SQL}")
         con.execute("CREATE TABLE near (row INTEGER, kept INTEGER, score DOUBLE)")
         if not self.bands:
             return
         con.execute("DELETE FROM keys WHERE row IN (SELECT row FROM exact)")
         con.execute("CREATE TABLE pairs (k INTEGER, i INTEGER)")
         for j in range(self.bands):
-            con.execute(candidate_sql(f"b{j}"))
+            con.execute(f"INSERT INTO pairs {candidate_sql(f'b{j}')}")
         self._verify()
         self._decide()
 
@@ -208,20 +213,15 @@ class SpilledDedup:
         """Each distinct candidate pair's estimated Jaccard, kept where it meets the threshold."""
         import pyarrow as pa
 
-        con, threshold, num_perm = self.con, self.config.near_threshold, self.config.num_perm
-        con.execute("CREATE TABLE edges (i INTEGER, k INTEGER, score DOUBLE)")
-        reader = self._read(
-            "SELECT p.i, p.k, a.sig AS si, b.sig AS sk FROM (SELECT DISTINCT k, i FROM pairs) p "
-            "JOIN sigs a ON a.row = p.i JOIN sigs b ON b.row = p.k",
-            200_000,
-        )
-        for batch in reader:
+        threshold, num_perm = self.config.near_threshold, self.config.num_perm
+        self.con.execute("CREATE TABLE edges (i INTEGER, k INTEGER, score DOUBLE)")
+        for batch in self._read(VERIFY_SQL, 200_000):
             if not batch.num_rows:
                 continue
-            same = _blob_matrix(batch.column("si"), num_perm) == _blob_matrix(
-                batch.column("sk"), num_perm
+            score = scores(
+                _blob_matrix(batch.column("si"), num_perm),
+                _blob_matrix(batch.column("sk"), num_perm),
             )
-            score = same.sum(axis=1) / num_perm
             hit = score >= threshold
             edges = pa.table({
                 "i": batch.column("i").to_numpy()[hit],
@@ -231,26 +231,17 @@ class SpilledDedup:
             self._put("edges", edges)
 
     def _decide(self) -> None:
-        """First occurrence kept: a row drops naming the first earlier matching row still kept."""
         import pyarrow as pa
 
-        dropped = np.zeros(self.rows, dtype=bool)
-        out_rows, out_kept, out_score = [], [], []
-        reader = self._read("SELECT i, k, score FROM edges ORDER BY i, k", 500_000)
-        for batch in reader:
-            i_col = batch.column("i").to_numpy()
-            k_col = batch.column("k").to_numpy()
-            s_col = batch.column("score").to_numpy()
-            for i, k, s in zip(i_col.tolist(), k_col.tolist(), s_col.tolist(), strict=True):
-                if not dropped[i] and not dropped[k]:
-                    dropped[i] = True
-                    out_rows.append(i)
-                    out_kept.append(k)
-                    out_score.append(s)
+        batches = (
+            tuple(b.column(c).to_numpy() for c in ("i", "k", "score"))
+            for b in self._read("SELECT i, k, score FROM edges ORDER BY i, k", 500_000)
+        )
+        decided = list(first_kept(batches, self.rows))
         self._put("near", pa.table({
-            "row": np.array(out_rows, dtype=np.int32),
-            "kept": np.array(out_kept, dtype=np.int32),
-            "score": np.array(out_score, dtype=np.float64),
+            "row": np.array([d[0] for d in decided], dtype=np.int32),
+            "kept": np.array([d[1] for d in decided], dtype=np.int32),
+            "score": np.array([d[2] for d in decided], dtype=np.float64),
         }))  # fmt: skip
 
     def counts(self) -> dict[str, int]:
@@ -262,34 +253,11 @@ class SpilledDedup:
     def drops(self) -> Iterator[tuple[int, str, Drop]]:
         """``(row, row id, Drop)`` for every dropped row, in row order."""
         self.finish()
-        stage, t = f"dedup-{self.what}", self.config.near_threshold
-        reader = self._read(
-            "SELECT d.row, r.id, m.id AS matched, d.score FROM ("
-            "SELECT row, first AS kept, NULL::DOUBLE AS score FROM exact "
-            "UNION ALL SELECT row, kept, score FROM near) d "
-            "JOIN ids r ON r.row = d.row JOIN ids m ON m.row = d.kept ORDER BY d.row",
-            100_000,
-        )
-        for batch in reader:
+        for batch in self._read(DROPS_SQL, 100_000):
             for row, rid, matched, score in zip(
                 *(c.to_pylist() for c in batch.columns), strict=True
             ):
-                if score is None:
-                    yield row, rid, Drop(stage, f"exact duplicate {self.what}", matched, 1.0)
-                else:
-                    reason = f"near-duplicate {self.what} (estimated Jaccard {score:.2f} >= {t})"
-                    yield row, rid, Drop(stage, reason, matched, round(score, 4))
-
-
-def candidate_sql(band: str) -> str:
-    """Pairs ``(k < i)`` of rows whose key in column ``band`` is equal: a self-join on the keys
-    shared by more than one row (portable SQL: DuckDB as written, Spark through SQLGlot)."""
-    return (
-        f"INSERT INTO pairs WITH shared AS (SELECT {band} AS key FROM keys GROUP BY {band} "
-        f"HAVING count(*) > 1), m AS (SELECT row, {band} AS key FROM keys "
-        f"WHERE {band} IN (SELECT key FROM shared)) "
-        "SELECT a.row AS k, b.row AS i FROM m a JOIN m b ON a.key = b.key AND a.row < b.row"
-    )
+                yield row, rid, to_drop(self.what, self.config.near_threshold, matched, score)
 
 
 @dataclass
