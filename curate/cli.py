@@ -389,6 +389,8 @@ def dedup_command(
     ),
     chunk_rows: int | None = typer.Option(None, "--chunk-rows", help="Rows per chunk."),
     workers: int = typer.Option(1, "--workers", help="Processes sketching chunks (disk path)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (the same SQL)."),
+    master: str = typer.Option("local[2]", "--master", help="spark: local[N], spark://..., yarn."),
     as_json: _Json = False,
     out: _DropsOut = None,
     show: int = typer.Option(10, "--show", help="Print this many drops."),
@@ -398,11 +400,20 @@ def dedup_command(
     from stillroom.curate._inputs import read_field_chunks
     from stillroom.curate._spill import ScaleConfig, dedup_chunks
 
+    config = DedupConfig(near_threshold=threshold)
+    if engine == "spark":
+        from stillroom.curate._spark_dedup import spark_dedup
+        from stillroom.detect import spark_session
+
+        run, drops = spark_dedup(spark_session(master), path, field, config, field)
+        _report(run.as_dict(), drops, out, as_json, show)
+        return
+    if engine != "duckdb":
+        raise typer.BadParameter(f"--engine must be duckdb or spark, got {engine!r}")
     scale = ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows, workers=workers)
     chosen = scale.choose(path.stat().st_size if path.exists() else 0)
     run, drops = dedup_chunks(
-        read_field_chunks(path, field, scale.chunk), DedupConfig(near_threshold=threshold),
-        scale, field, chosen,
+        read_field_chunks(path, field, scale.chunk), config, scale, field, chosen,
     )  # fmt: skip
     _report(run.as_dict(), drops, out, as_json, show)
 
