@@ -30,13 +30,21 @@ DROPS_SQL = (
 )
 
 
-def candidate_sql(band: str) -> str:
-    """Pairs ``(k < i)`` of rows whose key in column ``band`` is equal: a self-join on the keys
-    shared by more than one row."""
+def band_keys_sql(bands: range) -> str:
+    """``keys``'s band columns as rows ``(row, band, key)``, for the bands given."""
+    return " UNION ALL ".join(f"SELECT row, {j} AS band, b{j} AS key FROM keys" for j in bands)
+
+
+def candidate_sql(band_keys: str) -> str:
+    """Pairs ``(k < i)`` of rows that share a key in some band: a self-join on the ``(band,
+    key)`` held by more than one row. DuckDB runs it one band at a time (small hash tables);
+    Spark all bands in one job."""
     return (
-        f"WITH shared AS (SELECT {band} AS key FROM keys GROUP BY {band} HAVING count(*) > 1), "
-        f"m AS (SELECT row, {band} AS key FROM keys WHERE {band} IN (SELECT key FROM shared)) "
-        "SELECT a.row AS k, b.row AS i FROM m a JOIN m b ON a.key = b.key AND a.row < b.row"
+        f"WITH b AS ({band_keys}), "
+        "shared AS (SELECT band, key FROM b GROUP BY band, key HAVING count(*) > 1), "
+        "m AS (SELECT b.row, b.band, b.key FROM b JOIN shared s ON b.band = s.band AND b.key = s.key) "
+        "SELECT a.row AS k, c.row AS i FROM m a JOIN m c "
+        "ON a.band = c.band AND a.key = c.key AND a.row < c.row"
     )
 
 

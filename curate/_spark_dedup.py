@@ -24,6 +24,7 @@ from stillroom.curate._dedup_sql import (
     DROPS_SQL,
     EXACT_SQL,
     VERIFY_SQL,
+    band_keys_sql,
     candidate_sql,
     first_kept,
     scores,
@@ -127,11 +128,7 @@ def spark_dedup(
             "keys",
             f"SELECT row, {cols} FROM sketched WHERE live AND row NOT IN (SELECT row FROM exact)",
         )
-        for j in range(bands):
-            engine.table(f"pairs_{j}", candidate_sql(f"b{j}"))
-        engine.table(
-            "pairs", " UNION ALL ".join(f"SELECT k, i FROM pairs_{j}" for j in range(bands))
-        )
+        engine.table("pairs", candidate_sql(band_keys_sql(range(bands))))
         edges = (
             spark.sql(to_spark_sql(VERIFY_SQL))
             .mapInPandas(_verifier(t, config.num_perm), "i long, k long, score double")
@@ -153,7 +150,7 @@ def spark_dedup(
             found["row"], found["id"], found["matched"], found["score"], strict=True
         )
     ]
-    views = ["near", "pairs", *(f"pairs_{j}" for j in range(bands)), "keys", "sigs", "exact"]
+    views = ["near", "pairs", "keys", "sigs", "exact"]
     for name in [*views, "fps"]:
         engine.drop(name)
     sketched.unpersist()

@@ -34,6 +34,7 @@ from stillroom.curate._dedup_sql import (
     DROPS_SQL,
     EXACT_SQL,
     VERIFY_SQL,
+    band_keys_sql,
     candidate_sql,
     first_kept,
     scores,
@@ -205,7 +206,7 @@ class SpilledDedup:
         con.execute("DELETE FROM keys WHERE row IN (SELECT row FROM exact)")
         con.execute("CREATE TABLE pairs (k INTEGER, i INTEGER)")
         for j in range(self.bands):
-            con.execute(f"INSERT INTO pairs {candidate_sql(f'b{j}')}")
+            con.execute(f"INSERT INTO pairs {candidate_sql(band_keys_sql(range(j, j + 1)))}")
         self._verify()
         self._decide()
 
