@@ -48,8 +48,9 @@ def candidate_sql(band_keys: str) -> str:
     )
 
 
-def blob_matrix(blobs: Iterable[bytes] | np.ndarray, num_perm: int) -> np.ndarray:
-    """Signature BLOBs (equal length) as a ``(rows, num_perm)`` uint32 matrix."""
+def blob_matrix(blobs: Iterable[bytes], num_perm: int) -> np.ndarray:
+    """Signature BLOBs (equal length, from Spark's pandas batches) as a ``(rows, num_perm)``
+    uint32 matrix (DuckDB's Arrow batches are read without a copy, ``_spill._blob_matrix``)."""
     joined = b"".join(blobs)
     return np.frombuffer(joined, dtype=np.uint32).reshape(-1, num_perm)
 

@@ -25,6 +25,7 @@ from stillroom.curate._dedup_sql import (
     EXACT_SQL,
     VERIFY_SQL,
     band_keys_sql,
+    blob_matrix,
     candidate_sql,
     first_kept,
     scores,
@@ -76,8 +77,7 @@ def _sketcher(spec: SketchSpec):
 def _verifier(threshold: float, num_perm: int):
     def run(batches):
         for batch in batches:
-            si = np.frombuffer(b"".join(batch["si"]), dtype=np.uint32).reshape(-1, num_perm)
-            sk = np.frombuffer(b"".join(batch["sk"]), dtype=np.uint32).reshape(-1, num_perm)
+            si, sk = blob_matrix(batch["si"], num_perm), blob_matrix(batch["sk"], num_perm)
             score = scores(si, sk) if len(batch) else np.zeros(0)
             hit = score >= threshold
             yield pd.DataFrame(
@@ -115,10 +115,10 @@ def spark_dedup(
     rows = _numbered_rows(spark, Path(path), field)
     sketched = rows.mapInPandas(_sketcher(spec), schema).persist()
     sketched.createOrReplaceTempView("sketched")
+    total = sketched.count()  # sketches every row once, into the cache
     rows.select("row", "id").createOrReplaceTempView("ids")
     engine.table("fps", "SELECT row, f1, f2 FROM sketched")
     engine.table("exact", EXACT_SQL)
-    total = int(engine.scalar("SELECT count(*) FROM fps"))
     near = pd.DataFrame({"row": np.zeros(0, np.int64), "kept": np.zeros(0, np.int64),
                          "score": np.zeros(0, np.float64)})  # fmt: skip
     if bands:
