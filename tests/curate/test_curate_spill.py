@@ -170,3 +170,27 @@ def test_dedup_chunks_memory_and_disk_agree():
     mem_run, mem = dedup_chunks(chunks(), path="memory")
     disk_run, disk = dedup_chunks(chunks(), scale=ScaleConfig(workers=2), path="disk")
     assert mem == disk and (mem_run.exact, mem_run.near) == (disk_run.exact, disk_run.near)
+
+
+def test_cli_decontam_json_and_drops(tmp_path):
+    items = tmp_path / "bench.jsonl"
+    item = " ".join(random.Random(4).choices(VOCAB, k=30))
+    items.write_text(json.dumps({"id": "q1", "text": item}) + "\n")
+    texts = [*_rows(50), f"the question was {item} and so on"]
+    jsonl, parquet = _write_inputs(tmp_path, texts)
+    for path in (jsonl, parquet):
+        drops = tmp_path / "leaks.jsonl"
+        args = ["curate", "decontam", str(path), "--field", "answer", "--benchmark", str(items),
+                "--json", "--out", str(drops)]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        assert (summary["rows"], summary["ngram"], summary["kept"]) == (51, 1, 50)
+        (line,) = [json.loads(x) for x in drops.read_text().splitlines()]
+        assert (line["id"], line["matched"], line["stage"]) == (
+            "r50",
+            "bench.jsonl:q1",
+            "decontam-ngram",
+        )
+    bad = CliRunner().invoke(app, ["curate", "dedup", str(jsonl), "--engine", "flink"])
+    assert bad.exit_code != 0 and "--engine" in bad.output
