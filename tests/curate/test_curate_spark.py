@@ -1,15 +1,27 @@
 """curate's dedup on Spark (local mode) gives the DuckDB spill's decisions, from the same
-sketches and the same SQL; the 200k-row parity is a bench (``bench/curate_scale.py --spark``),
-as it takes minutes on 2 cores."""
+sketches and the same SQL.
+
+Opt-in (``STILLROOM_SPARK_CURATE=1``): on the shared 2-core machine (load 12-14) this 600-row
+test took 253 s of Spark jobs plus 45 s to start the session, too much for a suite already at
+27 of its 30 minutes; the session fixture (tests/conftest.py) is the one detect's Spark test
+gets, so with both on there is one JVM."""
+
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from stillroom.curate import DedupConfig
 from stillroom.curate._inputs import read_field_chunks
 from stillroom.curate._spark_dedup import spark_dedup
 from stillroom.curate._spill import ScaleConfig, dedup_chunks
 from tests.curate.test_curate_spill import _rows
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("STILLROOM_SPARK_CURATE") != "1",
+    reason="Spark parity of curate's dedup is opt-in: STILLROOM_SPARK_CURATE=1 (minutes on 2 cores)",
+)
 
 
 def test_spark_and_duckdb_dedup_agree(spark, tmp_path):
