@@ -49,6 +49,8 @@ from stillroom.curate.errors import ConfigError
 MEMORY_PATH_BYTES_PER_TEXT_BYTE = 11
 # Bytes one row of a chunk costs while it is tokenized and sketched (shingles, digests).
 CHUNK_BYTES_PER_ROW = 16_384
+# (band, key) rows one candidate query groups at most (its hash table stays small)
+BAND_ROWS_PER_QUERY = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,11 @@ class SpilledDedup:
             return
         con.execute("DELETE FROM keys WHERE row IN (SELECT row FROM exact)")
         con.execute("CREATE TABLE pairs (k INTEGER, i INTEGER)")
-        for j in range(self.bands):
-            con.execute(f"INSERT INTO pairs {candidate_sql(band_keys_sql(range(j, j + 1)))}")
+        # a few bands per query: all of them for small inputs, one for millions of rows
+        step = max(1, min(self.bands, BAND_ROWS_PER_QUERY // max(1, self.rows)))
+        for j in range(0, self.bands, step):
+            bands = range(j, min(j + step, self.bands))
+            con.execute(f"INSERT INTO pairs {candidate_sql(band_keys_sql(bands))}")
         self._verify()
         self._decide()
 
