@@ -354,59 +354,95 @@ def verify_command(
     typer.echo(json.dumps(verdict.as_dict()))
 
 
+_MemoryGb = Annotated[
+    float, typer.Option("--memory-gb", help="Memory budget; past it dedup spills to DuckDB.")
+]
+_Json = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+_DropsOut = Annotated[
+    Path | None, typer.Option("--out", help="Write one JSON line per dropped row here.")
+]
+
+
+def _report(summary: dict, drops: list, out: Path | None, as_json: bool, show: int) -> None:
+    """Print a dedup or decontam summary (text or JSON), write the drops, show a few."""
+    if out is not None:
+        with out.open("w", encoding="utf-8") as handle:
+            for row, rid, drop in drops:
+                line = {"row": row, "id": rid, **drop.as_dict()}
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(", ".join(f"{k} {v}" for k, v in summary.items()))
+    for _, rid, drop in drops[:show]:
+        typer.echo(f"  {rid} matches {drop.matched} ({drop.reason})")
+
+
 @app.command("dedup")
 def dedup_command(
-    path: Path = typer.Argument(..., help="JSONL file."),
-    field: str = typer.Option("prompt", "--field", help="Field to deduplicate."),
+    path: Path = typer.Argument(..., help="JSONL or Parquet file."),
+    field: str = typer.Option("prompt", "--field", help="Field (column) to deduplicate."),
     threshold: float = typer.Option(0.7, "--threshold", help="Near-duplicate Jaccard."),
+    memory_gb: _MemoryGb = 2.0,
+    how: str = typer.Option(
+        "auto", "--path", help="auto (by input size), memory (rensa) or disk (DuckDB spill)."
+    ),
+    chunk_rows: int | None = typer.Option(None, "--chunk-rows", help="Rows per chunk."),
+    workers: int = typer.Option(1, "--workers", help="Processes sketching chunks (disk path)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (the same SQL)."),
+    master: str = typer.Option("local[2]", "--master", help="spark: local[N], spark://..., yarn."),
+    as_json: _Json = False,
+    out: _DropsOut = None,
     show: int = typer.Option(10, "--show", help="Print this many drops."),
 ) -> None:
-    """Count exact and near duplicates of one field of a JSONL file."""
-    from stillroom.curate import DedupConfig, find_duplicates
-    from stillroom.curate._jsonl import _lines
+    """Exact and near duplicates of one field of a JSONL or Parquet file, in bounded memory."""
+    from stillroom.curate import DedupConfig
+    from stillroom.curate._inputs import read_field_chunks
+    from stillroom.curate._spill import ScaleConfig, dedup_chunks
 
-    objs = [(n, o) for n, o in _lines(path)]
-    texts = [str(o.get(field, "")) for _, o in objs]
-    ids = [str(o.get("id", f"line-{n}")) for n, o in objs]
-    drops = find_duplicates(texts, ids, DedupConfig(near_threshold=threshold))
-    exact = sum(d.reason.startswith("exact") for d in drops.values())
-    typer.echo(
-        f"{len(texts)} rows: {exact} exact and {len(drops) - exact} near duplicates (>= {threshold})"
-    )
-    for i, d in list(drops.items())[:show]:
-        typer.echo(f"  {ids[i]} duplicates {d.matched} ({d.reason})")
+    config = DedupConfig(near_threshold=threshold)
+    if engine == "spark":
+        from stillroom.curate._spark_dedup import spark_dedup
+        from stillroom.detect import spark_session
+
+        run, drops = spark_dedup(spark_session(master), path, field, config, field)
+        _report(run.as_dict(), drops, out, as_json, show)
+        return
+    if engine != "duckdb":
+        raise typer.BadParameter(f"--engine must be duckdb or spark, got {engine!r}")
+    scale = ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows, workers=workers)
+    chosen = scale.choose(path.stat().st_size if path.exists() else 0)
+    run, drops = dedup_chunks(
+        read_field_chunks(path, field, scale.chunk), config, scale, field, chosen,
+    )  # fmt: skip
+    _report(run.as_dict(), drops, out, as_json, show)
 
 
 @app.command("decontam")
 def decontam_command(
-    path: Path = typer.Argument(..., help="JSONL file of prompts."),
+    path: Path = typer.Argument(..., help="JSONL or Parquet file."),
     benchmark: list[Path] = typer.Option(..., "--benchmark", help="Benchmark file; repeatable."),
-    field: str = typer.Option("prompt", "--field", help="Field to check."),
+    field: str = typer.Option("prompt", "--field", help="Field (column) to check."),
     benchmark_field: _BenchmarkField = None,
     ngram: _Ngram = 13,
     threshold: float = typer.Option(0.5, "--threshold", help="Reworded-leak Jaccard."),
     embed_threshold: float | None = typer.Option(
         None, "--embed-threshold", help="Also paraphrases, by embedding cosine (curate-embed)."
     ),
+    memory_gb: _MemoryGb = 2.0,
+    as_json: _Json = False,
+    out: _DropsOut = None,
     show: int = typer.Option(10, "--show", help="Print this many drops."),
 ) -> None:
-    """Count rows of a JSONL file that leak benchmark items, by method."""
+    """Rows of a JSONL or Parquet file that leak benchmark items, by method, in chunks."""
     from stillroom.curate import DecontamConfig, Decontaminator
-    from stillroom.curate._jsonl import _lines
+    from stillroom.curate._inputs import read_field_chunks
+    from stillroom.curate._spill import ScaleConfig, decontam_chunks
 
-    objs = [(n, o) for n, o in _lines(path)]
-    texts = [str(o.get(field, "")) for _, o in objs]
-    ids = [str(o.get("id", f"line-{n}")) for n, o in objs]
     dc = Decontaminator(
         _benchmarks(benchmark, benchmark_field),
         DecontamConfig(ngram=ngram, near_threshold=threshold, embed_threshold=embed_threshold),
     )
-    found = [(ids[i], d) for i, d in enumerate(dc.check(texts)) if d is not None]
-    stages = ("decontam-ngram", "decontam-minhash", "decontam-embedding")
-    by = {s: sum(d.stage == s for _, d in found) for s in stages}
-    typer.echo(
-        f"{len(texts)} rows: {by['decontam-ngram']} by {ngram or 'no'} n-gram, "
-        f"{by['decontam-minhash']} by MinHash, {by['decontam-embedding']} by embeddings"
-    )
-    for rid, d in found[:show]:
-        typer.echo(f"  {rid} matches {d.matched} ({d.stage})")
+    chunk = ScaleConfig(memory_gb=memory_gb).chunk
+    summary, drops = decontam_chunks(read_field_chunks(path, field, chunk), dc)
+    _report(summary, drops, out, as_json, show)

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from stillroom.detect._baselines import PradaDetector, SeatDetector
     from stillroom.detect._behaviour import BehaviourParams, behaviour_flags
     from stillroom.detect._content import MinHashSignatures, PromptIntentClassifier, TopicClusters
+    from stillroom.detect._engine import DuckDBEngine, Engine, to_spark_sql
     from stillroom.detect._html import write_html_report
     from stillroom.detect._ingest import REQUIRED_COLUMNS, SCHEMA_V1, parse_column_map
     from stillroom.detect._scan import ScanConfig, ScanResult, scan
     from stillroom.detect._scoring import CampaignDetector
+    from stillroom.detect._spark import SparkEngine, spark_session
     from stillroom.detect.simulator import simulate
 
 _LAZY = {
@@ -53,6 +55,12 @@ _LAZY = {
     "write_html_report": "stillroom.detect._html",
     "PradaDetector": "stillroom.detect._baselines",
     "SeatDetector": "stillroom.detect._baselines",
+    # the engine layer, public for other packages (curate's out-of-core dedup runs on it)
+    "Engine": "stillroom.detect._engine",
+    "DuckDBEngine": "stillroom.detect._engine",
+    "to_spark_sql": "stillroom.detect._engine",
+    "SparkEngine": "stillroom.detect._spark",
+    "spark_session": "stillroom.detect._spark",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
@@ -64,6 +72,8 @@ __all__ = [
     "ColumnMapError",
     "ConfigError",
     "DetectError",
+    "DuckDBEngine",
+    "Engine",
     "LateRowsError",
     "LogFormatError",
     "LogNotFoundError",
@@ -75,10 +85,13 @@ __all__ = [
     "ScanResult",
     "SchemaError",
     "SeatDetector",
+    "SparkEngine",
     "TopicClusters",
     "behaviour_flags",
     "parse_column_map",
     "scan",
     "simulate",
+    "spark_session",
+    "to_spark_sql",
     "write_html_report",
 ]

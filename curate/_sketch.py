@@ -1,0 +1,104 @@
+"""Sketching rows for the out-of-core dedup: the one hashing implementation every engine uses.
+
+A chunk of texts becomes a :class:`Sketch`: each row's exact-duplicate fingerprint (two
+uint64 halves of :func:`~stillroom.curate._text.fingerprint`), its MinHash signature (rensa,
+the same numbers the in-memory :class:`~stillroom.curate._minhash.MinHashIndex` computes) and
+its LSH band keys (numpy). Everything here is a pure function of the texts, so chunks can be
+sketched in worker processes (:func:`sketch_stream`) or in Spark's Python workers and give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from stillroom.curate._minhash import _rensa
+from stillroom.curate._text import fingerprint, shingles
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def signatures(token_sets: Sequence[list[str]], num_perm: int, seed: int) -> np.ndarray:
+    """``(rows, num_perm)`` uint32 MinHash signatures, as rensa computes them."""
+    matrix = _rensa().RMinHash.digest_matrix_from_token_sets(token_sets, num_perm, seed)
+    return np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(token_sets), num_perm)
+
+
+def band_keys(sigs: np.ndarray, bands: int) -> np.ndarray:
+    """``(rows, bands)`` int64 keys: each band's ``num_perm / bands`` values mixed into 64 bits."""
+    n, num_perm = sigs.shape
+    per = sigs.reshape(n, bands, num_perm // bands).astype(np.uint64)
+    key = np.zeros((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(per.shape[2]):
+            key = (key ^ per[:, :, j]) * _MIX
+            key ^= key >> np.uint64(29)
+    return key.view(np.int64)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """One chunk, sketched: ``f1``/``f2`` per row; ``sig`` and ``keys`` per ``live`` row (one
+    with at least one shingle; rows without never match, as in memory)."""
+
+    f1: np.ndarray
+    f2: np.ndarray
+    live: np.ndarray
+    sig: np.ndarray
+    keys: np.ndarray
+
+
+@dataclass(frozen=True)
+class SketchSpec:
+    """What to compute: ``bands=0`` for exact duplicates only."""
+
+    shingle_words: int = 3
+    num_perm: int = 128
+    seed: int = 0
+    bands: int = 32
+
+
+def sketch_chunk(texts: Sequence[str], spec: SketchSpec) -> Sketch:
+    fps = [fingerprint(t) for t in texts]
+    f1 = np.array([int(f[:16], 16) for f in fps], dtype=np.uint64)
+    f2 = np.array([int(f[16:], 16) for f in fps], dtype=np.uint64)
+    if not spec.bands:
+        none = np.zeros(len(texts), dtype=bool)
+        return Sketch(f1, f2, none, np.zeros((0, spec.num_perm), np.uint32), np.zeros((0, 0)))
+    sets = [shingles(t, spec.shingle_words) for t in texts]
+    live = np.array([bool(s) for s in sets], dtype=bool)
+    kept = [s for s in sets if s]
+    if not kept:
+        empty = np.zeros((0, spec.num_perm), dtype=np.uint32)
+        return Sketch(f1, f2, live, empty, np.zeros((0, spec.bands), dtype=np.int64))
+    sig = signatures(kept, spec.num_perm, spec.seed)
+    return Sketch(f1, f2, live, sig, band_keys(sig, spec.bands))
+
+
+def sketch_stream(
+    chunks: Iterable[tuple[list[str], list[str]]], spec: SketchSpec, workers: int = 1
+) -> Iterator[tuple[list[str], Sketch]]:
+    """``(ids, Sketch)`` per chunk, in order; ``workers > 1`` sketches that many chunks at once
+    in worker processes, with at most ``workers + 1`` chunks in flight (memory stays bounded)."""
+    if workers <= 1:
+        for texts, ids in chunks:
+            yield ids, sketch_chunk(texts, spec)
+        return
+    # forkserver: workers fork from a clean server, not from a process with DuckDB's threads
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque = deque()
+        for texts, ids in chunks:
+            pending.append((ids, pool.submit(sketch_chunk, texts, spec)))
+            if len(pending) > workers:
+                done_ids, future = pending.popleft()
+                yield done_ids, future.result()
+        while pending:
+            done_ids, future = pending.popleft()
+            yield done_ids, future.result()

@@ -1,0 +1,341 @@
+"""Out-of-core dedup: MinHash signatures and LSH band keys spilled to a DuckDB file, candidate
+pairs from a band-key self-join in SQL, only the candidates verified.
+
+Rows arrive in chunks (:meth:`SpilledDedup.add`); each chunk is tokenized, sketched by rensa
+(the same signatures as the in-memory :class:`~stillroom.curate._minhash.MinHashIndex`, so the
+estimated Jaccard of every pair is the same number), cut into the same bands, and written to
+DuckDB with its fingerprints and ids; only one chunk is held in Python at a time. At the end:
+
+1. exact duplicates: rows whose fingerprint an earlier row has (SQL ``GROUP BY``);
+2. candidates: per band, rows sharing a band key (a self-join), exact duplicates left out;
+3. verification: each candidate pair's estimated Jaccard from the two stored signatures;
+4. decisions: pairs at or above the threshold, read in row order: a row is dropped naming the
+   first earlier row it matches that was kept. This is the in-memory path's rule, so a chain
+   A~B, B~C (A not ~C) drops B and keeps C there and here.
+
+DuckDB runs under ``memory_limit`` with its spill files beside the database, so the peak is
+one chunk in Python plus what DuckDB is allowed.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stillroom.curate._dedup import DedupConfig, find_duplicates
+from stillroom.curate._dedup_sql import (
+    DROPS_SQL,
+    EXACT_SQL,
+    VERIFY_SQL,
+    band_keys_sql,
+    candidate_sql,
+    first_kept,
+    scores,
+    to_drop,
+)
+from stillroom.curate._drop import Drop
+from stillroom.curate._minhash import optimal_bands
+from stillroom.curate._sketch import Sketch, SketchSpec, sketch_chunk, sketch_stream
+from stillroom.curate.errors import ConfigError
+
+# Bytes a row costs on the in-memory path, per byte of its text (5.1 GB for 476 MB at 1M rows).
+MEMORY_PATH_BYTES_PER_TEXT_BYTE = 11
+# Bytes one row of a chunk costs while it is tokenized and sketched (shingles, digests).
+CHUNK_BYTES_PER_ROW = 16_384
+# (band, key) rows one candidate query groups at most (its hash table stays small)
+BAND_ROWS_PER_QUERY = 2_000_000
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """How dedup runs past memory. ``path``: ``auto`` (in memory when the input's text is small
+    enough for ``memory_gb``, else spilled), ``memory`` or ``disk``. ``chunk_rows`` defaults to
+    what ``memory_gb`` allows; DuckDB gets half of ``memory_gb``. ``spill_dir``: where the DuckDB
+    file goes (a temporary folder by default). ``workers``: processes that sketch chunks."""
+
+    memory_gb: float = 2.0
+    path: str = "auto"
+    chunk_rows: int | None = None
+    spill_dir: str | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.memory_gb <= 0:
+            raise ConfigError(f"memory_gb must be > 0, got {self.memory_gb}")
+        if self.path not in ("auto", "memory", "disk"):
+            raise ConfigError(f"path must be auto, memory or disk, got {self.path!r}")
+        if self.chunk_rows is not None and self.chunk_rows < 1:
+            raise ConfigError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+
+    @property
+    def chunk(self) -> int:
+        budget = int(self.memory_gb * 2**30 / 8 / CHUNK_BYTES_PER_ROW)
+        return self.chunk_rows or max(1_000, min(100_000, budget))
+
+    @property
+    def duckdb_limit(self) -> str:
+        return f"{max(128, int(self.memory_gb * 1024 / 2))}MB"
+
+    def choose(self, text_bytes: int) -> str:
+        """``memory`` or ``disk`` for an input of ``text_bytes`` bytes of text."""
+        if self.path != "auto":
+            return self.path
+        fits = text_bytes * MEMORY_PATH_BYTES_PER_TEXT_BYTE <= self.memory_gb * 2**30 / 2
+        return "memory" if fits else "disk"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def connect_spill(scale: ScaleConfig, folder: str) -> Any:
+    import duckdb
+
+    con = duckdb.connect(str(Path(folder) / "spill.duckdb"))
+    con.execute(f"SET memory_limit = '{scale.duckdb_limit}'")
+    con.execute(f"SET temp_directory = '{Path(folder) / 'tmp'}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _blob_matrix(column: Any, num_perm: int) -> np.ndarray:
+    """A column of equal-length signature BLOBs (pyarrow) as a ``(rows, num_perm)`` matrix."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    arr = arr.cast(pa.large_binary())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.view(np.uint32).reshape(len(arr), num_perm)
+
+
+class SpilledDedup:
+    """Dedup of a stream of rows through a DuckDB file; use as a context manager."""
+
+    def __init__(
+        self,
+        config: DedupConfig | None = None,
+        scale: ScaleConfig | None = None,
+        what: str = "prompt",
+    ) -> None:
+        self.config = config or DedupConfig()
+        self.scale = scale or ScaleConfig()
+        self.what = what
+        self.rows = 0
+        self.bands = (
+            optimal_bands(self.config.near_threshold, self.config.num_perm)
+            if self.config.near_threshold is not None
+            else 0
+        )
+        self.spec = SketchSpec(
+            self.config.shingle_words, self.config.num_perm, self.config.seed, self.bands
+        )
+        self._tmp = tempfile.TemporaryDirectory(prefix="stillroom-dedup-", dir=self.scale.spill_dir)
+        self.con = connect_spill(self.scale, self._tmp.name)
+        cols = ", ".join(f"b{j} BIGINT" for j in range(self.bands))
+        self.con.execute("CREATE TABLE ids (row INTEGER, id VARCHAR)")
+        self.con.execute("CREATE TABLE fps (row INTEGER, f1 UBIGINT, f2 UBIGINT)")
+        self.con.execute("CREATE TABLE sigs (row INTEGER, sig BLOB)")
+        self.con.execute(f"CREATE TABLE keys (row INTEGER{', ' + cols if cols else ''})")
+        self._finished = False
+
+    def __enter__(self) -> SpilledDedup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+        self._tmp.cleanup()
+
+    def add(self, texts: Sequence[str], ids: Sequence[str]) -> None:
+        """The next chunk of rows, in input order."""
+        if len(texts) != len(ids):
+            raise ConfigError(f"{len(texts)} texts but {len(ids)} ids")
+        self.add_sketch(ids, sketch_chunk(texts, self.spec))
+
+    def add_sketch(self, ids: Sequence[str], sketch: Sketch) -> None:
+        """The next chunk, already sketched (by :func:`sketch_stream`, perhaps in workers)."""
+        import pyarrow as pa
+
+        start, n = self.rows, len(ids)
+        rows = np.arange(start, start + n, dtype=np.int32)
+        self._put("ids", pa.table({"row": rows, "id": pa.array(list(ids), pa.string())}))
+        self._put("fps", pa.table({"row": rows, "f1": sketch.f1, "f2": sketch.f2}))
+        self.rows += n
+        if not self.bands or not len(sketch.sig):
+            return
+        live = rows[sketch.live]
+        sig = np.ascontiguousarray(sketch.sig)
+        blobs = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(sig.shape[1] * 4), len(sig), [None, pa.py_buffer(sig.tobytes())]
+        )
+        self._put("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
+        keys = sketch.keys
+        self._put(
+            "keys", pa.table({"row": live} | {f"b{j}": keys[:, j] for j in range(self.bands)})
+        )
+
+    def _put(self, table: str, frame: Any) -> None:
+        self.con.register("chunk_in", frame)
+        self.con.execute(f"INSERT INTO {table} SELECT * FROM chunk_in")
+        self.con.unregister("chunk_in")
+
+    def _read(self, sql: str, batch: int) -> Any:
+        """Arrow batches of ``sql`` from a second cursor, so inserts can go on meanwhile."""
+        return self.con.cursor().sql(sql).to_arrow_reader(batch)
+
+    def finish(self) -> None:
+        """Exact duplicates, candidate pairs, verification and decisions (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        con = self.con
+        con.execute(f"CREATE TABLE exact AS {EXACT_SQL}")
+        con.execute("CREATE TABLE near (row INTEGER, kept INTEGER, score DOUBLE)")
+        if not self.bands:
+            return
+        con.execute("DELETE FROM keys WHERE row IN (SELECT row FROM exact)")
+        con.execute("CREATE TABLE pairs (k INTEGER, i INTEGER)")
+        # a few bands per query: all of them for small inputs, one for millions of rows
+        step = max(1, min(self.bands, BAND_ROWS_PER_QUERY // max(1, self.rows)))
+        for j in range(0, self.bands, step):
+            bands = range(j, min(j + step, self.bands))
+            con.execute(f"INSERT INTO pairs {candidate_sql(band_keys_sql(bands))}")
+        self._verify()
+        self._decide()
+
+    def _verify(self) -> None:
+        """Each distinct candidate pair's estimated Jaccard, kept where it meets the threshold."""
+        import pyarrow as pa
+
+        threshold, num_perm = self.config.near_threshold, self.config.num_perm
+        self.con.execute("CREATE TABLE edges (i INTEGER, k INTEGER, score DOUBLE)")
+        for batch in self._read(VERIFY_SQL, 200_000):
+            if not batch.num_rows:
+                continue
+            score = scores(
+                _blob_matrix(batch.column("si"), num_perm),
+                _blob_matrix(batch.column("sk"), num_perm),
+            )
+            hit = score >= threshold
+            edges = pa.table({
+                "i": batch.column("i").to_numpy()[hit],
+                "k": batch.column("k").to_numpy()[hit],
+                "score": score[hit],
+            })  # fmt: skip
+            self._put("edges", edges)
+
+    def _decide(self) -> None:
+        import pyarrow as pa
+
+        batches = (
+            tuple(b.column(c).to_numpy() for c in ("i", "k", "score"))
+            for b in self._read("SELECT i, k, score FROM edges ORDER BY i, k", 500_000)
+        )
+        decided = list(first_kept(batches, self.rows))
+        self._put("near", pa.table({
+            "row": np.array([d[0] for d in decided], dtype=np.int32),
+            "kept": np.array([d[1] for d in decided], dtype=np.int32),
+            "score": np.array([d[2] for d in decided], dtype=np.float64),
+        }))  # fmt: skip
+
+    def counts(self) -> dict[str, int]:
+        self.finish()
+        exact = self.con.execute("SELECT count(*) FROM exact").fetchone()[0]
+        near = self.con.execute("SELECT count(*) FROM near").fetchone()[0]
+        return {"rows": self.rows, "exact": exact, "near": near, "kept": self.rows - exact - near}
+
+    def drops(self) -> Iterator[tuple[int, str, Drop]]:
+        """``(row, row id, Drop)`` for every dropped row, in row order."""
+        self.finish()
+        for batch in self._read(DROPS_SQL, 100_000):
+            for row, rid, matched, score in zip(
+                *(c.to_pylist() for c in batch.columns), strict=True
+            ):
+                yield row, rid, to_drop(self.what, self.config.near_threshold, matched, score)
+
+
+@dataclass
+class DedupRun:
+    """What a dedup run did: counts, the path taken, time and peak memory."""
+
+    rows: int
+    exact: int
+    near: int
+    kept: int
+    path: str
+    seconds: float
+    peak_rss_mb: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def dedup_chunks(
+    chunks: Iterator[tuple[list[str], list[str]]],
+    config: DedupConfig | None = None,
+    scale: ScaleConfig | None = None,
+    what: str = "prompt",
+    path: str = "disk",
+) -> tuple[DedupRun, list[tuple[int, str, Drop]]]:
+    """Dedup rows given as ``(texts, ids)`` chunks on ``path`` (``memory`` or ``disk``): the run's
+    summary and its drops ``(row, id, Drop)`` in row order."""
+    start, scale = time.perf_counter(), scale or ScaleConfig()
+    if path == "memory":
+        texts: list[str] = []
+        ids: list[str] = []
+        for t, i in chunks:
+            texts += t
+            ids += i
+        found = find_duplicates(texts, ids, config, what)
+        drops = [(r, ids[r], found[r]) for r in sorted(found)]
+        rows = len(texts)
+    else:
+        with SpilledDedup(config, scale, what) as dedup:
+            for i, sketch in sketch_stream(chunks, dedup.spec, scale.workers):
+                dedup.add_sketch(i, sketch)
+            drops = list(dedup.drops())
+            rows = dedup.rows
+    exact = sum(d.score == 1.0 and d.reason.startswith("exact") for _, _, d in drops)
+    run = DedupRun(
+        rows, exact, len(drops) - exact, rows - len(drops), path,
+        round(time.perf_counter() - start, 3), round(peak_rss_mb(), 1),
+    )  # fmt: skip
+    return run, drops
+
+
+def decontam_chunks(
+    chunks: Iterator[tuple[list[str], list[str]]], decontaminator: Any
+) -> tuple[dict[str, Any], list[tuple[int, str, Drop]]]:
+    """Decontaminate rows given as ``(texts, ids)`` chunks: a summary and the drops.
+
+    Whether a row leaks depends only on the row and the benchmark items (a 13-gram lookup, an
+    LSH query against the items), never on other rows, so there is nothing to spill: memory is
+    the benchmark's index plus one chunk, and the decisions are those of one big ``check``."""
+    start, rows = time.perf_counter(), 0
+    drops: list[tuple[int, str, Drop]] = []
+    for texts, ids in chunks:
+        for pos, drop in enumerate(decontaminator.check(texts)):
+            if drop is not None:
+                drops.append((rows + pos, ids[pos], drop))
+        rows += len(texts)
+    by_stage = {s: 0 for s in ("decontam-ngram", "decontam-minhash", "decontam-embedding")}
+    for _, _, drop in drops:
+        by_stage[drop.stage] = by_stage.get(drop.stage, 0) + 1
+    summary = {
+        "rows": rows, **{k.removeprefix("decontam-"): v for k, v in by_stage.items()},
+        "kept": rows - len(drops), "path": "chunks",
+        "seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }  # fmt: skip
+    return summary, drops
