@@ -27,6 +27,7 @@ from stillroom.harvest.errors import (
 
 if TYPE_CHECKING:
     from stillroom.harvest._batch_run import cancel_batches
+    from stillroom.harvest._budget import Caps, RunLimits
     from stillroom.harvest._completions import (
         CompletionRow,
         completion_row,
@@ -38,13 +39,16 @@ if TYPE_CHECKING:
     )
     from stillroom.harvest._config import HarvestConfig, HarvestResult
     from stillroom.harvest._export import export_dataset, read_acceptances
-    from stillroom.harvest._limiter import RateLimiter
+    from stillroom.harvest._limiter import RateLimiter, retry_after_seconds
     from stillroom.harvest._prompts import Prompt, load_prompts
+    from stillroom.harvest._retry import PermanentError, TransientError, retrying
     from stillroom.harvest._run import arun_harvest, run_harvest
     from stillroom.harvest._status import HarvestStatus, harvest_status
 
 _LAZY = {
     "cancel_batches": "stillroom.harvest._batch_run",
+    "Caps": "stillroom.harvest._budget",
+    "RunLimits": "stillroom.harvest._budget",
     "CompletionRow": "stillroom.harvest._completions",
     "completion_row": "stillroom.harvest._completions",
     "prompt_key": "stillroom.harvest._completions",
@@ -57,6 +61,10 @@ _LAZY = {
     "export_dataset": "stillroom.harvest._export",
     "read_acceptances": "stillroom.harvest._export",
     "RateLimiter": "stillroom.harvest._limiter",
+    "retry_after_seconds": "stillroom.harvest._limiter",
+    "PermanentError": "stillroom.harvest._retry",
+    "TransientError": "stillroom.harvest._retry",
+    "retrying": "stillroom.harvest._retry",
     "Prompt": "stillroom.harvest._prompts",
     "load_prompts": "stillroom.harvest._prompts",
     "arun_harvest": "stillroom.harvest._run",
@@ -67,6 +75,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
+    "Caps",
     "CompletionRow",
     "DatabaseBusyError",
     "HarvestConfig",
@@ -75,10 +84,13 @@ __all__ = [
     "HarvestResult",
     "HarvestStatus",
     "MissingDependencyError",
+    "PermanentError",
     "Prompt",
     "PromptFileError",
     "ProviderAuthError",
     "RateLimiter",
+    "RunLimits",
+    "TransientError",
     "arun_harvest",
     "cancel_batches",
     "completion_row",
@@ -89,6 +101,8 @@ __all__ = [
     "read_acceptances",
     "read_completions",
     "render_assistant",
+    "retry_after_seconds",
+    "retrying",
     "run_harvest",
     "split_think",
     "write_completions",
