@@ -91,30 +91,43 @@ def parse_echo(reply: Any, where: str) -> Echo:
     return Echo(list(values), list(offsets), int(usage.get("prompt_tokens") or len(values)))
 
 
-def align_by_offset(
-    echo: Echo, starts: Sequence[int], text_len: int
-) -> tuple[list[float | None], int]:
-    """Teacher logprobs for the tokens starting at ``starts`` (char offsets into the text).
+def align_by_offset(echo: Echo, starts: Sequence[int], end: int) -> tuple[list[float | None], int]:
+    """Teacher logprobs for the tokens spanning ``starts[j]`` to ``starts[j+1]`` (``end`` for
+    the last), character offsets into the scored text.
 
-    Entries are matched by ``text_offset`` in order (a character split over several tokens
-    gives several entries at one offset); a token with no entry at its offset is ``None``
-    and counts as a mismatch. Entries at or past ``text_len`` (the generated token) are dropped.
+    A token is scored where the teacher has an entry at its start whose next entry starts
+    where the token ends (the same span of text, so the same token); characters split over
+    several tokens give several entries at one offset, matched in order. Any other token is
+    ``None`` and counts as a mismatch. Entries at or past ``end`` (the generated one) are ignored.
     """
-    by_offset: dict[int, list[float | None]] = {}
-    for value, offset in zip(echo.token_logprobs, echo.text_offset, strict=False):
-        if offset < text_len:
-            by_offset.setdefault(offset, []).append(value)
+    spans: dict[tuple[int, int], list[float | None]] = {}
+    offsets = [o for o in echo.text_offset if o < end]
+    nexts = [*offsets[1:], end]
+    for value, a, b in zip(echo.token_logprobs, offsets, nexts, strict=False):
+        spans.setdefault((a, b), []).append(value)
     out: list[float | None] = []
-    for start in starts:
-        queue = by_offset.get(start)
+    for j, a in enumerate(starts):
+        b = starts[j + 1] if j + 1 < len(starts) else end
+        queue = spans.get((a, b))
         out.append(queue.pop(0) if queue else None)
     return out, sum(v is None for v in out)
 
 
+def decode_starts(tokenizer: Any, ids: Sequence[int], offset: int = 0) -> list[int]:
+    """Each token's character start, as servers compute ``text_offset``: the length of the
+    decoded text before it (a trailing partial UTF-8 character does not count, as with
+    llama-cpp-python's ``errors="ignore"``)."""
+    out = []
+    for i in range(len(ids)):
+        before = tokenizer.decode(list(ids[:i]), skip_special_tokens=False)
+        out.append(offset + len(before.rstrip("\ufffd")))
+    return out
+
+
 def token_starts(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
     """The student's own tokenisation of ``text``: ids and each token's character start."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(enc["input_ids"]), [a for a, _ in enc["offset_mapping"]]
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return ids, decode_starts(tokenizer, ids)
 
 
 class ScoringClient:
@@ -272,14 +285,6 @@ class ScoringClient:
         assert isinstance(text, str)
         key = scoring_key(self.teacher, text)
         echo = parse_echo(self.request(text, key), self.base_url)
-        ids, starts = token_starts(tokenizer, text)
-        n = len(prompt_ids)
-        values, _ = align_by_offset(echo, starts[n:], len(text))
-        # a re-tokenised completion that differs from the sampled ids cannot be scored there
-        values = [
-            v if i < len(values) and ids[n + i : n + i + 1] == [tok] else None
-            for i, (v, tok) in enumerate(zip(values, completion, strict=False))
-        ]
-        values += [None] * (len(completion) - len(values))
-        missing = sum(v is None for v in values)
+        starts = decode_starts(tokenizer, completion, offset=len(prompt_text))
+        values, missing = align_by_offset(echo, starts, len(text))
         return {"logprobs": values, "mismatches": missing, "prompt_tokens": echo.prompt_tokens}, key

@@ -160,6 +160,9 @@ def onpolicy(
     learning_rate: Annotated[float | None, Opt("--learning-rate", "--lr")] = None,
     kl_coef: Annotated[float | None, Opt(help="weight of the reverse-KL advantage")] = None,
     eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
+    heldout_samples: Annotated[
+        int | None, Opt(help="samples per held-out prompt for the KL metric (default 4)")
+    ] = None,
     seed: Annotated[int | None, Opt()] = None,
     lora_r: Annotated[int | None, Opt()] = None,
     lora_alpha: Annotated[int | None, Opt()] = None,

@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from stillroom.train._scoring import PROBE_TEXT
+from stillroom.train._scoring import PROBE_TEXT, decode_starts
 
 
 class ScoringTeacher:
@@ -102,11 +102,9 @@ class ScoringTeacher:
         if isinstance(prompt, list):
             ids = list(prompt)
             text = tok.decode(ids, skip_special_tokens=False)
-            offsets = [len(tok.decode(ids[:i], skip_special_tokens=False)) for i in range(len(ids))]
         else:
-            text = prompt
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-            ids, offsets = list(enc["input_ids"]), [a for a, _ in enc["offset_mapping"]]
+            text, ids = prompt, tok(prompt, add_special_tokens=False)["input_ids"]
+        offsets = decode_starts(tok, ids)
         with torch.no_grad():
             logits = self.model(input_ids=torch.tensor([ids])).logits[0].float()
         logp = torch.log_softmax(logits, -1)

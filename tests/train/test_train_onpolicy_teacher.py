@@ -106,10 +106,14 @@ def test_config_is_validated():
 
 
 def test_align_by_offset_uses_offsets_not_token_strings():
-    # "é" split over two byte tokens: both start at offset 1 and decode to "" each
+    # text "aéb": "é" split over two byte tokens, which both start at offset 1 and decode
+    # to "" each; the generated entry at offset 3 is ignored
     echo = Echo([None, -0.5, -0.25, -0.125, -3.0], [0, 1, 1, 2, 3], 5)
-    values, missing = align_by_offset(echo, [1, 1, 2, 7], text_len=3)
-    assert values == [-0.5, -0.25, -0.125, None] and missing == 1
+    values, missing = align_by_offset(echo, [1, 1, 2], end=3)
+    assert values == [-0.5, -0.25, -0.125] and missing == 0
+    # the student tokenised "éb" as one token: no teacher token spans it
+    values, missing = align_by_offset(echo, [0, 1], end=3)
+    assert values == [None, None] and missing == 2
 
 
 def test_retries_429_with_the_servers_hint_and_sends_the_idempotency_key():
