@@ -118,6 +118,7 @@ def _load_student(config: OnPolicyConfig, base_dir: Path) -> Any:
     from stillroom.train._sft import lora_config
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
     if config.from_adapter is not None:
         model = PeftModel.from_pretrained(model, config.from_adapter, is_trainable=True)
     else:

@@ -64,7 +64,7 @@ def sample(
         eos_token_id=eos,
     )
     torch.manual_seed(seed)
-    ids = torch.tensor([prompt_ids])
+    ids = torch.tensor([prompt_ids], device=model.device)
     with torch.no_grad():
         out = model.generate(
             input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen
@@ -76,8 +76,8 @@ def sample(
     return completions
 
 
-def _batch(seqs: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Any, Any]:
-    """Right-padded ids and attention mask."""
+def _batch(seqs: Sequence[tuple[list[int], list[int]]], pad: int, device: Any) -> tuple[Any, Any]:
+    """Right-padded ids and attention mask, on ``device``."""
     import torch
 
     width = max(len(p) + len(c) for p, c in seqs)
@@ -87,7 +87,7 @@ def _batch(seqs: Sequence[tuple[list[int], list[int]]], pad: int) -> tuple[Any, 
         n = len(p) + len(c)
         ids[i, :n] = torch.tensor(p + c)
         att[i, :n] = 1
-    return ids, att
+    return ids.to(device), att.to(device)
 
 
 def completion_logprobs(model: Any, pad: int, seqs: Sequence[tuple[list[int], list[int]]]):
@@ -99,7 +99,7 @@ def completion_logprobs(model: Any, pad: int, seqs: Sequence[tuple[list[int], li
     out: list[list[float]] = []
     for i in range(0, len(seqs), MICRO_BATCH):
         chunk = seqs[i : i + MICRO_BATCH]
-        ids, att = _batch(chunk, pad)
+        ids, att = _batch(chunk, pad, model.device)
         with torch.no_grad():
             lp = token_logprobs(model(input_ids=ids, attention_mask=att).logits[:, :-1], ids[:, 1:])
         for row, (p, c) in zip(lp, chunk, strict=True):
@@ -125,7 +125,7 @@ def train_step(
     kl_sum, loss_sum = 0.0, 0.0
     for i in range(0, len(seqs), MICRO_BATCH):
         chunk, scores = seqs[i : i + MICRO_BATCH], teacher[i : i + MICRO_BATCH]
-        ids, att = _batch(chunk, pad)
+        ids, att = _batch(chunk, pad, model.device)
         # position t of the logits predicts token t + 1: completion token j sits at len(p)-1+j
         lt = torch.zeros((len(chunk), ids.shape[1] - 1))
         mask = torch.zeros_like(lt)
@@ -134,6 +134,7 @@ def train_step(
                 if v is not None:
                     lt[r, len(p) - 1 + t] = v
                     mask[r, len(p) - 1 + t] = 1
+        lt, mask = lt.to(ids.device), mask.to(ids.device)
         lp = token_logprobs(model(input_ids=ids, attention_mask=att).logits[:, :-1], ids[:, 1:])
         # normalise by the whole batch's token count: sum over micro-batches = the full loss
         loss = onpolicy_loss(lp, lp.detach(), lt, mask, kl_coef) * mask.sum() / max(total, 1)
