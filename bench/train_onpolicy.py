@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _corpora import add_corpora_option
 from train_context_distill import SYSTEM, prompts, teacher_db
 
 
