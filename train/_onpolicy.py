@@ -160,7 +160,8 @@ def _samples(run: _Run, kind: str, step: int, batch: list[Any], k: int) -> list:
     cfg = run.config
     for ex in batch:
         pids = render_student(run.tokenizer, ex.prompt)
-        seed = sample_seed(cfg.seed, kind, step, ex.prompt_key)
+        tag = "heldout" if kind.startswith("heldout") else kind  # base and student: same seeds
+        seed = sample_seed(cfg.seed, tag, step, ex.prompt_key)
         completions = sample(
             run.model,
             run.tokenizer,
