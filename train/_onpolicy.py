@@ -238,7 +238,7 @@ def train_onpolicy(config: OnPolicyConfig, *, http: Any = None) -> OnPolicyResul
     run_policy, ob = _policy(config)  # refuses before any request
     base_dir = _base_dir(config, resolve_base)
     config.out.mkdir(parents=True, exist_ok=True)
-    store = OnPolicyStore(config.db)
+    store, client = OnPolicyStore(config.db), None
     try:
         _check_resume(store, config, run_policy)
         client = _client(config, run_policy, store, http)
@@ -277,11 +277,12 @@ def train_onpolicy(config: OnPolicyConfig, *, http: Any = None) -> OnPolicyResul
                     stats["tokens"],
                 )
         student = _heldout_kl(run, "heldout-student", held)
-        client.close()
         requests, tokens = store.totals()
         metrics = _metrics(progress, student, requests, tokens, probe, train, held)
         return _write_outputs(config, run, base_dir, metrics, ob, run_policy)
     finally:
+        if client is not None:
+            client.close()
         store.close()
 
 
