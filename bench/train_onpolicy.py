@@ -132,7 +132,7 @@ def main() -> None:
         opd = train_onpolicy(OnPolicyConfig(
             prompts=tmp / "p.jsonl", db=tmp / "opd.duckdb", out=tmp / "opd",
             teacher_base_url=server.base_url, teacher_model="smollm2+system",
-            policy="self-hosted", teacher_system=SYSTEM, base=str(base), eval_fraction=0.25,
+            policy="smollm2", teacher_system=SYSTEM, base=str(base), eval_fraction=0.25,
             steps=args.steps, prompts_per_step=args.per_step,
             samples_per_prompt=args.samples, max_new_tokens=args.new_tokens, progress=False,
         ))  # fmt: skip
