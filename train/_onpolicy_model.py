@@ -141,7 +141,7 @@ def train_step(
         if mask.sum() > 0:
             loss.backward()
         kl_sum += float(((lp.detach() - lt) * mask).sum())
-        loss_sum += float(loss)
+        loss_sum += float(loss.detach())
     optimizer.step()
     return {"reverse_kl": kl_sum / max(total, 1), "loss": loss_sum, "tokens": total}
 
