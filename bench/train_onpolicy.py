@@ -3,7 +3,7 @@
 Context distillation: the teacher is SmolLM2-135M-Instruct with a pirate system prompt, the
 student the same base with no prompt. On-policy runs first against a loopback scoring teacher
 (``tests/train/scoring_server.py``: ``/v1/completions`` echo+logprobs, one forward pass); its
-``teacher_tokens_scored`` (the teacher's prefill) is the budget. The SFT students train on the
+``teacher_tokens_train`` (the teacher's prefill for training samples) is the budget. The SFT students train on the
 teacher's greedy answers to as many train prompts as fit the same budget (prompt + output
 tokens). Each student is measured on held-out prompts (same split rule as ``train sft``):
 reverse KL against the teacher-with-prompt (nats/token, 4 samples at T=1 per prompt, fixed
@@ -137,7 +137,7 @@ def main() -> None:
             samples_per_prompt=args.samples, max_new_tokens=args.new_tokens, progress=False,
         ))  # fmt: skip
     t1 = time.perf_counter()
-    budget = opd.metrics["teacher_tokens_scored"]
+    budget = opd.metrics["teacher_tokens_train"]  # the held-out metric's scoring not counted
     full = teacher_db(tmp / "teacher.duckdb", base, [e.prompt_id for e in train], args.new_tokens)
     db, used = sft_rows_within(full, tmp / "sft.duckdb", budget, tok, {e.prompt_key for e in train})
     t2 = time.perf_counter()

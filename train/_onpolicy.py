@@ -127,7 +127,9 @@ def _load_student(config: OnPolicyConfig, base_dir: Path) -> Any:
     return model
 
 
-def _scores(run: _Run, prompts: dict[str, Any], rows: list) -> list[list[float | None]]:
+def _scores(
+    run: _Run, prompts: dict[str, Any], rows: list, purpose: str = "score"
+) -> list[list[float | None]]:
     """Teacher logprobs for each stored sample: from the store, else one request each."""
     from stillroom.train._onpolicy_model import render_teacher, teacher_messages
 
@@ -142,7 +144,7 @@ def _scores(run: _Run, prompts: dict[str, Any], rows: list) -> list[list[float |
             run.store.add_score(key, client.teacher, stored)
             run.store.add_requests(
                 client.teacher,
-                "score",
+                purpose,
                 client.requests - before[0],
                 client.prompt_tokens - before[1],
             )
@@ -192,7 +194,7 @@ def _heldout_kl(run: _Run, kind: str, held: list[Any]) -> dict[str, Any]:
         rows = _samples(run, kind, 0, held, cfg.heldout_samples)
     finally:
         cfg.temperature = saved_t
-    teacher = _scores(run, by_id, rows)
+    teacher = _scores(run, by_id, rows, purpose="heldout")
     student = completion_logprobs(run.model, run.pad, [(p, c) for _, _, p, c in rows])
     if was_training:
         run.model.train()
@@ -279,6 +281,7 @@ def train_onpolicy(config: OnPolicyConfig, *, http: Any = None) -> OnPolicyResul
         student = _heldout_kl(run, "heldout-student", held)
         requests, tokens = store.totals()
         metrics = _metrics(progress, student, requests, tokens, probe, train, held)
+        metrics["teacher_tokens_train"] = store.totals(purpose="score")[1]
         return _write_outputs(config, run, base_dir, metrics, ob, run_policy)
     finally:
         if client is not None:

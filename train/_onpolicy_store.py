@@ -40,7 +40,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE onpolicy_requests (
             sent_at TIMESTAMP NOT NULL,
             teacher VARCHAR NOT NULL,
-            purpose VARCHAR NOT NULL,             -- probe | score
+            purpose VARCHAR NOT NULL,             -- probe | score | heldout
             requests INTEGER NOT NULL,
             prompt_tokens INTEGER NOT NULL
         );
@@ -158,12 +158,14 @@ class OnPolicyStore:
         ).fetchone()
         return int(row[0])
 
-    def totals(self) -> tuple[int, int]:
-        """(requests of any purpose, prompt tokens of scoring requests) over every run."""
+    def totals(self, purpose: str | None = None) -> tuple[int, int]:
+        """(requests of any purpose, prompt tokens of scoring requests) over every run;
+        ``purpose``: only ``score`` (training samples) or ``heldout`` requests."""
+        where = "purpose <> 'probe'" if purpose is None else "purpose = ?"
         row = self.con.execute(
             "SELECT coalesce(sum(requests), 0), "
-            "coalesce(sum(prompt_tokens) FILTER (WHERE purpose <> 'probe'), 0) "
-            "FROM onpolicy_requests"
+            f"coalesce(sum(prompt_tokens) FILTER (WHERE {where}), 0) FROM onpolicy_requests",
+            [] if purpose is None else [purpose],
         ).fetchone()
         return int(row[0]), int(row[1])
 
