@@ -84,7 +84,8 @@ def sft_rows_within(
         chat = json.loads(row.messages)
         if prompt_key([m for m in chat if m["role"] != "system"]) not in train_keys:
             continue
-        cost = len(tok.apply_chat_template(chat, add_generation_prompt=True)) + len(
+        rendered = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        cost = len(tok(rendered, add_special_tokens=False)["input_ids"]) + len(
             tok(row.content, add_special_tokens=False)["input_ids"]
         )
         if used + cost > budget:
