@@ -27,6 +27,7 @@ from stillroom.harvest.errors import (
 
 if TYPE_CHECKING:
     from stillroom.harvest._batch_run import cancel_batches
+    from stillroom.harvest._budget import Caps, RunLimits
     from stillroom.harvest._completions import (
         CompletionRow,
         completion_row,
@@ -39,13 +40,16 @@ if TYPE_CHECKING:
     from stillroom.harvest._config import HarvestConfig, HarvestResult
     from stillroom.harvest._dialect import RequestOptions, dialect_for
     from stillroom.harvest._export import export_dataset, read_acceptances, reasoning_kind_note
-    from stillroom.harvest._limiter import RateLimiter
+    from stillroom.harvest._limiter import RateLimiter, retry_after_seconds
     from stillroom.harvest._prompts import Prompt, load_prompts
+    from stillroom.harvest._retry import PermanentError, TransientError, retrying
     from stillroom.harvest._run import arun_harvest, run_harvest
     from stillroom.harvest._status import HarvestStatus, harvest_status
 
 _LAZY = {
     "cancel_batches": "stillroom.harvest._batch_run",
+    "Caps": "stillroom.harvest._budget",
+    "RunLimits": "stillroom.harvest._budget",
     "CompletionRow": "stillroom.harvest._completions",
     "completion_row": "stillroom.harvest._completions",
     "prompt_key": "stillroom.harvest._completions",
@@ -61,6 +65,10 @@ _LAZY = {
     "reasoning_kind_note": "stillroom.harvest._export",
     "read_acceptances": "stillroom.harvest._export",
     "RateLimiter": "stillroom.harvest._limiter",
+    "retry_after_seconds": "stillroom.harvest._limiter",
+    "PermanentError": "stillroom.harvest._retry",
+    "TransientError": "stillroom.harvest._retry",
+    "retrying": "stillroom.harvest._retry",
     "Prompt": "stillroom.harvest._prompts",
     "load_prompts": "stillroom.harvest._prompts",
     "arun_harvest": "stillroom.harvest._run",
@@ -71,6 +79,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
+    "Caps",
     "CompletionRow",
     "DatabaseBusyError",
     "HarvestConfig",
@@ -79,11 +88,14 @@ __all__ = [
     "HarvestResult",
     "HarvestStatus",
     "MissingDependencyError",
+    "PermanentError",
     "Prompt",
     "PromptFileError",
     "ProviderAuthError",
     "RateLimiter",
     "RequestOptions",
+    "RunLimits",
+    "TransientError",
     "arun_harvest",
     "cancel_batches",
     "completion_row",
@@ -96,6 +108,8 @@ __all__ = [
     "read_completions",
     "reasoning_kind_note",
     "render_assistant",
+    "retry_after_seconds",
+    "retrying",
     "run_harvest",
     "split_think",
     "write_completions",

@@ -1,4 +1,5 @@
-"""train: TRL SFT of a LoRA student on a harvest, measured against the teacher and the base.
+"""train: TRL SFT of a LoRA student on a harvest (or on-policy distillation from a served
+teacher), measured against the teacher and the base.
 
 Library first (``train_sft``, ``evaluate_student``, ``resolve_base``); ``stillroom.train.cli`` is a thin
 Typer shell over it. Heavy imports (torch, trl, transformers, peft, datasets) happen inside
@@ -14,6 +15,9 @@ from stillroom._core.lazy import lazy_exports
 from stillroom.train.errors import (
     BaseModelError,
     PolicyForbidsTraining,
+    TeacherNoLogprobs,
+    TeacherScoringError,
+    TeacherTokenizerMismatch,
     TrainConfigError,
     TrainDataError,
     TrainError,
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     from stillroom.train._data import Dataset, Example, load_dataset, split_by_prompt
     from stillroom.train._evaluate import EvalConfig, evaluate_student, render_report
     from stillroom.train._metrics import METRIC_NAMES, exact_match, rouge_l, score, token_f1
+    from stillroom.train._onpolicy import OnPolicyResult, train_onpolicy
+    from stillroom.train._onpolicy_config import OnPolicyConfig
     from stillroom.train._sft import TrainResult, train_sft
     from stillroom.train._split import SplitRecord
 
@@ -46,6 +52,9 @@ _LAZY = {
     "rouge_l": "stillroom.train._metrics",
     "score": "stillroom.train._metrics",
     "token_f1": "stillroom.train._metrics",
+    "OnPolicyConfig": "stillroom.train._onpolicy_config",
+    "OnPolicyResult": "stillroom.train._onpolicy",
+    "train_onpolicy": "stillroom.train._onpolicy",
     "TrainResult": "stillroom.train._sft",
     "train_sft": "stillroom.train._sft",
 }
@@ -57,8 +66,13 @@ __all__ = [
     "Dataset",
     "EvalConfig",
     "Example",
+    "OnPolicyConfig",
+    "OnPolicyResult",
     "PolicyForbidsTraining",
     "SplitRecord",
+    "TeacherNoLogprobs",
+    "TeacherScoringError",
+    "TeacherTokenizerMismatch",
     "TrainConfig",
     "TrainConfigError",
     "TrainDataError",
@@ -75,5 +89,6 @@ __all__ = [
     "score",
     "split_by_prompt",
     "token_f1",
+    "train_onpolicy",
     "train_sft",
 ]

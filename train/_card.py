@@ -26,10 +26,14 @@ def write_card(
     metrics: dict[str, Any],
     config: dict[str, Any],
     obligations: Any,
+    sections: list[str] | None = None,
 ) -> tuple[Path, Path | None]:
-    """Write ``README.md`` (the model card) and ``NOTICE`` (when there are notices) in ``out``."""
+    """Write ``README.md`` (the model card) and ``NOTICE`` (when there are notices) in ``out``.
+
+    ``sections``: the card's description, data and training lines, in place of ``train
+    sft``'s (``train onpolicy`` gives its own); the header and the obligations are shared."""
     section = obligations.card_markdown()
-    lines = [
+    head = [
         "---",
         "library_name: peft",
         "tags: [stillroom, distillation, lora, trl, sft]",
@@ -38,6 +42,8 @@ def write_card(
         "",
         f"# {name}",
         "",
+    ]
+    body = sections or [
         f"A LoRA adapter on `{base}` trained by `stillroom train sft` (TRL SFTTrainer + PEFT) "
         "on answers a teacher model gave, harvested with `stillroom harvest`.",
         "",
@@ -68,9 +74,8 @@ def write_card(
         f"- Steps: {metrics.get('global_step')}, train loss: {_fmt(metrics.get('train_loss'))}, "
         f"eval loss: {_fmt(metrics.get('eval_loss'))}",
         "",
-        section.rstrip(),
-        "",
     ]
+    lines = [*head, *body, section.rstrip(), ""]
     if obligations.name_prefix:
         lines += [f"Name prefix required by the teachers' terms: `{obligations.name_prefix}`", ""]
     # card_markdown() lists the conflicts between the teachers' policies it has; list here

@@ -134,6 +134,61 @@ def sft(
         console.print(f"merged model: {result.merged_dir}")
 
 
+@app.command("onpolicy")
+def onpolicy(
+    prompts: Annotated[Path, Opt(help="prompt file (JSONL {prompt} or {messages}, ...)")],
+    db: Annotated[Path, Opt(help="on-policy DuckDB store (samples and scores; resumable)")],
+    out: Annotated[Path, Opt(help="output directory")],
+    teacher_base_url: Annotated[str, Opt(help="teacher's OpenAI-compatible base URL (.../v1)")],
+    teacher_model: Annotated[str, Opt(help="teacher model name")],
+    policy: Annotated[str | None, Opt(help="the teacher's policy id")] = None,
+    accept: Annotated[
+        list[str] | None, Opt(help="accept a conditional policy's conditions (repeat)")
+    ] = None,
+    purpose: Annotated[str | None, Opt(help="declared purpose (recorded)")] = None,
+    teacher_system: Annotated[
+        str | None, Opt(help="system prompt for the teacher only (context distillation)")
+    ] = None,
+    base: Annotated[str | None, Opt(help="HF model dir or .gguf (default: SmolLM2)")] = None,
+    from_adapter: Annotated[Path | None, Opt(help="start from this LoRA adapter")] = None,
+    name: Annotated[str | None, Opt(help="student name (a required prefix is applied)")] = None,
+    steps: Annotated[int | None, Opt()] = None,
+    prompts_per_step: Annotated[int | None, Opt()] = None,
+    samples_per_prompt: Annotated[int | None, Opt()] = None,
+    max_new_tokens: Annotated[int | None, Opt()] = None,
+    temperature: Annotated[float | None, Opt(help="sampling temperature (1.0: unbiased)")] = None,
+    learning_rate: Annotated[float | None, Opt("--learning-rate", "--lr")] = None,
+    kl_coef: Annotated[float | None, Opt(help="weight of the reverse-KL advantage")] = None,
+    eval_fraction: Annotated[float | None, Opt(help="share of prompts held out")] = None,
+    heldout_samples: Annotated[
+        int | None, Opt(help="samples per held-out prompt for the KL metric (default 4)")
+    ] = None,
+    seed: Annotated[int | None, Opt()] = None,
+    lora_r: Annotated[int | None, Opt()] = None,
+    lora_alpha: Annotated[int | None, Opt()] = None,
+    rpm: Annotated[int | None, Opt(help="your own requests/minute limit on the teacher")] = None,
+    tpm: Annotated[int | None, Opt(help="your own tokens/minute limit on the teacher")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="no per-step logs")] = False,
+) -> None:
+    """On-policy distillation: the student samples, a served teacher scores every token."""
+    options = dict(locals())
+    from stillroom.train._onpolicy import train_onpolicy
+    from stillroom.train._onpolicy_config import OnPolicyConfig
+
+    _logging(quiet)
+    given = {k: v for k, v in options.items() if k != "quiet" and v is not None}
+    given["progress"] = not quiet
+    result = train_onpolicy(OnPolicyConfig(**given))
+    m = result.metrics
+    kl = m["heldout_reverse_kl"]
+    console.print(
+        f"[bold]{result.name}[/]: {m['steps']} steps; held-out reverse KL base "
+        f"{_num(kl['base'])} -> student {_num(kl['student'])}; teacher requests "
+        f"{m['teacher_requests']}, tokens scored {m['teacher_tokens_scored']}"
+    )
+    console.print(f"adapter: {result.adapter_dir}\nmodel card: {result.model_card_path}")
+
+
 @app.command("eval")
 def eval_(
     db: Annotated[Path, Opt(help="harvest DuckDB file (its held-out prompts are used)")],

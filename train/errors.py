@@ -23,9 +23,24 @@ class PolicyForbidsTraining(TrainDataError):
     """Every row left comes from a teacher whose terms forbid training on its outputs."""
 
 
+class TeacherScoringError(TrainError):
+    """The teacher cannot score the student's tokens (refused up front, before training)."""
+
+
+class TeacherNoLogprobs(TeacherScoringError):
+    """The teacher returns no per-token log-probabilities of a given text (closed APIs)."""
+
+
+class TeacherTokenizerMismatch(TeacherScoringError):
+    """The teacher tokenises a probe text differently from the student."""
+
+
 __all__ = [
     "BaseModelError",
     "PolicyForbidsTraining",
+    "TeacherNoLogprobs",
+    "TeacherScoringError",
+    "TeacherTokenizerMismatch",
     "TrainConfigError",
     "TrainDataError",
     "TrainError",
