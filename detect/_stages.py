@@ -139,6 +139,8 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     intent, sources = _intent(sample, config)
     accounts = accounts.join(intent)
     links = shared_prompt_links(engine, max_accounts=config.max_prompt_share, alpha=config.alpha)
+    linked = pd.concat([links["source"], links["target"], sources["source"], sources["target"]])
+    accounts["on_content_link"] = accounts.index.isin(linked)
     # what is asked links only task askers (the graph keeps the same links): an evaluation
     # harness shares a benchmark's items, a product its template, with whoever else runs it
     askers = accounts.index[task_askers(accounts)]
