@@ -199,7 +199,7 @@ class CampaignDetector(BaseEstimator):
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
         # on a content link at all (shared rare prompts or a shared source), asker or not:
         # a rubric farm's members ask short graded answers, yet draw from one source
-        on_link = X["on_content_link"] if "on_content_link" in X else X["shared_requests"] > 0
+        on_link = X["on_content_link"] if "on_content_link" in X else frame["shared_requests"] > 0
         frame["sourced"] = on_link.fillna(False).astype(bool)
         for col in ("spread", "fresh_share"):
             frame[col] = X[col].astype(float) if col in X else np.nan
