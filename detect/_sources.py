@@ -82,12 +82,13 @@ def _members(means, n, linked, target_fpr) -> tuple[np.ndarray, np.ndarray]:
     directions = _units(means[linked])
     t = np.empty(len(means))
     best = np.empty(len(means), dtype=int)
-    for start in range(0, len(means), 4096):
-        proj = means[start : start + 4096] @ directions.T
-        mine = np.flatnonzero((linked >= start) & (linked < start + 4096))
+    step = max(1, 2**22 // len(linked))  # at most 4M projections (32 MB) at a time
+    for start in range(0, len(means), step):
+        proj = means[start : start + step] @ directions.T
+        mine = np.flatnonzero((linked >= start) & (linked < start + step))
         proj[linked[mine] - start, mine] = -np.inf  # never its own direction
-        best[start : start + 4096] = proj.argmax(axis=1)
-        t[start : start + 4096] = np.sqrt(n[start : start + 4096]) * proj.max(axis=1)
+        best[start : start + step] = proj.argmax(axis=1)
+        t[start : start + step] = np.sqrt(n[start : start + step]) * proj.max(axis=1)
     joins = t > robust_threshold(t, None, target_fpr)
     joins[linked] = False
     at = np.flatnonzero(joins)
