@@ -81,6 +81,12 @@ class PromptEmbedder(TransformerMixin, BaseEstimator):
         return _unit(vectors)
 
     def _static_raw(self, texts: list[str]) -> np.ndarray:
+        """Mean word-piece vectors, each distinct text embedded once (a log repeats its
+        templates, evaluation items and retries)."""
+        codes, distinct = _distinct(texts)
+        return self._static_distinct(distinct)[codes]
+
+    def _static_distinct(self, texts: list[str]) -> np.ndarray:
         tokenizer, table = _static_parts()
         width = int(self.max_tokens) + 2
         tokenizer.enable_truncation(width)
@@ -101,8 +107,9 @@ class PromptEmbedder(TransformerMixin, BaseEstimator):
         return np.asarray(pooling @ table, dtype=np.float32)
 
     def _hashed(self, texts: list[str]) -> np.ndarray:
-        sparse = self.vectorizer_.transform(texts)
-        return np.asarray(sparse @ self.projection_, dtype=np.float32)
+        codes, distinct = _distinct(texts)
+        sparse = self.vectorizer_.transform(distinct)
+        return np.asarray(sparse @ self.projection_, dtype=np.float32)[codes]
 
     def _transformer(self):
         if not hasattr(self, "transformer_"):
@@ -152,6 +159,14 @@ def _static_parts():
                 table.astype(np.float32),
             )
     return _STATIC["parts"]
+
+
+def _distinct(texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``(codes, distinct)``: ``texts[i] == distinct[codes[i]]``."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(pd.Series(texts, dtype=object))
+    return codes, [str(t) for t in distinct]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

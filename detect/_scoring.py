@@ -197,7 +197,10 @@ class CampaignDetector(BaseEstimator):
         frame["supplied"] = _products(X)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
-        frame["sourced"] = frame["shared_requests"] > 0
+        # on a content link at all (shared rare prompts or a shared source), asker or not:
+        # a rubric farm's members ask short graded answers, yet draw from one source
+        on_link = X["on_content_link"] if "on_content_link" in X else frame["shared_requests"] > 0
+        frame["sourced"] = on_link.fillna(False).astype(bool)
         for col in ("spread", "fresh_share"):
             frame[col] = X[col].astype(float) if col in X else np.nan
         groups = frame.groupby(X[by].to_numpy())

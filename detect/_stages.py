@@ -139,11 +139,19 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     intent, sources = _intent(sample, config)
     accounts = accounts.join(intent)
     links = shared_prompt_links(engine, max_accounts=config.max_prompt_share, alpha=config.alpha)
+    linked = pd.concat([links["source"], links["target"], sources["source"], sources["target"]])
+    accounts["on_content_link"] = accounts.index.isin(linked)
+    # what is asked links only task askers (the graph keeps the same links): an evaluation
+    # harness shares a benchmark's items, a product its template, with whoever else runs it
+    askers = accounts.index[task_askers(accounts)]
+    asking, sourcing = (
+        x[x["source"].isin(askers) & x["target"].isin(askers)] for x in (links, sources)
+    )
     shared = (
         pd.concat(
             [
-                links[["source", "shared"]],
-                links[["target", "shared"]].set_axis(["source", "shared"], axis=1),
+                asking[["source", "shared"]],
+                asking[["target", "shared"]].set_axis(["source", "shared"], axis=1),
             ]
         )
         .groupby("source")["shared"]
@@ -151,7 +159,7 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     )
     accounts["shared_requests"] = shared.reindex(accounts.index).fillna(0).astype(int)
     # an account drawing its tasks from a source other accounts draw from: its fresh tasks
-    on_source = accounts.index.isin(pd.concat([sources["source"], sources["target"]]))
+    on_source = accounts.index.isin(pd.concat([sourcing["source"], sourcing["target"]]))
     from_source = (accounts["requests"] * accounts["fresh_share"].fillna(0)).round()
     accounts["shared_requests"] = np.maximum(
         accounts["shared_requests"], np.where(on_source, from_source, 0)

@@ -212,3 +212,37 @@ def test_rewording_system_prompts_and_renaming_user_agents_changes_no_verdict(re
     verdict = {a["account_id"]: a["flagged"] for a in plain.report["accounts"]}
     assert verdict == {a["account_id"]: a["flagged"] for a in other.report["accounts"]}
     assert any(verdict.values())  # there is something to keep
+
+
+def _source_world(seed=0, d=48, bulk=400, strong=0.5, weak=0.25):
+    """Unit-norm prompt vectors: ``bulk`` people asking about anything, four accounts drawing
+    16 prompts each from one source (direction ``e``), one drawing 8, more faintly."""
+    rng = np.random.default_rng(seed)
+    e = np.eye(d)[0]
+    accounts, rows = [], []
+
+    def add(name, n, a):
+        v = rng.normal(size=(n, d)) / np.sqrt(d) + a * e
+        rows.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+        accounts.extend([name] * n)
+
+    for i in range(bulk):
+        add(f"person_{i}", int(rng.integers(6, 17)), 0.0)
+    for k in range(4):
+        add(f"source_{k}", 16, strong)
+    add("faint", 8, weak)
+    return np.asarray(accounts), np.vstack(rows)
+
+
+def test_a_faint_member_of_a_found_source_is_linked_by_projection():
+    from stillroom.detect._intent import robust_threshold
+    from stillroom.detect._sources import source_links
+
+    accounts, vectors = _source_world()
+    links, z = source_links(accounts, np.ones(len(accounts), bool), vectors, target_fpr=0.001)
+    linked = set(links["source"]) | set(links["target"])
+    assert {f"source_{k}" for k in range(4)} | {"faint"} <= linked
+    # the norm over every dimension cannot tell the faint member from the bulk ...
+    assert z["faint"] < robust_threshold(z.to_numpy(), None, 0.001)[0]
+    # ... the projection on the found source's direction can, and links almost nobody else
+    assert sum(a.startswith("person_") for a in linked) <= 2
