@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,20 @@ def addition_prompts(count: int = 225, seed: int = 0) -> tuple[list[dict], dict[
 
 
 def harvest_additions(
-    db: Path, rows: list[dict], s: CurationSettings, progress: bool, on_teacher: Any = None
+    db: Path,
+    rows: list[dict],
+    s: CurationSettings,
+    progress: bool,
+    on_teacher: Any = None,
+    command: Sequence[str] | None = None,
 ) -> dict:
     """The embedded teacher answers every prompt ``s.samples`` times (resumes in ``db``).
-    ``on_teacher`` is called with the running teacher (so another thread can stop it)."""
+    ``on_teacher`` is called with the running teacher (so another thread can stop it);
+    ``command``: the teacher's server program (``TeacherConfig.command``)."""
     from stillroom.harvest import HarvestConfig, arun_harvest
     from stillroom.teacher import POLICY_ID, TeacherConfig, serve_teacher
 
-    with serve_teacher(TeacherConfig(logits_all=False)) as teacher:
+    with serve_teacher(TeacherConfig(logits_all=False, command=command)) as teacher:
         if on_teacher is not None:
             on_teacher(teacher)
         run = teacher.run_while_alive(  # a dead teacher raises TeacherExited at once
@@ -106,9 +113,12 @@ class BackgroundHarvest:
     """The curation's harvest on its own teacher in a thread, started before the demo's main
     harvest: each llama.cpp teacher decodes on one thread, so on 2 cores the two harvests
     run side by side and the curation step no longer waits for its own (``--quick``: ~20 s
-    of a quiet machine's wall time). :meth:`result` waits for it; :meth:`cancel` stops it."""
+    of a quiet machine's wall time). :meth:`result` waits for it; :meth:`cancel` stops it.
+    ``command``: the teacher's server program (``TeacherConfig.command``)."""
 
-    def __init__(self, workdir: Path, s: CurationSettings) -> None:
+    def __init__(
+        self, workdir: Path, s: CurationSettings, command: Sequence[str] | None = None
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         rows, _ = addition_prompts(s.prompts)
         self._teacher: Any = None
@@ -116,13 +126,13 @@ class BackgroundHarvest:
         self._outcome: dict | BaseException | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(
-            target=self._run, args=(workdir / "harvest.duckdb", rows, s), daemon=True
+            target=self._run, args=(workdir / "harvest.duckdb", rows, s, command), daemon=True
         )
         self._thread.start()
 
-    def _run(self, db: Path, rows: list[dict], s: CurationSettings) -> None:
+    def _run(self, db: Path, rows: list[dict], s: CurationSettings, command: Any) -> None:
         try:
-            self._outcome = harvest_additions(db, rows, s, False, on_teacher=self._started)
+            self._outcome = harvest_additions(db, rows, s, False, self._started, command)
         except BaseException as exc:  # handed to the caller by result()
             self._outcome = exc
 
@@ -139,6 +149,10 @@ class BackgroundHarvest:
             raise self._outcome
         assert self._outcome is not None
         return self._outcome
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def cancel(self) -> None:
         """Stop its teacher (the harvest ends with ``TeacherExited``) and wait for it."""

@@ -205,7 +205,8 @@ def run_demo(
 
     ``curation``: True runs the curation story at the preset's sizes (``FULL_CURATION`` or
     ``QUICK_CURATION``); False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
-    at those sizes. ``teacher_command``: the teacher's server program (see
+    at those sizes; its harvest runs on a second teacher beside the main harvest.
+    ``teacher_command``: both teachers' server program (see
     :class:`~stillroom.teacher.TeacherConfig`; tests pass one that crashes).
 
     If the teacher's process dies, the demo stops at once with :class:`DemoError`: its exit
@@ -223,7 +224,9 @@ def run_demo(
     steps = _Steps(console, result.timings_s, result.cpu_s)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     # the curation's harvest runs on a second teacher beside the main one (one core each)
-    beside = BackgroundHarvest(workdir / "curation", curation) if curation else None
+    beside = (
+        BackgroundHarvest(workdir / "curation", curation, teacher_command) if curation else None
+    )
     harvested = None
     try:
         harvested = _teacher_and_harvest(result, steps, console, progress, teacher_command, beside)
