@@ -123,6 +123,7 @@ def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
         assert Path(paths[key]).exists(), key
         assert Path(paths[key]).resolve().is_relative_to(workdir.resolve()), key
     s = summary["summary"]
+    assert summary["cpu_s"]["train"] > 0 and summary["cpu_s"]["total"] >= summary["cpu_s"]["train"]
     assert s["student"]["behaviour"] > s["base"]["behaviour"]
     assert s["student"]["token_f1"] > s["base"]["token_f1"]
     assert "Sources of" not in Path(paths["dataset_card"]).read_text()
