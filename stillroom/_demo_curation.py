@@ -150,10 +150,6 @@ class BackgroundHarvest:
         assert self._outcome is not None
         return self._outcome
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
     def cancel(self) -> None:
         """Stop its teacher (the harvest ends with ``TeacherExited``) and wait for it."""
         with self._lock:
