@@ -161,8 +161,10 @@ def cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (the teacher counts once it
     has stopped): user + system. On a quiet machine with C cores a step's wall time is at
     least its CPU seconds / C, whatever else runs beside it."""
-    import resource
-
+    try:
+        import resource
+    except ImportError:  # not on Windows: this process only
+        return time.process_time()
     used = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return sum(r.ru_utime + r.ru_stime for r in used)
 
