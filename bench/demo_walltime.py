@@ -33,19 +33,27 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"stillroom-demo-{mode}-"))
     console = Console(quiet=True)
+    load_before = os.getloadavg()
     result = run_demo(workdir, quick=args.quick, console=console, progress=False)
     total = result.timings_s["total"]
-    print(f"demo {mode} on {os.cpu_count()} cores, workdir {workdir}")
+    print(f"demo {mode} on {os.cpu_count()} cores, workdir {workdir}; load average "
+          f"{load_before[0]:.1f} before, {os.getloadavg()[1]:.1f} over the last 5 min after")  # fmt: skip
+    print(f"  {'step':10s} {'wall':>9s} {'CPU':>9s}  (self + children; quiet wall >= CPU / cores)")
     for step, seconds in result.timings_s.items():
-        print(f"  {step:10s} {seconds:7.1f} s")
+        print(f"  {step:10s} {seconds:7.1f} s {result.cpu_s.get(step, 0):7.1f} s")
     print(f"total {total:.0f} s = {total / 60:.1f} min; budget {BUDGET_S[mode] / 60:.0f} min; "
           f"ratio {total / BUDGET_S[mode]:.2f}")  # fmt: skip
     s = result.summary
     figures = {
+        "torch_threads": s.get("torch_threads"),
+        "harvest_tokens": s["harvest"]["completion_tokens"],
         "harvest_tokens_per_s": s["harvest"]["tokens_per_s"],
         "teacher_behaviour": s["teacher"]["behaviour"],
         "base": {k: s["base"].get(k) for k in ("behaviour", "token_f1", "rouge_l")},
         "student": {k: s["student"].get(k) for k in ("behaviour", "token_f1", "rouge_l")},
+        "curation": {k: s["curation"][k] for k in ("rows", "paired", "trained", "harvest")}
+        if "curation" in s
+        else None,
         "detect": s["detect"],
     }
     print(json.dumps(figures, indent=1))

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,12 +76,23 @@ def addition_prompts(count: int = 225, seed: int = 0) -> tuple[list[dict], dict[
     return rows, {f"p{i:03d}": str(a + b) for i, (a, b) in enumerate(pairs)}
 
 
-def harvest_additions(db: Path, rows: list[dict], s: CurationSettings, progress: bool) -> dict:
-    """The embedded teacher answers every prompt ``s.samples`` times (resumes in ``db``)."""
+def harvest_additions(
+    db: Path,
+    rows: list[dict],
+    s: CurationSettings,
+    progress: bool,
+    on_teacher: Any = None,
+    command: Sequence[str] | None = None,
+) -> dict:
+    """The embedded teacher answers every prompt ``s.samples`` times (resumes in ``db``).
+    ``on_teacher`` is called with the running teacher (so another thread can stop it);
+    ``command``: the teacher's server program (``TeacherConfig.command``)."""
     from stillroom.harvest import HarvestConfig, arun_harvest
     from stillroom.teacher import POLICY_ID, TeacherConfig, serve_teacher
 
-    with serve_teacher(TeacherConfig(logits_all=False)) as teacher:
+    with serve_teacher(TeacherConfig(logits_all=False, command=command)) as teacher:
+        if on_teacher is not None:
+            on_teacher(teacher)
         run = teacher.run_while_alive(  # a dead teacher raises TeacherExited at once
             arun_harvest(HarvestConfig(
                 prompts=rows, db=db, base_url=teacher.base_url, model=teacher.model,
@@ -94,6 +107,56 @@ def harvest_additions(db: Path, rows: list[dict], s: CurationSettings, progress:
             f"{run.stopped_reason} ({run.message}); run again to resume"
         )
     return {"answers": run.completed, "elapsed_s": round(run.elapsed_s, 1)}
+
+
+class BackgroundHarvest:
+    """The curation's harvest on its own teacher in a thread, started before the demo's main
+    harvest: each llama.cpp teacher decodes on one thread, so on 2 cores the two harvests
+    run side by side and the curation step no longer waits for its own (``--quick``: ~20 s
+    of a quiet machine's wall time). :meth:`result` waits for it; :meth:`cancel` stops it.
+    ``command``: the teacher's server program (``TeacherConfig.command``)."""
+
+    def __init__(
+        self, workdir: Path, s: CurationSettings, command: Sequence[str] | None = None
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows, _ = addition_prompts(s.prompts)
+        self._teacher: Any = None
+        self._cancelled = False
+        self._outcome: dict | BaseException | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, args=(workdir / "harvest.duckdb", rows, s, command), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, db: Path, rows: list[dict], s: CurationSettings, command: Any) -> None:
+        try:
+            self._outcome = harvest_additions(db, rows, s, False, self._started, command)
+        except BaseException as exc:  # handed to the caller by result()
+            self._outcome = exc
+
+    def _started(self, teacher: Any) -> None:
+        with self._lock:
+            self._teacher = teacher
+            if self._cancelled:
+                teacher.stop()
+
+    def result(self) -> dict:
+        """The harvest's figures, once it has finished; its error, raised here."""
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
+
+    def cancel(self) -> None:
+        """Stop its teacher (the harvest ends with ``TeacherExited``) and wait for it."""
+        with self._lock:
+            self._cancelled = True
+            if self._teacher is not None:
+                self._teacher.stop()
+        self._thread.join()
 
 
 def curate_sets(db: Path, refs: dict[str, str], unverified: bool) -> dict[str, dict]:
@@ -162,15 +225,20 @@ def score_rows(verdicts: dict[str, list[dict]]) -> dict[str, Any]:
     return {"rows": rows, "paired": paired}
 
 
-def run_curation(workdir: Path, s: CurationSettings, progress: bool = False) -> dict[str, Any]:
-    """The whole curation story in ``workdir``; returns the figures (also ``curation.json``)."""
+def run_curation(
+    workdir: Path, s: CurationSettings, progress: bool = False, harvested: dict | None = None
+) -> dict[str, Any]:
+    """The whole curation story in ``workdir``; returns the figures (also ``curation.json``).
+    ``harvested``: the figures of a harvest already done in ``workdir`` (the demo's
+    :class:`BackgroundHarvest`); None harvests here."""
     workdir.mkdir(parents=True, exist_ok=True)
     db, refs_path = workdir / "harvest.duckdb", workdir / "references.jsonl"
     rows, refs = addition_prompts(s.prompts)
     refs_path.write_text(
         "".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items())
     )
-    harvested = harvest_additions(db, rows, s, progress)
+    if harvested is None:
+        harvested = harvest_additions(db, rows, s, progress)
     curated = curate_sets(db, refs, s.unverified)
     trained = {"verified": train_on(db, workdir / "verified", "verified", None, s)}
     n = trained["verified"]["rows"]

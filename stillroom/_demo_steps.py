@@ -223,14 +223,19 @@ def evaluate_step(result: DemoResult, console: Console) -> None:
 
 
 def curation_step(
-    result: DemoResult, settings: CurationSettings, console: Console, progress: bool
+    result: DemoResult,
+    settings: CurationSettings,
+    console: Console,
+    progress: bool,
+    harvested: dict | None = None,
 ) -> None:
-    """The curation story (:func:`stillroom._demo_curation.run_curation`) in ``curation/``."""
+    """The curation story (:func:`stillroom._demo_curation.run_curation`) in ``curation/``;
+    ``harvested``: its harvest's figures when the demo ran it beside the main harvest."""
     from stillroom._demo_curation import render_curation, run_curation
 
     _quiet_libraries()
     _use_free_cores(result, "curation", console)
-    figures = run_curation(result.workdir / "curation", settings, progress=progress)
+    figures = run_curation(result.workdir / "curation", settings, progress, harvested)
     for renderable in render_curation(figures):
         console.print(renderable)
     result.paths["curation"] = str(result.workdir / "curation" / "curation.json")

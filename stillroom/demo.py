@@ -131,6 +131,7 @@ class DemoResult:
     settings: DemoSettings
     paths: dict[str, str] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +140,7 @@ class DemoResult:
             "settings": asdict(self.settings),
             "paths": self.paths,
             "timings_s": {k: round(v, 1) for k, v in self.timings_s.items()},
+            "cpu_s": {k: round(v, 1) for k, v in self.cpu_s.items()},
             "summary": self.summary,
         }
 
@@ -155,24 +157,40 @@ def load_shipped_prompts(limit: int | None = None) -> list[dict[str, Any]]:
     return rows[:limit] if limit else rows
 
 
-class _Steps:
-    """Prints a heading per step and records its wall time."""
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the teacher counts once it
+    has stopped): user + system. On a quiet machine with C cores a step's wall time is at
+    least its CPU seconds / C, whatever else runs beside it."""
+    try:
+        import resource
+    except ImportError:  # not on Windows: this process only
+        return time.process_time()
+    used = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(r.ru_utime + r.ru_stime for r in used)
 
-    def __init__(self, console: Console, timings: dict[str, float]) -> None:
+
+class _Steps:
+    """Prints a heading per step and records its wall time and CPU seconds."""
+
+    def __init__(self, console: Console, timings: dict[str, float], cpu: dict[str, float]):
         self.console = console
         self.timings = timings
+        self.cpu = cpu
         self.n = 0
 
     @contextmanager
     def step(self, key: str, title: str) -> Iterator[None]:
         self.n += 1
         self.console.rule(f"[bold]{self.n}. {title}")
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         try:
             yield
         finally:
             self.timings[key] = time.perf_counter() - started
-            self.console.print(f"[dim]{key}: {self.timings[key]:.1f}s[/]")
+            self.cpu[key] = cpu_seconds() - cpu_started
+            self.console.print(
+                f"[dim]{key}: {self.timings[key]:.1f}s ({self.cpu[key]:.0f} CPU s)[/]"
+            )
 
 
 def run_demo(
@@ -189,28 +207,67 @@ def run_demo(
 
     ``curation``: True runs the curation story at the preset's sizes (``FULL_CURATION`` or
     ``QUICK_CURATION``); False or None leaves it out; a :class:`~stillroom._demo_curation.CurationSettings` runs it
-    at those sizes. ``teacher_command``: the teacher's server program (see
+    at those sizes; its harvest runs on a second teacher beside the main harvest.
+    ``teacher_command``: both teachers' server program (see
     :class:`~stillroom.teacher.TeacherConfig`; tests pass one that crashes).
 
     If the teacher's process dies, the demo stops at once with :class:`DemoError`: its exit
     status or signal, what llama.cpp reports about the CPU, the fix and the end of its log."""
-    from stillroom._demo_curation import FULL_CURATION, QUICK_CURATION
-    from stillroom._demo_steps import (
-        curation_step,
-        detect_step,
-        evaluate_step,
-        harvest_step,
-        train_step,
-    )
-    from stillroom.teacher import TeacherConfig, serve_teacher
+    from stillroom._demo_curation import FULL_CURATION, QUICK_CURATION, BackgroundHarvest
+    from stillroom._demo_steps import curation_step, detect_step, evaluate_step, train_step
 
     settings = settings or (QUICK if quick else FULL)
+    if curation is True:
+        curation = QUICK_CURATION if quick else FULL_CURATION
     console = console or Console()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(workdir=workdir, settings=settings)
-    steps = _Steps(console, result.timings_s)
-    started = time.perf_counter()
+    steps = _Steps(console, result.timings_s, result.cpu_s)
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    # the curation's harvest runs on a second teacher beside the main one (one core each)
+    beside = (
+        BackgroundHarvest(workdir / "curation", curation, teacher_command) if curation else None
+    )
+    harvested = None
+    try:
+        harvested = _teacher_and_harvest(result, steps, console, progress, teacher_command, beside)
+    finally:
+        if beside is not None and harvested is None:
+            beside.cancel()
+    with steps.step("train", "train a LoRA student without the system prompt"):
+        train_step(result, console, progress)
+    with steps.step("evaluate", "evaluate base vs student against the teacher"):
+        evaluate_step(result, console)
+    if curation:
+        with steps.step("curation", "curation: base / unverified / verified student, scored"):
+            curation_step(result, curation, console, progress, harvested)
+    with steps.step("detect", "simulate provider traffic and detect the campaigns"):
+        detect_step(result, console)
+    result.timings_s["total"] = time.perf_counter() - started
+    result.cpu_s["total"] = cpu_seconds() - cpu_started
+    summary_path = workdir / "summary.json"
+    result.paths["summary"] = str(summary_path)
+    summary_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    print_summary(result, console)
+    return result
+
+
+def _teacher_and_harvest(
+    result: DemoResult,
+    steps: _Steps,
+    console: Console,
+    progress: bool,
+    teacher_command: Sequence[str] | None,
+    beside: Any,
+) -> dict | None:
+    """Steps 1 and 2: the teacher, the harvest, and waiting for the curation's harvest
+    (``beside``, a :class:`~stillroom._demo_curation.BackgroundHarvest`, or None): returns
+    that harvest's figures (None without it)."""
+    from stillroom._demo_steps import harvest_step
+    from stillroom.teacher import TeacherConfig, serve_teacher
+
+    settings = result.settings
     with steps.step("teacher", "start the embedded teacher (SmolLM2-135M-Instruct, llama.cpp)"):
         logprobs = settings.top_logprobs is not None  # logits_all costs the CPU teacher ~4x
         teacher_cm = serve_teacher(
@@ -219,28 +276,23 @@ def run_demo(
         teacher = teacher_cm.__enter__()
         console.print(f"teacher at {teacher.base_url}, model {teacher.model}, policy smollm2")
         console.print(f"system prompt (hidden from the student):\n[cyan]{SYSTEM_PROMPT}[/]")
-    try:
-        with steps.step("harvest", f"harvest {settings.prompts} shipped prompts into DuckDB"):
+    with steps.step("harvest", f"harvest {settings.prompts} shipped prompts into DuckDB"):
+        try:
             harvest_step(result, teacher, console, progress)
-    finally:
-        teacher_cm.__exit__(None, None, None)
-    with steps.step("train", "train a LoRA student without the system prompt"):
-        train_step(result, console, progress)
-    with steps.step("evaluate", "evaluate base vs student against the teacher"):
-        evaluate_step(result, console)
-    if curation is True:
-        curation = QUICK_CURATION if quick else FULL_CURATION
-    if curation:
-        with steps.step("curation", "curation: base / unverified / verified student, scored"):
-            curation_step(result, curation, console, progress)
-    with steps.step("detect", "simulate provider traffic and detect the campaigns"):
-        detect_step(result, console)
-    result.timings_s["total"] = time.perf_counter() - started
-    summary_path = workdir / "summary.json"
-    result.paths["summary"] = str(summary_path)
-    summary_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    print_summary(result, console)
-    return result
+        finally:  # inside the step: the teacher's CPU seconds count once it has stopped
+            teacher_cm.__exit__(None, None, None)
+        if beside is None:
+            return None
+        console.print("[dim]waiting for the curation's harvest (its own teacher, beside)[/]")
+        try:
+            harvested = beside.result()
+        except Exception as exc:
+            raise DemoError(f"the demo stopped in the curation's harvest: {exc}") from exc
+        console.print(
+            f"curation harvest beside it: {harvested['answers']} answers in "
+            f"{harvested['elapsed_s']:.0f}s"
+        )
+        return harvested
 
 
 def print_summary(result: DemoResult, console: Console) -> None:

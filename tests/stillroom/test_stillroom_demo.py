@@ -123,6 +123,7 @@ def test_quick_demo_runs_end_to_end_and_the_student_learns(tmp_path: Path):
         assert Path(paths[key]).exists(), key
         assert Path(paths[key]).resolve().is_relative_to(workdir.resolve()), key
     s = summary["summary"]
+    assert summary["cpu_s"]["train"] > 0 and summary["cpu_s"]["total"] >= summary["cpu_s"]["train"]
     assert s["student"]["behaviour"] > s["base"]["behaviour"]
     assert s["student"]["token_f1"] > s["base"]["token_f1"]
     assert "Sources of" not in Path(paths["dataset_card"]).read_text()
@@ -232,6 +233,32 @@ def test_the_demo_stops_at_once_when_the_teacher_dies(tmp_path: Path):
     assert "was killed by SIGSEGV (exit status -11) while serving" in message
     assert message.endswith(LAST_WORDS)
     assert seconds_since_crash(message) < 5  # its retries would take minutes
+
+
+def test_the_curation_harvest_beside_the_main_one_stops_with_it(tmp_path: Path):
+    """With the curation story on, its harvest runs on a second teacher in a thread beside
+    the main harvest: when the teachers die, the demo still stops at once with the main
+    harvest's error, and the thread beside it is stopped, not left running."""
+    import io
+    import sys
+    import threading
+
+    from rich.console import Console
+
+    from stillroom.demo import run_demo
+    from tests.stillroom.fake_teacher import seconds_since_crash
+
+    fake = Path(__file__).with_name("fake_teacher.py")
+    before = set(threading.enumerate())
+    with pytest.raises(DemoError) as caught:
+        run_demo(tmp_path, quick=True, progress=False, console=Console(file=io.StringIO()),
+                 curation=CurationSettings(prompts=8, samples=1, max_steps=1),
+                 teacher_command=[sys.executable, str(fake), "chat"])  # fmt: skip
+    message = str(caught.value)
+    assert "killed by SIGSEGV (exit status -11)" in message
+    assert seconds_since_crash(message) < 5
+    assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert (tmp_path / "curation" / "harvest.duckdb").exists()  # it did run beside
 
 
 def test_torch_uses_the_free_cores_only(tmp_path):
