@@ -113,9 +113,15 @@ def _convert_gguf(gguf: Path, target: Path, digest: str) -> None:
         (tmp / _MARKER).write_text(
             json.dumps({"source": str(gguf), "sha256": digest}, indent=2) + "\n"
         )
+        if (target / _MARKER).exists():  # another process converted it meanwhile: keep theirs
+            return
         if target.exists():  # a half-written earlier attempt (no marker)
             shutil.rmtree(target)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process renamed its copy there first
+            if not (target / _MARKER).exists():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
