@@ -106,7 +106,7 @@ class DemoSettings:
 QUICK = DemoSettings(
     prompts=48,
     max_tokens=48,
-    train_steps=30,
+    train_steps=22,
     batch_size=4,
     eval_limit=8,
     eval_max_new_tokens=32,
