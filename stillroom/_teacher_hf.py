@@ -19,11 +19,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from stillroom._core import byte_decoder
 from stillroom._teacher_routes import (
     ASGIApp,
     DefaultSystemPrompt,
@@ -36,19 +37,6 @@ from stillroom._teacher_routes import (
     send_json,
 )
 from stillroom._teacher_scoring import ScoreRequest, hf_tokenizer_fingerprint, score_completion
-
-
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level BPE alphabet, reversed: the character a byte is written as -> byte."""
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    chars, extra = list(printable), 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
 class HFScorer:
@@ -82,7 +70,7 @@ class HFScorer:
             return token.encode()
         if not self._byte_level:
             return self.tokenizer.decode([token_id]).encode()
-        decoder = _byte_decoder()
+        decoder = byte_decoder()
         return bytes(decoder[c] for c in token)
 
     def is_end(self, token_id: int) -> bool:

@@ -24,23 +24,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from stillroom._core import byte_decoder
+
 SENTINEL_LOGPROB = -9000.0  # APIs report negligible alternatives as -9999 (or lower)
 KD_COLUMNS = ("kd_pos", "kd_ids", "kd_q")
-
-
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's ``bytes_to_unicode`` (byte-level BPE token strings -> bytes)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
 def _is_byte_level(tokenizer: Any) -> bool:
@@ -59,7 +46,7 @@ def token_bytes_table(tokenizer: Any) -> list[bytes | None]:
     special = set(getattr(tokenizer, "all_special_tokens", []) or [])
     table: list[bytes | None] = []
     if _is_byte_level(tokenizer):
-        dec = _byte_decoder()
+        dec = byte_decoder()
         for piece in pieces:
             if piece is None:
                 table.append(None)
