@@ -27,7 +27,7 @@ from stillroom.harvest.errors import (
 
 if TYPE_CHECKING:
     from stillroom.harvest._batch_run import cancel_batches
-    from stillroom.harvest._budget import Caps, RunLimits
+    from stillroom.harvest._budget import Caps, RunLimits, limits_within
     from stillroom.harvest._completions import (
         CompletionRow,
         completion_row,
@@ -50,6 +50,7 @@ _LAZY = {
     "cancel_batches": "stillroom.harvest._batch_run",
     "Caps": "stillroom.harvest._budget",
     "RunLimits": "stillroom.harvest._budget",
+    "limits_within": "stillroom.harvest._budget",
     "CompletionRow": "stillroom.harvest._completions",
     "completion_row": "stillroom.harvest._completions",
     "prompt_key": "stillroom.harvest._completions",
@@ -102,6 +103,7 @@ __all__ = [
     "dialect_for",
     "export_dataset",
     "harvest_status",
+    "limits_within",
     "load_prompts",
     "prompt_key",
     "read_acceptances",

@@ -51,17 +51,37 @@ def resolve_policy(cfg: HarvestConfig, now: datetime | None = None) -> policies.
 
 
 def run_limits(cfg: HarvestConfig, policy_limits: policies.Limits) -> RunLimits:
+    return limits_within(
+        policy_limits,
+        rpm=cfg.rpm,
+        tpm=cfg.tpm,
+        rpd=cfg.rpd,
+        max_spend_usd=cfg.max_spend_usd,
+        limits_profile=cfg.limits_profile,
+    )
+
+
+def limits_within(
+    policy_limits: policies.Limits,
+    *,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    rpd: int | None = None,
+    max_spend_usd: float | None = None,
+    limits_profile: str | None = None,
+) -> RunLimits:
+    """The limits a run keeps: the tighter of the user's and the policy's, and its prices."""
     return RunLimits(
-        rpm=_tighter(cfg.rpm, policy_limits.rpm),
-        tpm=_tighter(cfg.tpm, policy_limits.tpm),
-        rpd=_tighter(cfg.rpd, policy_limits.rpd),
-        max_spend_usd=_tighter(cfg.max_spend_usd, policy_limits.max_spend_usd),
+        rpm=_tighter(rpm, policy_limits.rpm),
+        tpm=_tighter(tpm, policy_limits.tpm),
+        rpd=_tighter(rpd, policy_limits.rpd),
+        max_spend_usd=_tighter(max_spend_usd, policy_limits.max_spend_usd),
         usd_per_mtok_in=policy_limits.usd_per_mtok_in,
         usd_per_mtok_out=policy_limits.usd_per_mtok_out,
         usd_per_mtok_batch_in=policy_limits.usd_per_mtok_batch_in,
         usd_per_mtok_batch_out=policy_limits.usd_per_mtok_batch_out,
         usd_per_mtok_cached_in=policy_limits.usd_per_mtok_cached_in,
-        headers_profile=_profile_name(cfg.limits_profile or policy_limits.headers_profile),
+        headers_profile=_profile_name(limits_profile or policy_limits.headers_profile),
     )
 
 

@@ -86,19 +86,10 @@ def _policy(config: OnPolicyConfig) -> tuple[Any, Any]:
 
 
 def _client(config: OnPolicyConfig, run_policy: Any, store: OnPolicyStore, http: Any) -> Any:
-    from stillroom.harvest import Caps, RateLimiter, RunLimits
+    from stillroom.harvest import Caps, RateLimiter, limits_within
     from stillroom.train._scoring import ScoringClient
 
-    lim = run_policy.limits
-    tighter = lambda a, b: b if a is None else a if b is None else min(a, b)  # noqa: E731
-    limits = RunLimits(
-        rpm=tighter(config.rpm, lim.rpm),
-        tpm=tighter(config.tpm, lim.tpm),
-        rpd=lim.rpd,
-        max_spend_usd=lim.max_spend_usd,
-        usd_per_mtok_in=lim.usd_per_mtok_in,
-        usd_per_mtok_out=lim.usd_per_mtok_out,
-    )
+    limits = limits_within(run_policy.limits, rpm=config.rpm, tpm=config.tpm)
     today = datetime.now(UTC).date()
     caps = Caps(limits, today=today, requests_today=store.requests_on(today), spent_usd=0.0)
     return ScoringClient(
