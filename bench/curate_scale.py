@@ -1,11 +1,12 @@
 """Out-of-core dedup at scale: rows/s and peak RSS at 1M-5M answers, bounded by a memory budget.
 
-Synthetic answers are generated chunk by chunk (never all held), ~60 words each from the
+Synthetic answers are generated chunk by chunk (never all held) into a Parquet file first
+(``--parquet``; generation is timed apart and reused), ~60 words each from the
 corpora's vocabulary (``--corpora``) or the shipped prompts', with 3% exact duplicates (case
 and spacing changed) and 3% near duplicates (two words replaced) of a random earlier row among
 the last 200,000 (a window, so the generator's memory stays small). Measured in one run:
 
-- curate's spilled dedup (``path=disk``: sketches in ``--workers`` processes, band keys and
+- curate's spilled dedup read from the Parquet file (``path=disk``: sketches in ``--workers`` processes, band keys and
   signatures in DuckDB, candidates from a band-key self-join) on all ``--rows``: rows/s, peak
   RSS of this process and of the largest worker;
 - recall of the injected duplicates and the rows dropped beyond them;
@@ -13,7 +14,8 @@ the last 200,000 (a window, so the generator's memory stays small). Measured in 
   bare rensa (digest matrix + ``RMinHashLSH`` duplicate flags, no verification) and datasketch
   (``bench/curate_speed.py``'s), with rows/s, and whether the spilled decisions on the prefix are
   the in-memory ones (a row's decision depends only on earlier rows, so the prefix must agree).
-- ``--spark``: the same dedup through Spark ``local[2]`` on the first ``--spark-rows``.
+- ``--spark``: the same dedup of the same file through Spark ``--master`` (``local[2]``), timed
+  beside DuckDB's, and whether both drop the same rows.
 
     nice -n 10 .venv/bin/python bench/curate_scale.py --rows 1000000 --corpora ../shared/corpora
 """
@@ -38,6 +40,7 @@ import contextlib
 from curate_speed import _vocab_and_bench, datasketch_dedup
 
 from stillroom.curate import DedupConfig, find_duplicates, optimal_bands
+from stillroom.curate._inputs import read_field_chunks
 from stillroom.curate._sketch import sketch_stream
 from stillroom.curate._spill import ScaleConfig, SpilledDedup
 
@@ -109,13 +112,39 @@ class TreePeak:
         self._thread.join()
 
 
-def spilled(args, vocab, truth) -> dict[int, object]:
+def generate(args, vocab) -> tuple[Path, np.ndarray]:
+    """Write ``--rows`` answers to ``--parquet`` (``id``, ``answer``, ``truth``) unless a file
+    of that many rows is there; return it and the injected-duplicate truth."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = args.parquet or Path(f"/tmp/curate_scale_{args.rows}.parquet")
+    if path.exists() and pq.ParquetFile(path).metadata.num_rows == args.rows:
+        print(f"answers from {path} (generated before)")
+        return path, pq.read_table(path, columns=["truth"]).column("truth").to_numpy()
+    truth = np.zeros(args.rows, dtype=np.int8)
+    start, writer = time.perf_counter(), None
+    for texts, ids in answer_chunks(args.rows, vocab, 100_000, truth):
+        lo = int(ids[0])
+        table = pa.table({"id": ids, "answer": texts, "truth": truth[lo : lo + len(ids)]})
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+    print(
+        f"generated {args.rows:,} answers to {path} in {time.perf_counter() - start:.1f} s "
+        f"({path.stat().st_size / 2**20:,.0f} MB; not counted below)"
+    )
+    return path, truth
+
+
+def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
+    """curate's disk path on the file, as ``curate dedup --path disk`` runs it."""
     scale = ScaleConfig(memory_gb=args.memory_gb, path="disk", workers=args.workers)
     start = time.perf_counter()
     prefix: dict[int, object] = {}
     dropped = np.zeros(args.rows, dtype=bool)
     with TreePeak() as tree, SpilledDedup(DedupConfig(), scale, "answer") as dedup:
-        chunks = answer_chunks(args.rows, vocab, scale.chunk, truth)
+        chunks = read_field_chunks(path, "answer", scale.chunk)
         for ids, sketch in sketch_stream(chunks, dedup.spec, scale.workers):
             dedup.add_sketch(ids, sketch)
         t_add = time.perf_counter() - start
@@ -128,9 +157,10 @@ def spilled(args, vocab, truth) -> dict[int, object]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     injected = truth > 0
     print(
-        f"spilled dedup: {args.rows / seconds:,.0f} rows/s ({seconds:.1f} s: sketch+spill "
-        f"{t_add:.1f} s, join+verify+decide {seconds - t_add:.1f} s; chunk {scale.chunk:,} rows, "
-        f"{scale.workers} workers, DuckDB memory_limit {scale.duckdb_limit}); {counts}"
+        f"spilled dedup (DuckDB): {args.rows / seconds:,.0f} rows/s ({seconds:.1f} s: read+sketch"
+        f"+spill {t_add:.1f} s, join+verify+decide {seconds - t_add:.1f} s; chunk "
+        f"{scale.chunk:,} rows, {scale.workers} workers, DuckDB memory_limit "
+        f"{scale.duckdb_limit}); {counts}"
     )
     print(
         f"peak RSS: this process {own:,.0f} MB; this process and its workers together "
@@ -141,14 +171,38 @@ def spilled(args, vocab, truth) -> dict[int, object]:
         f"recall {(dropped & injected).sum() / max(1, injected.sum()):.4f}; "
         f"dropped beyond them {int((dropped & ~injected).sum()):,}"
     )
+    if args.spark:
+        on_spark(args, path, seconds, dropped)
     return prefix
 
 
-def prefix_checks(args, vocab, prefix_drops) -> None:
+def on_spark(args, path: Path, duck_seconds: float, duck_dropped: np.ndarray) -> None:
+    """The same dedup through Spark ``--master`` on the same file (session start timed apart)."""
+    from stillroom.curate._spark_dedup import spark_dedup
+    from stillroom.detect import spark_session
+
+    start = time.perf_counter()
+    spark = spark_session(args.master)
+    t_session = time.perf_counter() - start
+    run, drops = spark_dedup(spark, path, "answer", DedupConfig(), "answer")
+    spark_dropped = np.zeros(args.rows, dtype=bool)
+    spark_dropped[[r for r, _, _ in drops]] = True
+    same = bool((spark_dropped == duck_dropped).all())
+    print(
+        f"Spark {args.master}: {run.seconds:.1f} s ({args.rows / run.seconds:,.0f} rows/s; "
+        f"session start {t_session:.1f} s apart) against DuckDB {duck_seconds:.1f} s; "
+        f"dropped rows {'identical' if same else 'DIFFER'}"
+    )
+    spark.stop()
+
+
+def prefix_checks(args, path: Path, prefix_drops) -> None:
     m = min(args.prefix_rows, args.rows)
     texts: list[str] = []
-    for chunk, _ in answer_chunks(m, vocab, 50_000, np.zeros(m, dtype=np.int8)):
-        texts += chunk
+    for chunk, _ in read_field_chunks(path, "answer", 50_000):
+        texts += chunk[: m - len(texts)]
+        if len(texts) >= m:
+            break
     ids = [str(i) for i in range(m)]
     start = time.perf_counter()
     memory = find_duplicates(texts, ids, DedupConfig(), "answer")
@@ -192,12 +246,18 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpora", type=Path, default=None)
+    parser.add_argument("--parquet", type=Path, default=None, help="Answers file (made once).")
+    parser.add_argument("--spark", action="store_true", help="Also dedup the file on Spark.")
+    parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
     vocab, _ = _vocab_and_bench(args.corpora)
-    truth = np.zeros(args.rows, dtype=np.int8)
-    print(f"{args.rows:,} answers, vocabulary {len(vocab):,} words")
-    prefix = spilled(args, vocab, truth)
-    prefix_checks(args, vocab, prefix)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"{args.rows:,} answers, vocabulary {len(vocab):,} words; load average {load}")
+    path, truth = generate(args, vocab)
+    prefix = spilled(args, path, truth)
+    prefix_checks(args, path, prefix)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"load average at the end {load}")
 
 
 if __name__ == "__main__":
