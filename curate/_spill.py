@@ -119,18 +119,21 @@ def _blob_matrix(column: Any, num_perm: int) -> np.ndarray:
 
 
 class SpilledDedup:
-    """Dedup of a stream of rows through a DuckDB file; use as a context manager."""
+    """Dedup of a stream of rows through a DuckDB file; use as a context manager.
+
+    ``folder``: keep the file there (it is reopened, with the rows it holds, by the next
+    ``SpilledDedup`` on that folder: a resumable curation); by default a temporary folder."""
 
     def __init__(
         self,
         config: DedupConfig | None = None,
         scale: ScaleConfig | None = None,
         what: str = "prompt",
+        folder: str | Path | None = None,
     ) -> None:
         self.config = config or DedupConfig()
         self.scale = scale or ScaleConfig()
         self.what = what
-        self.rows = 0
         self.bands = (
             optimal_bands(self.config.near_threshold, self.config.num_perm)
             if self.config.near_threshold is not None
@@ -139,13 +142,20 @@ class SpilledDedup:
         self.spec = SketchSpec(
             self.config.shingle_words, self.config.num_perm, self.config.seed, self.bands
         )
-        self._tmp = tempfile.TemporaryDirectory(prefix="stillroom-dedup-", dir=self.scale.spill_dir)
-        self.con = connect_spill(self.scale, self._tmp.name)
+        self._tmp = None
+        if folder is None:
+            self._tmp = tempfile.TemporaryDirectory(
+                prefix="stillroom-dedup-", dir=self.scale.spill_dir
+            )
+            folder = self._tmp.name
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.con = connect_spill(self.scale, str(folder))
         cols = ", ".join(f"b{j} BIGINT" for j in range(self.bands))
-        self.con.execute("CREATE TABLE ids (row INTEGER, id VARCHAR)")
-        self.con.execute("CREATE TABLE fps (row INTEGER, f1 UBIGINT, f2 UBIGINT)")
-        self.con.execute("CREATE TABLE sigs (row INTEGER, sig BLOB)")
-        self.con.execute(f"CREATE TABLE keys (row INTEGER{', ' + cols if cols else ''})")
+        for table in ("ids (row INTEGER, id VARCHAR)", "fps (row INTEGER, f1 UBIGINT, f2 UBIGINT)",
+                      "sigs (row INTEGER, sig BLOB)", f"keys (row INTEGER{', ' + cols if cols else ''})"):  # fmt: skip
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        # rows seen so far: the next row's number
+        self.rows = self.con.execute("SELECT coalesce(max(row) + 1, 0) FROM ids").fetchall()[0][0]
         self._finished = False
 
     def __enter__(self) -> SpilledDedup:
@@ -156,7 +166,23 @@ class SpilledDedup:
 
     def close(self) -> None:
         self.con.close()
-        self._tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def truncate(self, first_row: int) -> None:
+        """Forget rows from ``first_row`` on (a chunk written but never recorded as done)."""
+        for table in ("ids", "fps", "sigs", "keys"):
+            self.con.execute(f"DELETE FROM {table} WHERE row >= ?", [first_row])
+        self.rows = first_row
+
+    def discard(self, rows: np.ndarray) -> None:
+        """Leave ``rows`` out of the dedup (rows an earlier stage dropped); ids stay."""
+        import pyarrow as pa
+
+        self.con.register("gone", pa.table({"row": np.asarray(rows, dtype=np.int32)}))
+        for table in ("fps", "sigs", "keys"):
+            self.con.execute(f"DELETE FROM {table} WHERE row IN (SELECT row FROM gone)")
+        self.con.unregister("gone")
 
     def add(self, texts: Sequence[str], ids: Sequence[str]) -> None:
         """The next chunk of rows, in input order."""
@@ -164,27 +190,41 @@ class SpilledDedup:
             raise ConfigError(f"{len(texts)} texts but {len(ids)} ids")
         self.add_sketch(ids, sketch_chunk(texts, self.spec))
 
-    def add_sketch(self, ids: Sequence[str], sketch: Sketch) -> None:
-        """The next chunk, already sketched (by :func:`sketch_stream`, perhaps in workers)."""
+    def add_sketch(
+        self,
+        ids: Sequence[str],
+        sketch: Sketch,
+        rows: np.ndarray | None = None,
+        salt: np.ndarray | None = None,
+    ) -> None:
+        """The next chunk, already sketched (by :func:`sketch_stream`, perhaps in workers).
+        ``rows``: the rows' numbers (default: the next ``len(ids)``); ``salt``: a uint64 per
+        row mixed into its fingerprint and band keys, so that only rows of equal salt (one
+        prompt's answers) can match."""
         import pyarrow as pa
 
-        start, n = self.rows, len(ids)
-        rows = np.arange(start, start + n, dtype=np.int32)
+        if rows is None:
+            rows = np.arange(self.rows, self.rows + len(ids), dtype=np.int32)
+        rows = np.asarray(rows, dtype=np.int32)
+        f1, keys = sketch.f1, sketch.keys
+        if salt is not None:
+            f1 = f1 ^ salt
+            keys = keys ^ salt[sketch.live].view(np.int64)[:, None]
+        self.con.execute("BEGIN")  # one commit per chunk
         self._put("ids", pa.table({"row": rows, "id": pa.array(list(ids), pa.string())}))
-        self._put("fps", pa.table({"row": rows, "f1": sketch.f1, "f2": sketch.f2}))
-        self.rows += n
-        if not self.bands or not len(sketch.sig):
-            return
-        live = rows[sketch.live]
-        sig = np.ascontiguousarray(sketch.sig)
-        blobs = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(sig.shape[1] * 4), len(sig), [None, pa.py_buffer(sig.tobytes())]
-        )
-        self._put("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
-        keys = sketch.keys
-        self._put(
-            "keys", pa.table({"row": live} | {f"b{j}": keys[:, j] for j in range(self.bands)})
-        )
+        self._put("fps", pa.table({"row": rows, "f1": f1, "f2": sketch.f2}))
+        self.rows = max(self.rows, int(rows[-1]) + 1) if len(rows) else self.rows
+        if self.bands and len(sketch.sig):
+            live = rows[sketch.live]
+            sig = np.ascontiguousarray(sketch.sig)
+            blobs = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(sig.shape[1] * 4), len(sig), [None, pa.py_buffer(sig.tobytes())]
+            )
+            self._put("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
+            self._put(
+                "keys", pa.table({"row": live} | {f"b{j}": keys[:, j] for j in range(self.bands)})
+            )
+        self.con.execute("COMMIT")
 
     def _put(self, table: str, frame: Any) -> None:
         self.con.register("chunk_in", frame)
@@ -201,12 +241,12 @@ class SpilledDedup:
             return
         self._finished = True
         con = self.con
-        con.execute(f"CREATE TABLE exact AS {EXACT_SQL}")
-        con.execute("CREATE TABLE near (row INTEGER, kept INTEGER, score DOUBLE)")
+        con.execute(f"CREATE OR REPLACE TABLE exact AS {EXACT_SQL}")
+        con.execute("CREATE OR REPLACE TABLE near (row INTEGER, kept INTEGER, score DOUBLE)")
         if not self.bands:
             return
         con.execute("DELETE FROM keys WHERE row IN (SELECT row FROM exact)")
-        con.execute("CREATE TABLE pairs (k INTEGER, i INTEGER)")
+        con.execute("CREATE OR REPLACE TABLE pairs (k INTEGER, i INTEGER)")
         # a few bands per query: all of them for small inputs, one for millions of rows
         step = max(1, min(self.bands, BAND_ROWS_PER_QUERY // max(1, self.rows)))
         for j in range(0, self.bands, step):
@@ -220,7 +260,7 @@ class SpilledDedup:
         import pyarrow as pa
 
         threshold, num_perm = self.config.near_threshold, self.config.num_perm
-        self.con.execute("CREATE TABLE edges (i INTEGER, k INTEGER, score DOUBLE)")
+        self.con.execute("CREATE OR REPLACE TABLE edges (i INTEGER, k INTEGER, score DOUBLE)")
         for batch in self._read(VERIFY_SQL, 200_000):
             if not batch.num_rows:
                 continue
@@ -252,8 +292,8 @@ class SpilledDedup:
 
     def counts(self) -> dict[str, int]:
         self.finish()
-        exact = self.con.execute("SELECT count(*) FROM exact").fetchone()[0]
-        near = self.con.execute("SELECT count(*) FROM near").fetchone()[0]
+        exact = self.con.execute("SELECT count(*) FROM exact").fetchall()[0][0]
+        near = self.con.execute("SELECT count(*) FROM near").fetchall()[0][0]
         return {"rows": self.rows, "exact": exact, "near": near, "kept": self.rows - exact - near}
 
     def drops(self) -> Iterator[tuple[int, str, Drop]]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stillroom.curate._decontam import BenchmarkItem
 from stillroom.curate._pipeline import CurateConfig, CurationRow, curate_rows
+from stillroom.curate._spill import ScaleConfig
 from stillroom.curate._verdict import Verdict
 from stillroom.curate.errors import CurateError
 
@@ -40,6 +41,9 @@ class StoreCuration:
     store_fingerprint: str
     verdicts_reused: int
     verdicts_new: int
+    path: str = "memory"  # or "disk": streamed in chunks (curate._store_scale)
+    # disk: per stage, (chunks a killed run had finished, chunks this run did)
+    chunks: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def _digest(value: Any) -> str:
@@ -52,47 +56,69 @@ def store_fingerprint(con: Any) -> tuple[int, str]:
     count, digest = con.execute(
         "SELECT count(*), md5(coalesce(string_agg(idempotency_key || ':' || md5(content), ',' "
         "ORDER BY idempotency_key), '')) FROM answers"
-    ).fetchone()
+    ).fetchall()[0]
     return int(count), str(digest)
 
 
-def _rows(db: Path, references: Mapping[str, Any] | None) -> list[CurationRow]:
-    from stillroom.harvest import prompt_key, read_completions
+def _curation_rows(references: Mapping[str, Any] | None):
+    """A function turning harvest rows into :class:`CurationRow` s."""
+    from stillroom.harvest import prompt_key
 
-    out = []
-    for row in read_completions(db, with_logprobs=False):
-        chat = row.chat()
-        users = [m.get("content", "") for m in chat if m.get("role") == "user"]
-        reference = references.get(str(row.prompt_id)) if references is not None else None
-        out.append(
-            CurationRow(
-                row.idempotency_key,
-                prompt_key(chat),
-                users[-1] if users else "",
-                row.content or "",
-                reference,
+    def convert(batch: Sequence[Any]) -> list[CurationRow]:
+        out = []
+        for row in batch:
+            chat = row.chat()
+            users = [m.get("content", "") for m in chat if m.get("role") == "user"]
+            reference = references.get(str(row.prompt_id)) if references is not None else None
+            out.append(
+                CurationRow(
+                    row.idempotency_key,
+                    prompt_key(chat),
+                    users[-1] if users else "",
+                    row.content or "",
+                    reference,
+                )
             )
-        )
-    return out
+        return out
+
+    return convert
 
 
 class _VerdictLog:
     """Stored verdicts for one verifier identity; new ones buffered and flushed in batches."""
 
-    def __init__(self, con: Any, verifier: str, version: str, options: dict, flush_every: int):
+    def __init__(
+        self,
+        con: Any,
+        verifier: str,
+        version: str,
+        options: dict,
+        flush_every: int,
+        keys: Sequence[str] | None = None,
+    ):
+        """``keys``: read the stored verdicts of these answers only (one chunk's)."""
         self.con, self.verifier, self.version = con, verifier, version
         self.options_hash = _digest(options)
         self.flush_every = flush_every
         self.pending: list[tuple] = []
         self.reused = self.new = 0
+        sql = (
+            "SELECT idempotency_key, reference_hash, passed, reason, extracted "
+            "FROM curation_verdicts WHERE verifier = ? AND version = ? AND options_hash = ?"
+        )
+        reader = con.cursor()  # a connection of its own: the chunk's keys registered there
+        if keys is not None:
+            import pyarrow as pa
+
+            reader.register("chunk_keys", pa.table({"k": pa.array(list(keys), pa.string())}))
+            sql += " AND idempotency_key IN (SELECT k FROM chunk_keys)"
         self.stored = {
             (key, ref): Verdict(bool(ok), verifier, version, reason or "", extracted)
-            for key, ref, ok, reason, extracted in con.execute(
-                "SELECT idempotency_key, reference_hash, passed, reason, extracted "
-                "FROM curation_verdicts WHERE verifier = ? AND version = ? AND options_hash = ?",
-                [verifier, version, self.options_hash],
+            for key, ref, ok, reason, extracted in reader.execute(
+                sql, [verifier, version, self.options_hash]
             ).fetchall()
         }
+        reader.close()
 
     def lookup(self, row: CurationRow) -> Verdict | None:
         found = self.stored.get((row.row_id, _digest(str(row.reference))))
@@ -131,87 +157,118 @@ def curate_store(
     benchmarks: Sequence[BenchmarkItem] = (),
     benchmark_files: Sequence[str] = (),
     flush_every: int = 32,
+    scale: ScaleConfig | None = None,
+    progress: Any = None,
 ) -> StoreCuration:
     """Curate every answer of the harvest ``db`` into the curated set ``name`` (re-running
-    the same name replaces its decisions and reuses its stored verdicts)."""
-    from stillroom.curate._registry import get_verifier
+    the same name replaces its decisions and reuses its stored verdicts).
+
+    ``scale`` chooses the path by the answers' size (:meth:`ScaleConfig.choose`): in memory,
+    or streamed in chunks through the out-of-core dedup (``curate._store_scale``), where a
+    killed run resumes from its last finished chunk; ``progress(stage, chunk, first_row, rows)``
+    is called as each chunk is recorded."""
+    from stillroom.curate._store_scale import finish_scaled, run_scaled
+    from stillroom.harvest import iter_completions
+    from stillroom.harvest._completions import connect
     from stillroom.harvest._store import Store, utcnow
 
-    config = config or CurateConfig()
+    config, scale = config or CurateConfig(), scale or ScaleConfig()
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise CurateError(f"curated set name {name!r}: use letters, digits, '-', '_' or '.'")
     db = Path(db)
     judge_db = config.verifier_options.get("db") if config.verifier == "judge" else None
     if judge_db is not None and Path(judge_db).resolve() == db.resolve():
         raise CurateError(f"{db}: the judge's replies need a file of their own (not the harvest)")
-    rows = _rows(db, references)
-    if not rows:
+    probe = connect(db, read_only=True)  # a missing or foreign file says so, and is not migrated
+    try:
+        first = next(iter_completions(probe, 1), None)
+    finally:
+        probe.close()
+    if first is None:
         raise CurateError(f"{db}: no answers to curate (nothing harvested yet)")
-    store = Store(db)  # the single writer; applies migration 4 where it is missing
+    store = Store(db)  # the single writer; applies the curation migrations where missing
     con = store.con
     try:
         count, digest = store_fingerprint(con)
+        text = con.execute("SELECT sum(strlen(content)) FROM answers").fetchall()[0][0] or 0
+        path = scale.choose(int(text))
+        stamp = [json.dumps(config.as_dict(), default=str), json.dumps(list(benchmark_files))]
+        before = con.execute(
+            "SELECT status, config, benchmarks, store_fingerprint FROM curations WHERE name = ?",
+            [name],
+        ).fetchall()
+        resume = bool(before) and list(before[0]) == ["running", *stamp, digest]
         con.execute(
             "INSERT OR REPLACE INTO curations (name, status, started_at, config, benchmarks, "
             "store_rows, store_fingerprint) VALUES (?, 'running', ?, ?, ?, ?, ?)",
-            [
-                name,
-                utcnow(),
-                json.dumps(config.as_dict(), default=str),
-                json.dumps(list(benchmark_files)),
-                count,
-                digest,
-            ],
+            [name, utcnow(), *stamp, count, digest],
         )
-        log = None
-        if config.verifier is not None:
-            verifier = get_verifier(config.verifier, **config.verifier_options)
-            # what makes verdicts the same: the options, or the verifier's own say (a judge's
-            # endpoint and prompt, not its rate limits or acceptance)
-            identity = getattr(verifier, "identity", lambda: config.verifier_options)()
-            log = _VerdictLog(con, verifier.name, verifier.version, identity, flush_every)
-        try:
-            result = curate_rows(
-                rows,
-                config,
-                benchmarks,
-                cached_verdict=log.lookup if log else None,
-                on_verdict=log.record if log else None,
+        log_for = _verdict_logs(con, config, flush_every)
+        rows_of = _curation_rows(references)
+        if path == "disk":
+            cur, summary = run_scaled(
+                con, db, name, config, scale, benchmarks, rows_of, log_for, not resume, progress
             )
-        finally:
-            if log is not None:
-                log.flush()
-        rates = [p.pass_rate for p in result.prompt_stats.values()]
-        summary = result.summary() | {
-            "benchmarks": list(benchmark_files),
-            "name": name,
-            "mean_pass_rate": sum(rates) / len(rates) if rates else None,
-            "prompts_all_fail": sum(r == 0 for r in rates),
-            "prompts_all_pass": sum(r == 1 for r in rates),
-        }
-        _write_decisions(con, name, result, summary)
+            summary = {**summary, "benchmarks": list(benchmark_files), "name": name}
+            _write_decisions(con, name, cur.decisions(), cur.prompt_stats(), summary)
+            finish_scaled(con, db, name, cur, scale)
+            reused, new = cur.reused, cur.new
+            chunks = {s: (cur.chunks_before[s], cur.chunks_run[s]) for s in cur.chunks_run}
+        else:
+            rows = [r for batch in iter_completions(con, 100_000) for r in rows_of(batch)]
+            log = log_for(None)
+            try:
+                result = curate_rows(
+                    rows,
+                    config,
+                    benchmarks,
+                    cached_verdict=log.lookup if log else None,
+                    on_verdict=log.record if log else None,
+                )
+            finally:
+                if log is not None:
+                    log.flush()
+            rates = [p.pass_rate for p in result.prompt_stats.values()]
+            summary = result.summary() | {
+                "benchmarks": list(benchmark_files),
+                "name": name,
+                "mean_pass_rate": sum(rates) / len(rates) if rates else None,
+                "prompts_all_fail": sum(r == 0 for r in rates),
+                "prompts_all_pass": sum(r == 1 for r in rates),
+            }
+            decisions, prompts = _tables(name, result)
+            _write_decisions(con, name, decisions, prompts, summary)
+            reused, new = (log.reused, log.new) if log else (0, 0)
+            chunks = {}
     finally:
         store.close()
     return StoreCuration(
-        name,
-        len(rows),
-        summary["kept"],
-        summary,
-        digest,
-        log.reused if log else 0,
-        log.new if log else 0,
+        name, summary["rows"], summary["kept"], summary, digest, reused, new, path, chunks
     )
 
 
-def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
+def _verdict_logs(con: Any, config: CurateConfig, flush_every: int):
+    """``log_for(keys)``: a :class:`_VerdictLog` for the run's verifier (None without one)."""
+    from stillroom.curate._registry import get_verifier
+
+    if config.verifier is None:
+        return lambda keys: None
+    verifier = get_verifier(config.verifier, **config.verifier_options)
+    # what makes verdicts the same: the options, or the verifier's own say (a judge's
+    # endpoint and prompt, not its rate limits or acceptance)
+    identity = getattr(verifier, "identity", lambda: config.verifier_options)()
+    return lambda keys: _VerdictLog(
+        con, verifier.name, verifier.version, identity, flush_every, keys
+    )
+
+
+def _tables(name: str, result: Any) -> tuple[Any, Any]:
+    """An in-memory result's decisions and prompt stats as Arrow tables."""
     import pyarrow as pa
 
-    from stillroom.harvest._store import utcnow
-
     ds = result.decisions
-    table = pa.table(
+    decisions = pa.table(
         {
-            "curation": [name] * len(ds),
             "idempotency_key": [d.row_id for d in ds],
             "keep": [d.keep for d in ds],
             "stage": [d.drop.stage if d.drop else None for d in ds],
@@ -223,7 +280,6 @@ def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
     stats = list(result.prompt_stats.values())
     prompts = pa.table(
         {
-            "curation": [name] * len(stats),
             "prompt_key": [p.prompt_key for p in stats],
             "samples": pa.array([p.samples for p in stats], pa.int32()),
             "passed": pa.array([p.passed for p in stats], pa.int32()),
@@ -231,15 +287,21 @@ def _write_decisions(con: Any, name: str, result: Any, summary: dict) -> None:
             "pass_at": [json.dumps(p.pass_at) for p in stats],
         }
     )
+    return decisions, prompts
+
+
+def _write_decisions(con: Any, name: str, decisions: Any, prompts: Any, summary: dict) -> None:
+    """Replace set ``name``'s decisions and prompt stats (Arrow tables or readers) and mark it
+    complete, in one transaction."""
+    from stillroom.harvest._store import utcnow
+
     con.execute("BEGIN")
     con.execute("DELETE FROM curation_decisions WHERE curation = ?", [name])
     con.execute("DELETE FROM curation_prompts WHERE curation = ?", [name])
-    con.register("new_decisions", table)
-    con.execute("INSERT INTO curation_decisions SELECT * FROM new_decisions")
-    con.unregister("new_decisions")
-    con.register("new_prompts", prompts)
-    con.execute("INSERT INTO curation_prompts SELECT * FROM new_prompts")
-    con.unregister("new_prompts")
+    for table, source in (("curation_decisions", decisions), ("curation_prompts", prompts)):
+        con.register("new_rows", source)
+        con.execute(f"INSERT INTO {table} SELECT ?, * FROM new_rows", [name])
+        con.unregister("new_rows")
     con.execute(
         "UPDATE curations SET status = 'complete', finished_at = ?, summary = ? WHERE name = ?",
         [utcnow(), json.dumps(summary), name],

@@ -10,136 +10,46 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from stillroom._core.cli_edge import FriendlyErrors
+from stillroom.curate._cli_options import (
+    _Accept,
+    _AnswerScope,
+    _AnswerThreshold,
+    _Benchmark,
+    _BenchmarkField,
+    _benchmarks,
+    _ChunkRows,
+    _config,
+    _DecontamThreshold,
+    _DropAllPass,
+    _EmbedThreshold,
+    _How,
+    _judge_options,
+    _JudgeBaseUrl,
+    _JudgeDb,
+    _JudgeKeyEnv,
+    _JudgeModel,
+    _JudgePolicy,
+    _JudgeRpm,
+    _Keep,
+    _KeepAllFail,
+    _MemoryGb,
+    _Ngram,
+    _print_summary,
+    _PromptThreshold,
+    _Purpose,
+    _Verifier,
+)
+from stillroom.curate._cli_scale import decontam_command, dedup_command
 
 app = typer.Typer(
     cls=FriendlyErrors,
     help="Verify, deduplicate and decontaminate training data (a harvest store or JSONL).",
     no_args_is_help=True,
 )
-
-
-# The options the commands share, declared once (each command keeps its default).
-_Verifier = Annotated[
-    str, typer.Option("--verifier", help="math, exact, regex, choice, code, judge, or none.")
-]
-_Benchmark = Annotated[
-    list[Path],
-    typer.Option("--benchmark", help="Benchmark file to decontaminate against; repeatable."),
-]
-_BenchmarkField = Annotated[
-    str | None, typer.Option("--benchmark-field", help="Text field of benchmark rows.")
-]
-_PromptThreshold = Annotated[
-    float, typer.Option("--prompt-threshold", help="Near-duplicate prompt Jaccard.")
-]
-_AnswerThreshold = Annotated[
-    float, typer.Option("--answer-threshold", help="Near-duplicate answer Jaccard.")
-]
-_Ngram = Annotated[int, typer.Option("--ngram", help="Verbatim-leak n-gram size (0: off).")]
-_DecontamThreshold = Annotated[
-    float, typer.Option("--decontam-threshold", help="Reworded-leak Jaccard.")
-]
-_Keep = Annotated[str, typer.Option("--keep", help="Verified samples kept per prompt: one or all.")]
-_DropAllPass = Annotated[
-    bool, typer.Option("--drop-all-pass", help="Drop prompts every sample solved.")
-]
-_KeepAllFail = Annotated[
-    bool, typer.Option("--keep-all-fail", help="Keep prompts no sample solved.")
-]
-_AnswerScope = Annotated[
-    str, typer.Option("--answer-dedup-scope", help="Answers deduplicated per prompt, or global.")
-]
-_EmbedThreshold = Annotated[
-    float | None,
-    typer.Option(
-        "--embed-threshold", help="Also drop paraphrases by embedding cosine (curate-embed)."
-    ),
-]
-
-
-# --verifier judge: the judge model, asked through a harvest run of its own
-_JudgeBaseUrl = Annotated[
-    str | None, typer.Option("--judge-base-url", help="judge: the judge's OpenAI-compatible URL.")
-]
-_JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="judge: the model to ask.")]
-_JudgeDb = Annotated[
-    Path | None,
-    typer.Option("--judge-db", help="judge: DuckDB file for its replies (default: beside --db)."),
-]
-_JudgePolicy = Annotated[
-    str | None, typer.Option("--judge-policy", help="judge: the policy of the judge's provider.")
-]
-_Accept = Annotated[
-    list[str], typer.Option("--accept", help="judge: accept this policy's conditions; repeatable.")
-]
-_Purpose = Annotated[
-    str, typer.Option("--purpose", help="judge: the declared use, recorded with its run.")
-]
-_JudgeKeyEnv = Annotated[
-    str, typer.Option("--judge-api-key-env", help="judge: environment variable holding its key.")
-]
-_JudgeRpm = Annotated[
-    int | None, typer.Option("--judge-rpm", help="judge: requests per minute (and the policy's).")
-]
-
-
-def _judge_options(base_url, model, db, policy, accept, purpose, key_env, rpm) -> dict:
-    """The ``judge`` verifier's options from the command line (library checks the rest)."""
-    if not base_url or not model:
-        raise typer.BadParameter("--verifier judge needs --judge-base-url and --judge-model")
-    return {
-        "db": str(db), "base_url": base_url, "model": model, "policy": policy,
-        "accept": list(accept), "purpose": purpose, "api_key_env": key_env, "rpm": rpm,
-        "progress": True,
-    }  # fmt: skip
-
-
-def _benchmarks(paths: list[Path], field: str | None):
-    from stillroom.curate import load_benchmark
-
-    return [item for path in paths for item in load_benchmark(path, field)]
-
-
-def _config(
-    verifier,
-    prompt_threshold,
-    answer_threshold,
-    ngram,
-    decontam_threshold,
-    keep,
-    drop_all_pass,
-    keep_all_fail,
-    rel_tol=None,
-    answer_scope="prompt",
-    embed_threshold=None,
-    judge=None,
-):
-    from stillroom.curate import CurateConfig, DecontamConfig, DedupConfig, SamplingConfig
-
-    return CurateConfig(
-        verifier=None if verifier == "none" else verifier,
-        verifier_options=judge or ({"rel_tol": rel_tol} if rel_tol is not None else {}),
-        prompt_dedup=DedupConfig(near_threshold=prompt_threshold),
-        answer_dedup=DedupConfig(near_threshold=answer_threshold),
-        answer_dedup_scope=answer_scope,
-        decontam=DecontamConfig(
-            ngram=ngram, near_threshold=decontam_threshold, embed_threshold=embed_threshold
-        ),
-        sampling=SamplingConfig(
-            keep=keep, drop_all_fail=not keep_all_fail, drop_all_pass=drop_all_pass
-        ),
-    )
-
-
-def _print_summary(summary: dict, where: str) -> None:
-    typer.echo(f"kept {summary['kept']} of {summary['rows']} rows -> {where}")
-    for stage, count in summary["by_stage"].items():
-        typer.echo(f"  {stage:18s} {count}")
 
 
 @app.command("run")
@@ -177,10 +87,17 @@ def run_command(
     purpose: _Purpose = "evaluation",
     judge_api_key_env: _JudgeKeyEnv = "OPENAI_API_KEY",
     judge_rpm: _JudgeRpm = None,
+    memory_gb: _MemoryGb = 2.0,
+    how: _How = "auto",
+    chunk_rows: _ChunkRows = None,
 ) -> None:
-    """Curate every answer of a harvest into a named set (re-run to resume or refresh)."""
+    """Curate every answer of a harvest into a named set (re-run to resume or refresh).
+
+    A harvest past --memory-gb (or --path disk) is streamed in chunks through the out-of-core
+    dedup; a run killed half way, run again, redoes only the chunks it had not finished."""
     from stillroom.curate import curate_store
     from stillroom.curate._jsonl import read_references
+    from stillroom.curate._spill import ScaleConfig
 
     refs = read_references(references, reference_field) if references else None
     judge = None
@@ -206,11 +123,22 @@ def run_command(
     result = curate_store(
         db, name, references=refs, config=config,
         benchmarks=_benchmarks(benchmark, benchmark_field), benchmark_files=[str(b) for b in benchmark],
+        scale=ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows),
+        progress=_chunk_done,
     )  # fmt: skip
-    _print_summary(result.summary, f"curated set {name!r} in {db}")
+    _print_summary(result.summary, f"curated set {name!r} in {db} ({result.path} path)")
     typer.echo(
         f"verdicts: {result.verdicts_new} new, {result.verdicts_reused} reused from the store"
     )
+    if result.chunks:
+        (sb, sr), (vb, vr) = result.chunks["sketch"], result.chunks["verify"]
+        typer.echo(
+            f"resumed: sketch {sb} chunks done before, {sr} run; verify {vb} done before, {vr} run"
+        )
+
+
+def _chunk_done(stage: str, chunk: int, first_row: int, rows: int) -> None:
+    typer.echo(f"{stage} chunk {chunk} done ({first_row}-{first_row + rows - 1})", err=True)
 
 
 @app.command("show")
@@ -354,95 +282,5 @@ def verify_command(
     typer.echo(json.dumps(verdict.as_dict()))
 
 
-_MemoryGb = Annotated[
-    float, typer.Option("--memory-gb", help="Memory budget; past it dedup spills to DuckDB.")
-]
-_Json = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
-_DropsOut = Annotated[
-    Path | None, typer.Option("--out", help="Write one JSON line per dropped row here.")
-]
-
-
-def _report(summary: dict, drops: list, out: Path | None, as_json: bool, show: int) -> None:
-    """Print a dedup or decontam summary (text or JSON), write the drops, show a few."""
-    if out is not None:
-        with out.open("w", encoding="utf-8") as handle:
-            for row, rid, drop in drops:
-                line = {"row": row, "id": rid, **drop.as_dict()}
-                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-    if as_json:
-        typer.echo(json.dumps(summary))
-        return
-    typer.echo(", ".join(f"{k} {v}" for k, v in summary.items()))
-    for _, rid, drop in drops[:show]:
-        typer.echo(f"  {rid} matches {drop.matched} ({drop.reason})")
-
-
-@app.command("dedup")
-def dedup_command(
-    path: Path = typer.Argument(..., help="JSONL or Parquet file."),
-    field: str = typer.Option("prompt", "--field", help="Field (column) to deduplicate."),
-    threshold: float = typer.Option(0.7, "--threshold", help="Near-duplicate Jaccard."),
-    memory_gb: _MemoryGb = 2.0,
-    how: str = typer.Option(
-        "auto", "--path", help="auto (by input size), memory (rensa) or disk (DuckDB spill)."
-    ),
-    chunk_rows: int | None = typer.Option(None, "--chunk-rows", help="Rows per chunk."),
-    workers: int = typer.Option(1, "--workers", help="Processes sketching chunks (disk path)."),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (the same SQL)."),
-    master: str = typer.Option("local[2]", "--master", help="spark: local[N], spark://..., yarn."),
-    as_json: _Json = False,
-    out: _DropsOut = None,
-    show: int = typer.Option(10, "--show", help="Print this many drops."),
-) -> None:
-    """Exact and near duplicates of one field of a JSONL or Parquet file, in bounded memory."""
-    from stillroom.curate import DedupConfig
-    from stillroom.curate._inputs import read_field_chunks
-    from stillroom.curate._spill import ScaleConfig, dedup_chunks
-
-    config = DedupConfig(near_threshold=threshold)
-    if engine == "spark":
-        from stillroom.curate._spark_dedup import spark_dedup
-        from stillroom.detect import spark_session
-
-        run, drops = spark_dedup(spark_session(master), path, field, config, field)
-        _report(run.as_dict(), drops, out, as_json, show)
-        return
-    if engine != "duckdb":
-        raise typer.BadParameter(f"--engine must be duckdb or spark, got {engine!r}")
-    scale = ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows, workers=workers)
-    chosen = scale.choose(path.stat().st_size if path.exists() else 0)
-    run, drops = dedup_chunks(
-        read_field_chunks(path, field, scale.chunk), config, scale, field, chosen,
-    )  # fmt: skip
-    _report(run.as_dict(), drops, out, as_json, show)
-
-
-@app.command("decontam")
-def decontam_command(
-    path: Path = typer.Argument(..., help="JSONL or Parquet file."),
-    benchmark: list[Path] = typer.Option(..., "--benchmark", help="Benchmark file; repeatable."),
-    field: str = typer.Option("prompt", "--field", help="Field (column) to check."),
-    benchmark_field: _BenchmarkField = None,
-    ngram: _Ngram = 13,
-    threshold: float = typer.Option(0.5, "--threshold", help="Reworded-leak Jaccard."),
-    embed_threshold: float | None = typer.Option(
-        None, "--embed-threshold", help="Also paraphrases, by embedding cosine (curate-embed)."
-    ),
-    memory_gb: _MemoryGb = 2.0,
-    as_json: _Json = False,
-    out: _DropsOut = None,
-    show: int = typer.Option(10, "--show", help="Print this many drops."),
-) -> None:
-    """Rows of a JSONL or Parquet file that leak benchmark items, by method, in chunks."""
-    from stillroom.curate import DecontamConfig, Decontaminator
-    from stillroom.curate._inputs import read_field_chunks
-    from stillroom.curate._spill import ScaleConfig, decontam_chunks
-
-    dc = Decontaminator(
-        _benchmarks(benchmark, benchmark_field),
-        DecontamConfig(ngram=ngram, near_threshold=threshold, embed_threshold=embed_threshold),
-    )
-    chunk = ScaleConfig(memory_gb=memory_gb).chunk
-    summary, drops = decontam_chunks(read_field_chunks(path, field, chunk), dc)
-    _report(summary, drops, out, as_json, show)
+app.command("dedup")(dedup_command)
+app.command("decontam")(decontam_command)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stillroom.harvest._completions import (
         CompletionRow,
         completion_row,
+        iter_completions,
         prompt_key,
         read_completions,
         render_assistant,
@@ -53,6 +54,7 @@ _LAZY = {
     "limits_within": "stillroom.harvest._budget",
     "CompletionRow": "stillroom.harvest._completions",
     "completion_row": "stillroom.harvest._completions",
+    "iter_completions": "stillroom.harvest._completions",
     "prompt_key": "stillroom.harvest._completions",
     "read_completions": "stillroom.harvest._completions",
     "render_assistant": "stillroom.harvest._completions",
@@ -103,6 +105,7 @@ __all__ = [
     "dialect_for",
     "export_dataset",
     "harvest_status",
+    "iter_completions",
     "limits_within",
     "load_prompts",
     "prompt_key",

@@ -8,6 +8,8 @@ import it and keep no copy:
 - :class:`CompletionRow`, the typed row (the ``answers`` table's columns, in order);
 - :func:`completions_arrow`, how the writer (``Store.write_batch``) hands rows to DuckDB,
   and :func:`write_completions`, the same writer for fixtures and other stages;
+- :func:`read_completions` (every row) and :func:`iter_completions` (chunks, for a store
+  larger than memory), the readers;
 - :func:`connect`, which opens the file (read-only for readers) and reports a store that a
   running harvest holds as busy, naming the holder;
 - :func:`read_completions`, the reader;
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -192,32 +194,58 @@ def read_completions(
     columns; ``with_logprobs=False`` skips reading ``top_logprobs`` (it reads as None).
     A file that is no harvest database raises :class:`HarvestError` saying so.
     """
+    db = Path(db)
+    con = connect(db, read_only=True)
+    try:
+        return [
+            r
+            for chunk in _completion_chunks(con, db, filters, order_by, with_logprobs, None)
+            for r in chunk
+        ]
+    finally:
+        con.close()
+
+
+def iter_completions(
+    con: duckdb.DuckDBPyConnection,
+    chunk_rows: int,
+    *,
+    order_by: Sequence[str] = ("prompt_id", "sample_index", "idempotency_key"),
+    with_logprobs: bool = False,
+) -> Iterator[list[CompletionRow]]:
+    """The ``completions`` view of an open harvest connection, ``chunk_rows`` typed rows at a
+    time, in ``order_by`` order: a stage that streams a store larger than memory (curate at
+    scale). It reads on a cursor of its own, so the caller may write through ``con`` meanwhile."""
+    yield from _completion_chunks(
+        con.cursor(), Path("<store>"), None, order_by, with_logprobs, chunk_rows
+    )
+
+
+def _completion_chunks(con, db, filters, order_by, with_logprobs, chunk_rows):
     import duckdb
 
-    db = Path(db)
     for name in (*(filters or {}), *order_by):
         if name not in COLUMNS:
             raise HarvestError(f"read_completions: no column {name!r}; columns: {COLUMNS}")
-    con = connect(db, read_only=True)
-    try:
-        present = _view_columns(con, db)
-        wanted = [c for c in COLUMNS if c in present and (with_logprobs or c != "top_logprobs")]
-        where, params = [], []
-        for name, values in (filters or {}).items():
-            values = list(values)
-            where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values else "false")
-            params += values
-        sql = f"SELECT {', '.join(wanted)} FROM completions"
-        sql += f" WHERE {' AND '.join(where)}" if where else ""
-        sql += f" ORDER BY {', '.join(order_by)}" if order_by else ""
-        try:
-            records = con.execute(sql, params).fetchall()
-        except duckdb.Error as exc:
-            raise HarvestError(f"{db}: cannot read the `completions` view: {exc}") from None
-    finally:
-        con.close()
+    present = _view_columns(con, db)
+    wanted = [c for c in COLUMNS if c in present and (with_logprobs or c != "top_logprobs")]
+    where, params = [], []
+    for name, values in (filters or {}).items():
+        values = list(values)
+        where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values else "false")
+        params += values
+    sql = f"SELECT {', '.join(wanted)} FROM completions"
+    sql += f" WHERE {' AND '.join(where)}" if where else ""
+    sql += f" ORDER BY {', '.join(order_by)}" if order_by else ""
     unread = dict.fromkeys(c for c in COLUMNS if c not in wanted)  # None: not read, or older file
-    return [CompletionRow(**unread, **dict(zip(wanted, r, strict=True))) for r in records]
+    try:
+        result = con.execute(sql, params)
+        while records := (result.fetchmany(chunk_rows) if chunk_rows else result.fetchall()):
+            yield [CompletionRow(**unread, **dict(zip(wanted, r, strict=True))) for r in records]
+            if not chunk_rows:
+                return
+    except duckdb.Error as exc:
+        raise HarvestError(f"{db}: cannot read the `completions` view: {exc}") from None
 
 
 def _view_columns(con: duckdb.DuckDBPyConnection, db: Path) -> set[str]:

@@ -223,6 +223,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         FROM answers;
         """,
     ),
+    (
+        6,
+        """
+        -- curate at scale (curate/_store_scale.py): the chunks of a curation that are done, so
+        -- a curation killed half way redoes only the chunks it had not recorded
+        CREATE TABLE curation_chunks (
+            curation VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL,
+            chunk INTEGER NOT NULL,
+            first_row BIGINT NOT NULL,
+            rows INTEGER NOT NULL,
+            done_at TIMESTAMP,
+            PRIMARY KEY (curation, stage, chunk)
+        );
+        """,
+    ),
 ]
 
 FAILURE_COLUMNS = (
