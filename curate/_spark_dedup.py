@@ -91,43 +91,24 @@ def _verifier(threshold: float, num_perm: int):
     return run
 
 
-def spark_dedup(
-    spark: Any,
-    path: str | Path,
-    field: str,
-    config: DedupConfig | None = None,
-    what: str = "prompt",
-) -> tuple[DedupRun, list]:
-    """Dedup ``field`` of a Parquet or JSONL file on ``spark``: the run and its drops
-    ``(row, id, Drop)`` in row order, as :func:`~._spill.dedup_chunks` gives them."""
-    from stillroom.detect import SparkEngine, to_spark_sql
-
-    config, start = config or DedupConfig(), time.perf_counter()
+def _local_python(spark: Any) -> None:
     if "PYSPARK_PYTHON" not in os.environ and spark.sparkContext.master.startswith("local"):
         spark.sparkContext.pythonExec = sys.executable  # local workers need this venv's rensa
-    t = config.near_threshold
-    bands = optimal_bands(t, config.num_perm) if t is not None else 0
-    spec = SketchSpec(config.shingle_words, config.num_perm, config.seed, bands)
-    engine = SparkEngine(spark)
-    schema = "row long, f1 long, f2 long, live boolean, sig binary" + "".join(
-        f", b{j} long" for j in range(bands)
-    )
-    rows = _numbered_rows(spark, Path(path), field)
-    sketched = rows.mapInPandas(_sketcher(spec), schema).persist()
-    sketched.createOrReplaceTempView("sketched")
-    total = sketched.count()  # sketches every row once, into the cache
-    rows.select("row", "id").createOrReplaceTempView("ids")
-    engine.table("fps", "SELECT row, f1, f2 FROM sketched")
+
+
+def _spark_drops(spark: Any, total: int, config: DedupConfig, what: str) -> list:
+    """The drops ``(row, id, Drop)`` from the views ``ids``, ``fps``, ``sigs`` and
+    ``live_keys`` (band keys of rows with a signature): exact duplicates, candidates, their
+    verification in the workers, the first-kept rule on the driver."""
+    from stillroom.detect import SparkEngine, to_spark_sql
+
+    engine, t = SparkEngine(spark), config.near_threshold
     engine.table("exact", EXACT_SQL)
     near = pd.DataFrame({"row": np.zeros(0, np.int64), "kept": np.zeros(0, np.int64),
                          "score": np.zeros(0, np.float64)})  # fmt: skip
+    bands = optimal_bands(t, config.num_perm) if t is not None else 0
     if bands:
-        cols = ", ".join(f"b{j}" for j in range(bands))
-        engine.table("sigs", "SELECT row, sig FROM sketched WHERE live")
-        engine.table(
-            "keys",
-            f"SELECT row, {cols} FROM sketched WHERE live AND row NOT IN (SELECT row FROM exact)",
-        )
+        engine.table("keys", "SELECT * FROM live_keys WHERE row NOT IN (SELECT row FROM exact)")
         engine.table("pairs", candidate_sql(band_keys_sql(range(bands))))
         edges = (
             spark.sql(to_spark_sql(VERIFY_SQL))
@@ -144,15 +125,43 @@ def spark_dedup(
             near = pd.DataFrame(decided, columns=["row", "kept", "score"])
     engine.put("near", near)
     found = engine.frame(DROPS_SQL)
-    drops = [
+    for name in ("near", "pairs", "keys", "exact"):
+        engine.drop(name)
+    return [
         (int(r), str(i), to_drop(what, t, str(m), None if pd.isna(s) else float(s)))
         for r, i, m, s in zip(
             found["row"], found["id"], found["matched"], found["score"], strict=True
         )
     ]
-    views = ["near", "pairs", "keys", "sigs", "exact"]
-    for name in [*views, "fps"]:
-        engine.drop(name)
+
+
+def spark_dedup(
+    spark: Any,
+    path: str | Path,
+    field: str,
+    config: DedupConfig | None = None,
+    what: str = "prompt",
+) -> tuple[DedupRun, list]:
+    """Dedup ``field`` of a Parquet or JSONL file on ``spark``: the run and its drops
+    ``(row, id, Drop)`` in row order, as :func:`~._spill.dedup_chunks` gives them."""
+    config, start = config or DedupConfig(), time.perf_counter()
+    _local_python(spark)
+    t = config.near_threshold
+    bands = optimal_bands(t, config.num_perm) if t is not None else 0
+    spec = SketchSpec(config.shingle_words, config.num_perm, config.seed, bands)
+    schema = "row long, f1 long, f2 long, live boolean, sig binary" + "".join(
+        f", b{j} long" for j in range(bands)
+    )
+    rows = _numbered_rows(spark, Path(path), field)
+    sketched = rows.mapInPandas(_sketcher(spec), schema).persist()
+    sketched.createOrReplaceTempView("sketched")
+    total = sketched.count()  # sketches every row once, into the cache
+    rows.select("row", "id").createOrReplaceTempView("ids")
+    spark.sql("SELECT row, f1, f2 FROM sketched").createOrReplaceTempView("fps")
+    spark.sql("SELECT row, sig FROM sketched WHERE live").createOrReplaceTempView("sigs")
+    cols = "".join(f", b{j}" for j in range(bands))
+    spark.sql(f"SELECT row{cols} FROM sketched WHERE live").createOrReplaceTempView("live_keys")
+    drops = _spark_drops(spark, total, config, what)
     sketched.unpersist()
     exact = sum(1 for *_, d in drops if d.reason.startswith("exact"))
     run = DedupRun(
@@ -160,3 +169,17 @@ def spark_dedup(
         round(time.perf_counter() - start, 3), round(peak_rss_mb(), 1),
     )  # fmt: skip
     return run, drops
+
+
+def spill_on_spark(spark: Any, spill: Any) -> list:
+    """A :class:`~._spill.SpilledDedup`'s drops, decided by Spark from its spilled sketches
+    (exported to Parquet beside them): the same SQL and the same drops as ``spill.drops()``,
+    the join and the verification on the cluster."""
+    _local_python(spark)
+    out = spill.folder / "parquet"
+    out.mkdir(exist_ok=True)
+    for table, view in (("ids", "ids"), ("fps", "fps"), ("sigs", "sigs"), ("keys", "live_keys")):
+        target = out / f"{table}.parquet"
+        spill.con.execute(f"COPY {table} TO '{target}' (FORMAT parquet)")
+        spark.read.parquet(str(target)).createOrReplaceTempView(view)
+    return _spark_drops(spark, spill.rows, spill.config, spill.what)

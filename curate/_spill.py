@@ -148,6 +148,7 @@ class SpilledDedup:
                 prefix="stillroom-dedup-", dir=self.scale.spill_dir
             )
             folder = self._tmp.name
+        self.folder = Path(folder)
         Path(folder).mkdir(parents=True, exist_ok=True)
         self.con = connect_spill(self.scale, str(folder))
         cols = ", ".join(f"b{j} BIGINT" for j in range(self.bands))

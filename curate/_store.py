@@ -159,6 +159,7 @@ def curate_store(
     flush_every: int = 32,
     scale: ScaleConfig | None = None,
     progress: Any = None,
+    spark: Any = None,
 ) -> StoreCuration:
     """Curate every answer of the harvest ``db`` into the curated set ``name`` (re-running
     the same name replaces its decisions and reuses its stored verdicts).
@@ -166,7 +167,8 @@ def curate_store(
     ``scale`` chooses the path by the answers' size (:meth:`ScaleConfig.choose`): in memory,
     or streamed in chunks through the out-of-core dedup (``curate._store_scale``), where a
     killed run resumes from its last finished chunk; ``progress(stage, chunk, first_row, rows)``
-    is called as each chunk is recorded."""
+    is called as each chunk is recorded. ``spark`` (a SparkSession) runs the disk path's
+    dedup joins on Spark, and implies the disk path."""
     from stillroom.curate._store_scale import finish_scaled, run_scaled
     from stillroom.harvest import iter_completions
     from stillroom.harvest._completions import connect
@@ -191,7 +193,7 @@ def curate_store(
     try:
         count, digest = store_fingerprint(con)
         text = con.execute("SELECT sum(strlen(content)) FROM answers").fetchall()[0][0] or 0
-        path = scale.choose(int(text))
+        path = "disk" if spark is not None else scale.choose(int(text))
         stamp = [json.dumps(config.as_dict(), default=str), json.dumps(list(benchmark_files))]
         before = con.execute(
             "SELECT status, config, benchmarks, store_fingerprint FROM curations WHERE name = ?",
@@ -207,7 +209,17 @@ def curate_store(
         rows_of = _curation_rows(references)
         if path == "disk":
             cur, summary = run_scaled(
-                con, db, name, config, scale, benchmarks, rows_of, log_for, not resume, progress
+                con,
+                db,
+                name,
+                config,
+                scale,
+                benchmarks,
+                rows_of,
+                log_for,
+                not resume,
+                progress,
+                spark,
             )
             summary = {**summary, "benchmarks": list(benchmark_files), "name": name}
             _write_decisions(con, name, cur.decisions(), cur.prompt_stats(), summary)

@@ -16,6 +16,9 @@ Each chunk of a per-chunk stage is recorded in the store's ``curation_chunks`` (
 after its rows are in the work files, so a run killed at any point and run again redoes only
 the chunks it had not recorded (the rows of a half-written chunk are removed first). The work
 files sit beside the store (``<db>.curate-<name>/``) and are removed when the set is complete.
+
+With a SparkSession, the two dedup joins (exact groups, band-key self-join, verification) run
+on Spark from the spilled sketches (:func:`~._spark_dedup.spill_on_spark`): the same SQL.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class ScaledCuration:
             self.prompts = SpilledDedup(config.prompt_dedup, scale, "prompt", folder / "prompts")
         if config.answer_dedup is not None:
             self.answers = SpilledDedup(config.answer_dedup, scale, "answer", folder / "answers")
+        self.spark = None  # a SparkSession: the dedup joins run there (``engine spark``)
         self.chunks_run = {"sketch": 0, "verify": 0}
         self.chunks_before = {"sketch": 0, "verify": 0}
         self.reused = self.new = 0
@@ -185,7 +189,6 @@ class ScaledCuration:
                     salt = _key_salt([r.prompt_key for r in rows])
                 sketch = sketch_chunk([r.answer for r in rows], self.answers.spec)
                 self.answers.add_sketch([r.row_id for r in rows], sketch, numbers, salt)
-            self.work.execute("CHECKPOINT")
 
     def _leaks(self, rows: list[CurationRow], decon: Decontaminator | None) -> list[Drop | None]:
         if decon is None:
@@ -205,7 +208,7 @@ class ScaledCuration:
             "SELECT row FROM ids WHERE row NOT IN (SELECT min(row) FROM ids GROUP BY id)"
         ).fetchnumpy()["row"]
         self.prompts.discard(later)
-        self._put_drops("pdrop", self.prompts.drops(), with_key=True)
+        self._put_drops("pdrop", self._drops(self.prompts), with_key=True)
 
     def _put_drops(self, table: str, drops, with_key: bool = False) -> None:
         """Write ``(row, id, Drop)`` items to ``table``, 100,000 at a time."""
@@ -250,7 +253,6 @@ class ScaledCuration:
                 "passed": [f[1] for f in found], "reason": [f[2] for f in found],
                 "who": [f[3] for f in found],
             })  # fmt: skip
-            self.work.execute("CHECKPOINT")
 
     def sample(self) -> None:
         """Rejection sampling per prompt over the live rows, read in prompt order."""
@@ -307,7 +309,14 @@ class ScaledCuration:
             "OR NOT passed UNION SELECT row FROM sdrop"
         ).fetchnumpy()["row"]
         self.answers.discard(gone)
-        self._put_drops("adrop", self.answers.drops())
+        self._put_drops("adrop", self._drops(self.answers))
+
+    def _drops(self, spill: SpilledDedup):
+        if self.spark is None:
+            return spill.drops()
+        from stillroom.curate._spark_dedup import spill_on_spark
+
+        return spill_on_spark(self.spark, spill)
 
     def decisions(self) -> Any:
         """An Arrow reader of every row's decision, in row order (the in-memory path's
@@ -389,6 +398,7 @@ def run_scaled(
     log_for,
     fresh: bool,
     progress: Progress | None = None,
+    spark: Any = None,
 ) -> tuple:
     """Every stage of a scaled curation (resuming unless ``fresh``): ``(ScaledCuration,
     summary)``, the decisions still to be read from it."""
@@ -397,6 +407,7 @@ def run_scaled(
         log.clear()
         shutil.rmtree(folder, ignore_errors=True)
     cur = ScaledCuration(con, folder, config, scale, log)
+    cur.spark = spark
     cur.sketch(rows_of, benchmarks)
     cur.dedup_prompts()
     cur.verify(rows_of, log_for)

@@ -26,6 +26,7 @@ from stillroom.curate._cli_options import (
     _DecontamThreshold,
     _DropAllPass,
     _EmbedThreshold,
+    _Engine,
     _How,
     _judge_options,
     _JudgeBaseUrl,
@@ -36,6 +37,7 @@ from stillroom.curate._cli_options import (
     _JudgeRpm,
     _Keep,
     _KeepAllFail,
+    _Master,
     _MemoryGb,
     _Ngram,
     _print_summary,
@@ -90,6 +92,8 @@ def run_command(
     memory_gb: _MemoryGb = 2.0,
     how: _How = "auto",
     chunk_rows: _ChunkRows = None,
+    engine: _Engine = "duckdb",
+    master: _Master = "local[2]",
 ) -> None:
     """Curate every answer of a harvest into a named set (re-run to resume or refresh).
 
@@ -124,7 +128,7 @@ def run_command(
         db, name, references=refs, config=config,
         benchmarks=_benchmarks(benchmark, benchmark_field), benchmark_files=[str(b) for b in benchmark],
         scale=ScaleConfig(memory_gb=memory_gb, path=how, chunk_rows=chunk_rows),
-        progress=_chunk_done,
+        progress=_chunk_done, spark=_spark(engine, master),
     )  # fmt: skip
     _print_summary(result.summary, f"curated set {name!r} in {db} ({result.path} path)")
     typer.echo(
@@ -135,6 +139,17 @@ def run_command(
         typer.echo(
             f"resumed: sketch {sb} chunks done before, {sr} run; verify {vb} done before, {vr} run"
         )
+
+
+def _spark(engine: str, master: str):
+    """``--engine``: None for DuckDB, else a SparkSession on ``master``."""
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"--engine must be duckdb or spark, got {engine!r}")
+    if engine == "duckdb":
+        return None
+    from stillroom.detect import spark_session
+
+    return spark_session(master)
 
 
 def _chunk_done(stage: str, chunk: int, first_row: int, rows: int) -> None:

@@ -137,37 +137,35 @@ def _cli(db: Path, refs: Path, halt: str | None) -> subprocess.CompletedProcess:
     env |= {HALT_ENV: halt} if halt else {}
     return subprocess.run(
         [sys.executable, "-m", "stillroom", "curate", "run", "--db", str(db), "--name", "big",
-         "--references", str(refs), "--path", "disk", "--chunk-rows", "16"],
+         "--references", str(refs), "--path", "disk", "--chunk-rows", "32"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
     )  # fmt: skip
 
 
 def test_a_sigkilled_cli_run_redoes_only_unfinished_chunks(tmp_path):
     db = tmp_path / "h.duckdb"
-    refs = _harvest(db)  # 144 answers: 9 chunks of 16
+    refs = _harvest(db)  # 144 answers: 5 chunks of 32
     ref_file = tmp_path / "refs.jsonl"
     ref_file.write_text("".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items()))
 
-    first = _cli(db, ref_file, "sketch:3")  # chunk 3 written, killed before it is recorded
+    first = _cli(db, ref_file, "sketch:2")  # chunk 2 written, killed before it is recorded
     assert first.returncode == -signal.SIGKILL, first.stderr
-    assert [ln for ln in first.stderr.splitlines() if ln.startswith("sketch")] == [
-        f"sketch chunk {c} done ({c * 16}-{c * 16 + 15})" for c in range(3)
+    assert first.stderr.splitlines() == [
+        f"sketch chunk {c} done ({c * 32}-{c * 32 + 31})" for c in range(2)
     ]
-    second = _cli(db, ref_file, "verify:2")  # resumes at chunk 3, killed in verification
+    second = _cli(db, ref_file, "verify:1")  # resumes at chunk 2, killed in verification
     assert second.returncode == -signal.SIGKILL, second.stderr
-    lines = second.stderr.splitlines()
-    assert [ln.split(" (")[0] for ln in lines] == [
-        *(f"sketch chunk {c} done" for c in range(3, 9)),
-        *(f"verify chunk {c} done" for c in range(2)),
+    assert [ln.split(" (")[0] for ln in second.stderr.splitlines()] == [
+        *(f"sketch chunk {c} done" for c in range(2, 5)),
+        "verify chunk 0 done",
     ]
     third = _cli(db, ref_file, None)
     assert third.returncode == 0, third.stderr
     assert [ln.split(" (")[0] for ln in third.stderr.splitlines()] == [
-        f"verify chunk {c} done" for c in range(2, 9)
+        f"verify chunk {c} done" for c in range(1, 5)
     ]
-    assert (
-        "resumed: sketch 9 chunks done before, 0 run; verify 2 done before, 7 run" in third.stdout
-    )
+    resumed = "resumed: sketch 5 chunks done before, 0 run; verify 1 done before, 4 run"
+    assert resumed in third.stdout and "(disk path)" in third.stdout
 
     curate_store(db, "whole", references=refs, scale=ScaleConfig(path="memory"))
     assert _decisions(db, "big") == _decisions(db, "whole")
