@@ -24,28 +24,20 @@ on Spark from the spilled sketches (:func:`~._spark_dedup.spill_on_spark`): the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stillroom.curate._chunk_log import ChunkLog, Progress, work_folder
 from stillroom.curate._decontam import BenchmarkItem, Decontaminator
 from stillroom.curate._drop import Drop
 from stillroom.curate._pipeline import CurateConfig, CurationRow, _verify
 from stillroom.curate._sketch import sketch_chunk
 from stillroom.curate._spill import ScaleConfig, SpilledDedup
-
-# fault injection for the resume test: "STAGE:CHUNK" kills this process with SIGKILL after
-# that chunk's rows are written and before it is recorded as done
-HALT_ENV = "STILLROOM_CURATE_HALT_AT"
-
-# called as each chunk is recorded: (stage, chunk, first row, rows)
-Progress = Callable[[str, int, int, int], None]
 
 _STATE = (
     "CREATE TABLE IF NOT EXISTS state (row INTEGER, id VARCHAR, prompt_key VARCHAR, "
@@ -55,42 +47,6 @@ _VERIFIED = (
     "CREATE TABLE IF NOT EXISTS verified (row INTEGER, passed BOOLEAN, reason VARCHAR, who VARCHAR)"
 )
 _DROP_COLUMNS = "(row INTEGER, stage VARCHAR, reason VARCHAR, matched VARCHAR, score DOUBLE)"
-
-
-class ChunkLog:
-    """The store's record of one curation's finished chunks."""
-
-    def __init__(self, con: Any, name: str, progress: Progress | None = None) -> None:
-        self.con, self.name, self.progress = con, name, progress
-
-    def done(self, stage: str) -> tuple[int, int]:
-        """``(chunks, rows)`` recorded for ``stage``."""
-        chunks, rows = self.con.execute(
-            "SELECT count(*), coalesce(sum(rows), 0) FROM curation_chunks "
-            "WHERE curation = ? AND stage = ?",
-            [self.name, stage],
-        ).fetchall()[0]
-        return int(chunks), int(rows)
-
-    def record(self, stage: str, chunk: int, first_row: int, rows: int) -> None:
-        from stillroom.harvest._store import utcnow
-
-        halt = os.environ.get(HALT_ENV)
-        if halt == f"{stage}:{chunk}":
-            os.kill(os.getpid(), signal.SIGKILL)
-        self.con.execute(
-            "INSERT INTO curation_chunks VALUES (?, ?, ?, ?, ?, ?)",
-            [self.name, stage, chunk, first_row, rows, utcnow()],
-        )
-        if self.progress is not None:
-            self.progress(stage, chunk, first_row, rows)
-
-    def clear(self) -> None:
-        self.con.execute("DELETE FROM curation_chunks WHERE curation = ?", [self.name])
-
-
-def work_folder(db: Path, name: str, scale: ScaleConfig) -> Path:
-    return Path(scale.spill_dir or db.parent) / f"{db.name}.curate-{name}"
 
 
 def _key_salt(prompt_keys: Sequence[str]) -> np.ndarray:

@@ -111,19 +111,9 @@ def run_command(
             judge_policy, accept, purpose, judge_api_key_env, judge_rpm,
         )  # fmt: skip
     config = _config(
-        verifier,
-        prompt_threshold,
-        answer_threshold,
-        ngram,
-        decontam_threshold,
-        keep,
-        drop_all_pass,
-        keep_all_fail,
-        rel_tol,
-        answer_scope,
-        embed_threshold,
-        judge,
-    )
+        verifier, prompt_threshold, answer_threshold, ngram, decontam_threshold,
+        keep, drop_all_pass, keep_all_fail, rel_tol, answer_scope, embed_threshold, judge,
+    )  # fmt: skip
     result = curate_store(
         db, name, references=refs, config=config,
         benchmarks=_benchmarks(benchmark, benchmark_field), benchmark_files=[str(b) for b in benchmark],

@@ -14,7 +14,7 @@ import pytest
 from stillroom.curate import CurateConfig, DedupConfig, SamplingConfig, curate_store
 from stillroom.curate._decontam import BenchmarkItem
 from stillroom.curate._spill import ScaleConfig
-from stillroom.curate._store_scale import HALT_ENV
+from stillroom.curate._chunk_log import HALT_ENV
 from stillroom.harvest import completion_row, write_completions
 from stillroom.harvest._completions import connect
 
@@ -74,28 +74,22 @@ def _harvest(db: Path, prompts: int = 36, samples: int = 4) -> dict[str, str]:
     return refs
 
 
-def _decisions(db: Path, name: str) -> list[tuple]:
+def _read(db: Path, sql: str, name: str) -> list[tuple]:
     con = connect(db, read_only=True)
     try:
-        return con.execute(
-            "SELECT idempotency_key, keep, stage, reason, matched, score FROM curation_decisions "
-            "WHERE curation = ? ORDER BY idempotency_key",
-            [name],
-        ).fetchall()
+        return con.execute(sql, [name]).fetchall()
     finally:
         con.close()
+
+
+def _decisions(db: Path, name: str) -> list[tuple]:
+    return _read(db, "SELECT idempotency_key, keep, stage, reason, matched, score FROM "
+                 "curation_decisions WHERE curation = ? ORDER BY idempotency_key", name)  # fmt: skip
 
 
 def _prompts(db: Path, name: str) -> list[tuple]:
-    con = connect(db, read_only=True)
-    try:
-        return con.execute(
-            "SELECT prompt_key, samples, passed, pass_rate, pass_at FROM curation_prompts "
-            "WHERE curation = ? ORDER BY prompt_key",
-            [name],
-        ).fetchall()
-    finally:
-        con.close()
+    return _read(db, "SELECT prompt_key, samples, passed, pass_rate, pass_at FROM "
+                 "curation_prompts WHERE curation = ? ORDER BY prompt_key", name)  # fmt: skip
 
 
 @pytest.mark.parametrize(
