@@ -169,7 +169,7 @@ def curate_store(
     killed run resumes from its last finished chunk; ``progress(stage, chunk, first_row, rows)``
     is called as each chunk is recorded. ``spark`` (a SparkSession) runs the disk path's
     dedup joins on Spark, and implies the disk path."""
-    from stillroom.curate._store_scale import finish_scaled, run_scaled
+    from stillroom.curate._store_scale import discard_scaled, finish_scaled, run_scaled
     from stillroom.harvest import iter_completions
     from stillroom.harvest._completions import connect
     from stillroom.harvest._store import Store, utcnow
@@ -227,6 +227,7 @@ def curate_store(
             reused, new = cur.reused, cur.new
             chunks = {s: (cur.chunks_before[s], cur.chunks_run[s]) for s in cur.chunks_run}
         else:
+            discard_scaled(con, db, name, scale)  # a killed disk-path run's work, if any
             rows = [r for batch in iter_completions(con, 100_000) for r in rows_of(batch)]
             log = log_for(None)
             try:

@@ -376,5 +376,9 @@ def run_scaled(
 def finish_scaled(con, db: Path, name: str, cur: ScaledCuration, scale: ScaleConfig) -> None:
     """The work folder and the chunk records go once the decisions are in the store."""
     cur.close()
+    discard_scaled(con, db, name, scale)
+
+
+def discard_scaled(con, db: Path, name: str, scale: ScaleConfig) -> None:
     ChunkLog(con, name).clear()
     shutil.rmtree(work_folder(db, name, scale), ignore_errors=True)
