@@ -102,6 +102,9 @@ def connect_spill(scale: ScaleConfig, folder: str) -> Any:
     con.execute(f"SET memory_limit = '{scale.duckdb_limit}'")
     con.execute(f"SET temp_directory = '{Path(folder) / 'tmp'}'")
     con.execute("SET preserve_insertion_order = false")
+    # signatures and band keys are random bits: DuckDB's compression analysis at each checkpoint
+    # cost 4x the rest of the spill (8.2 against 1.9 CPU s for 200k rows) and saved nothing
+    con.execute("SET force_compression = 'uncompressed'")
     return con
 
 
