@@ -146,7 +146,13 @@ def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
     with TreePeak() as tree, SpilledDedup(DedupConfig(), scale, "answer") as dedup:
         chunks = read_field_chunks(path, "answer", scale.chunk)
         for ids, sketch in sketch_stream(chunks, dedup.spec, scale.workers):
+            before = dedup.rows
             dedup.add_sketch(ids, sketch)
+            if dedup.rows // 500_000 > before // 500_000:  # progress, for a run cut short
+                took = time.perf_counter() - start
+                print(f"  {dedup.rows:,} rows spilled in {took:.0f} s ({dedup.rows / took:,.0f} "
+                      f"rows/s), peak RSS with workers {tree.peak_mb:,.0f} MB, load "
+                      f"{Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
         t_add = time.perf_counter() - start
         counts = dedup.counts()
         for row, _, drop in dedup.drops():
