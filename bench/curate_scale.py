@@ -261,7 +261,8 @@ def main() -> None:
     print(f"{args.rows:,} answers, vocabulary {len(vocab):,} words; load average {load}")
     path, truth = generate(args, vocab)
     prefix = spilled(args, path, truth)
-    prefix_checks(args, path, prefix)
+    if args.prefix_rows:
+        prefix_checks(args, path, prefix)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"load average at the end {load}")
 
