@@ -15,11 +15,12 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
 from stillroom.curate._minhash import _rensa
-from stillroom.curate._text import fingerprint, shingles
+from stillroom.curate._text import fingerprint_and_shingles
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -27,7 +28,9 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 def signatures(token_sets: Sequence[list[str]], num_perm: int, seed: int) -> np.ndarray:
     """``(rows, num_perm)`` uint32 MinHash signatures, as rensa computes them."""
     matrix = _rensa().RMinHash.digest_matrix_from_token_sets(token_sets, num_perm, seed)
-    return np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(token_sets), num_perm)
+    rows = matrix.to_rows()
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.uint32, count=len(rows) * num_perm)
+    return flat.reshape(len(token_sets), num_perm)
 
 
 def band_keys(sigs: np.ndarray, bands: int) -> np.ndarray:
@@ -65,13 +68,15 @@ class SketchSpec:
 
 
 def sketch_chunk(texts: Sequence[str], spec: SketchSpec) -> Sketch:
-    fps = [fingerprint(t) for t in texts]
-    f1 = np.array([int(f[:16], 16) for f in fps], dtype=np.uint64)
-    f2 = np.array([int(f[16:], 16) for f in fps], dtype=np.uint64)
+    pairs = [fingerprint_and_shingles(t, spec.shingle_words) for t in texts]
+    # the fingerprint's two big-endian halves: int(hex[:16], 16) and int(hex[16:], 16)
+    halves = np.frombuffer(b"".join(d for d, _ in pairs), dtype=">u8").reshape(-1, 2)
+    f1 = halves[:, 0].astype(np.uint64) if len(texts) else np.zeros(0, np.uint64)
+    f2 = halves[:, 1].astype(np.uint64) if len(texts) else np.zeros(0, np.uint64)
     if not spec.bands:
         none = np.zeros(len(texts), dtype=bool)
         return Sketch(f1, f2, none, np.zeros((0, spec.num_perm), np.uint32), np.zeros((0, 0)))
-    sets = [shingles(t, spec.shingle_words) for t in texts]
+    sets = [s for _, s in pairs]
     live = np.array([bool(s) for s in sets], dtype=bool)
     kept = [s for s in sets if s]
     if not kept:

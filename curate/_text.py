@@ -36,3 +36,11 @@ def shingles(text: str, n: int) -> list[str]:
 def fingerprint(text: str) -> str:
     """A 16-byte hex digest of the normalised text: two rows are exact duplicates iff equal."""
     return hashlib.blake2b(normalise(text).encode(), digest_size=16).hexdigest()
+
+
+def fingerprint_and_shingles(text: str, n: int) -> tuple[bytes, list[str]]:
+    """:func:`fingerprint` (as its 16 raw bytes) and :func:`shingles` of ``text``, normalising
+    it once: the out-of-core dedup's hot path."""
+    low = unicodedata.normalize("NFKC", text).lower()
+    digest = hashlib.blake2b(" ".join(low.split()).encode(), digest_size=16).digest()
+    return digest, list(dict.fromkeys(ngrams(_WORD.findall(low), n)))
