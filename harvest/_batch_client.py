@@ -32,6 +32,8 @@ class _NotYet(TransientError):
 class BatchClient:
     """Upload, create, retrieve, list, cancel and download; batch objects as dicts."""
 
+    uploads = True  # requests go in an uploaded file (Message Batches: in the create)
+
     def __init__(
         self,
         client: openai.AsyncOpenAI,

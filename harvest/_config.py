@@ -129,6 +129,9 @@ class HarvestConfig:
             self._bad("thinking_budget", "must be -1 (Gemini: the model decides), 0 (off) or more")
         if self.mode != "sync" and dialect_for(self.api).batch_url is None:
             self._bad("mode", f"batch modes do not support --api {self.api} yet")
+        if self.mode == "batch-file" and self.api == "anthropic":
+            self._bad("mode", "batch-file writes OpenAI batch JSONL (vllm run-batch); --api "
+                      "anthropic takes --mode batch (Message Batches)")  # fmt: skip
         for name in ("rpm", "tpm", "rpd"):
             value = getattr(self, name)
             if value is not None and value < 1:
