@@ -20,7 +20,7 @@ of :class:`~stillroom.harvest._fake_anthropic.FakeAnthropic` (which keeps servin
 Per batch, by creation index: ``expire={index: n}`` answers the first ``n`` requests and
 the rest are ``expired``. ``create_500_once=True``: the first create makes its batch and
 answers 500. :meth:`FakeAnthropicBatches.hang_at` makes ``create_early`` (before the
-batch is made: the body still on its way), ``create`` (after), ``retrieve`` or
+batch is made: the body still on its way; released, it makes nothing), ``create`` (after), ``retrieve`` or
 ``results`` never answer, so a test can kill its client right there.
 :meth:`FakeAnthropicBatches.add_foreign` makes a batch someone else created.
 """
@@ -65,15 +65,18 @@ class _BatchApp(_App):
             return self._error(401, None)
         if not request.headers.get("anthropic-version"):
             return self._error(400, "anthropic-version: header is required")
-        await self._maybe_hang(hang or name)
+        if await self._maybe_hang(hang or name) and hang == "create_early":
+            return self._error(400, "the request body never arrived whole")  # nothing made
         return None
 
-    async def _maybe_hang(self, name: str) -> None:
+    async def _maybe_hang(self, name: str) -> bool:
         fake = self.fake
-        if fake.hang == name:
-            fake.hung.set()
-            while fake.hang == name:  # until released (hang_at(None) or stop)
-                await asyncio.sleep(0.02)
+        if fake.hang != name:
+            return False
+        fake.hung.set()
+        while fake.hang == name:  # until released (hang_at(None) or stop)
+            await asyncio.sleep(0.02)
+        return True
 
     def _error(self, status: int, message: str | None):
         from aiohttp import web
