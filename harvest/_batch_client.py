@@ -42,8 +42,9 @@ class BatchClient:
         rng: random.Random,
         max_attempts: int = 6,
         max_wait: float = 300.0,
+        endpoint: str = ENDPOINT,
     ):
-        self.client, self.sleep, self.rng = client, sleep, rng
+        self.client, self.sleep, self.rng, self.endpoint = client, sleep, rng, endpoint
         self.max_attempts, self.max_wait = max_attempts, max_wait
 
     async def _call(self, fn: Callable[[], Awaitable[Any]], *, not_found_retries: bool = False):
@@ -83,7 +84,7 @@ class BatchClient:
             try:
                 batch = await self.client.batches.create(
                     input_file_id=input_file_id,
-                    endpoint=ENDPOINT,
+                    endpoint=self.endpoint,
                     completion_window="24h",
                     metadata=metadata,
                 )

@@ -21,7 +21,7 @@ from typing import Any
 from stillroom.harvest._batch_anthropic import MAX_BYTES, MAX_REQUESTS, AnthropicLines
 from stillroom.harvest._batch_anthropic_client import AnthropicBatchClient
 from stillroom.harvest._batch_client import BatchClient
-from stillroom.harvest._batch_files import BatchLimits, Lines, line_shape
+from stillroom.harvest._batch_files import BatchLimits, Lines, LineShape, line_shape
 from stillroom.harvest._batch_poll import TERMINAL, PollSchedule
 from stillroom.harvest._batch_progress import NoBatchProgress, RichBatchProgress
 from stillroom.harvest._batch_runner import BatchRun, db_tag
@@ -93,9 +93,13 @@ async def _drive(run: BatchRun, cfg: HarvestConfig, http_client, progress, seed)
                      "then this command again with --batch-output OUT")  # fmt: skip
         return
     client = openai_client(cfg, http_client)
-    kind = AnthropicBatchClient if cfg.api == "anthropic" else BatchClient
-    run.client = kind(client, sleep=run.sleep, rng=random.Random(seed),
-                      max_attempts=cfg.max_attempts, max_wait=cfg.max_wait)  # fmt: skip
+    if isinstance(run.shape, LineShape):
+        run.client = BatchClient(client, sleep=run.sleep, rng=random.Random(seed),
+                                 max_attempts=cfg.max_attempts, max_wait=cfg.max_wait,
+                                 endpoint=run.shape.url)  # fmt: skip
+    else:
+        run.client = AnthropicBatchClient(client, sleep=run.sleep, rng=random.Random(seed),
+                                          max_attempts=cfg.max_attempts, max_wait=cfg.max_wait)  # fmt: skip
     run.view = RichBatchProgress() if progress else NoBatchProgress()
     try:
         with run.view:

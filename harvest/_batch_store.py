@@ -245,8 +245,8 @@ def spend_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     if not has_batches:
         return {**out, "est_spend_usd": None, "batches": {}}
     est = con.execute(
-        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND input_file_id IS NOT NULL "
-        "AND est_usd > 0"
+        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND est_usd > 0 "
+        "AND (input_file_id IS NOT NULL OR metadata IS NOT NULL)"  # reserved: sent or about to be
     ).fetchone()[0]
     states = con.execute(
         "SELECT state || coalesce(' ' || batch_status, ''), count(*) FROM batch_files "

@@ -184,10 +184,14 @@ def test_a_create_answered_500_is_adopted_from_the_list_not_redone(tmp_path):
         assert "list" in fake.calls and len(fake.creates) == 3
     assert result.stopped_reason is None
     assert_every_prompt_once(cfg.db, 9)
+    # at the policy's batch prices (1.50 / 7.50 per Mtok); each file's worst case reserved
     spend = result.spend_usd
     assert spend == pytest.approx(
         (result.prompt_tokens * 1.5 + result.completion_tokens * 7.5) / 1e6
     )
+    status = harvest_status(cfg.db)
+    assert status.spend_usd == pytest.approx(spend)
+    assert status.est_spend_usd > 9 * 32 * 7.5 / 1e6 > spend  # max_tokens per request, reserved
 
 
 def test_foreign_batches_that_look_alike_are_rejected_by_custom_id(tmp_path):

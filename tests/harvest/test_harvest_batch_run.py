@@ -304,3 +304,31 @@ def test_cli_cancel_then_run_stores_nothing_twice_and_resubmits_the_rest(tmp_pat
         third = run_harvest(cfg, progress=False, sleep=no_wait)
         assert (third.stopped_reason, third.completed, len(fake.creates)) == (None, 6, 2)
     assert_every_prompt_once(cfg.db, 6)
+
+
+def test_responses_batches_send_v1_responses_lines_and_store_the_sync_rows(tmp_path):
+    """``--mode batch --api responses``: the lines' url is ``/v1/responses`` and their body
+    the responses dialect's (messages as ``input``); rows as a synchronous run stores them."""
+    excluded = dict.fromkeys(("request_id", "latency_ms", "created_at", "run_id"))
+    opts = dict(model="o4-mini", api="responses", top_logprobs=None, max_tokens=12,
+                policy="openai", accept=("openai",), purpose="tests of batch modes")  # fmt: skip
+    with FakeBatchProvider(api="responses") as fake:
+        sync = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], mode="sync",
+                         db=tmp_path / "s.duckdb", **opts)  # fmt: skip
+        run_harvest(sync, progress=False)
+        batch = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], **opts)
+        result = run_harvest(batch, progress=False, sleep=no_wait)
+        (line, *_) = fake.input_lines(0)
+        assert fake.creates[0]["body"]["endpoint"] == "/v1/responses"
+    assert result.completed == 6 and result.stopped_reason is None
+    assert line["url"] == "/v1/responses" and "messages" not in line["body"]
+    assert line["body"]["input"][-1]["content"].startswith("question number")
+    assert line["body"]["reasoning"] == {"summary": "auto"}
+    order = ("idempotency_key",)
+    sync_rows, batch_rows = (read_completions(db, order_by=order) for db in (sync.db, batch.db))
+    assert len(sync_rows) == 6
+    assert [dataclasses.replace(r, **excluded) for r in sync_rows] == [
+        dataclasses.replace(r, **excluded) for r in batch_rows
+    ]
+    assert {r.reasoning_kind for r in batch_rows} == {"summary"}
+    assert {r.finish for r in batch_rows} == {"length"}
