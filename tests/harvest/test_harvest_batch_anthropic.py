@@ -18,7 +18,7 @@ import pytest
 from stillroom.harvest import HarvestConfig, harvest_status, run_harvest
 from stillroom.harvest._batch_adopt import IN_FLIGHT_S
 from stillroom.harvest._completions import read_completions
-from stillroom.harvest.errors import HarvestConfigError
+from stillroom.harvest.errors import HarvestConfigError, HarvestError
 from stillroom.harvest.testing import FakeAnthropicBatches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +69,55 @@ def assert_every_prompt_once(db: Path, n: int) -> None:
 
 def created_ids(fake) -> list[list[str]]:
     return [[r["custom_id"] for r in c["body"]["requests"]] for c in fake.creates]
+
+
+# -- wire shapes (stillroom.harvest._batch_anthropic) ----------------------------------------
+def test_custom_ids_fit_the_api_and_differ_per_database():
+    from stillroom.harvest._batch_anthropic import CUSTOM_ID, custom_id
+
+    key = "k" * 64
+    ids = {custom_id(tag, key) for tag in ("db-a", "db-b")}
+    assert len(ids) == 2 and all(CUSTOM_ID.match(i) for i in ids)
+    assert custom_id("db-a", key) == custom_id("db-a", key)
+
+
+def test_status_mapping_candidates_and_result_lines():
+    from stillroom.harvest._batch_anthropic import candidates, normalise, read_results
+    from stillroom.harvest.testing import pinned_payload
+
+    batch = pinned_payload("anthropic", "message_batch")["body"]
+    assert normalise(batch)["status"] == "in_progress"
+    ended = {**batch, "processing_status": "ended"}
+    assert normalise(ended)["status"] == "completed"
+    expired = {**ended, "request_counts": {**batch["request_counts"], "expired": 1}}
+    assert normalise(expired)["status"] == "expired"
+    assert normalise({**expired, "cancel_initiated_at": "2024-09-24T19:00:00Z"})["status"] == (
+        "cancelled"
+    )
+    intent = datetime.fromisoformat("2024-09-24T18:38:00+00:00")  # 36 s after created_at
+    listed = [
+        batch,
+        {**batch, "id": "other"},
+        {**batch, "id": "old", "created_at": "2024-09-24T18:30:00Z"},
+    ]
+    found = candidates(listed, intent_at=intent, requests=100, skew_s=120, exclude={"other"})
+    assert [b["id"] for b in found] == [batch["id"]]
+    assert candidates(listed, intent_at=intent, requests=99, skew_s=120, exclude=set()) == []
+    lines = pinned_payload("anthropic", "message_batch_results")["body"]
+    data = "".join(json.dumps(line) + "\n" for line in lines.values()).encode()
+    got = {cid: r for cid, r in read_results(data, "f.jsonl", {"my-first-request": "K1"})}
+    assert got["my-first-request"].key == "K1" and got["my-first-request"].ok
+    errored = got["my-second-request"]
+    assert (errored.status, errored.retry) == (400, False) and "max_tokens" in errored.error
+    assert all(
+        got[c].status is None and got[c].retry for c in ("my-third-request", "my-fourth-request")
+    )
+    with pytest.raises(HarvestError, match=r"f\.jsonl, line 2: not a batch result"):
+        list(
+            read_results(
+                b'{"custom_id": "a", "result": {"type": "expired"}}\n{"x": 1}\n', "f.jsonl", {}
+            )
+        )
 
 
 @pytest.mark.parametrize("point", ["create_early", "create", "retrieve", "results"])
