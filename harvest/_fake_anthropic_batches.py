@@ -20,7 +20,8 @@ of :class:`~stillroom.harvest._fake_anthropic.FakeAnthropic` (which keeps servin
 Per batch, by creation index: ``expire={index: n}`` answers the first ``n`` requests and
 the rest are ``expired``. ``create_500_once=True``: the first create makes its batch and
 answers 500. :meth:`FakeAnthropicBatches.hang_at` makes ``create_early`` (before the
-batch is made: the body still on its way; released, it makes nothing), ``create`` (after), ``retrieve`` or
+batch is made: the body still on its way; released, it makes nothing, or with
+``arrives_late = True`` makes the batch then, its sender long gone), ``create`` (after), ``retrieve`` or
 ``results`` never answer, so a test can kill its client right there.
 :meth:`FakeAnthropicBatches.add_foreign` makes a batch someone else created.
 """
@@ -65,7 +66,8 @@ class _BatchApp(_App):
             return self._error(401, None)
         if not request.headers.get("anthropic-version"):
             return self._error(400, "anthropic-version: header is required")
-        if await self._maybe_hang(hang or name) and hang == "create_early":
+        hung = await self._maybe_hang(hang or name)
+        if hung and hang == "create_early" and not self.fake.arrives_late:
             return self._error(400, "the request body never arrived whole")  # nothing made
         return None
 
@@ -181,6 +183,7 @@ class FakeAnthropicBatches(FakeAnthropic):
         self._polls: dict[str, int] = {}
         self._ids = itertools.count(1)
         self.clock_offset = timedelta(0)  # the provider's clock, relative to ours
+        self.arrives_late = False  # a create released from create_early makes its batch
         self._install(_BatchApp(self))
 
     def now(self) -> datetime:

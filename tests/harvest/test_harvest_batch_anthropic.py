@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,6 +66,22 @@ def assert_every_prompt_once(db: Path, n: int) -> None:
     assert total == distinct == prompts == n
     assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
     assert harvest_status(db).pending == 0
+
+
+async def cancel_at(fake, cfg: HarvestConfig, point: str, release: bool = True) -> None:
+    """Run until the fake hangs at ``point``, then cancel the run there (what a kill
+    leaves: the intent stored, no answer heard)."""
+    from stillroom.harvest import arun_harvest
+
+    hung = fake.hang_at(point)
+    task = asyncio.create_task(arun_harvest(cfg, progress=False, sleep=no_wait))
+    while not hung.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    if release:
+        fake.hang_at(None)
 
 
 def created_ids(fake) -> list[list[str]]:
@@ -250,19 +267,7 @@ def test_foreign_batches_that_look_alike_are_rejected_by_custom_id(tmp_path):
     with FakeAnthropicBatches(api_key=KEY) as fake:
         cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:3], max_poll_s=0)
 
-        async def killed_at_create() -> None:
-            from stillroom.harvest import arun_harvest
-
-            hung = fake.hang_at("create_early")
-            task = asyncio.create_task(arun_harvest(cfg, progress=False, sleep=no_wait))
-            while not hung.is_set():
-                await asyncio.sleep(0.01)
-            task.cancel()  # the intent is stored; the create never arrived
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            fake.hang_at(None)
-
-        asyncio.run(killed_at_create())
+        asyncio.run(cancel_at(fake, cfg, "create_early"))  # the create never arrives
         one = fake.add_foreign(3)
         first = run_harvest(cfg, progress=False, sleep=no_wait)  # adopted, then rejected
         assert first.stopped_reason == "adoption_wait" and first.completed == 0
@@ -275,6 +280,25 @@ def test_foreign_batches_that_look_alike_are_rejected_by_custom_id(tmp_path):
         third = run_harvest(cfg, progress=False, sleep=no_wait, now=later(IN_FLIGHT_S + 1))
         assert len(fake.creates) == 1
     assert (third.stopped_reason, third.completed) == (None, 3)
+    assert_every_prompt_once(cfg.db, 3)
+
+
+def test_a_create_that_lands_after_its_sender_died_is_waited_for_and_adopted(tmp_path):
+    """The ambiguous window: killed while the create was on its way; the rerun finds
+    nothing yet and waits (never creates); the batch then appears and is adopted."""
+    with FakeAnthropicBatches(api_key=KEY) as fake:
+        cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:3], max_poll_s=0)
+        fake.arrives_late = True
+        asyncio.run(cancel_at(fake, cfg, "create_early", release=False))
+        waiting = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert waiting.stopped_reason == "adoption_wait" and not fake.creates
+        fake.hang_at(None)  # the create the killed process sent is made now
+        while not fake.creates:
+            time.sleep(0.01)
+        cfg.max_poll_s = None
+        done = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert len(fake.creates) == 1
+    assert (done.stopped_reason, done.completed) == (None, 3)
     assert_every_prompt_once(cfg.db, 3)
 
 
