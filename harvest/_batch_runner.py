@@ -8,7 +8,9 @@ Each round:
    (or stop: ``spend_cap``), upload (``uploaded``), store the intent (``creating``: the
    metadata), create (``submitted``). A file found in ``creating`` (the process died
    between ``POST /v1/batches`` and storing the id) is adopted from the provider's list
-   by its metadata before anything is created;
+   by its metadata before anything is created. Message Batches (``client.uploads`` is
+   False) have no upload and no metadata: their intent and adoption are
+   ``stillroom.harvest._batch_adopt``'s;
 3. **poll** the submitted batches until they end (``stillroom.harvest._batch_poll``);
 4. **ingest** the output and error files of each ended batch (``stillroom.harvest._batch_ingest``)
    and mark the file ``ingested``. What an expired batch (or 429/5xx lines) left
