@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stillroom.harvest._batch_files import BatchResult
+from stillroom.harvest._batch_files import BatchResult, result_lines
 from stillroom.harvest._dialect import Dialect, RequestOptions
 from stillroom.harvest._prompts import canonical_json
 from stillroom.harvest._work import WorkItem
@@ -147,19 +147,12 @@ def read_results(
     """``(custom_id, result)`` per line of a results file; ``result.key`` is the
     idempotency key ``keys`` maps the custom_id to (the custom_id itself when it is not
     one of them). A bad line raises naming ``source`` and the line."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        raise HarvestError(f"{source}: not UTF-8 JSONL ({exc})") from None
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
+    for where, line in result_lines(data, source):
         try:
-            line = json.loads(raw)
             cid, result = line["custom_id"], line["result"]
             kind = result["type"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarvestError(f"{source}, line {number}: not a batch result ({exc})") from None
+        except (KeyError, TypeError) as exc:
+            raise HarvestError(f"{where}: not a batch result ({exc!r})") from None
         key = keys.get(cid, cid)
         if kind == "succeeded":
             yield cid, BatchResult(key, 200, result.get("message"), None, None)
@@ -171,4 +164,4 @@ def read_results(
         elif kind in ("expired", "canceled"):
             yield cid, BatchResult(key, None, None, None, f"{kind}: the request never ran")
         else:
-            raise HarvestError(f"{source}, line {number}: unknown result type {kind!r}")
+            raise HarvestError(f"{where}: unknown result type {kind!r}")

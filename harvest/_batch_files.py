@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from stillroom.harvest._dialect import Dialect, RequestOptions
 from stillroom.harvest._prompts import canonical_json
@@ -168,8 +168,9 @@ class BatchResult:
         return self.status is None or self.status == 429 or self.status >= 500
 
 
-def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
-    """Parse an output/error file; a bad line raises naming ``source`` and the line."""
+def result_lines(data: bytes, source: str) -> Iterator[tuple[str, Any]]:
+    """``(where, line)`` for each JSON line of a results file (``where``: ``source, line
+    N``, for the parser's errors); one that is not JSON raises naming it."""
     try:
         text = data.decode()  # one decode, not one per line in json.loads
     except UnicodeDecodeError as exc:
@@ -179,10 +180,19 @@ def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
             continue
         try:
             line = json.loads(raw)
+        except ValueError as exc:
+            raise HarvestError(f"{source}, line {number}: not a batch result ({exc})") from None
+        yield f"{source}, line {number}", line
+
+
+def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
+    """Parse an output/error file; a bad line raises naming ``source`` and the line."""
+    for where, line in result_lines(data, source):
+        try:
             key = line["custom_id"]
             response, error = line.get("response"), line.get("error")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarvestError(f"{source}, line {number}: not a batch result ({exc})") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise HarvestError(f"{where}: not a batch result ({exc!r})") from None
         if response:
             body = response.get("body")
             status = response.get("status_code")

@@ -6,14 +6,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from stillroom.harvest import HarvestConfig, harvest_status, run_harvest
@@ -21,28 +17,16 @@ from stillroom.harvest._batch_adopt import IN_FLIGHT_S
 from stillroom.harvest._completions import read_completions
 from stillroom.harvest.errors import HarvestConfigError, HarvestError
 from stillroom.harvest.testing import FakeAnthropicBatches
+from tests.harvest.batch_runs import assert_every_prompt_once, no_wait, rows, sigkill_cli_at
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-ant-test"
 MODEL = "claude-3-7-sonnet-20250219"  # priced in the anthropic policy (batch: 1.50 / 7.50)
 PROMPTS = [{"prompt": f"question number {i}", "id": f"q{i}"} for i in range(9)]
 
 
-async def no_wait(seconds: float) -> None:
-    await asyncio.sleep(0)
-
-
 def later(seconds: float):
     """A ``now`` ``seconds`` ahead of the real clock (the in-flight window has passed)."""
     return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(autouse=True)
@@ -56,16 +40,6 @@ def batch_cfg(fake, tmp_path: Path, prompts=PROMPTS, **kw) -> HarvestConfig:
                 mode="batch", poll_interval=0.01, batch_max_requests=3, max_tokens=32)  # fmt: skip
     base.update(kw)
     return HarvestConfig(**base)
-
-
-def assert_every_prompt_once(db: Path, n: int) -> None:
-    total, distinct, prompts = rows(
-        db,
-        "SELECT count(*), count(DISTINCT idempotency_key), count(DISTINCT prompt_id) FROM answers",
-    )[0]
-    assert total == distinct == prompts == n
-    assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
-    assert harvest_status(db).pending == 0
 
 
 async def cancel_at(fake, cfg: HarvestConfig, point: str, release: bool = True) -> None:
@@ -145,20 +119,12 @@ def test_sigkill_at_each_point_then_rerun_creates_one_batch_per_file(tmp_path, p
     prompts_file.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     with FakeAnthropicBatches(api_key=KEY, polls_per_state=2) as fake:
         cfg = batch_cfg(fake, tmp_path, prompts=prompts_file)
-        hung = fake.hang_at(point)
-        cmd = [sys.executable, "-m", "stillroom.harvest.cli", "run", "--prompts", str(prompts_file),
-               "--db", str(cfg.db), "--base-url", fake.base_url, "--model", MODEL,
-               "--api", "anthropic", "--accept", "anthropic", "--purpose",
-               "a support-ticket classifier", "--mode", "batch", "--poll-interval", "0.01",
-               "--batch-max-requests", "3", "--max-tokens", "32", "--no-progress"]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            assert hung.wait(60), f"the run never reached {point}: {proc.stdout.read()!r}"
-        finally:
-            proc.kill()  # SIGKILL
-            proc.wait(10)
-        fake.hang_at(None)
+        sigkill_cli_at(fake, point, [
+            "--prompts", str(prompts_file), "--db", str(cfg.db), "--base-url", fake.base_url,
+            "--model", MODEL, "--api", "anthropic", "--accept", "anthropic", "--purpose",
+            "a support-ticket classifier", "--mode", "batch", "--poll-interval", "0.01",
+            "--batch-max-requests", "3", "--max-tokens", "32",
+        ])  # fmt: skip
         created_before = len(fake.creates)
         if point == "create_early":  # nothing listed yet: wait, never create while unsure
             cfg.max_poll_s = 0
