@@ -74,7 +74,7 @@ async def create(run: BatchRun, f: BatchFileRow, content: bytes, *, counted: boo
 async def adopt(run: BatchRun, f: BatchFileRow) -> None:
     """A ``creating`` file: adopt its batch, create it when nothing can be in flight, or
     wait (see the module's docstring)."""
-    while run.stop_reason is None:
+    while True:
         intent = f.metadata or {}
         intent_at = datetime.fromisoformat(intent["intent_at"])
         exclude = run.batches.batch_ids() | set(intent.get("rejected", []))
@@ -86,10 +86,8 @@ async def adopt(run: BatchRun, f: BatchFileRow) -> None:
             _record(run, f, found[0], adopted=found[0]["id"])
             return
         if len(found) > 1:
-            if await _confirm_among(run, f, found):
-                return
-            if run.stop_reason is not None or f.state != "creating":
-                return
+            if await _confirm_among(run, f, found) != "none":
+                return  # adopted, or still waiting for them to end
             continue  # none was this file's: all rejected
         answered = intent.get("answered_at") is not None
         waited = (run.now() - intent_at).total_seconds()
@@ -121,9 +119,10 @@ def rejected(run: BatchRun, f: BatchFileRow) -> None:
     f.state, f.metadata, f.batch_id = "creating", intent, None
 
 
-async def _confirm_among(run: BatchRun, f: BatchFileRow, found: list[dict[str, Any]]) -> bool:
+async def _confirm_among(run: BatchRun, f: BatchFileRow, found: list[dict[str, Any]]) -> str:
     """Wait for several candidates to end, then adopt the one holding this file's
-    custom_ids; the rest are rejected. False: none was (or the wait ran out)."""
+    custom_ids; the rest are rejected. Returns ``adopted``, ``none`` (none was this
+    file's) or ``wait`` (they have not all ended by the deadline)."""
     client = run.client
     assert client is not None
     ended = {b["id"]: b for b in found if b["status"] in TERMINAL}
@@ -139,7 +138,7 @@ async def _confirm_among(run: BatchRun, f: BatchFileRow, found: list[dict[str, A
             run.stop("adoption_wait", f"batches {ids} could each be file {f.file_key[:16]}'s "
                      "(no metadata to tell); harvest reads their custom_ids once they end: "
                      "run the same command again")  # fmt: skip
-            return False
+            return "wait"
     mine = set(run.batches.keys_by_custom_id(f.file_key))
     for batch_id, batch in ended.items():
         data = await client.results(batch)  # type: ignore[attr-defined]
@@ -148,9 +147,9 @@ async def _confirm_among(run: BatchRun, f: BatchFileRow, found: list[dict[str, A
             _set_intent(run, f, rejected=[*(f.metadata or {}).get("rejected", []),
                                           *(b for b in ended if b != batch_id)])  # fmt: skip
             _record(run, f, batch, adopted=None)  # confirmed already
-            return True
+            return "adopted"
     _set_intent(run, f, rejected=[*(f.metadata or {}).get("rejected", []), *ended])
-    return False
+    return "none"
 
 
 def _past_deadline(run: BatchRun) -> bool:

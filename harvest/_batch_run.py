@@ -159,6 +159,8 @@ async def _ours(batches: BatchClient, db: Path, ids: list[str] | None):
 def _recorded_batch_ids(db: Path) -> list[str]:
     import duckdb
 
+    if not db.exists():
+        raise HarvestError(f"{db}: no such database")
     try:
         return submitted_batch_ids(db)
     except duckdb.IOException as exc:  # held by a running harvest

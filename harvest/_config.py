@@ -45,8 +45,9 @@ class HarvestConfig:
         max_wait: the longest single wait (a server asking for more stops the run cleanly),
         max_attempts, request_timeout (seconds), retry_failed (retry recorded failures).
 
-    Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches``, at batch
-    prices; ``"batch-file"``: write the request JSONL for an offline runner such as
+    Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches`` (lines for
+    ``/v1/chat/completions``, or ``/v1/responses`` with ``api="responses"``), or with
+    ``api="anthropic"`` its Message Batches, at batch prices; ``"batch-file"``: write the request JSONL for an offline runner such as
     ``vllm run-batch``; the same run with ``batch_output`` then ingests its output files):
         mode, poll_interval (seconds before the first re-poll; grows while nothing
         changes), max_poll_s (stop polling after this long, ``0``: submit and stop; the

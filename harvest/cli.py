@@ -87,7 +87,9 @@ def run(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     mode: Mode = typer.Option(
-        Mode.sync, help="sync, batch (the Batch API) or batch-file (JSONL for an offline run)."
+        Mode.sync,
+        help="sync, batch (the Batch API; --api anthropic: Message Batches) or batch-file "
+        "(JSONL for an offline run).",
     ),
     poll_interval: float = typer.Option(30.0, help="Batch: seconds between polls (grows)."),
     max_poll: float | None = typer.Option(
