@@ -19,7 +19,7 @@ of :class:`~stillroom.harvest._fake_anthropic.FakeAnthropic` (which keeps servin
 
 Per batch, by creation index: ``expire={index: n}`` answers the first ``n`` requests and
 the rest are ``expired``. ``create_500_once=True``: the first create makes its batch and
-answers 500. :meth:`FakeAnthropicBatches.hang_at` makes ``create_early`` (before the
+answers 500; ``create_500_before_once=True``: it answers 500 having made nothing. :meth:`FakeAnthropicBatches.hang_at` makes ``create_early`` (before the
 batch is made: the body still on its way; released, it makes nothing, or with
 ``arrives_late = True`` makes the batch then, its sender long gone), ``create`` (after), ``retrieve`` or
 ``results`` never answer, so a test can kill its client right there.
@@ -101,6 +101,9 @@ class _BatchApp(_App):
             return self._error(400, f"requests: {exc}")
         except Refusal as refusal:
             return self._error(refusal.status, refusal.message)
+        if self.fake.create_500_before_once:
+            self.fake.create_500_before_once = False
+            return self._error(500, None)  # nothing made
         batch = self.fake.make_batch(body, CIMultiDict(request.headers))
         await self._maybe_hang("create")  # after the work: the caller never hears of it
         if self.fake.create_500_once:
@@ -167,12 +170,14 @@ class FakeAnthropicBatches(FakeAnthropic):
         max_requests: int = 100_000,
         expire: dict[int, int] | None = None,
         create_500_once: bool = False,
+        create_500_before_once: bool = False,
         **settings: Any,
     ):
         super().__init__(**settings)
         self.polls_per_state, self.max_requests = polls_per_state, max_requests
         self.expire = dict(expire or {})
         self.create_500_once = create_500_once
+        self.create_500_before_once = create_500_before_once
         self.batches: dict[str, dict[str, Any]] = {}
         self.result_lines: dict[str, list[dict[str, Any]]] = {}
         self.creates: list[dict[str, Any]] = []  # {"id", "body", "index"} per batch made here

@@ -223,7 +223,20 @@ def test_a_create_answered_500_is_adopted_from_the_list_not_redone(tmp_path):
     )
     status = harvest_status(cfg.db)
     assert status.spend_usd == pytest.approx(spend)
+    assert rows(cfg.db, "SELECT sum(requests) FROM daily_requests") == [(9,)]  # once each
     assert status.est_spend_usd > 9 * 32 * 7.5 / 1e6 > spend  # max_tokens per request, reserved
+
+
+def test_a_create_answered_500_that_made_nothing_is_sent_again_at_once(tmp_path):
+    """The answer ends the ambiguity: nothing listed after it, so no waiting."""
+    with FakeAnthropicBatches(api_key=KEY, create_500_before_once=True) as fake:
+        cfg = batch_cfg(fake, tmp_path, max_poll_s=0.0, rpd=6)  # no time to wait
+        result = run_harvest(cfg, progress=False, sleep=no_wait)
+        assert fake.calls.count("create") == 3 and len(fake.creates) == 2
+    assert (result.stopped_reason, result.completed) == ("daily_cap", 6)
+    # the daily cap binds: 6 of 9 planned, each file counted once (not once per create)
+    assert rows(cfg.db, "SELECT sum(requests) FROM daily_requests") == [(6,)]
+    assert rows(cfg.db, "SELECT count(*) FROM batch_files") == [(2,)]
 
 
 def test_foreign_batches_that_look_alike_are_rejected_by_custom_id(tmp_path):
