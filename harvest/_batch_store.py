@@ -7,7 +7,10 @@ process killed anywhere resumes from the last stored one:
 ``prepared`` (its keys are assigned; nothing sent) -> ``uploaded`` (``input_file_id``)
 -> ``creating`` (the intent: the metadata about to be sent with ``POST /v1/batches``)
 -> ``submitted`` (``batch_id``; ``batch_status`` follows the provider's) -> ``ingested``
-(every result stored). ``batch-file`` files are ``written`` instead of uploaded. A
+(every result stored). Message Batches have no upload: ``prepared`` -> ``creating``
+(``metadata`` holds the intent: ``intent_at`` and the request count,
+``stillroom.harvest._batch_adopt``), and each key's ``custom_id`` is stored in
+``batch_items`` (migration 6). ``batch-file`` files are ``written`` instead of uploaded. A
 ``prepared`` file whose requests this plan no longer makes is ``abandoned``.
 
 A file's ``file_key`` is ``<sha256>.<n>``: the n-th file with that content (a batch that
