@@ -234,18 +234,9 @@ class BatchRun:
         batch = await self.client.retrieve(f.batch_id or "")
         keys = self.batches.keys_of(f.file_key)
         tokens = (self.tally.tokens_in, self.tally.tokens_out)
-        if not self.client.uploads:
-            by_id = self.batches.keys_by_custom_id(f.file_key)
-            data = await self.client.results(batch)  # type: ignore[attr-defined]
-            lines = list(read_message_results(data, f"batch {f.batch_id} results", by_id))
-            if (
-                (f.metadata or {}).get("adopted")
-                and lines
-                and not by_id.keys() & {cid for cid, _ in lines}
-            ):  # an adopted batch that is not this file's after all
-                _batch_adopt.rejected(self, f)
-                return
-            self._store(r for _, r in lines)
+        if not self.client.uploads and not await self._store_message_results(f, batch):
+            _batch_adopt.rejected(self, f)  # an adopted batch that is not this file's
+            return
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
             if file_id:
                 data = await self.client.download(file_id)
@@ -272,6 +263,18 @@ class BatchRun:
         self.view.update(
             f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
         )
+
+    async def _store_message_results(self, f: BatchFileRow, batch: dict[str, Any]) -> bool:
+        """Store a Message Batch's results (matched by custom_id); False, storing nothing,
+        when the file's batch was adopted and its results hold none of the file's ids."""
+        by_id = self.batches.keys_by_custom_id(f.file_key)
+        data = await self.client.results(batch)  # type: ignore[union-attr]
+        lines = list(read_message_results(data, f"batch {f.batch_id} results", by_id))
+        foreign = lines and not by_id.keys() & {cid for cid, _ in lines}
+        if foreign and (f.metadata or {}).get("adopted"):
+            return False
+        self._store(r for _, r in lines)
+        return True
 
     def _store_results(self, data: bytes, source: str) -> None:
         self._store(read_results(data, source))
