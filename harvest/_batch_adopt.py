@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stillroom.harvest._batch_anthropic import candidates, read_results
-from stillroom.harvest._batch_anthropic_client import CreateFailed
+from stillroom.harvest._batch_anthropic_client import CreateFailed, CreateRefused
 from stillroom.harvest._batch_poll import TERMINAL, poll_until_done
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ async def create(run: BatchRun, f: BatchFileRow, content: bytes, *, counted: boo
     f.state, f.metadata = "creating", intent
     try:
         batch = await run.client.create(content)  # type: ignore[union-attr]
+    except CreateRefused:  # answered: nothing made, nothing to wait for next time
+        _set_intent(run, f, answered_at=run.now().isoformat())
+        raise
     except CreateFailed as exc:
         if exc.answered:
             _set_intent(run, f, answered_at=run.now().isoformat())

@@ -38,6 +38,10 @@ class CreateFailed(Exception):
         self.answered = answered
 
 
+class CreateRefused(HarvestError):
+    """A create the provider answered with a 4xx: no batch was made."""
+
+
 class AnthropicBatchClient(BatchClient):
     """Create, retrieve, list, cancel and read results; batch objects as dicts."""
 
@@ -61,7 +65,7 @@ class AnthropicBatchClient(BatchClient):
         except openai.APIStatusError as exc:
             if exc.status_code == 429 or exc.status_code >= 500:
                 raise CreateFailed(f"HTTP {exc.status_code}", answered=True) from exc
-            raise HarvestError(
+            raise CreateRefused(
                 f"Anthropic refused the batch (HTTP {exc.status_code}: {str(exc)[:300]})"
             ) from exc
         return normalise(batch)

@@ -239,6 +239,16 @@ def test_a_create_answered_500_that_made_nothing_is_sent_again_at_once(tmp_path)
     assert rows(cfg.db, "SELECT count(*) FROM batch_files") == [(2,)]
 
 
+def test_a_refused_create_stops_the_run_and_the_next_creates_without_waiting(tmp_path):
+    with FakeAnthropicBatches(api_key=KEY, max_requests=2) as fake:  # below our 3 a batch
+        cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:3], max_poll_s=0.0)
+        with pytest.raises(HarvestError, match="Anthropic refused the batch .HTTP 400"):
+            run_harvest(cfg, progress=False, sleep=no_wait)
+        fake.max_requests = 3
+        again = run_harvest(cfg, progress=False, sleep=no_wait)  # answered: nothing in flight
+        assert (again.stopped_reason, again.completed, len(fake.creates)) == (None, 3, 1)
+
+
 def test_foreign_batches_that_look_alike_are_rejected_by_custom_id(tmp_path):
     """Killed while the create is on its way; then someone else's batches of the same size
     appear: one alone is adopted, then rejected once its results show other custom_ids;
