@@ -22,7 +22,7 @@ by it (``BatchClient.find``). Anthropic's carry none. So, per file of work:
      reached the provider, which finishes it whether or not anyone is listening).
      harvest creates again only once that is impossible: when the failed create was
      *answered* (``answered_at``: a 5xx or 429 means the provider has finished with that
-     request, so a batch it made is already listed), or when :data:`IN_FLIGHT_S` have
+     request, so a batch it made is already listed; a 4xx made none), or when :data:`IN_FLIGHT_S` have
      passed since ``intent_at``. Until then it **waits** (re-listing every poll interval;
      ``--max-poll`` ends the wait and the run stops ``adoption_wait``, and the same
      command resumes it). It never creates while the answer is unknown.
