@@ -242,7 +242,7 @@ def test_a_create_answered_500_that_made_nothing_is_sent_again_at_once(tmp_path)
 def test_a_refused_create_stops_the_run_and_the_next_creates_without_waiting(tmp_path):
     with FakeAnthropicBatches(api_key=KEY, max_requests=2) as fake:  # below our 3 a batch
         cfg = batch_cfg(fake, tmp_path, prompts=PROMPTS[:3], max_poll_s=0.0)
-        with pytest.raises(HarvestError, match="Anthropic refused the batch .HTTP 400"):
+        with pytest.raises(HarvestError, match=r"Anthropic refused the batch \(HTTP 400"):
             run_harvest(cfg, progress=False, sleep=no_wait)
         fake.max_requests = 3
         again = run_harvest(cfg, progress=False, sleep=no_wait)  # answered: nothing in flight
