@@ -223,6 +223,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         FROM answers;
         """,
     ),
+    (
+        6,
+        # Anthropic Message Batches (stillroom.harvest._batch_anthropic): the custom_id each key
+        # was sent under (OpenAI batch lines use the key itself).
+        """
+        ALTER TABLE batch_items ADD COLUMN custom_id VARCHAR;
+        UPDATE batch_items SET custom_id = idempotency_key;
+        """,
+    ),
 ]
 
 FAILURE_COLUMNS = (
