@@ -1,5 +1,5 @@
 """The store's record of a chunked curation's finished chunks (``curation_chunks``, harvest's
-migration 6), and where its work files live."""
+migration 7), and where its work files live."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ only one chunk of rows in Python at a time:
 4. sampling, per prompt, from the work file in prompt order; answer dedup over the rows still
    live (per prompt: the prompt key is mixed into each answer's keys); the decisions written.
 
-Each chunk of a per-chunk stage is recorded in the store's ``curation_chunks`` (migration 6)
+Each chunk of a per-chunk stage is recorded in the store's ``curation_chunks`` (migration 7)
 after its rows are in the work files, so a run killed at any point and run again redoes only
 the chunks it had not recorded (the rows of a half-written chunk are removed first). The work
 files sit beside the store (``<db>.curate-<name>/``) and are removed when the set is complete.

@@ -32,6 +32,8 @@ class _NotYet(TransientError):
 class BatchClient:
     """Upload, create, retrieve, list, cancel and download; batch objects as dicts."""
 
+    uploads = True  # requests go in an uploaded file (Message Batches: in the create)
+
     def __init__(
         self,
         client: openai.AsyncOpenAI,
@@ -40,8 +42,9 @@ class BatchClient:
         rng: random.Random,
         max_attempts: int = 6,
         max_wait: float = 300.0,
+        endpoint: str = ENDPOINT,
     ):
-        self.client, self.sleep, self.rng = client, sleep, rng
+        self.client, self.sleep, self.rng, self.endpoint = client, sleep, rng, endpoint
         self.max_attempts, self.max_wait = max_attempts, max_wait
 
     async def _call(self, fn: Callable[[], Awaitable[Any]], *, not_found_retries: bool = False):
@@ -81,7 +84,7 @@ class BatchClient:
             try:
                 batch = await self.client.batches.create(
                     input_file_id=input_file_id,
-                    endpoint=ENDPOINT,
+                    endpoint=self.endpoint,
                     completion_window="24h",
                     metadata=metadata,
                 )

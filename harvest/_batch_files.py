@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from stillroom.harvest._dialect import Dialect, RequestOptions
 from stillroom.harvest._prompts import canonical_json
@@ -52,6 +53,7 @@ class BatchInput:
     keys: list[str]
     content: bytes
     sha256: str
+    custom_ids: list[str] | None = None  # what each line is sent under (None: its key)
 
     @property
     def requests(self) -> int:
@@ -60,23 +62,36 @@ class BatchInput:
 
 @dataclass(frozen=True)
 class LineShape:
-    """What every line of a run shares: the batch ``url`` and the body's fields but
-    ``messages`` as canonical JSON (``None``: the item's neutral params, which is the chat
-    body of a plain model)."""
+    """What every line of a run shares: the batch ``url``, the body field the chat
+    messages go in (``messages``; ``input`` for ``/v1/responses``) and the body's other
+    fields as canonical JSON (``None``: the item's neutral params, which is the chat body
+    of a plain model)."""
 
     url: str = CHAT_URL
     fields_json: str | None = None
+    messages_field: str = "messages"
+
+    def line(self, item: WorkItem) -> str:
+        return request_line(item, self)
+
+    def custom_id(self, key: str) -> str:
+        return key  # OpenAI's custom_id takes the idempotency key as it is
+
+
+# The body field each OpenAI batch endpoint takes the chat messages in.
+_MESSAGES_FIELD = {CHAT_URL: "messages", "/v1/responses": "input"}
 
 
 def line_shape(dialect: Dialect, model: str, options: RequestOptions) -> LineShape:
     """The lines a dialect's requests make (its ``build``, once per run)."""
-    if dialect.batch_url is None:
-        raise HarvestError(f"--api {dialect.name} has no batch mode here")
+    field = _MESSAGES_FIELD.get(dialect.batch_url or "")
+    if field is None:
+        raise HarvestError(f"--api {dialect.name} has no OpenAI batch lines")
     body = dialect.build(model, [], options).body
-    if "messages" not in body:  # the lines splice each item's messages in
+    if field not in body:  # the lines splice each item's messages in
         raise HarvestError(f"--api {dialect.name}: its requests carry no chat messages")
-    fields_json = canonical_json({k: v for k, v in body.items() if k != "messages"})
-    return LineShape(dialect.batch_url, fields_json)
+    fields_json = canonical_json({k: v for k, v in body.items() if k != field})
+    return LineShape(dialect.batch_url or CHAT_URL, fields_json, field)
 
 
 def request_line(item: WorkItem, shape: LineShape = LineShape()) -> str:
@@ -86,12 +101,21 @@ def request_line(item: WorkItem, shape: LineShape = LineShape()) -> str:
     comma = "," if params != "}" else ""
     return (
         f'{{"custom_id":"{item.key}","method":"POST","url":"{shape.url}",'
-        f'"body":{{"messages":{item.messages_json}{comma}{params}}}\n'
+        f'"body":{{"{shape.messages_field}":{item.messages_json}{comma}{params}}}\n'
     )
 
 
+class Lines(Protocol):
+    """How a run's requests become batch lines: :class:`LineShape` (OpenAI's JSONL) or
+    ``stillroom.harvest._batch_anthropic.AnthropicLines`` (Message Batches requests)."""
+
+    def line(self, item: WorkItem) -> str: ...
+
+    def custom_id(self, key: str) -> str: ...
+
+
 def split_requests(
-    items: Sequence[WorkItem], limits: BatchLimits, shape: LineShape = LineShape()
+    items: Sequence[WorkItem], limits: BatchLimits, shape: Lines = LineShape()
 ) -> list[BatchInput]:
     """The items' request lines, in order, cut into files within ``limits``."""
     files: list[BatchInput] = []
@@ -101,12 +125,13 @@ def split_requests(
 
     def cut() -> None:
         content = b"".join(lines)
-        files.append(BatchInput(list(keys), content, hashlib.sha256(content).hexdigest()))
+        ids = [shape.custom_id(k) for k in keys]
+        files.append(BatchInput(list(keys), content, hashlib.sha256(content).hexdigest(), ids))
         keys.clear()
         lines.clear()
 
     for item in items:
-        line = request_line(item, shape).encode()
+        line = shape.line(item).encode()
         if len(line) > limits.max_bytes:
             raise HarvestError(
                 f"prompt {item.prompt_id!r}: one request is {len(line)} bytes, more than a "
@@ -143,8 +168,9 @@ class BatchResult:
         return self.status is None or self.status == 429 or self.status >= 500
 
 
-def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
-    """Parse an output/error file; a bad line raises naming ``source`` and the line."""
+def result_lines(data: bytes, source: str) -> Iterator[tuple[str, Any]]:
+    """``(where, line)`` for each JSON line of a results file (``where``: ``source, line
+    N``, for the parser's errors); one that is not JSON raises naming it."""
     try:
         text = data.decode()  # one decode, not one per line in json.loads
     except UnicodeDecodeError as exc:
@@ -154,10 +180,19 @@ def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
             continue
         try:
             line = json.loads(raw)
+        except ValueError as exc:
+            raise HarvestError(f"{source}, line {number}: not a batch result ({exc})") from None
+        yield f"{source}, line {number}", line
+
+
+def read_results(data: bytes, source: str) -> Iterator[BatchResult]:
+    """Parse an output/error file; a bad line raises naming ``source`` and the line."""
+    for where, line in result_lines(data, source):
+        try:
             key = line["custom_id"]
             response, error = line.get("response"), line.get("error")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise HarvestError(f"{source}, line {number}: not a batch result ({exc})") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise HarvestError(f"{where}: not a batch result ({exc!r})") from None
         if response:
             body = response.get("body")
             status = response.get("status_code")

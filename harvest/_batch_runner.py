@@ -8,7 +8,9 @@ Each round:
    (or stop: ``spend_cap``), upload (``uploaded``), store the intent (``creating``: the
    metadata), create (``submitted``). A file found in ``creating`` (the process died
    between ``POST /v1/batches`` and storing the id) is adopted from the provider's list
-   by its metadata before anything is created;
+   by its metadata before anything is created. Message Batches (``client.uploads`` is
+   False) have no upload and no metadata: their intent and adoption are
+   ``stillroom.harvest._batch_adopt``'s;
 3. **poll** the submitted batches until they end (``stillroom.harvest._batch_poll``);
 4. **ingest** the output and error files of each ended batch (``stillroom.harvest._batch_ingest``)
    and mark the file ``ingested``. What an expired batch (or 429/5xx lines) left
@@ -21,14 +23,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from stillroom.harvest import _batch_adopt
+from stillroom.harvest._batch_anthropic import read_results as read_message_results
 from stillroom.harvest._batch_client import BatchClient
-from stillroom.harvest._batch_files import BatchLimits, LineShape, read_results, split_requests
+from stillroom.harvest._batch_files import (
+    BatchLimits,
+    BatchResult,
+    Lines,
+    LineShape,
+    read_results,
+    split_requests,
+)
 from stillroom.harvest._batch_ingest import IngestTally, ingest_results
 from stillroom.harvest._batch_poll import TERMINAL, PollSchedule, poll_until_done
 from stillroom.harvest._batch_progress import NoBatchProgress
@@ -75,7 +86,7 @@ class BatchRun:
     day_capped: str | None = None  # the daily cap left work for a later day: why
     written: list[str] = field(default_factory=list)
     dialect: Dialect = CHAT
-    shape: LineShape = field(default_factory=LineShape)
+    shape: Lines = field(default_factory=LineShape)
 
     def __post_init__(self) -> None:
         self.by_key = {item.key: item for item in self.plan}
@@ -152,6 +163,9 @@ class BatchRun:
                           "batch prices")  # fmt: skip
                 return
             self.est_usd += est
+            if not self.client.uploads:  # Message Batches: the create holds the requests
+                await _batch_adopt.create(self, f, content, counted=False)
+                return
             file_id = await self.client.upload(f"stillroom-{f.file_key[:24]}.jsonl", content)
             # its requests count against today's cap from here (the create follows)
             self.batches.mark_uploaded(f.file_key, file_id, day=self.now().date())
@@ -163,6 +177,9 @@ class BatchRun:
             self.batches.update(f.file_key, state="creating", metadata=metadata)  # the intent
             f.state, f.metadata = "creating", metadata
             batch = await self.client.create(f.input_file_id or "", metadata)
+        elif f.state == "creating" and not self.client.uploads:
+            await _batch_adopt.adopt(self, f)
+            return
         elif f.state == "creating":
             batch = await self.client.find(f.metadata or {})
             if batch is None:  # the create never reached the provider
@@ -179,7 +196,7 @@ class BatchRun:
         keys = self.batches.keys_of(f.file_key)
         work = [self.by_key[k] for k in self.by_key if k in keys]
         if len(work) == len(keys):
-            (again,) = split_requests(work, BatchLimits(len(work) + 1, 1 << 40))
+            (again,) = split_requests(work, BatchLimits(len(work) + 1, 1 << 40), self.shape)
             if again.sha256 == f.sha256:
                 return again.content
         self.batches.update(f.file_key, state="abandoned", message="the plan changed")
@@ -198,14 +215,18 @@ class BatchRun:
             )
 
         known = {f.batch_id: f.batch_status or "" for f in files if f.batch_id}
-        schedule = self.schedule
-        if schedule.max_poll_s is not None:  # one deadline for the whole run
-            left = max(0.0, schedule.max_poll_s - (self.clock() - self.started))
-            schedule = dataclasses.replace(schedule, max_poll_s=left)
         await poll_until_done(
-            list(by_id), self.client.retrieve, on_update, schedule=schedule,
+            list(by_id), self.client.retrieve, on_update, schedule=self.deadline_schedule(),
             sleep=self.sleep, clock=self.clock, known=known,
         )  # fmt: skip
+
+    def deadline_schedule(self) -> PollSchedule:
+        """The poll schedule with what is left of the run's one ``max_poll_s``."""
+        schedule = self.schedule
+        if schedule.max_poll_s is not None:
+            left = max(0.0, schedule.max_poll_s - (self.clock() - self.started))
+            schedule = dataclasses.replace(schedule, max_poll_s=left)
+        return schedule
 
     # -- 4. ingest --------------------------------------------------------------------------
     async def ingest(self, f: BatchFileRow) -> None:
@@ -213,6 +234,9 @@ class BatchRun:
         batch = await self.client.retrieve(f.batch_id or "")
         keys = self.batches.keys_of(f.file_key)
         tokens = (self.tally.tokens_in, self.tally.tokens_out)
+        if not self.client.uploads and not await self._store_message_results(f, batch):
+            _batch_adopt.rejected(self, f)  # an adopted batch that is not this file's
+            return
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
             if file_id:
                 data = await self.client.download(file_id)
@@ -240,9 +264,24 @@ class BatchRun:
             f.file_key, batch["status"], f.requests, batch.get("request_counts"), batch["id"]
         )
 
+    async def _store_message_results(self, f: BatchFileRow, batch: dict[str, Any]) -> bool:
+        """Store a Message Batch's results (matched by custom_id); False, storing nothing,
+        when the file's batch was adopted and its results hold none of the file's ids."""
+        by_id = self.batches.keys_by_custom_id(f.file_key)
+        data = await self.client.results(batch)  # type: ignore[union-attr]
+        lines = list(read_message_results(data, f"batch {f.batch_id} results", by_id))
+        foreign = lines and not by_id.keys() & {cid for cid, _ in lines}
+        if foreign and (f.metadata or {}).get("adopted"):
+            return False
+        self._store(r for _, r in lines)
+        return True
+
     def _store_results(self, data: bytes, source: str) -> None:
+        self._store(read_results(data, source))
+
+    def _store(self, results: Iterable[BatchResult]) -> None:
         ingest_results(
-            self.store, read_results(data, source), items=self.by_key, answered=self.answered,
+            self.store, results, items=self.by_key, answered=self.answered,
             submissions=self.batches.submissions(), max_attempts=self.max_attempts,
             ctx=self.ctx, tally=self.tally, dialect=self.dialect,
         )  # fmt: skip
@@ -251,8 +290,6 @@ class BatchRun:
     def _settle_never_ran(self, keys: set[str]) -> None:
         """Keys a finished file did not answer are planned again, unless that was their
         last attempt: then they are failures."""
-        from stillroom.harvest._batch_files import BatchResult
-
         missing = keys - self.answered - self.settled - self.held
         counts = self.batches.submissions()
         spent = [k for k in missing if counts[k] >= self.max_attempts and k not in self.tally.retry]

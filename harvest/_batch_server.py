@@ -5,7 +5,8 @@ Batch APIs (https://platform.openai.com/docs/api-reference/batch, .../files):
 
 - ``POST /v1/files`` (multipart ``file`` + ``purpose``), ``GET /v1/files/{id}``,
   ``GET /v1/files/{id}/content``;
-- ``POST /v1/batches`` (``input_file_id``, ``endpoint``, ``completion_window``,
+- ``POST /v1/batches`` (``input_file_id``, ``endpoint``: ``/v1/chat/completions`` or
+  ``/v1/responses``, whose lines a server made with ``api="responses"`` answers; ``completion_window``,
   ``metadata``), ``GET /v1/batches/{id}``, ``GET /v1/batches?limit=&after=`` (newest
   first, ``has_more``/``first_id``/``last_id``), ``POST /v1/batches/{id}/cancel``;
 - and ``POST /v1/chat/completions`` from the same answer generator as
@@ -35,9 +36,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from stillroom.harvest import _fake_openai as oa
 from stillroom.harvest.testing import FakeProvider, _Server
 
 _TERMINAL = ("completed", "failed", "expired", "cancelled")
+_ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
 _STEPS = ("validating", "in_progress", "finalizing", "completed")
 
 
@@ -90,8 +93,8 @@ class _Batches:
         file_id = body.get("input_file_id")
         if file_id not in self.files:
             return 400, _error(f"No such File object: {file_id}", "invalid_request_error")
-        if body.get("endpoint") != "/v1/chat/completions":
-            return 400, _error("endpoint must be /v1/chat/completions", "invalid_request_error")
+        if body.get("endpoint") not in _ENDPOINTS:
+            return 400, _error(f"endpoint must be one of {_ENDPOINTS}", "invalid_request_error")
         metadata = body.get("metadata")
         if metadata is not None and (
             len(metadata) > 16 or any(len(k) > 64 or len(str(v)) > 512 for k, v in metadata.items())
@@ -140,7 +143,9 @@ class _Batches:
         if status == "cancelling":
             self._finish(batch, "cancelled", answered=0)
         elif status == "validating":
-            problem, lines = self._validate(self.contents[batch["input_file_id"]])
+            problem, lines = self._validate(
+                self.contents[batch["input_file_id"]], batch["endpoint"]
+            )
             if problem:
                 batch.update(status="failed", failed_at=now)
                 batch["errors"] = {"object": "list", "data": [problem]}
@@ -156,14 +161,14 @@ class _Batches:
             else:
                 self._finish(batch, "completed", answered=None)
 
-    def _validate(self, content: bytes) -> tuple[dict | None, list[dict]]:
+    def _validate(self, content: bytes, endpoint: str) -> tuple[dict | None, list[dict]]:
         lines, seen = [], set()
         if len(content) > self.s.max_file_bytes:
             return {"code": "file_too_large", "message": "file exceeds the size limit"}, []
         for number, raw in enumerate(content.splitlines(), 1):
             try:
                 line = json.loads(raw)
-                ok = line["method"] == "POST" and line["url"] == "/v1/chat/completions"
+                ok = line["method"] == "POST" and line["url"] == endpoint
                 ok = ok and isinstance(line["body"], dict) and isinstance(line["custom_id"], str)
             except (ValueError, KeyError, TypeError):
                 ok = False
@@ -178,14 +183,14 @@ class _Batches:
         return None, lines
 
     def _finish(self, batch: dict[str, Any], status: str, answered: int | None) -> None:
-        _, lines = self._validate(self.contents[batch["input_file_id"]])
+        _, lines = self._validate(self.contents[batch["input_file_id"]], batch["endpoint"])
         out, err = [], []
         for i, line in enumerate(lines):
             if answered is not None and i >= answered:
                 code = "batch_expired" if status == "expired" else "batch_cancelled"
                 err.append(_result(line, None, {"code": code, "message": f"not run: {code}"}))
                 continue
-            status_code, payload = self._answer(line["body"])
+            status_code, payload = self._answer(line["body"], line["url"])
             target = out if status_code == 200 else err
             target.append(_result(line, {"status_code": status_code, "body": payload}, None))
         now = int(time.time())
@@ -207,18 +212,27 @@ class _Batches:
             self.content_404s.add(meta["id"])
         return meta["id"]
 
-    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The fake chat answer, exactly as the synchronous endpoint would give it."""
+    def _answer(self, body: dict[str, Any], url: str) -> tuple[int, dict[str, Any]]:
+        """The fake answer, exactly as the synchronous endpoint would give it (a server made
+        with ``api="responses"`` answers ``/v1/responses`` lines)."""
         chat = self.chat
         chat.total += 1
-        messages = body.get("messages") or []
+        if url == "/v1/responses":
+            messages = oa.responses_messages(body)
+        else:
+            messages = body.get("messages") or []
         last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         chat.per_prompt[last_user] += 1
         if "[[status:" in last_user:
             status = int(last_user.split("[[status:")[1].split("]]")[0])
             return status, _error(f"injected {status}", "invalid_request_error")
         prompt_tokens = sum(len(m.get("content") or "") // 4 + 4 for m in messages) + 3
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+        max_tokens = int(
+            body.get("max_tokens")
+            or body.get("max_completion_tokens")
+            or body.get("max_output_tokens")
+            or 256
+        )
         return 200, chat._completion(body, last_user, prompt_tokens, max_tokens)
 
     def cancel(self, batch_id: str) -> dict[str, Any] | None:

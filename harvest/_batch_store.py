@@ -7,7 +7,10 @@ process killed anywhere resumes from the last stored one:
 ``prepared`` (its keys are assigned; nothing sent) -> ``uploaded`` (``input_file_id``)
 -> ``creating`` (the intent: the metadata about to be sent with ``POST /v1/batches``)
 -> ``submitted`` (``batch_id``; ``batch_status`` follows the provider's) -> ``ingested``
-(every result stored). ``batch-file`` files are ``written`` instead of uploaded. A
+(every result stored). Message Batches have no upload: ``prepared`` -> ``creating``
+(``metadata`` holds the intent: ``intent_at`` and the request count,
+``stillroom.harvest._batch_adopt``), and each key's ``custom_id`` is stored in
+``batch_items`` (migration 6). ``batch-file`` files are ``written`` instead of uploaded. A
 ``prepared`` file whose requests this plan no longer makes is ``abandoned``.
 
 A file's ``file_key`` is ``<sha256>.<n>``: the n-th file with that content (a batch that
@@ -86,6 +89,22 @@ class BatchStore:
         ).fetchall()
         return {k for (k,) in rows}
 
+    def keys_by_custom_id(self, file_key: str) -> dict[str, str]:
+        """custom_id -> idempotency key, for one file's results."""
+        rows = self.con.execute(
+            "SELECT coalesce(custom_id, idempotency_key), idempotency_key FROM batch_items "
+            "WHERE file_key = ?",
+            [file_key],
+        ).fetchall()
+        return dict(rows)
+
+    def batch_ids(self) -> set[str]:
+        """Every batch id this database has recorded (any file, any state)."""
+        rows = self.con.execute(
+            "SELECT batch_id FROM batch_files WHERE batch_id IS NOT NULL"
+        ).fetchall()
+        return {b for (b,) in rows}
+
     def live_keys(self) -> set[str]:
         rows = self.con.execute(
             "SELECT i.idempotency_key FROM batch_items i JOIN batch_files f USING (file_key) "
@@ -131,9 +150,13 @@ class BatchStore:
                     [file_key, file.sha256, run_id, mode, file.requests, len(file.content),
                      state, est, path, now, now],
                 )  # fmt: skip
-                table = pa.table({"k": file.keys, "f": [file_key] * file.requests})
+                ids = file.custom_ids or file.keys
+                table = pa.table({"k": file.keys, "f": [file_key] * file.requests, "c": ids})
                 con.register("new_items", table)
-                con.execute("INSERT INTO batch_items SELECT k, f FROM new_items")
+                con.execute(
+                    "INSERT INTO batch_items (idempotency_key, file_key, custom_id) "
+                    "SELECT k, f, c FROM new_items"
+                )
                 con.unregister("new_items")
         except BaseException:
             con.execute("ROLLBACK")
@@ -155,12 +178,20 @@ class BatchStore:
     def mark_uploaded(self, file_key: str, input_file_id: str, *, day: date) -> None:
         """An uploaded file, its requests added to ``day``'s count (``--rpd``) in the same
         transaction: every file that reaches ``POST /v1/batches`` is counted exactly once."""
+        self._counted(file_key, day, state="uploaded", input_file_id=input_file_id)
+
+    def mark_creating(self, file_key: str, intent: dict[str, Any], *, day: date) -> None:
+        """A file about to be created with no upload first (Message Batches): the intent
+        stored and its requests counted for ``day``, in one transaction."""
+        self._counted(file_key, day, state="creating", metadata=intent)
+
+    def _counted(self, file_key: str, day: date, **fields: Any) -> None:
         requests = self.con.execute(
             "SELECT requests FROM batch_files WHERE file_key = ?", [file_key]
         ).fetchone()[0]
         self.con.execute("BEGIN")
         try:
-            self.update(file_key, state="uploaded", input_file_id=input_file_id)
+            self.update(file_key, **fields)
             self.con.execute(count_requests_sql(day, requests))
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -217,11 +248,25 @@ def spend_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     if not has_batches:
         return {**out, "est_spend_usd": None, "batches": {}}
     est = con.execute(
-        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND input_file_id IS NOT NULL "
-        "AND est_usd > 0"
+        "SELECT sum(est_usd) FROM batch_files WHERE mode = 'batch' AND est_usd > 0 "
+        "AND (input_file_id IS NOT NULL OR metadata IS NOT NULL)"  # reserved: sent or about to be
     ).fetchone()[0]
     states = con.execute(
         "SELECT state || coalesce(' ' || batch_status, ''), count(*) FROM batch_files "
         "GROUP BY 1 ORDER BY 1"
     ).fetchall()
     return {**out, "est_spend_usd": est, "batches": {k: int(v) for k, v in states}}
+
+
+def submitted_batch_ids(db: Any) -> list[str]:
+    """The ids of a database's batches that may still run (read-only; for ``harvest
+    cancel`` of batches that carry no metadata). A database a run holds cannot be read."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT batch_id FROM batch_files WHERE state = 'submitted' AND batch_id IS NOT NULL "
+            "ORDER BY rowid"
+        ).fetchall()
+    finally:
+        con.close()
+    return [b for (b,) in rows]

@@ -45,8 +45,9 @@ class HarvestConfig:
         max_wait: the longest single wait (a server asking for more stops the run cleanly),
         max_attempts, request_timeout (seconds), retry_failed (retry recorded failures).
 
-    Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches``, at batch
-    prices; ``"batch-file"``: write the request JSONL for an offline runner such as
+    Batch (``mode="batch"``: the provider's ``/v1/files`` and ``/v1/batches`` (lines for
+    ``/v1/chat/completions``, or ``/v1/responses`` with ``api="responses"``), or with
+    ``api="anthropic"`` its Message Batches, at batch prices; ``"batch-file"``: write the request JSONL for an offline runner such as
     ``vllm run-batch``; the same run with ``batch_output`` then ingests its output files):
         mode, poll_interval (seconds before the first re-poll; grows while nothing
         changes), max_poll_s (stop polling after this long, ``0``: submit and stop; the
@@ -129,6 +130,9 @@ class HarvestConfig:
             self._bad("thinking_budget", "must be -1 (Gemini: the model decides), 0 (off) or more")
         if self.mode != "sync" and dialect_for(self.api).batch_url is None:
             self._bad("mode", f"batch modes do not support --api {self.api} yet")
+        if self.mode == "batch-file" and self.api == "anthropic":
+            self._bad("mode", "batch-file writes OpenAI batch JSONL (vllm run-batch); --api "
+                      "anthropic takes --mode batch (Message Batches)")  # fmt: skip
         for name in ("rpm", "tpm", "rpd"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -47,7 +47,8 @@ The contract:
   ``retry_after``, not a limit snapshot.
 - attributes: ``name``, ``key_env`` (default API-key variable), ``request_id_header``,
   ``limits_profile`` (the header profile used when neither the user nor the policy names
-  one and the host matches none), ``batch_url`` (the OpenAI batch ``url`` of its lines,
+  one and the host matches none), ``batch_url`` (the OpenAI batch ``url`` of its lines;
+  ``anthropic``: its Message Batches endpoint, ``stillroom.harvest._batch_anthropic``;
   ``None``: the dialect has no batch mode here).
 
 :func:`dialect_for` returns a dialect by name; :func:`infer_api` picks one from the

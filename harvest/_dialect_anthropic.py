@@ -135,7 +135,7 @@ class AnthropicDialect:
     key_env = "ANTHROPIC_API_KEY"
     request_id_header = "request-id"
     limits_profile = "anthropic"
-    batch_url = None  # Message Batches are another API (not here)
+    batch_url = "/v1/messages/batches"  # Message Batches: stillroom.harvest._batch_anthropic
 
     def __init__(self) -> None:
         self._fixed = PerRun(fixed_fields)

@@ -52,7 +52,7 @@ class ResponsesDialect:
     key_env = "OPENAI_API_KEY"
     request_id_header = "x-request-id"
     limits_profile = "openai"
-    batch_url = None  # the batch lines splice chat messages in; /v1/responses batches: later
+    batch_url = "/v1/responses"  # OpenAI batch lines (their body takes the messages as input)
 
     def __init__(self) -> None:
         self._per_run = PerRun(self._fixed)

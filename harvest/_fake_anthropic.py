@@ -126,6 +126,17 @@ def _text_of(content: Any) -> str:
     return "".join(b.get("text", "") for b in content or [] if isinstance(b, dict))
 
 
+def last_user_text(body: dict[str, Any]) -> str:
+    return _text_of(
+        next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
+    )
+
+
+def prompt_tokens_of(body: dict[str, Any]) -> int:
+    tokens = sum(estimate_tokens(_text_of(m["content"])) for m in body["messages"])
+    return tokens + estimate_tokens(_text_of(body.get("system", "")))
+
+
 def signature_of(text: str) -> str:
     """The fake's opaque signature of a thinking text (the real one is encrypted)."""
     return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
@@ -160,12 +171,9 @@ class _App:
             check_request(request.headers, body, server.s.api_key)
         except Refusal as refusal:
             return self._json(refusal.status, error_body(refusal.status, refusal.message), headers)
-        last_user = _text_of(
-            next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
-        )
+        last_user = last_user_text(body)
         directives, seen_before = await take_prompt(server, last_user)
-        prompt_tokens = sum(estimate_tokens(_text_of(m["content"])) for m in body["messages"])
-        prompt_tokens += estimate_tokens(_text_of(body.get("system", "")))
+        prompt_tokens = prompt_tokens_of(body)
         wait = server._admit(prompt_tokens + body["max_tokens"])
         headers.update(self.fake.ratelimit_headers())
         status = directives.fault(seen_before) or (429 if wait > 0 else None)
@@ -232,6 +240,24 @@ class FakeAnthropic(NativeFake):
             out[f"anthropic-ratelimit-{dim}-remaining"] = str(max(0, math.floor(bucket.level)))
             out[f"anthropic-ratelimit-{dim}-reset"] = reset.replace("+00:00", "Z")
         return out
+
+    def answer_params(self, headers: Any, params: Any) -> tuple[int, dict[str, Any]]:
+        """One Message Batches request's ``params`` answered as ``POST /v1/messages`` would
+        (refusals and ``[[status:N]]`` faults as error bodies; no rate limits or delays)."""
+        server = self.server
+        server.total += 1
+        try:
+            check_request(headers, params, server.s.api_key)
+        except Refusal as refusal:
+            return refusal.status, error_body(refusal.status, refusal.message)
+        last_user = last_user_text(params)
+        seen_before = server.per_prompt[last_user]
+        server.per_prompt[last_user] += 1
+        directives = Directives.read(last_user)
+        status = directives.fault(seen_before)
+        if status is not None:
+            return status, error_body(status)
+        return 200, self.message(params, last_user, prompt_tokens_of(params), directives)
 
     def message(
         self, body: dict[str, Any], last_user: str, prompt_tokens: int, directives: Directives

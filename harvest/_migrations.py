@@ -225,6 +225,15 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     (
         6,
+        # Anthropic Message Batches (stillroom.harvest._batch_anthropic): the custom_id each key
+        # was sent under (OpenAI batch lines use the key itself).
+        """
+        ALTER TABLE batch_items ADD COLUMN custom_id VARCHAR;
+        UPDATE batch_items SET custom_id = idempotency_key;
+        """,
+    ),
+    (
+        7,
         """
         -- curate at scale (curate/_store_scale.py): the chunks of a curation that are done, so
         -- a curation killed half way redoes only the chunks it had not recorded

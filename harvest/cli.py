@@ -87,7 +87,9 @@ def run(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     mode: Mode = typer.Option(
-        Mode.sync, help="sync, batch (the Batch API) or batch-file (JSONL for an offline run)."
+        Mode.sync,
+        help="sync, batch (the Batch API; --api anthropic: Message Batches) or batch-file "
+        "(JSONL for an offline run).",
     ),
     poll_interval: float = typer.Option(30.0, help="Batch: seconds between polls (grows)."),
     max_poll: float | None = typer.Option(
@@ -160,14 +162,20 @@ def _json_object(text: str | None, option: str) -> dict | None:
 def cancel(
     db: Path = typer.Option(..., help="DuckDB file whose batches to cancel."),
     base_url: str = typer.Option(..., help="The base URL the batches went to."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", help="Env var holding the API key."),
+    api: Api | None = typer.Option(None, help="The API the run used (default: from the URL)."),
+    api_key_env: str | None = typer.Option(
+        None, help="Env var holding the API key (default: the API's usual one)."
+    ),
 ) -> None:
-    """Cancel this database's unfinished batches (works while a run is polling them)."""
+    """Cancel this database's unfinished batches (OpenAI's: also while a run is polling
+    them; Anthropic's, which carry no metadata: once no run holds the database)."""
     import asyncio
 
     from stillroom.harvest._batch_run import cancel_batches
+    from stillroom.harvest._dialect import infer_api
 
-    cancelled = asyncio.run(cancel_batches(db, base_url, api_key_env=api_key_env))
+    name = api.value if api else infer_api(base_url)
+    cancelled = asyncio.run(cancel_batches(db, base_url, api_key_env=api_key_env, api=name))
     for batch in cancelled:
         typer.echo(f"{batch['id']} {batch['status']}")
     typer.echo(

@@ -369,6 +369,7 @@ class SpawnedProvider:
 _LAZY = {  # public name -> the private module that owns it (imported on first use)
     "FakeBatchProvider": "_batch_server",  # the Files and Batch APIs too
     "FakeAnthropic": "_fake_anthropic",  # the native Messages API
+    "FakeAnthropicBatches": "_fake_anthropic_batches",  # and its Message Batches API
     "FakeGemini": "_fake_gemini",  # the native generateContent
     "pinned_payload": "_fake_native",  # the fakes' pinned provider payloads
 }

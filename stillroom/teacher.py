@@ -83,6 +83,7 @@ class TeacherServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._log_path: Path | None = None
+        self._own_log = False
         self.returncode: int | None = None
 
     @property
@@ -126,6 +127,8 @@ class TeacherServer:
             "parent_pid": os.getpid(),
             "model": self.config.model_settings(),
         }
+        # a temporary log is removed after a clean stop; one the server died with is kept
+        self._own_log = self.config.log_path is None
         self._log_path = self.config.log_path or Path(
             tempfile.mkstemp(prefix="stillroom-teacher-", suffix=".log")[1]
         )
@@ -140,6 +143,7 @@ class TeacherServer:
         try:
             self._wait_until_ready()
         except BaseException:
+            self._own_log = False  # the error names the log: keep it
             self.stop()
             raise
         return self
@@ -225,9 +229,13 @@ class TeacherServer:
         return self.returncode
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the server: SIGTERM, then SIGKILL after ``timeout_s``. Safe to call twice."""
+        """Stop the server: SIGTERM, then SIGKILL after ``timeout_s``. Safe to call twice.
+
+        A temporary log is removed when this stops a running server; the log of a server
+        that exited on its own (the error names it) is kept."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is not None:
+        stopped_running = proc is not None and proc.poll() is None
+        if proc is not None and not stopped_running:
             self.returncode = proc.returncode
         elif proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -239,6 +247,8 @@ class TeacherServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if stopped_running and self._own_log and self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> TeacherServer:
         return self.start()

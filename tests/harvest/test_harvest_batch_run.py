@@ -6,32 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from stillroom.harvest import HarvestConfig, cancel_batches, harvest_status, run_harvest
 from stillroom.harvest._completions import read_completions
 from stillroom.harvest.testing import FakeBatchProvider
+from tests.harvest.batch_runs import assert_every_prompt_once, no_wait, rows, sigkill_cli_at
 
-ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = [{"prompt": f"question number {i}", "id": f"q{i}"} for i in range(30)]
-
-
-async def no_wait(seconds: float) -> None:
-    await asyncio.sleep(0)
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def batch_cfg(fake, tmp_path: Path, prompts=PROMPTS, **kw) -> HarvestConfig:
@@ -42,16 +26,6 @@ def batch_cfg(fake, tmp_path: Path, prompts=PROMPTS, **kw) -> HarvestConfig:
     return HarvestConfig(**base)
 
 
-def assert_every_prompt_once(db: Path, n: int) -> None:
-    total, distinct, prompts = rows(
-        db,
-        "SELECT count(*), count(DISTINCT idempotency_key), count(DISTINCT prompt_id) FROM answers",
-    )[0]
-    assert total == distinct == prompts == n
-    assert rows(db, "SELECT count(*) FROM failures") == [(0,)]
-    assert harvest_status(db).pending == 0
-
-
 @pytest.mark.parametrize("point", ["upload", "create", "retrieve", "content"])
 def test_sigkill_at_each_point_then_rerun_creates_one_batch_per_file(tmp_path, point):
     """SIGKILL while uploading, right after the create (the id never stored), while
@@ -60,20 +34,11 @@ def test_sigkill_at_each_point_then_rerun_creates_one_batch_per_file(tmp_path, p
     prompts_file.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     with FakeBatchProvider(polls_per_state=2) as fake:
         cfg = batch_cfg(fake, tmp_path, prompts=prompts_file)
-        hung = fake.hang_at(point)
-        cmd = [sys.executable, "-m", "stillroom.harvest.cli", "run", "--prompts", str(prompts_file),
-               "--db", str(cfg.db), "--base-url", fake.base_url, "--model", "m",
-               "--policy", "self-hosted", "--mode", "batch", "--poll-interval", "0.01",
-               "--batch-max-requests", "10", "--max-tokens", "32", "--top-logprobs", "2",
-               "--no-progress"]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            assert hung.wait(60), f"the run never reached {point}: {proc.stdout.read()!r}"
-        finally:
-            proc.kill()  # SIGKILL
-            proc.wait(10)
-        fake.hang_at(None)
+        sigkill_cli_at(fake, point, [
+            "--prompts", str(prompts_file), "--db", str(cfg.db), "--base-url", fake.base_url,
+            "--model", "m", "--policy", "self-hosted", "--mode", "batch", "--poll-interval",
+            "0.01", "--batch-max-requests", "10", "--max-tokens", "32", "--top-logprobs", "2",
+        ])  # fmt: skip
         created_before = len(fake.creates)
         result = run_harvest(cfg, progress=False, sleep=no_wait)
         creates = fake.creates
@@ -304,3 +269,31 @@ def test_cli_cancel_then_run_stores_nothing_twice_and_resubmits_the_rest(tmp_pat
         third = run_harvest(cfg, progress=False, sleep=no_wait)
         assert (third.stopped_reason, third.completed, len(fake.creates)) == (None, 6, 2)
     assert_every_prompt_once(cfg.db, 6)
+
+
+def test_responses_batches_send_v1_responses_lines_and_store_the_sync_rows(tmp_path):
+    """``--mode batch --api responses``: the lines' url is ``/v1/responses`` and their body
+    the responses dialect's (messages as ``input``); rows as a synchronous run stores them."""
+    excluded = dict.fromkeys(("request_id", "latency_ms", "created_at", "run_id"))
+    opts = dict(model="o4-mini", api="responses", top_logprobs=None, max_tokens=12,
+                policy="openai", accept=("openai",), purpose="tests of batch modes")  # fmt: skip
+    with FakeBatchProvider(api="responses") as fake:
+        sync = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], mode="sync",
+                         db=tmp_path / "s.duckdb", **opts)  # fmt: skip
+        run_harvest(sync, progress=False)
+        batch = batch_cfg(fake, tmp_path, prompts=PROMPTS[:6], **opts)
+        result = run_harvest(batch, progress=False, sleep=no_wait)
+        (line, *_) = fake.input_lines(0)
+        assert fake.creates[0]["body"]["endpoint"] == "/v1/responses"
+    assert result.completed == 6 and result.stopped_reason is None
+    assert line["url"] == "/v1/responses" and "messages" not in line["body"]
+    assert line["body"]["input"][-1]["content"].startswith("question number")
+    assert line["body"]["reasoning"] == {"summary": "auto"}
+    order = ("idempotency_key",)
+    sync_rows, batch_rows = (read_completions(db, order_by=order) for db in (sync.db, batch.db))
+    assert len(sync_rows) == 6
+    assert [dataclasses.replace(r, **excluded) for r in sync_rows] == [
+        dataclasses.replace(r, **excluded) for r in batch_rows
+    ]
+    assert {r.reasoning_kind for r in batch_rows} == {"summary"}
+    assert {r.finish for r in batch_rows} == {"length"}

@@ -106,6 +106,19 @@ def test_a_crash_during_start_up_names_the_signal_and_the_log():
     assert not server.running
 
 
+def test_a_clean_stop_removes_the_temporary_log_and_a_crash_keeps_it():
+    with TeacherServer(TeacherConfig(command=fake("chat"), startup_timeout_s=60)) as server:
+        log = server._log_path
+        assert log.exists()
+    assert not log.exists()  # stopped cleanly: nothing left in the temp folder
+    crashed = TeacherServer(TeacherConfig(command=fake("start"), startup_timeout_s=60))
+    with pytest.raises(TeacherExited) as caught:
+        crashed.start()
+    kept = crashed._log_path
+    assert str(kept) in str(caught.value) and LAST_WORDS in kept.read_text()
+    kept.unlink()
+
+
 def test_work_against_a_teacher_that_dies_stops_at_once():
     """A client that would retry for minutes is cancelled as soon as the server dies."""
     with TeacherServer(TeacherConfig(command=fake("chat"), startup_timeout_s=60)) as server:
