@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from stillroom.curate import CurateConfig, DedupConfig, SamplingConfig, curate_store
+from stillroom.curate._chunk_log import HALT_ENV
 from stillroom.curate._decontam import BenchmarkItem
 from stillroom.curate._spill import ScaleConfig
-from stillroom.curate._chunk_log import HALT_ENV
 from stillroom.harvest import completion_row, write_completions
 from stillroom.harvest._completions import connect
 
@@ -126,39 +126,45 @@ def test_chunked_curation_decides_as_the_in_memory_path(tmp_path, config):
     assert not (tmp_path / "h.duckdb.curate-disk").exists()  # the work files are gone
 
 
-def _cli(db: Path, refs: Path, halt: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != HALT_ENV}
-    env |= {HALT_ENV: halt} if halt else {}
-    return subprocess.run(
-        [sys.executable, "-m", "stillroom", "curate", "run", "--db", str(db), "--name", "big",
-         "--references", str(refs), "--path", "disk", "--chunk-rows", "32"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+def _args(db: Path, refs: Path) -> list[str]:
+    return ["curate", "run", "--db", str(db), "--name", "big", "--references", str(refs),
+            "--path", "disk", "--chunk-rows", "48"]  # fmt: skip
+
+
+def _cli(db: Path, refs: Path, halt: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, HALT_ENV: halt}
+    return subprocess.run([sys.executable, "-m", "stillroom", *_args(db, refs)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)  # fmt: skip
 
 
 def test_a_sigkilled_cli_run_redoes_only_unfinished_chunks(tmp_path):
     db = tmp_path / "h.duckdb"
-    refs = _harvest(db)  # 144 answers: 5 chunks of 32
+    refs = _harvest(db)  # 144 answers: 3 chunks of 48
     ref_file = tmp_path / "refs.jsonl"
     ref_file.write_text("".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in refs.items()))
 
-    first = _cli(db, ref_file, "sketch:2")  # chunk 2 written, killed before it is recorded
+    first = _cli(db, ref_file, "sketch:1")  # chunk 1 written, killed before it is recorded
     assert first.returncode == -signal.SIGKILL, first.stderr
-    assert first.stderr.splitlines() == [
-        f"sketch chunk {c} done ({c * 32}-{c * 32 + 31})" for c in range(2)
-    ]
-    second = _cli(db, ref_file, "verify:1")  # resumes at chunk 2, killed in verification
+    assert first.stderr.splitlines() == ["sketch chunk 0 done (0-47)"]
+    second = _cli(db, ref_file, "verify:1")  # resumes at chunk 1, killed in verification
     assert second.returncode == -signal.SIGKILL, second.stderr
-    assert [ln.split(" (")[0] for ln in second.stderr.splitlines()] == [
-        *(f"sketch chunk {c} done" for c in range(2, 5)),
-        "verify chunk 0 done",
+    assert second.stderr.splitlines() == [
+        "sketch chunk 1 done (48-95)",
+        "sketch chunk 2 done (96-143)",
+        "verify chunk 0 done (0-47)",
     ]
-    third = _cli(db, ref_file, None)
-    assert third.returncode == 0, third.stderr
-    assert [ln.split(" (")[0] for ln in third.stderr.splitlines()] == [
-        f"verify chunk {c} done" for c in range(1, 5)
+    # the rerun that finishes, in this process (the CLI's own code, without a third start-up)
+    from typer.testing import CliRunner
+
+    from stillroom.cli import app
+
+    third = CliRunner().invoke(app, _args(db, ref_file))
+    assert third.exit_code == 0, third.output
+    assert third.stderr.splitlines() == [
+        "verify chunk 1 done (48-95)",
+        "verify chunk 2 done (96-143)",
     ]
-    resumed = "resumed: sketch 5 chunks done before, 0 run; verify 1 done before, 4 run"
+    resumed = "resumed: sketch 3 chunks done before, 0 run; verify 1 done before, 2 run"
     assert resumed in third.stdout and "(disk path)" in third.stdout
 
     curate_store(db, "whole", references=refs, scale=ScaleConfig(path="memory"))
