@@ -116,14 +116,39 @@ def _leaks(before, after, sandbox_uid: int) -> list[str]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+def _is_sandbox(cmd: bytes) -> bool:
+    return b"stillroom-sandbox-init" in cmd or b"harness.py" in cmd
+
+
 def _sandbox_processes() -> list[str]:
+    """Sandbox processes left behind: their tree's top is orphaned (its parent is init or
+    gone) or still a child of this process after the verifier returned. A live sandbox of a
+    test running beside this one (pytest -n 2) hangs under that test's process: not ours."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            cmd = cmdline.read_bytes()
-        except OSError:
+        pid = int(cmdline.parent.name)
+        cmd = _cmdline(pid)
+        if not _is_sandbox(cmd):
             continue
-        if b"stillroom-sandbox-init" in cmd or b"harness.py" in cmd:
+        top = pid
+        while _is_sandbox(_cmdline(_parent(top))):
+            top = _parent(top)
+        if _parent(top) in (0, 1, os.getpid()):
             found.append(cmd.decode(errors="replace")[:80])
     return found
 
