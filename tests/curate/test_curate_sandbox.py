@@ -17,6 +17,7 @@ from stillroom.curate import (
     isolation,
     sandbox_problem,
 )
+from tests.curate.sandbox_leaks import one_sandbox_file_at_a_time, sandbox_processes  # noqa: F401
 
 pytestmark = pytest.mark.skipif(bool(sandbox_problem()), reason=sandbox_problem() or "-")
 
@@ -24,19 +25,6 @@ LIMITS = SandboxLimits(wall_s=4, cpu_s=2, memory_mb=256, max_procs=16)
 V = CodeVerifier(LIMITS)
 TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"
 ADD = "def add(a, b):\n    return a + b\n"
-
-
-def _sandbox_processes() -> list[str]:
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            cmd = (status.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"stillroom-sandbox-init" in cmd or b"harness.py" in cmd:
-            found.append(text.splitlines()[0])
-    return found
 
 
 def test_a_right_and_a_wrong_solution():
@@ -68,14 +56,14 @@ def test_runaway_code_is_contained_and_reported(name, body, reason):
     verdict = verifier.verify("", ADD + body, TESTS)
     assert not verdict.passed, name
     assert verdict.reason.startswith(reason), (name, verdict.reason)
-    assert _sandbox_processes() == [], f"{name} left processes behind"
+    assert sandbox_processes() == [], f"{name} left processes behind"
 
 
 def test_a_fork_bomb_that_hides_its_children_is_still_cleaned_up():
     body = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(600)\n"
     verdict = V.verify("", ADD + body, TESTS)
     assert verdict.reason.startswith("timeout")
-    assert _sandbox_processes() == []
+    assert sandbox_processes() == []
 
 
 def test_code_runs_unprivileged_in_fresh_namespaces():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stillroom.curate import CodeVerifier, SandboxLimits, sandbox_problem
+from tests.curate.sandbox_leaks import one_sandbox_file_at_a_time, sandbox_processes  # noqa: F401
 
 pytestmark = pytest.mark.skipif(bool(sandbox_problem()), reason=sandbox_problem() or "-")
 
@@ -116,43 +117,6 @@ def _leaks(before, after, sandbox_uid: int) -> list[str]:
     return found
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _parent(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-
-
-def _is_sandbox(cmd: bytes) -> bool:
-    return b"stillroom-sandbox-init" in cmd or b"harness.py" in cmd
-
-
-def _sandbox_processes() -> list[str]:
-    """Sandbox processes left behind: their tree's top is orphaned (its parent is init or
-    gone) or still a child of this process after the verifier returned. A live sandbox of a
-    test running beside this one (pytest -n 2) hangs under that test's process: not ours."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        pid = int(cmdline.parent.name)
-        cmd = _cmdline(pid)
-        if not _is_sandbox(cmd):
-            continue
-        top = pid
-        while _is_sandbox(_cmdline(_parent(top))):
-            top = _parent(top)
-        if _parent(top) in (0, 1, os.getpid()):
-            found.append(cmd.decode(errors="replace")[:80])
-    return found
-
-
 def _check(verdict_passed: bool, reason: str, expected: str) -> None:
     if expected:
         assert not verdict_passed and reason.startswith(expected), reason
@@ -167,7 +131,7 @@ def test_hostile_answer_is_contained_reported_and_leaves_nothing(name, host_targ
     verdict = CodeVerifier(LIMITS).verify("", ADD + body, TESTS)
     _check(verdict.passed, verdict.reason, expected)
     assert _leaks(before, _host_state(), NOBODY) == []
-    assert _sandbox_processes() == [], f"{name} left processes behind"
+    assert sandbox_processes() == [], f"{name} left processes behind"
     assert host_target.read_text() == "host"
 
 
@@ -211,5 +175,5 @@ def test_as_a_normal_user_hostile_answers_are_contained_or_refused(host_target):
     for name, (_, expected) in HOSTILE.items():
         _check(*out["verdicts"][name], expected)
     assert _leaks(before, _host_state(), NOBODY) == []
-    assert _sandbox_processes() == []
+    assert sandbox_processes() == []
     assert host_target.read_text() == "host"
