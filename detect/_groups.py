@@ -7,7 +7,8 @@
   :func:`stillroom.detect._graph.infra_groups`).
 
 After scoring, accounts with significant content tied to a flagged campaign join it, and
-flagged groups joined by any kept link become one campaign, so each is assigned once.
+the flagged accounts are cut into one card per operator (shared artifacts join; a shared
+source joins only accounts that belong to no operator), so each is assigned once.
 """
 
 from __future__ import annotations
