@@ -110,7 +110,7 @@ def intent_features(
     return out
 
 
-_SEGMENT = re.compile(r"(?<=[.?!\u3002\uff1f\uff01])\s+|\n+")
+_SENTENCE_END = re.compile(r"([.?!\u3002\uff1f\uff01])\s+")
 
 
 def wrapped_asks(sample: pd.DataFrame, *, min_chars: int = 16) -> pd.DataFrame:
@@ -126,15 +126,16 @@ def wrapped_asks(sample: pd.DataFrame, *, min_chars: int = 16) -> pd.DataFrame:
     if sample.empty:
         return pd.DataFrame(columns=["wrapped_k", "wrapped_n"], dtype=float)
     distinct = sample.drop_duplicates(["account_id", "phash"])
+    by_account: dict[str, list[set[str]]] = {}
+    accounts, texts = distinct["account_id"].tolist(), distinct["prompt"].tolist()
+    for account, text in zip(accounts, texts, strict=True):
+        by_account.setdefault(account, []).append(_segments(str(text)))
     out = {}
-    for account, texts in distinct.groupby("account_id", sort=True)["prompt"]:
-        segments = [
-            {x for x in (t.strip().lower() for t in _SEGMENT.split(str(p))) if x} for p in texts
-        ]
+    for account, segments in by_account.items():
         counts: dict[str, int] = {}
         for segs in segments:
             for x in segs:
-                if len(x) >= min_chars or len(x.split()) >= 4:
+                if len(x) >= min_chars or x.count(" ") >= 3:
                     counts[x] = counts.get(x, 0) + 1
         recurring = {x for x, c in counts.items() if c >= 2}
         k = sum(
@@ -143,7 +144,14 @@ def wrapped_asks(sample: pd.DataFrame, *, min_chars: int = 16) -> pd.DataFrame:
             if segs & recurring and any(len(x) >= min_chars for x in segs - recurring)
         )
         out[account] = (k, len(segments))
-    return pd.DataFrame.from_dict(out, orient="index", columns=["wrapped_k", "wrapped_n"])
+    frame = pd.DataFrame.from_dict(out, orient="index", columns=["wrapped_k", "wrapped_n"])
+    return frame.sort_index()
+
+
+def _segments(text: str) -> set[str]:
+    """A prompt's sentences and lines, lower-cased."""
+    parts = _SENTENCE_END.sub("\\1\n", text).split("\n")
+    return {x for x in (t.strip().lower() for t in parts) if x}
 
 
 def wrapped_requests(
