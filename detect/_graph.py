@@ -90,6 +90,7 @@ SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
        list(kind) AS kinds, list(shared) AS counts,
        coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
        coalesce(sum(weight) FILTER (WHERE kind IN ({content})), 0.0) AS content_weight,
+       coalesce(sum(pure_weight) FILTER (WHERE kind NOT IN ({content})), 0.0) AS artifact_weight,
        sum(pure_weight) AS pure_weight
 FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links
       UNION ALL SELECT * FROM prompt_links)

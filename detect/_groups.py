@@ -7,11 +7,13 @@
   :func:`stillroom.detect._graph.infra_groups`).
 
 After scoring, accounts with significant content tied to a flagged campaign join it, and
-flagged groups joined by any kept link become one campaign, so each is assigned once.
+the flagged accounts are cut into one card per operator (shared artifacts join; a shared
+source joins only accounts that belong to no operator), so each is assigned once.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from stillroom.detect._graph import communities, infra_groups
@@ -78,31 +80,80 @@ def alike_edges(
     return same & (edges["pure_weight"] >= min_weight)
 
 
-def merge_linked_groups(assigned: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
-    """One campaign per connected set of flagged groups: flagged groups joined by any kept
-    edge (weak ones included) become one group, so a campaign is assigned once."""
+def merge_linked_groups(
+    assigned: pd.DataFrame, edges: pd.DataFrame, min_artifact: float = 0.1, min_accounts: int = 3
+) -> pd.DataFrame:
+    """One campaign card per operator, so each flagged account is assigned once.
+
+    Flagged accounts joined by shared artifacts (purity-weighted weight of IPs, cards, user
+    agents, system prompts, templates or synchronised activity of at least ``min_artifact``)
+    are one operator.  Links by what accounts ask (shared rare prompts, a shared source) join
+    accounts that belong to no such operator of ``min_accounts`` or more: independent
+    operators distil the same public sets, so drawing from one source does not make two
+    operators one campaign, while accounts that share nothing but their source are one.  An
+    account left alone joins the operator it is most strongly linked to, else the largest
+    card of its scoring group."""
     flagged = assigned.index[assigned["flagged"]]
     if edges.empty or not len(flagged):
         return assigned
-    group = assigned["group"]
     inside = edges[edges["source"].isin(flagged) & edges["target"].isin(flagged)]
-    inside = inside[
-        group.reindex(inside["source"]).to_numpy() != group.reindex(inside["target"]).to_numpy()
-    ]
-    if inside.empty:
-        return assigned
-    groups = pd.Index(sorted(group[flagged].unique()))
-    links = pd.DataFrame(
-        {
-            "source": group.reindex(inside["source"]).to_numpy(),
-            "target": group.reindex(inside["target"]).to_numpy(),
-        }
+    artifact = _artifact_weight(inside)
+    ops = communities(flagged, inside[artifact >= min_artifact])
+    affiliated = ops.map(ops.value_counts()) >= min_accounts
+    free = (
+        ~affiliated.reindex(inside["source"]).to_numpy()
+        & ~affiliated.reindex(inside["target"]).to_numpy()
     )
-    merged = communities(groups, links)
-    first = pd.Series(groups, index=groups).groupby(merged.to_numpy()).transform("min")
-    out = assigned.copy()
-    out.loc[flagged, "group"] = first.reindex(group[flagged].to_numpy()).to_numpy()
+    content = inside.get("content_weight", pd.Series(0.0, index=inside.index)) > 0
+    cards = communities(flagged, inside[(artifact >= min_artifact) | (content & free)])
+    cards = _attach_alone(cards, inside, assigned.loc[flagged, "group"])
+    first = pd.Series(flagged, index=flagged).groupby(cards.to_numpy()).transform("min")
+    group = assigned["group"]
+    ids = group.reindex(first.to_numpy()).to_numpy()
+    out = assigned.assign(group=group.astype("int64"))
+    out.loc[flagged, "group"] = ids
+    # a card takes its first member's group id; distinct cards that would share one get new ids
+    taken = pd.Series(ids, index=flagged).groupby(cards.to_numpy()).first()
+    clash = taken.duplicated(keep="first")
+    if clash.any():
+        fresh = int(group.max()) + 1 + np.arange(int(clash.sum()))
+        remap = pd.Series(fresh, index=taken.index[clash.to_numpy()])
+        moved = cards.isin(remap.index)
+        out.loc[flagged[moved.to_numpy()], "group"] = remap.reindex(cards[moved]).to_numpy()
     return out
+
+
+def _attach_alone(cards: pd.Series, inside: pd.DataFrame, group: pd.Series) -> pd.Series:
+    """Accounts alone on their card join their most strongly linked neighbour's card, or the
+    largest card of their scoring group."""
+    size = cards.map(cards.value_counts())
+    alone = cards.index[size.to_numpy() == 1]
+    if not len(alone):
+        return cards
+    links = pd.concat(
+        [
+            inside[["source", "target", "weight"]],
+            inside[["target", "source", "weight"]].set_axis(["source", "target", "weight"], axis=1),
+        ]
+    )
+    links = links[links["source"].isin(alone)]
+    best = links.sort_values("weight").groupby("source").tail(1).set_index("source")["target"]
+    out = cards.copy()
+    out.loc[best.index] = cards.reindex(best.to_numpy()).to_numpy()
+    rest = alone.difference(best.index)
+    if len(rest):
+        frame = pd.DataFrame({"card": cards, "group": group.reindex(cards.index)})
+        largest = frame.groupby(["group", "card"]).size().reset_index(name="n")
+        largest = largest.sort_values("n").groupby("group").tail(1).set_index("group")["card"]
+        out.loc[rest] = largest.reindex(group.reindex(rest)).fillna(cards.reindex(rest)).to_numpy()
+    return out
+
+
+def _artifact_weight(edges: pd.DataFrame) -> pd.Series:
+    """Purity-weighted weight of an edge's shared artifacts, its content links left out."""
+    if "artifact_weight" in edges:
+        return edges["artifact_weight"]
+    return edges["pure_weight"] - edges.get("content_weight", 0.0)
 
 
 def evidence_link(carriers: pd.Index, index: pd.Index, edges: pd.DataFrame) -> pd.Series:

@@ -110,6 +110,74 @@ def intent_features(
     return out
 
 
+_SENTENCE_END = re.compile(r"([.?!\u3002\uff1f\uff01])\s+")
+
+
+def wrapped_asks(sample: pd.DataFrame, *, min_chars: int = 16) -> pd.DataFrame:
+    """Per account: ``wrapped_k``, its distinct sampled prompts that wrap a recurring
+    instruction around a different task, of ``wrapped_n`` sampled.
+
+    An ask of how to answer ("show all your working", in any language or wording) is sent
+    again and again around different questions; a person's chat rarely repeats a sentence.
+    Prompts are cut into sentences and lines (punctuation of any script, line breaks); a
+    segment of four words or ``min_chars`` characters that recurs in two or more of the
+    account's distinct prompts is an instruction, and a prompt that holds one beside a
+    segment of its own is wrapped.  Structure, not words: no language is assumed."""
+    if sample.empty:
+        return pd.DataFrame(columns=["wrapped_k", "wrapped_n"], dtype=float)
+    distinct = sample.drop_duplicates(["account_id", "phash"])
+    by_account: dict[str, list[set[str]]] = {}
+    accounts, texts = distinct["account_id"].tolist(), distinct["prompt"].tolist()
+    for account, text in zip(accounts, texts, strict=True):
+        by_account.setdefault(account, []).append(_segments(str(text)))
+    out = {}
+    for account, segments in by_account.items():
+        counts: dict[str, int] = {}
+        for segs in segments:
+            for x in segs:
+                if len(x) >= min_chars or x.count(" ") >= 3:
+                    counts[x] = counts.get(x, 0) + 1
+        recurring = {x for x, c in counts.items() if c >= 2}
+        k = sum(
+            1
+            for segs in segments
+            if segs & recurring and any(len(x) >= min_chars for x in segs - recurring)
+        )
+        out[account] = (k, len(segments))
+    frame = pd.DataFrame.from_dict(out, orient="index", columns=["wrapped_k", "wrapped_n"])
+    return frame.sort_index()
+
+
+def _segments(text: str) -> set[str]:
+    """A prompt's sentences and lines, lower-cased."""
+    parts = _SENTENCE_END.sub("\\1\n", text).split("\n")
+    return {x for x in (t.strip().lower() for t in parts) if x}
+
+
+def wrapped_requests(
+    wrapped: pd.DataFrame, requests: pd.Series, askers, *, alpha: float, min_hits: int = 3
+) -> pd.Series:
+    """Per account (``requests``' index): its estimated wrapped requests (its sample's share
+    times its requests) where its sample holds ``min_hits`` wrapped prompts or more, beyond
+    the bulk's own sample rate by a binomial test at ``alpha`` corrected for the number of
+    accounts, and it is one of ``askers``; else 0.  The bulk: the accounts the signal counts for (``askers``, a mask of
+    accounts asking fresh tasks for long answers) at or below their median rate, pooled, and
+    at least one wrapped prompt in all their samples (the median, not an upper quantile: a
+    log may hold many campaigns, and a person's chat rarely repeats a sentence)."""
+    from stillroom.detect._scoring import log_significance
+
+    frame = wrapped.reindex(requests.index).fillna(0.0)
+    k, n = frame["wrapped_k"].to_numpy(float), frame["wrapped_n"].to_numpy(float)
+    rate = k / np.maximum(n, 1.0)
+    askers = np.asarray(askers, dtype=bool)
+    bulk = askers & (rate <= np.median(rate[askers])) if askers.any() else askers
+    q = max(k[bulk].sum(), 1.0) / max(n[bulk].sum(), 1.0)
+    line = -np.log10(alpha / max(1, len(rate)))
+    ok = askers & (k >= min_hits) & (log_significance(k, n, q) >= line)
+    estimate = np.round(rate * requests.to_numpy(float))
+    return pd.Series(np.where(ok, estimate, 0.0), index=requests.index).astype(int)
+
+
 def _spread(accounts: np.ndarray, first: np.ndarray, vectors: np.ndarray, k: int) -> pd.Series:
     """Mean pairwise cosine distance of each account's first ``k`` distinct prompts (NaN
     below 4 prompts): rarefied to ``k`` so volume does not inflate it."""

@@ -13,6 +13,8 @@ _SIGNAL_TEXT = {
     "grading": "ask to grade or judge a response against a rubric",
     "logprob": "ask for top_logprobs",
     "shared": "are rare prompts other accounts of the campaign also send, beyond chance",
+    "wrapped": "wrap one recurring instruction around different fresh tasks (an ask read "
+    "from structure, in any language; estimated from the sampled prompts)",
 }
 
 

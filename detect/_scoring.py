@@ -38,8 +38,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from stillroom.detect._behaviour import BEHAVIOURS
 
-SIGNALS = ("reasoning", "grading", "logprob", "shared")
-OPTIONAL_SIGNALS = ("shared",)  # a missing column counts as zero
+SIGNALS = ("reasoning", "grading", "logprob", "shared", "wrapped")
+OPTIONAL_SIGNALS = ("shared", "wrapped")  # a missing column counts as zero
 REQUIRED = (
     "requests",
     "quiet_share",
@@ -157,6 +157,7 @@ class CampaignDetector(BaseEstimator):
         tasks=False,
         shared=False,
         product=False,
+        askers=False,
     ) -> np.ndarray:
         """Score in [0, 1) per row and signal (0.5 = at the threshold; 0 = guard failed).
 
@@ -166,7 +167,11 @@ class CampaignDetector(BaseEstimator):
         questions between ordinary chat.  Neither counts for a product (``product``: most
         prompts carry the text the answer is made from; an ask inside a user's document is
         the user's, not the requester's).  Shared rare prompts count only for a group linked
-        by them whose members ask tasks (``shared``); logprobs only machine-paced."""
+        by them whose members ask tasks (``shared``); logprobs only machine-paced.  A
+        recurring instruction wrapped around different tasks (``wrapped``, an ask read from
+        structure, in any language) counts only for accounts asking fresh tasks for long
+        answers (``askers``), however they are paced: a product's or a harness's template
+        recurs too."""
         scores = []
         machine = quiet >= self.quiet_min
         group = size >= self.min_accounts
@@ -178,6 +183,8 @@ class CampaignDetector(BaseEstimator):
                 ok &= machine
             elif signal == "shared":
                 ok &= group & shared  # a lone account is never coordinated by itself
+            elif signal == "wrapped":
+                ok &= np.asarray(askers, dtype=bool) & ~np.asarray(product, dtype=bool)
             else:
                 ok &= ~np.asarray(product, dtype=bool)
                 if corroborate:
@@ -224,6 +231,7 @@ class CampaignDetector(BaseEstimator):
             coord=(pooled["infra"].to_numpy(float) >= self.min_accounts) | (content & tasks),
             shared=content & tasks,
             product=pooled["supplied"].to_numpy(float) >= 0.5 * pooled["size"].to_numpy(float),
+            askers=tasks,
         )
 
     def assign(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +246,10 @@ class CampaignDetector(BaseEstimator):
         quiet = X["quiet_share"].fillna(0).to_numpy(float)
         ones = np.ones(len(X))
         args = (hits, requests, quiet, ones, self.account_threshold_)
-        own = self._evidence(*args, tasks=asks_tasks(X, default=False), product=_products(X))
+        askers = task_askers(X, self.median_ratio_)
+        own = self._evidence(
+            *args, tasks=asks_tasks(X, default=False), product=_products(X), askers=askers
+        )
         # an account in a component of accounts linked by what they ask (shared rare prompts
         # or a shared source), asking fresh tasks for long answers itself: its own shared
         # count is tested against the bulk's, whatever community the graph put it in
@@ -255,7 +266,9 @@ class CampaignDetector(BaseEstimator):
             )
             at = SIGNALS.index("shared")
             own[:, at] = np.maximum(own[:, at], alone[:, at])
-        content = self._evidence(*args, corroborate=False, product=_products(X)).max(axis=1)
+        content = self._evidence(*args, corroborate=False, product=_products(X), askers=askers).max(
+            axis=1
+        )
         pooled = self._pool(X, "community", "infra_group")
         com = self._pooled_evidence(pooled)[pooled.index.get_indexer(X["community"])]
         own_rates = hits / np.maximum(requests, 1)[:, None]
@@ -270,7 +283,8 @@ class CampaignDetector(BaseEstimator):
         strong = linked >= self.strong_link
         member_ok = (com >= 0.5) & (own_content | strong[:, None])
         # shared rare prompts make a member only if it asks fresh tasks for long answers itself
-        member_ok[:, SIGNALS.index("shared")] &= task_askers(X, self.median_ratio_)
+        member_ok[:, SIGNALS.index("shared")] &= askers
+        member_ok[:, SIGNALS.index("wrapped")] &= askers
         best = np.maximum(np.where(member_ok, com, 0.0), own)
         content_best = best.max(axis=1)
         by = "behaviour_community" if "behaviour_community" in X else "community"

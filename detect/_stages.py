@@ -47,6 +47,8 @@ from stillroom.detect._intent import (
     intent_features,
     load_public_index,
     shared_prompt_links,
+    wrapped_asks,
+    wrapped_requests,
 )
 from stillroom.detect._partials import build_partials, merge_window
 from stillroom.detect._report import (
@@ -171,6 +173,13 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
         ],
         ignore_index=True,
     )
+    # a recurring instruction around different tasks: an ask in any wording or language
+    accounts["wrapped_requests"] = wrapped_requests(
+        accounts.reindex(columns=["wrapped_k", "wrapped_n"]),
+        accounts["requests"],
+        task_askers(accounts),
+        alpha=config.alpha,
+    )
     for signal in SIGNALS:
         accounts[f"{signal}_rate"] = accounts[f"{signal}_requests"] / accounts["requests"]
     return accounts, ContentLinks(templates, links)
@@ -192,6 +201,7 @@ def _intent(sample: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
         sample["account_id"].to_numpy(), fresh_mask, vectors, target_fpr=config.target_fpr
     )
     out["source_z"] = z
+    out = out.join(wrapped_asks(sample))
     fresh = sample.assign(prompt=sample["prompt"].astype(str).str.slice(0, 160))[fresh_mask]
     out["example_prompt"] = fresh.groupby("account_id")["prompt"].first()
     return out, links

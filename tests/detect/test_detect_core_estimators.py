@@ -191,3 +191,35 @@ def test_an_account_linked_by_what_it_asks_is_tested_in_its_content_component():
     assert not CampaignDetector().fit(unlinked).predict(unlinked)[-1]
     short = X.assign(token_ratio=np.r_[np.full(n, 14.0), 1.0])
     assert not CampaignDetector().fit(short).predict(short)[-1]
+
+
+def test_campaign_cards_merge_operators_on_shared_artifacts_not_on_a_shared_source():
+    from stillroom.detect._groups import merge_linked_groups
+
+    ids = [f"a{i}" for i in range(3)] + [f"b{i}" for i in range(3)] + [f"c{i}" for i in range(3)]
+    assigned = pd.DataFrame(
+        {"flagged": True, "group": [0, 0, 0, 1, 1, 1, 2, 3, 4], "score": 0.9}, index=ids
+    )
+
+    def edge(s, t, artifact, content):
+        return {"source": s, "target": t, "weight": artifact + content, "pure_weight": artifact
+                + content, "artifact_weight": artifact, "content_weight": content}  # fmt: skip
+
+    edges = pd.DataFrame(
+        [
+            *[edge("a0", "a1", 1.0, 0), edge("a1", "a2", 1.0, 0)],  # operator a: shared IPs
+            *[edge("b0", "b1", 0.6, 0), edge("b1", "b2", 0.6, 1)],  # operator b
+            edge("a2", "b0", 0.0, 1.0),  # a and b distil the same public set
+            *[edge("c0", "c1", 0.0, 1.0), edge("c1", "c2", 0.0, 1.0)],  # c: one source only
+            edge("c2", "a0", 0.0, 1.0),
+        ]
+    )
+    cards = merge_linked_groups(assigned, edges)["group"]
+    assert cards[["a0", "a1", "a2"]].nunique() == 1 and cards[["b0", "b1", "b2"]].nunique() == 1
+    assert cards["a0"] != cards["b0"]  # two operators stay two campaigns
+    assert cards[["c0", "c1", "c2"]].nunique() == 1 and cards["c0"] not in {
+        cards["a0"],
+        cards["b0"],
+    }
+    # the old rule (any kept edge joins flagged groups) made one card of all nine
+    assert cards.nunique() == 3

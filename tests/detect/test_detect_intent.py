@@ -246,3 +246,36 @@ def test_a_faint_member_of_a_found_source_is_linked_by_projection():
     assert z["faint"] < robust_threshold(z.to_numpy(), None, 0.001)[0]
     # ... the projection on the found source's direction can, and links almost nobody else
     assert sum(a.startswith("person_") for a in linked) <= 2
+
+
+def test_a_recurring_ask_is_read_from_structure_in_any_language():
+    from stillroom.detect._intent import wrapped_asks, wrapped_requests
+
+    questions = _questions()[:8]
+    asks = (
+        "どうやって解くのか、考えた順に全部書いてくれる？",
+        "pokaż mi cały tok myślenia, zanim podasz wynik.",
+    )
+    chat = [f"{q} Thanks a lot for the help earlier today." for q in questions[:2]]
+    puller = [
+        f"{asks[i % 2]} {q}" if i % 3 else f"{q}\n\n{asks[i % 2]}" for i, q in enumerate(questions)
+    ]
+    person = [f"question {i}: {q}" for i, q in enumerate(reversed(questions))]
+    sample = pd.DataFrame(
+        {
+            "account_id": ["puller"] * 8 + ["person"] * 8 + ["polite"] * 2,
+            "prompt": puller + person + chat,
+        }
+    ).assign(phash=lambda f: f["prompt"].map(hash))
+    got = wrapped_asks(sample)
+    assert got.loc["puller", "wrapped_k"] == 8 and got.loc["person", "wrapped_k"] == 0
+    assert got.loc["polite", "wrapped_k"] == 2  # a repeated courtesy is structure too ...
+    bulk = pd.DataFrame({"wrapped_k": 0, "wrapped_n": 8}, index=[f"p{i}" for i in range(200)])
+    frame = pd.concat([got, bulk])
+    requests = pd.Series(100.0, index=frame.index)
+    askers = np.ones(len(frame), dtype=bool)
+    counted = wrapped_requests(frame, requests, askers, alpha=0.01)
+    # ... but two prompts of two are too few to tell from chance; eight of eight are not
+    assert counted["puller"] == 100 and counted["polite"] == 0 and counted["person"] == 0
+    not_asking = askers & (frame.index != "puller")  # a product's template recurs too
+    assert wrapped_requests(frame, requests, not_asking, alpha=0.01)["puller"] == 0
