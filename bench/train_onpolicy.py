@@ -18,6 +18,7 @@ prompt + output of every harvested answer (SFT). See ``bench/_onpolicy_arms.py``
     nice -n 10 .venv/bin/python bench/train_onpolicy.py [--setting both] [--train-prompts 64] \
         [--eval-prompts 40] [--per-step 8] [--samples 2] [--new-tokens 32] [--threads 2]
     .venv/bin/python bench/train_onpolicy.py --quick      # bench/run_all.py: tiny sizes
+    .venv/bin/python bench/train_onpolicy.py --setting addition --teacher-only  # base vs teacher
 """
 
 from __future__ import annotations
@@ -95,11 +96,13 @@ def addition(args, s: ArmSettings, work: Path) -> dict:
     print(f"[addition] teacher: verified-SFT student merged at {teacher_dir} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     train, evals = addition_split(teacher_rows, args.train_prompts, args.eval_prompts)
-    arms = run_arms(teacher_dir, None, train, work / "addition", s)
-    print("[addition]", token_line(arms), flush=True)
-    tok = AutoTokenizer.from_pretrained(base)
     models = {"base": (base, None), "teacher (merged verified student)": (teacher_dir, None)}
-    models |= {name: (base, adapter) for name, adapter in arms["adapters"].items()}
+    arms = {"tokens": None, "onpolicy_steps": 0, "sft_rows": 0}
+    if not args.teacher_only:  # --teacher-only: does the teacher beat the base? (no arms)
+        arms = run_arms(teacher_dir, None, train, work / "addition", s)
+        print("[addition]", token_line(arms), flush=True)
+        models |= {name: (base, adapter) for name, adapter in arms["adapters"].items()}
+    tok = AutoTokenizer.from_pretrained(base)
     verdicts = {family: {} for family in evals}
     for name, (model_dir, adapter) in models.items():
         model = _student(model_dir, adapter)
@@ -132,6 +135,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (bench/run_all.py)")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="addition: build the teacher, score it and the base only")  # fmt: skip
     add_corpora_option(parser)
     args = parser.parse_args()
     if args.quick:
