@@ -12,12 +12,16 @@ held-out metric's scoring are not counted).
    largest size a sample can have (prompt + ``new_tokens``), so it spends at most as much;
 3. the SFT arm keeps harvested answers, in order, while their tokens fit what on-policy spent,
    and trains ``train sft`` on them. Both totals are printed.
+
+A rerun in the same work directory reuses the SFT harvest (it resumes); the on-policy
+arm starts afresh (the served teacher gets another port each time).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,11 @@ def run_arms(
     from stillroom.train import OnPolicyConfig, TrainConfig, resolve_base, train_onpolicy, train_sft
 
     work.mkdir(parents=True, exist_ok=True)
+    # the on-policy arm starts afresh: the served teacher's port differs from run to run,
+    # and its store refuses another teacher URL
+    for stale in (work / "opd.duckdb", work / "opd.duckdb.wal"):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(work / "opd", ignore_errors=True)
     rows = write_prompts(work / "train_prompts.jsonl", texts)
     base = resolve_base(None)
     config = TeacherConfig(backend="transformers", model_dir=teacher_dir, n_threads=s.threads)
