@@ -1,17 +1,24 @@
-"""On-policy distillation vs ``train sft`` vs ``train sft`` + sparse KD, at equal teacher tokens.
+"""On-policy distillation vs ``train sft`` on the teacher's answers, at equal teacher tokens.
 
-Context distillation: the teacher is SmolLM2-135M-Instruct with a pirate system prompt, the
-student the same base with no prompt. On-policy runs first against a loopback scoring teacher
-(``tests/train/scoring_server.py``: ``/v1/completions`` echo+logprobs, one forward pass); its
-``teacher_tokens_train`` (the teacher's prefill for training samples) is the budget. The SFT students train on the
-teacher's greedy answers to as many train prompts as fit the same budget (prompt + output
-tokens). Each student is measured on held-out prompts (same split rule as ``train sft``):
-reverse KL against the teacher-with-prompt (nats/token, 4 samples at T=1 per prompt, fixed
-seeds, 95% bootstrap over prompts) and pirate rate (greedy, "arr"/"matey" in the answer,
-Wilson 95%).
+Both students start from the base (SmolLM2-135M-Instruct) and learn from one teacher served
+by ``stillroom teacher serve --backend transformers``; each arm spends the same teacher tokens
+as the teacher's ``usage`` reports them: the prefill of every scoring request (on-policy),
+prompt + output of every harvested answer (SFT). See ``bench/_onpolicy_arms.py``.
 
-    .venv/bin/python bench/train_onpolicy.py [--prompts 40] [--steps 12] [--per-step 8] \
-        [--samples 2] [--new-tokens 32] [--threads 2] [--corpora DIR]
+- ``--setting context``: context distillation. The teacher is the base with the pirate
+  system prompt; the students get no prompt. Prompts held out by family: the students train
+  on two sources of ``chat.jsonl.gz`` and are measured on unseen prompts of those sources
+  (in-family) and on the other sources (held-out family): reverse KL to the
+  teacher-with-prompt (4 samples at T=1 per prompt, bootstrap 95%) and pirate rate (Wilson).
+- ``--setting addition``: the teacher is the curation story's verified-SFT student, merged
+  (it beats the base); students train on additions the teacher never saw and are measured on
+  other additions in the same wording and in another ("How much is A plus B?"): accuracy
+  (math verifier, greedy) with Wilson 95% intervals, exact McNemar between every pair.
+
+    nice -n 10 .venv/bin/python bench/train_onpolicy.py [--setting both] [--train-prompts 64] \
+        [--eval-prompts 40] [--per-step 8] [--samples 2] [--new-tokens 32] [--threads 2]
+    .venv/bin/python bench/train_onpolicy.py --quick      # bench/run_all.py: tiny sizes
+    .venv/bin/python bench/train_onpolicy.py --setting addition --teacher-only  # base vs teacher
 """
 
 from __future__ import annotations
@@ -21,154 +28,138 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _corpora import add_corpora_option
-from train_context_distill import SYSTEM, prompts, teacher_db
+from _onpolicy_arms import ArmSettings, run_arms, token_line
+from _onpolicy_tasks import (
+    addition_split,
+    addition_teacher,
+    addition_verdicts,
+    context_families,
+    context_metrics,
+)
+from train_context_distill import SYSTEM
 
 
-def heldout_metrics(model, tok, teacher, texts, new_tokens, seed=0) -> dict:
-    import numpy as np
+def _student(base: Path, adapter: Path | None):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    from stillroom.curate import wilson_interval
-    from stillroom.train._onpolicy_model import (
-        completion_logprobs,
-        render_student,
-        render_teacher,
-        sample,
-        sample_seed,
-        teacher_messages,
-    )
-
-    kls, pirate = [], 0
-    for text in texts:
-        msgs = [{"role": "user", "content": text}]
-        pids = render_student(tok, msgs)
-        _, tids = render_teacher(tok, teacher_messages(msgs, SYSTEM))
-        comps = sample(model, tok, pids, k=4, max_new_tokens=new_tokens, temperature=1.0,
-                       seed=sample_seed(seed, "bench", text))  # fmt: skip
-        ls = completion_logprobs(model, tok.pad_token_id, [(pids, c) for c in comps])
-        lt = completion_logprobs(teacher, tok.pad_token_id, [(tids, c) for c in comps])
-        kls.append(
-            float(np.mean([np.mean(np.subtract(s, t)) for s, t in zip(ls, lt, strict=True)]))
-        )
-        import torch
-
-        with torch.no_grad():
-            out = model.generate(input_ids=torch.tensor([pids]), max_new_tokens=24, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)  # fmt: skip
-        answer = tok.decode(out[0, len(pids) :], skip_special_tokens=True).lower()
-        pirate += "arr" in answer or "matey" in answer
-    boots = np.random.default_rng(seed).choice(kls, size=(2000, len(kls))).mean(axis=1)
-    lo, hi = wilson_interval(pirate, len(texts))
-    return {
-        "reverse_kl": float(np.mean(kls)),
-        "kl_ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
-        "pirate": pirate,
-        "n": len(texts),
-        "pirate_ci95": [lo, hi],
-    }
+    model = AutoModelForCausalLM.from_pretrained(base)
+    return (PeftModel.from_pretrained(model, adapter) if adapter else model).eval()
 
 
-def sft_rows_within(
-    db: Path, out: Path, budget: int, tok, train_keys: set[str]
-) -> tuple[Path, int]:
-    """The harvest's train-prompt rows, in order, while prompt + output tokens fit ``budget``."""
-    from stillroom.harvest import prompt_key, read_completions, write_completions
+def context(args, s: ArmSettings, work: Path) -> dict:
+    from transformers import AutoTokenizer
 
-    kept, used = [], 0
-    for row in read_completions(db):
-        chat = json.loads(row.messages)
-        if prompt_key([m for m in chat if m["role"] != "system"]) not in train_keys:
-            continue
-        rendered = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        cost = len(tok(rendered, add_special_tokens=False)["input_ids"]) + len(
-            tok(row.content, add_special_tokens=False)["input_ids"]
-        )
-        if used + cost > budget:
-            break
-        kept.append(row)
-        used += cost
-    return write_completions(out, kept), used
+    from stillroom.train import resolve_base
+
+    base = resolve_base(None)
+    train, evals, where = context_families(args.corpora, args.train_prompts, args.eval_prompts)
+    print(f"[context] prompts: {where}; {len(train)} train, "
+          + ", ".join(f"{len(v)} {k}" for k, v in evals.items()), flush=True)  # fmt: skip
+    arms = run_arms(base, SYSTEM, train, work / "context", s)
+    print("[context]", token_line(arms), flush=True)
+    tok, teacher = AutoTokenizer.from_pretrained(base), _student(base, None)
+    table = {}
+    for name, adapter in {"base": None, **arms["adapters"]}.items():
+        model = teacher if adapter is None else _student(base, adapter)
+        table[name] = {
+            family: context_metrics(model, tok, teacher, texts, SYSTEM, s.new_tokens)
+            for family, texts in evals.items()
+        }
+    print(f"{'student':10s} {'family':16s} {'reverse KL [95% CI]':28s} pirate [Wilson 95%]")
+    for name, by in table.items():
+        for family, m in by.items():
+            kl = f"{m['reverse_kl']:.3f} [{m['kl_ci95'][0]:.3f}, {m['kl_ci95'][1]:.3f}]"
+            pr = f"{m['pirate']}/{m['n']} [{m['pirate_ci95'][0]:.2f}, {m['pirate_ci95'][1]:.2f}]"
+            print(f"{name:10s} {family:16s} {kl:28s} {pr}")
+    print("on-policy per-step training KL:", [round(v, 3) for v in arms["per_step_kl"]])
+    return {"where": where, "tokens": arms["tokens"], "table": table,
+            "onpolicy_steps": arms["onpolicy_steps"], "sft_rows": arms["sft_rows"]}  # fmt: skip
+
+
+def addition(args, s: ArmSettings, work: Path) -> dict:
+    from transformers import AutoTokenizer
+
+    from stillroom._demo_curation import score_rows
+    from stillroom.train import resolve_base
+
+    base = resolve_base(None)
+    t0 = time.perf_counter()
+    teacher_dir, teacher_rows, _ = addition_teacher(work / "teacher", args.quick)
+    print(f"[addition] teacher: verified-SFT student merged at {teacher_dir} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    train, evals = addition_split(teacher_rows, args.train_prompts, args.eval_prompts)
+    models = {"base": (base, None), "teacher (merged verified student)": (teacher_dir, None)}
+    arms = {"tokens": None, "onpolicy_steps": 0, "sft_rows": 0}
+    if not args.teacher_only:  # --teacher-only: does the teacher beat the base? (no arms)
+        arms = run_arms(teacher_dir, None, train, work / "addition", s)
+        print("[addition]", token_line(arms), flush=True)
+        models |= {name: (base, adapter) for name, adapter in arms["adapters"].items()}
+    tok = AutoTokenizer.from_pretrained(base)
+    verdicts = {family: {} for family in evals}
+    for name, (model_dir, adapter) in models.items():
+        model = _student(model_dir, adapter)
+        for family, pairs in evals.items():
+            verdicts[family][name] = addition_verdicts(model, tok, pairs)
+    out = {"tokens": arms["tokens"], "onpolicy_steps": arms["onpolicy_steps"],
+           "sft_rows": arms["sft_rows"], "train_prompts": len(train), "families": {}}  # fmt: skip
+    for family, by in verdicts.items():
+        scored = score_rows(by)  # Wilson per model, exact McNemar per pair
+        out["families"][family] = scored
+        print(f"[addition] {family}: {len(evals[family])} prompts")
+        for name, r in scored["rows"].items():
+            lo, hi = r["wilson95"]
+            print(f"  {name:36s} {r['passed']:3d}/{r['n']} = {r['accuracy']:5.1%}  "
+                  f"95% [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+        for p in scored["paired"]:
+            print(f"  McNemar {p['a']} vs {p['b']}: only-first {p['only_a']}, "
+                  f"only-second {p['only_b']}, p = {p['p_value']:.3g}")  # fmt: skip
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--setting", choices=("context", "addition", "both"), default="both")
+    parser.add_argument("--train-prompts", type=int, default=64)
+    parser.add_argument("--eval-prompts", type=int, default=40)
     parser.add_argument("--per-step", type=int, default=8)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (bench/run_all.py)")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="addition: build the teacher, score it and the base only")  # fmt: skip
     add_corpora_option(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.train_prompts, args.eval_prompts = 6, 2
+        args.per_step, args.new_tokens = 2, 8
+    s = ArmSettings(per_step=args.per_step, samples=args.samples, new_tokens=args.new_tokens,
+                    threads=args.threads, sft_epochs=1.0 if args.quick else 3.0,
+                    max_steps=2 if args.quick else None)  # fmt: skip
 
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from stillroom.harvest import prompt_key
-    from stillroom.train import OnPolicyConfig, TrainConfig, resolve_base, train_onpolicy, train_sft
-    from stillroom.train._data import Example, split_by_prompt
-    from tests.train.scoring_server import ScoringTeacher
 
     torch.set_num_threads(args.threads)
-    base = resolve_base(None)
-    tmp = Path(tempfile.mkdtemp(prefix="train-opd-"))
-    texts, where = prompts(args.prompts, args.corpora)
-    print(f"prompts: {where}; work dir {tmp}")
-    (tmp / "p.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "prompt": t}) + "\n"
-                                         for i, t in enumerate(texts)))  # fmt: skip
-    msgs = {t: [{"role": "user", "content": t}] for t in texts}
-    ex = [Example(t, 0, msgs[t], [], prompt_key(msgs[t]), "", None, None, None) for t in texts]
-    train, held = split_by_prompt(ex, eval_fraction=0.25, seed=0)
-    tok = AutoTokenizer.from_pretrained(base)
-    teacher = AutoModelForCausalLM.from_pretrained(base).eval()
-
-    t0 = time.perf_counter()
-    with ScoringTeacher(teacher, tok) as server:
-        opd = train_onpolicy(OnPolicyConfig(
-            prompts=tmp / "p.jsonl", db=tmp / "opd.duckdb", out=tmp / "opd",
-            teacher_base_url=server.base_url, teacher_model="smollm2+system",
-            policy="smollm2", teacher_system=SYSTEM, base=str(base), eval_fraction=0.25,
-            steps=args.steps, prompts_per_step=args.per_step,
-            samples_per_prompt=args.samples, max_new_tokens=args.new_tokens, progress=False,
-        ))  # fmt: skip
-    t1 = time.perf_counter()
-    budget = opd.metrics["teacher_tokens_train"]  # the held-out metric's scoring not counted
-    full = teacher_db(tmp / "teacher.duckdb", base, [e.prompt_id for e in train], args.new_tokens)
-    db, used = sft_rows_within(full, tmp / "sft.duckdb", budget, tok, {e.prompt_key for e in train})
-    t2 = time.perf_counter()
-    students = {"onpolicy": opd.adapter_dir}
-    for name, alpha in (("sft", 0.0), ("sft+kd", 0.5)):
-        r = train_sft(TrainConfig(
-            db=db, out=tmp / name, base=str(base), drop_system=True, finish_reasons=(),
-            eval_fraction=0.0, num_train_epochs=3, per_device_train_batch_size=4,
-            learning_rate=1e-3, max_length=160, progress=False, kd_alpha=alpha,
-        ))  # fmt: skip
-        students[name] = r.adapter_dir
-    t3 = time.perf_counter()
-    held_texts = [e.prompt_id for e in held]
-    rows = {"base": heldout_metrics(teacher, tok, teacher, held_texts, args.new_tokens)}
-    for name, adapter in students.items():
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)
-        rows[name] = heldout_metrics(model.eval(), tok, teacher, held_texts, args.new_tokens)
-    t4 = time.perf_counter()
-    print(f"teacher tokens: on-policy scored {budget}; SFT harvest used {used} "
-          f"(prompt + output, {db})")  # fmt: skip
-    print(f"time: on-policy {t1 - t0:.0f}s, harvest {t2 - t1:.0f}s, 2x sft {t3 - t2:.0f}s, "
-          f"eval {t4 - t3:.0f}s; {len(train)} train / {len(held)} held-out prompts")  # fmt: skip
-    print(f"{'student':10s} {'held-out reverse KL [95% CI]':32s} {'pirate rate [Wilson 95%]':28s}")
-    for name, m in rows.items():
-        kl = f"{m['reverse_kl']:.3f} [{m['kl_ci95'][0]:.3f}, {m['kl_ci95'][1]:.3f}]"
-        pr = f"{m['pirate']}/{m['n']} [{m['pirate_ci95'][0]:.2f}, {m['pirate_ci95'][1]:.2f}]"
-        print(f"{name:10s} {kl:32s} {pr:28s}")
-    print("on-policy per-step training KL:", [round(v, 3) for v in opd.metrics["per_step"]])
-    (tmp / "bench.json").write_text(json.dumps({"args": vars(args) | {"corpora": str(args.corpora)},
-                                                "rows": rows, "budget": budget, "sft_used": used}))  # fmt: skip
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="train-opd-"))
+    print(f"work dir {work}; {vars(args)}", flush=True)
+    results, t0 = {}, time.perf_counter()
+    if args.setting in ("context", "both"):
+        results["context"] = context(args, s, work)
+    if args.setting in ("addition", "both"):
+        # answers are a number: the curation story's 12 tokens
+        results["addition"] = addition(args, replace(s, new_tokens=min(s.new_tokens, 12)), work)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    record = {"args": {k: str(v) for k, v in vars(args).items()}, "settings": asdict(s)}
+    (work / "bench.json").write_text(json.dumps(record | results, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from stillroom.harvest.errors import (
     HarvestConfigError,
     HarvestError,
     MissingDependencyError,
+    NoPromptLogprobs,
     PromptFileError,
     ProviderAuthError,
 )
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from stillroom.harvest._config import HarvestConfig, HarvestResult
     from stillroom.harvest._dialect import RequestOptions, dialect_for
+    from stillroom.harvest._dialect_scoring import ScoringEcho
     from stillroom.harvest._export import export_dataset, read_acceptances, reasoning_kind_note
     from stillroom.harvest._limiter import RateLimiter, retry_after_seconds
     from stillroom.harvest._prompts import Prompt, load_prompts
@@ -64,6 +66,7 @@ _LAZY = {
     "HarvestResult": "stillroom.harvest._config",
     "RequestOptions": "stillroom.harvest._dialect",
     "dialect_for": "stillroom.harvest._dialect",
+    "ScoringEcho": "stillroom.harvest._dialect_scoring",
     "export_dataset": "stillroom.harvest._export",
     "reasoning_kind_note": "stillroom.harvest._export",
     "read_acceptances": "stillroom.harvest._export",
@@ -91,6 +94,7 @@ __all__ = [
     "HarvestResult",
     "HarvestStatus",
     "MissingDependencyError",
+    "NoPromptLogprobs",
     "PermanentError",
     "Prompt",
     "PromptFileError",
@@ -98,6 +102,7 @@ __all__ = [
     "RateLimiter",
     "RequestOptions",
     "RunLimits",
+    "ScoringEcho",
     "TransientError",
     "arun_harvest",
     "cancel_batches",

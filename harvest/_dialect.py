@@ -52,7 +52,10 @@ The contract:
   ``None``: the dialect has no batch mode here).
 
 :func:`dialect_for` returns a dialect by name; :func:`infer_api` picks one from the
-base URL's host where that is unambiguous.
+base URL's host where that is unambiguous. :data:`OTHER_NAMES` are dialects that are no
+``--api`` choice: ``scoring`` (``_dialect_scoring``) asks a teacher for the log-probability
+of every token of a given text, and its ``parse`` answers with a ``ScoringEcho``, not an
+``Answer``; ``train onpolicy`` sends it with harvest's public limiter, retries and caps.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ if TYPE_CHECKING:
     from stillroom.harvest._header_profiles import HeaderProfile
 
 API_NAMES = ("chat", "responses", "anthropic", "gemini")
-MODULES = {name: f"stillroom.harvest._dialect_{name}" for name in API_NAMES}
+# Dialects that are not ``--api`` choices: harvest's engine never runs them (``scoring``:
+# a teacher's logprobs of a given text, for ``train onpolicy``).
+OTHER_NAMES = ("scoring",)
+MODULES = {name: f"stillroom.harvest._dialect_{name}" for name in (*API_NAMES, *OTHER_NAMES)}
 # Hosts whose native API is unambiguous (their OpenAI-compatible layers are other paths).
 HOST_APIS = {"api.anthropic.com": "anthropic", "generativelanguage.googleapis.com": "gemini"}
 FINISHES = ("stop", "length", "refusal", "other")
@@ -190,7 +196,7 @@ class PerRun:
 
 
 def dialect_for(name: str) -> Dialect:
-    """The dialect called ``name`` (one of :data:`API_NAMES`)."""
+    """The dialect called ``name`` (one of :data:`API_NAMES` or :data:`OTHER_NAMES`)."""
     module = MODULES.get(name)
     if module is None:
         raise HarvestConfigError(f"unknown --api {name!r} (known: {', '.join(API_NAMES)})")

@@ -25,3 +25,8 @@ class ProviderAuthError(HarvestError):
 
 class MissingDependencyError(HarvestError):
     """An optional package (for example ``datasets``) is needed but not installed."""
+
+
+class NoPromptLogprobs(HarvestError):
+    """A teacher's reply to a scoring request (dialect ``scoring``) has no per-token
+    log-probabilities of the given text."""

@@ -173,8 +173,16 @@ def curate_sets(db: Path, refs: dict[str, str], unverified: bool) -> dict[str, d
     }
 
 
-def train_on(db: Path, out: Path, curated: str, max_rows: int | None, s: CurationSettings):
-    """A LoRA student on the curated set (kept when ``out`` already holds a trained one)."""
+def train_on(
+    db: Path,
+    out: Path,
+    curated: str,
+    max_rows: int | None,
+    s: CurationSettings,
+    merge: bool = False,
+):
+    """A LoRA student on the curated set (kept when ``out`` already holds a trained one);
+    ``merge`` also writes it merged into the base, ``out/merged`` (a teacher to serve)."""
     from stillroom.train import TrainConfig, train_sft
 
     if not (out / "metrics.json").exists():
@@ -185,7 +193,7 @@ def train_on(db: Path, out: Path, curated: str, max_rows: int | None, s: Curatio
                 seed=0, num_train_epochs=s.epochs, max_steps=s.max_steps or -1,
                 per_device_train_batch_size=s.batch_size, learning_rate=s.learning_rate,
                 lr_scheduler_type="constant_with_warmup", warmup=0.1, max_length=128,
-                logging_steps=5, progress=False, name=f"add-{curated}",
+                logging_steps=5, progress=False, name=f"add-{curated}", merge=merge,
             )
         )  # fmt: skip
     m = json.loads((out / "metrics.json").read_text())

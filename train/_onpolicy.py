@@ -87,7 +87,7 @@ def _policy(config: OnPolicyConfig) -> tuple[Any, Any]:
 
 def _client(config: OnPolicyConfig, run_policy: Any, store: OnPolicyStore, http: Any) -> Any:
     from stillroom.harvest import Caps, RateLimiter, limits_within
-    from stillroom.train._scoring import ScoringClient
+    from stillroom.train._scoring import SCORING, ScoringClient
 
     limits = limits_within(run_policy.limits, rpm=config.rpm, tpm=config.tpm)
     today = datetime.now(UTC).date()
@@ -96,7 +96,7 @@ def _client(config: OnPolicyConfig, run_policy: Any, store: OnPolicyStore, http:
         config.teacher_base_url,
         config.teacher_model,
         http=http,
-        limiter=RateLimiter(rpm=limits.rpm, tpm=limits.tpm),
+        limiter=RateLimiter(rpm=limits.rpm, tpm=limits.tpm, read=SCORING.limits),
         caps=caps,
     )
 

@@ -1,38 +1,37 @@
-"""Scoring dialect: a teacher's log-probability of every token of a given text.
+"""The scoring client: a teacher's log-probability of every token of the student's samples.
 
-One request shape, the OpenAI legacy ``POST /v1/completions`` with ``echo: true``,
-``logprobs: 0`` and ``max_tokens: 1`` (``max_tokens: 0`` means "until the context is full" on
-llama-cpp-python). ``prompt`` is a list of token ids where the server accepts them (vLLM,
-stillroom's embedded teacher), else the rendered text, aligned back onto the student's tokens
-by ``choices[0].logprobs.text_offset`` (never by token strings: a token that ends inside a
-multibyte character decodes to an empty or replacement string). The first echoed logprob is
-null.
+The request is harvest's ``scoring`` dialect (``dialect_for("scoring")``: the OpenAI legacy
+``POST /v1/completions`` with ``echo`` + ``logprobs``; it builds the body, parses the echo,
+aligns it by ``text_offset``, classifies errors, reads rate-limit headers and makes the
+idempotency key). ``prompt`` is a list of token ids where the server accepts them (vLLM,
+stillroom's embedded teacher), else the rendered text.
 
 Every request goes through harvest's public machinery: the caller resolves the policy first
 (:func:`stillroom.policies.resolve_for_harvest`), and :class:`ScoringClient` paces with
-:class:`~stillroom.harvest.RateLimiter` (learning from the teacher's headers), retries with
-:func:`~stillroom.harvest.retrying`, stops at :class:`~stillroom.harvest.Caps` and sends an
-``Idempotency-Key`` over (teacher, rendered text). The module is shaped as one more dialect
-(build a body, parse a reply) for when harvest's dialect interface lands.
+:class:`~stillroom.harvest.RateLimiter` (learning from the teacher's headers with the
+dialect's ``limits``), retries with :func:`~stillroom.harvest.retrying`, stops at
+:class:`~stillroom.harvest.Caps` and sends an ``Idempotency-Key`` over (teacher, rendered
+text). This module adds only what needs the student's tokenizer: where each token starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from stillroom.harvest import (
     Caps,
+    NoPromptLogprobs,
     PermanentError,
     RateLimiter,
+    RequestOptions,
+    ScoringEcho,
     TransientError,
-    retry_after_seconds,
+    dialect_for,
     retrying,
 )
 from stillroom.train.errors import (
@@ -42,75 +41,21 @@ from stillroom.train.errors import (
 )
 
 PROBE_TEXT = "Ahoy! Naïve café, 東京 — 42 ✓ «quoted»\n"
+SCORING = dialect_for("scoring")
+_OPTIONS = RequestOptions(max_tokens=1, temperature=0.0)
 
 
 def scoring_key(teacher: str, rendered: str | Sequence[int]) -> str:
-    """The idempotency key of one scoring request: sha256 over (teacher, rendered text or ids)."""
-    body = rendered if isinstance(rendered, str) else ",".join(map(str, rendered))
-    return hashlib.sha256(f"{teacher}\n{body}".encode()).hexdigest()
+    """The idempotency key of one scoring request (the dialect's, over teacher and text/ids)."""
+    return SCORING.key(teacher, rendered)  # type: ignore[attr-defined]
 
 
-def scoring_body(model: str, prompt: str | Sequence[int]) -> dict[str, Any]:
-    """The request body: echo the prompt with per-token logprobs, generate one token."""
-    return {
-        "model": model,
-        "prompt": prompt if isinstance(prompt, str) else list(prompt),
-        "echo": True,
-        "logprobs": 0,
-        "max_tokens": 1,
-        "temperature": 0.0,
-    }
-
-
-@dataclass(frozen=True)
-class Echo:
-    """The parsed reply: parallel lists over the echoed tokens (prompt, then any generated)."""
-
-    token_logprobs: list[float | None]
-    text_offset: list[int]
-    prompt_tokens: int
-
-
-def parse_echo(reply: Any, where: str) -> Echo:
-    """``choices[0].logprobs`` of a reply, or :class:`TeacherNoLogprobs` naming what lacks."""
+def parse_echo(reply: Any, where: str) -> ScoringEcho:
+    """The dialect's parse; a reply without logprobs is :class:`TeacherNoLogprobs`."""
     try:
-        lp = reply["choices"][0]["logprobs"]
-    except (KeyError, IndexError, TypeError):
-        lp = None
-    if not isinstance(lp, dict) or not isinstance(lp.get("token_logprobs"), list):
-        raise TeacherNoLogprobs(
-            f"{where}: the reply has no choices[0].logprobs.token_logprobs; this teacher returns "
-            "no log-probabilities of a given text (closed APIs never do), so it cannot score "
-            "the student's samples"
-        )
-    values = lp["token_logprobs"]
-    if not any(isinstance(v, int | float) for v in values[1:]):
-        raise TeacherNoLogprobs(f"{where}: every echoed prompt logprob is null")
-    offsets = lp.get("text_offset") or []
-    usage = reply.get("usage") or {}
-    return Echo(list(values), list(offsets), int(usage.get("prompt_tokens") or len(values)))
-
-
-def align_by_offset(echo: Echo, starts: Sequence[int], end: int) -> tuple[list[float | None], int]:
-    """Teacher logprobs for the tokens spanning ``starts[j]`` to ``starts[j+1]`` (``end`` for
-    the last), character offsets into the scored text.
-
-    A token is scored where the teacher has an entry at its start whose next entry starts
-    where the token ends (the same span of text, so the same token); characters split over
-    several tokens give several entries at one offset, matched in order. Any other token is
-    ``None`` and counts as a mismatch. Entries at or past ``end`` (the generated one) are ignored.
-    """
-    spans: dict[tuple[int, int], list[float | None]] = {}
-    offsets = [o for o in echo.text_offset if o < end]
-    nexts = [*offsets[1:], end]
-    for value, a, b in zip(echo.token_logprobs, offsets, nexts, strict=False):
-        spans.setdefault((a, b), []).append(value)
-    out: list[float | None] = []
-    for j, a in enumerate(starts):
-        b = starts[j + 1] if j + 1 < len(starts) else end
-        queue = spans.get((a, b))
-        out.append(queue.pop(0) if queue else None)
-    return out, sum(v is None for v in out)
+        return SCORING.parse(reply, None, where)  # type: ignore[call-arg,return-value]
+    except NoPromptLogprobs as exc:
+        raise TeacherNoLogprobs(f"{exc}; it cannot score the student's samples") from exc
 
 
 def decode_starts(tokenizer: Any, ids: Sequence[int], offset: int = 0) -> list[int]:
@@ -156,7 +101,7 @@ class ScoringClient:
         self.teacher = f"{self.base_url}|{model}"
         self._loop = asyncio.new_event_loop()
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0))
-        self.limiter = limiter or RateLimiter(sleep=sleep)
+        self.limiter = limiter or RateLimiter(sleep=sleep, read=SCORING.limits)
         self.caps = caps
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.max_attempts, self.max_wait, self.sleep = max_attempts, max_wait, sleep
@@ -176,23 +121,23 @@ class ScoringClient:
     async def _request(self, prompt: str | Sequence[int], key: str) -> Any:
         if self.caps is not None and self.caps.daily_cap_reached():
             raise TeacherScoringError(self.caps.daily_cap_message())
-        body = scoring_body(self.model, prompt)
+        wire = SCORING.build(self.model, [{"role": "user", "content": prompt}], _OPTIONS)
         cost = len(prompt) if not isinstance(prompt, str) else len(prompt) / 4
         async for attempt in retrying(
             max_attempts=self.max_attempts, max_wait=self.max_wait, sleep=self.sleep, rng=self.rng
         ):
             with attempt:
-                reply = await self._send(body, key, cost)
+                reply = await self._send(wire.path, wire.body, key, cost)
         if self.caps is not None:
             self.caps.requests_today += 1
             self.caps.settle(0.0, int((reply.get("usage") or {}).get("prompt_tokens") or 0), 1)
         return reply
 
-    async def _send(self, body: dict[str, Any], key: str, cost: float) -> Any:
+    async def _send(self, path: str, body: dict[str, Any], key: str, cost: float) -> Any:
         ticket = await self.limiter.acquire(cost)
         try:
             resp = await self.http.post(
-                f"{self.base_url}/completions",
+                f"{self.base_url}{path}",
                 json=body,
                 headers={**self.headers, "Idempotency-Key": key},
             )
@@ -202,18 +147,16 @@ class ScoringClient:
         self.limiter.observe(ticket, resp.headers)
         self.requests += 1
         status = resp.status_code
-        if status == 429:
-            hint = retry_after_seconds(resp.headers)
-            self.limiter.rate_limited(hint)
-            raise TransientError("HTTP 429", status, hint)
-        if status >= 500 or status in (408, 409):
-            raise TransientError(f"HTTP {status}", status, retry_after_seconds(resp.headers))
-        if status in (401, 403):
-            raise TeacherScoringError(
-                f"{self.base_url}: the teacher refused the key (HTTP {status})"
-            )
         if status >= 400:
-            raise PermanentError(f"HTTP {status}: {resp.text[:300]}", status)
+            verdict = SCORING.classify(status, resp.content, resp.headers)
+            if verdict.kind == "rate_limited":
+                self.limiter.rate_limited(verdict.retry_after)
+                raise TransientError(verdict.message, status, verdict.retry_after, True)
+            if verdict.kind == "retry":
+                raise TransientError(verdict.message, status, verdict.retry_after)
+            if verdict.kind == "auth":
+                raise TeacherScoringError(f"{self.base_url}: {verdict.message}")
+            raise PermanentError(verdict.message, status)
         reply = resp.json()
         self.prompt_tokens += int((reply.get("usage") or {}).get("prompt_tokens") or 0)
         return reply
@@ -286,5 +229,5 @@ class ScoringClient:
         key = scoring_key(self.teacher, text)
         echo = parse_echo(self.request(text, key), self.base_url)
         starts = decode_starts(tokenizer, completion, offset=len(prompt_text))
-        values, missing = align_by_offset(echo, starts, len(text))
+        values, missing = SCORING.align(echo, starts, len(text))  # type: ignore[attr-defined]
         return {"logprobs": values, "mismatches": missing, "prompt_tokens": echo.prompt_tokens}, key

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stillroom.harvest import ScoringEcho, dialect_for
 from stillroom.policies import PolicyRefused
 from stillroom.train import (
     OnPolicyConfig,
@@ -16,7 +17,7 @@ from stillroom.train import (
     TrainConfigError,
     train_onpolicy,
 )
-from stillroom.train._scoring import Echo, ScoringClient, align_by_offset, scoring_key
+from stillroom.train._scoring import ScoringClient, scoring_key
 from tests.policies.conftest import write_policy
 
 URL = "http://127.0.0.1:9/v1"
@@ -108,11 +109,12 @@ def test_config_is_validated():
 def test_align_by_offset_uses_offsets_not_token_strings():
     # text "aéb": "é" split over two byte tokens, which both start at offset 1 and decode
     # to "" each; the generated entry at offset 3 is ignored
-    echo = Echo([None, -0.5, -0.25, -0.125, -3.0], [0, 1, 1, 2, 3], 5)
-    values, missing = align_by_offset(echo, [1, 1, 2], end=3)
+    align = dialect_for("scoring").align
+    echo = ScoringEcho([None, -0.5, -0.25, -0.125, -3.0], [0, 1, 1, 2, 3], 5)
+    values, missing = align(echo, [1, 1, 2], end=3)
     assert values == [-0.5, -0.25, -0.125] and missing == 0
     # the student tokenised "éb" as one token: no teacher token spans it
-    values, missing = align_by_offset(echo, [0, 1], end=3)
+    values, missing = align(echo, [0, 1], end=3)
     assert values == [None, None] and missing == 2
 
 
