@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from stillroom.harvest._batch_anthropic import candidates, read_results
 from stillroom.harvest._batch_anthropic_client import CreateFailed, CreateRefused
+from stillroom.harvest._batch_ledger import note_batch
 from stillroom.harvest._batch_poll import TERMINAL, poll_until_done
 
 if TYPE_CHECKING:
@@ -169,6 +170,8 @@ def _record(run: BatchRun, f: BatchFileRow, batch: dict[str, Any], adopted: str 
     """The file's batch, ``adopted`` (its id) when it still has to be confirmed."""
     metadata = {**(f.metadata or {}), "adopted": adopted} if adopted else f.metadata
     run.batches.record_batch(f.file_key, batch, state="submitted", metadata=metadata)
+    if not adopted:  # known to be ours: `harvest cancel` may find it while a run holds the db
+        note_batch(run.store.path, batch["id"])
     f.state, f.metadata, f.batch_id = "submitted", metadata, batch["id"]
     run.view.update(f.file_key, batch["status"], f.requests, batch.get("request_counts"),
                     batch["id"])  # fmt: skip

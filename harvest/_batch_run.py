@@ -3,9 +3,10 @@
 (``stillroom.harvest._batch_runner``) at batch prices, within today's daily cap.
 
 ``arun_harvest`` hands a config whose ``mode`` is not ``sync`` to :func:`arun_batch_harvest`.
-:func:`cancel_batches` cancels the running batches of one database (``harvest cancel``);
-it talks only to the provider (batches carry the database's tag in their metadata), so it
-works while a run holds the database, and that run stores what the batches answered.
+:func:`cancel_batches` cancels the running batches of one database (``harvest cancel``).
+It works while a run holds the database (OpenAI's batches carry the database's tag in their
+metadata; Message Batches' ids are also kept in ``<db>.message-batches``), and that run
+stores what the batches answered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stillroom.harvest._batch_anthropic import MAX_BYTES, MAX_REQUESTS, Anthropi
 from stillroom.harvest._batch_anthropic_client import AnthropicBatchClient
 from stillroom.harvest._batch_client import BatchClient
 from stillroom.harvest._batch_files import BatchLimits, Lines, LineShape, line_shape
+from stillroom.harvest._batch_ledger import ledger_ids, ledger_path, rewrite_ledger
 from stillroom.harvest._batch_poll import TERMINAL, PollSchedule
 from stillroom.harvest._batch_progress import NoBatchProgress, RichBatchProgress
 from stillroom.harvest._batch_runner import BatchRun, db_tag
@@ -50,6 +52,8 @@ async def arun_batch_harvest(
     try:
         batches = _batch_run(run, sleep=sleep, clock=clock, now=now)
         await _drive(batches, cfg, http_client, progress, seed)
+        if cfg.api == "anthropic":
+            rewrite_ledger(cfg.db, batches.batches.cancellable_ids())
     except BaseException as exc:
         abandon(run.store, run.run_id, exc)
         raise
@@ -128,9 +132,9 @@ async def cancel_batches(
 ) -> list[dict[str, Any]]:
     """Cancel every unfinished batch this database submitted to ``base_url``; returns them.
 
-    OpenAI batches are found by the database's tag in their metadata (so this works while a
-    run holds the database). Message Batches carry no metadata: their ids are read from
-    the database, which a running harvest holds: stop it first (its batches keep running)."""
+    OpenAI batches are found by the database's tag in their metadata. Message Batches carry
+    none: their ids are read from the database, or from ``<db>.message-batches`` while a
+    run holds it. Either way this works while a run is polling them."""
     cfg = HarvestConfig(prompts=[], db=Path(db), base_url=base_url, model="-",
                         api_key_env=api_key_env, api=api)  # fmt: skip
     ids = _recorded_batch_ids(cfg.db) if api == "anthropic" else None
@@ -157,6 +161,8 @@ async def _ours(batches: BatchClient, db: Path, ids: list[str] | None):
 
 
 def _recorded_batch_ids(db: Path) -> list[str]:
+    """Message Batches carry no metadata: their ids come from the database, or, while a
+    run holds it, from the file beside it (``stillroom.harvest._batch_ledger``)."""
     import duckdb
 
     if not db.exists():
@@ -164,8 +170,10 @@ def _recorded_batch_ids(db: Path) -> list[str]:
     try:
         return submitted_batch_ids(db)
     except duckdb.IOException as exc:  # held by a running harvest
+        if ledger_path(db).exists():
+            return ledger_ids(db)
         raise HarvestError(
-            f"{db}: cannot read its batch ids ({str(exc).splitlines()[0][:200]}). Message "
-            "Batches carry no metadata, so `harvest cancel` reads them from the database: stop "
-            "the running `harvest run` first (its batches keep running), then cancel"
+            f"{db}: cannot read its batch ids ({str(exc).splitlines()[0][:200]}), and "
+            f"{ledger_path(db)} does not exist. Message Batches carry no metadata: stop the "
+            "running `harvest run` first (its batches keep running), then cancel"
         ) from None

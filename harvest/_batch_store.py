@@ -210,6 +210,10 @@ class BatchStore:
             **fields,
         )
 
+    def cancellable_ids(self) -> list[str]:
+        """As :func:`submitted_batch_ids`, on this store's open connection."""
+        return [b for (b,) in self.con.execute(_CANCELLABLE).fetchall()]
+
     def set_run_spend(
         self, run_id: str, *, mode: str, est_usd: float | None, spent_usd: float | None
     ) -> None:
@@ -258,15 +262,20 @@ def spend_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {**out, "est_spend_usd": est, "batches": {k: int(v) for k, v in states}}
 
 
+# batches that may still run and are known to be this database's (an adopted batch is
+# not, until its results confirm it: cancelling a look-alike would cancel someone else's)
+_CANCELLABLE = (
+    "SELECT batch_id FROM batch_files WHERE state = 'submitted' AND batch_id IS NOT NULL "
+    "AND json_extract(metadata, '$.adopted') IS NULL ORDER BY rowid"
+)
+
+
 def submitted_batch_ids(db: Any) -> list[str]:
     """The ids of a database's batches that may still run (read-only; for ``harvest
     cancel`` of batches that carry no metadata). A database a run holds cannot be read."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rows = con.execute(
-            "SELECT batch_id FROM batch_files WHERE state = 'submitted' AND batch_id IS NOT NULL "
-            "ORDER BY rowid"
-        ).fetchall()
+        rows = con.execute(_CANCELLABLE).fetchall()
     finally:
         con.close()
     return [b for (b,) in rows]

@@ -167,8 +167,8 @@ def cancel(
         None, help="Env var holding the API key (default: the API's usual one)."
     ),
 ) -> None:
-    """Cancel this database's unfinished batches (OpenAI's: also while a run is polling
-    them; Anthropic's, which carry no metadata: once no run holds the database)."""
+    """Cancel this database's unfinished batches, also while a run is polling them (that
+    run stores what they answered and stops `cancelled`)."""
     import asyncio
 
     from stillroom.harvest._batch_run import cancel_batches

@@ -38,13 +38,18 @@ def assert_every_prompt_once(db: Path, n: int) -> None:
     assert harvest_status(db).pending == 0
 
 
+def start_cli_run(args: list[str]) -> subprocess.Popen:
+    """``stillroom harvest run ARGS --no-progress`` in a child process (output piped)."""
+    cmd = [sys.executable, "-m", "stillroom.harvest.cli", "run", *args, "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
 def sigkill_cli_at(fake, point: str, args: list[str]) -> None:
     """Run ``stillroom harvest run ARGS`` in a child process until ``fake`` hangs at
     ``point``, SIGKILL it there, and release the hang."""
     hung = fake.hang_at(point)
-    cmd = [sys.executable, "-m", "stillroom.harvest.cli", "run", *args, "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = start_cli_run(args)
     try:
         assert hung.wait(60), f"the run never reached {point}: {proc.stdout.read()!r}"
     finally:

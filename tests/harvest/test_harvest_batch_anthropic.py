@@ -10,14 +10,22 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from stillroom.harvest import HarvestConfig, harvest_status, run_harvest
 from stillroom.harvest._batch_adopt import IN_FLIGHT_S
+from stillroom.harvest._batch_ledger import ledger_ids
 from stillroom.harvest._completions import read_completions
 from stillroom.harvest.errors import HarvestConfigError, HarvestError
 from stillroom.harvest.testing import FakeAnthropicBatches
-from tests.harvest.batch_runs import assert_every_prompt_once, no_wait, rows, sigkill_cli_at
+from tests.harvest.batch_runs import (
+    assert_every_prompt_once,
+    no_wait,
+    rows,
+    sigkill_cli_at,
+    start_cli_run,
+)
 
 KEY = "sk-ant-test"
 MODEL = "claude-3-7-sonnet-20250219"  # priced in the anthropic policy (batch: 1.50 / 7.50)
@@ -207,6 +215,47 @@ def test_cli_cancel_then_run_resubmits_only_the_rest(tmp_path):
         third = run_harvest(cfg, progress=False, sleep=no_wait)
         assert (third.stopped_reason, third.completed, len(fake.creates)) == (None, 3, 2)
     assert_every_prompt_once(cfg.db, 3)
+
+
+def test_cli_cancel_while_a_run_holds_the_database(tmp_path):
+    """A run holds the DuckDB file (no other process can open it): ``harvest cancel`` finds
+    the Message Batches in ``<db>.message-batches``, and the run stops ``cancelled``."""
+    from typer.testing import CliRunner
+
+    from stillroom.harvest.cli import app
+
+    prompts_file = tmp_path / "p.jsonl"
+    prompts_file.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    with FakeAnthropicBatches(api_key=KEY, polls_per_state=10**9) as fake:
+        cfg = batch_cfg(fake, tmp_path, prompts=prompts_file)
+        proc = start_cli_run([
+            "--prompts", str(prompts_file), "--db", str(cfg.db), "--base-url", fake.base_url,
+            "--model", MODEL, "--api", "anthropic", "--accept", "anthropic", "--purpose",
+            "a support-ticket classifier", "--mode", "batch", "--poll-interval", "0.01",
+            "--batch-max-requests", "3", "--max-tokens", "32",
+        ])  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(ledger_ids(cfg.db)) < 3 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the run never submitted its batches"
+                time.sleep(0.05)
+            with pytest.raises(duckdb.IOException):  # the run holds the database
+                duckdb.connect(str(cfg.db), read_only=True)
+            out = CliRunner().invoke(app, ["cancel", "--db", str(cfg.db), "--base-url",
+                                           fake.base_url, "--api", "anthropic"])  # fmt: skip
+            assert out.exit_code == 0, out.output
+            assert "3 batch(es) cancelled" in out.output
+            assert sorted(ledger_ids(cfg.db)) == sorted(fake.batches)
+            output = proc.communicate(timeout=60)[0].decode()
+        finally:
+            proc.kill()
+    assert "cancelled" in output, output
+    states = rows(cfg.db, "SELECT DISTINCT batch_status FROM batch_files WHERE batch_id IS "
+                          "NOT NULL")  # fmt: skip
+    assert {s for (s,) in states} <= {"cancelling", "cancelled", "in_progress"}
+    assert set(ledger_ids(cfg.db)) == {
+        b for (b,) in rows(cfg.db, "SELECT batch_id FROM batch_files WHERE state = 'submitted'")
+    }  # rewritten when the run ended: only what may still run
 
 
 def test_a_create_answered_500_is_adopted_from_the_list_not_redone(tmp_path):
