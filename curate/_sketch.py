@@ -19,9 +19,10 @@ from itertools import chain
 
 import numpy as np
 
+from stillroom.curate._chunk_text import chunk_hashes
 from stillroom.curate._minhash import _rensa
-from stillroom.curate._shingle_hash import RENSA_HASH_VERSION, shingle_hashes
-from stillroom.curate._text import fingerprint_and_shingles, fingerprint_digest, lowered
+from stillroom.curate._rensa_hash import RENSA_HASH_VERSION
+from stillroom.curate._text import fingerprint_and_shingles, lowered
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -72,26 +73,32 @@ class SketchSpec:
 
 
 def sketch_chunk(texts: Sequence[str], spec: SketchSpec) -> Sketch:
-    """Sketch ``texts``: the shingles are hashed in numpy (:mod:`._shingle_hash`) when the
+    """Sketch ``texts``: the chunk is hashed in numpy (:mod:`._chunk_text`) when the
     installed rensa hashes tokens as that module does, else as strings by rensa
     (:func:`sketch_chunk_reference`); both give the same bytes."""
-    rensa = _rensa().RMinHash
-    if getattr(rensa, "ALGORITHM_VERSION", None) != RENSA_HASH_VERSION or not hasattr(
-        rensa, "digest_matrix_from_flat_token_hashes"
-    ):
+    if spec.bands and not _numpy_hash_is_rensas():
         return sketch_chunk_reference(texts, spec)
-    lows = [lowered(t) for t in texts]
-    f1, f2 = _fingerprints([fingerprint_digest(low) for low in lows])
+    digests, hashes, counts = chunk_hashes(
+        [lowered(t) for t in texts], spec.shingle_words if spec.bands else 0
+    )
+    f1, f2 = _fingerprints(digests)
     if not spec.bands:
         return _exact_only(f1, f2, spec)
-    hashes, counts = shingle_hashes(lows, spec.shingle_words)
     live = counts > 0
     if not live.any():
         return _no_live(f1, f2, live, spec)
     offsets = np.concatenate(([0], np.cumsum(counts[live]))).astype(np.uint64)
+    rensa = _rensa().RMinHash
     matrix = rensa.digest_matrix_from_flat_token_hashes(hashes, offsets, spec.num_perm, spec.seed)
     sig = _to_array(matrix.to_rows(), spec.num_perm)
     return Sketch(f1, f2, live, sig, band_keys(sig, spec.bands))
+
+
+def _numpy_hash_is_rensas() -> bool:
+    rensa = _rensa().RMinHash
+    return getattr(rensa, "ALGORITHM_VERSION", None) == RENSA_HASH_VERSION and hasattr(
+        rensa, "digest_matrix_from_flat_token_hashes"
+    )
 
 
 def sketch_chunk_reference(texts: Sequence[str], spec: SketchSpec) -> Sketch:
