@@ -19,10 +19,10 @@ from itertools import chain
 
 import numpy as np
 
-from stillroom.curate._chunk_text import chunk_hashes
+from stillroom.curate._chunk_text import shingle_hashes
 from stillroom.curate._minhash import _rensa
 from stillroom.curate._rensa_hash import RENSA_HASH_VERSION
-from stillroom.curate._text import fingerprint_and_shingles, lowered
+from stillroom.curate._text import fingerprint_and_shingles, fingerprint_digest, lowered
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -73,17 +73,16 @@ class SketchSpec:
 
 
 def sketch_chunk(texts: Sequence[str], spec: SketchSpec) -> Sketch:
-    """Sketch ``texts``: the chunk is hashed in numpy (:mod:`._chunk_text`) when the
+    """Sketch ``texts``: the shingles are hashed in numpy (:mod:`._chunk_text`) when the
     installed rensa hashes tokens as that module does, else as strings by rensa
     (:func:`sketch_chunk_reference`); both give the same bytes."""
     if spec.bands and not _numpy_hash_is_rensas():
         return sketch_chunk_reference(texts, spec)
-    digests, hashes, counts = chunk_hashes(
-        [lowered(t) for t in texts], spec.shingle_words if spec.bands else 0
-    )
-    f1, f2 = _fingerprints(digests)
+    lows = [lowered(t) for t in texts]
+    f1, f2 = _fingerprints([fingerprint_digest(low) for low in lows])
     if not spec.bands:
         return _exact_only(f1, f2, spec)
+    hashes, counts = shingle_hashes(lows, spec.shingle_words)
     live = counts > 0
     if not live.any():
         return _no_live(f1, f2, live, spec)

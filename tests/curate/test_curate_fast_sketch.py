@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from stillroom.curate import _chunk_text
-from stillroom.curate._chunk_text import SPACE, WORD, byte_classes, char_table, chunk_hashes
+from stillroom.curate._chunk_text import shingle_hashes, word_bytes, word_table
 from stillroom.curate._minhash import _rensa
 from stillroom.curate._rensa_hash import token_hashes
 from stillroom.curate._sketch import SketchSpec, sketch_chunk, sketch_chunk_reference
-from stillroom.curate._text import _WORD, fingerprint_digest, lowered, ngrams
+from stillroom.curate._text import _WORD, lowered, ngrams
 
 ALPHABET = "abcxyz019 _-.,'\t\n\x1c\x85\u2028\u00e9\u00df\u03a9\u0130\ufb01\u2019\u00a0\u0663\u6f22\U0001f600\u3000"
 
@@ -35,25 +35,21 @@ def test_token_hashes_are_rensas_for_every_length():
     assert np.array_equal(token_hashes(buf, start, length), expected)
 
 
-def test_byte_classes_follow_the_word_regex_and_split_for_every_code_point():
+def test_word_bytes_follow_the_word_regex_for_every_code_point():
     points = np.r_[0:0xD800, 0xE000:0x110000].astype(np.uint32)
     text = points.tobytes().decode("utf-32-le")
-    got = byte_classes(np.frombuffer(text.encode(), np.uint8))
-    table = char_table()
-    assert [table[ord(c)] for c in "a\u00e9_\u2019 \x1c\u3000"] == [WORD, WORD, 0, 0] + [SPACE] * 3
-    spaces = [c for c in range(0x110000) if chr(c).isspace()]  # where str.split() splits
-    assert np.flatnonzero(table == SPACE).tolist() == spaces
-    assert (table[0x10000:] == WORD).sum() > 0 and not table[0x10FFFF]
+    got = word_bytes(np.frombuffer(text.encode(), np.uint8))
+    table = word_table()
+    assert [table[ord(c)] for c in "a\u00e9\u0663_\u2019 \u3000"] == [True] * 3 + [False] * 4
+    assert table[0x10000:].sum() > 0 and not table[0x10FFFF]
     size = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000).astype(np.int64)
     expected = np.repeat(table[points], size)
     assert np.array_equal(got, expected)
 
 
-def test_chunk_hashes_are_the_string_fingerprints_and_shingle_hashes():
+def test_shingle_hashes_are_the_hashes_of_the_string_shingles():
     texts = [lowered(t) for t in _random_texts(random.Random(1), 300)]
-    digests, hashes, counts = chunk_hashes(texts, 3)
-    assert digests == [fingerprint_digest(t) for t in texts]
-    assert chunk_hashes(texts, 0)[0] == digests
+    hashes, counts = shingle_hashes(texts, 3)
     grams = [ngrams(_WORD.findall(t), 3) for t in texts]
     assert counts.tolist() == [len(g) for g in grams]
     flat = [g for gs in grams for g in gs]
