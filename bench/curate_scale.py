@@ -85,31 +85,46 @@ def answer_chunks(
 
 class TreePeak:
     """The largest total RSS of this process and its descendants (the sketching workers are
-    the forkserver's children), sampled every ``every`` seconds in a thread (needs psutil)."""
+    the forkserver's children; Spark's JVM and its Python workers), and the CPU seconds they
+    used, sampled every ``every`` seconds in a thread (needs psutil)."""
 
     def __init__(self, every: float = 0.25) -> None:
         self.every, self.peak_mb, self._stop = every, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._cpu: dict[tuple[int, float], float] = {}
+        self._base: dict[tuple[int, float], float] = {}
 
-    def _run(self) -> None:
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds the tree used since ``with`` (a process's last 0.25 s may be missed)."""
+        return sum(v - self._base.get(k, 0.0) for k, v in self._cpu.items())
+
+    def _sample(self) -> float:
         import psutil
 
-        me = psutil.Process()
+        me, total = psutil.Process(), 0
+        for proc in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+                times = proc.cpu_times()
+                self._cpu[proc.pid, proc.create_time()] = times.user + times.system
+        return total / 2**20
+
+    def _run(self) -> None:
         while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += proc.memory_info().rss
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self.peak_mb = max(self.peak_mb, self._sample())
             self._stop.wait(self.every)
 
     def __enter__(self) -> TreePeak:
+        self._sample()
+        self._base = dict(self._cpu)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sample()
 
 
 def generate(args, vocab) -> tuple[Path, np.ndarray]:
@@ -143,6 +158,7 @@ def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
     start = time.perf_counter()
     prefix: dict[int, object] = {}
     dropped = np.zeros(args.rows, dtype=bool)
+    cpu_before = time.process_time()
     with TreePeak() as tree, SpilledDedup(DedupConfig(), scale, "answer") as dedup:
         chunks = read_field_chunks(path, "answer", scale.chunk)
         for ids, sketch in sketch_stream(chunks, dedup.spec, scale.workers):
@@ -168,9 +184,12 @@ def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
         f"{scale.chunk:,} rows, {scale.workers} workers, DuckDB memory_limit "
         f"{scale.duckdb_limit}); {counts}"
     )
+    cpu = tree.cpu_seconds
     print(
         f"peak RSS: this process {own:,.0f} MB; this process and its workers together "
-        f"{tree.peak_mb:,.0f} MB (sampled every {tree.every} s)"
+        f"{tree.peak_mb:,.0f} MB (sampled every {tree.every} s); CPU {cpu:,.0f} s in all "
+        f"({cpu / args.rows * 1e6:.0f} CPU us a row; this process "
+        f"{(time.process_time() - cpu_before) / args.rows * 1e6:.0f})"
     )
     print(
         f"injected: {int((truth == EXACT).sum()):,} exact + {int((truth == NEAR).sum()):,} near; "
@@ -190,13 +209,16 @@ def on_spark(args, path: Path, duck_seconds: float, duck_dropped: np.ndarray) ->
     start = time.perf_counter()
     spark = spark_session(args.master)
     t_session = time.perf_counter() - start
-    run, drops = spark_dedup(spark, path, "answer", DedupConfig(), "answer")
+    with TreePeak() as tree:
+        run, drops = spark_dedup(spark, path, "answer", DedupConfig(), "answer")
+    cpu = tree.cpu_seconds
     spark_dropped = np.zeros(args.rows, dtype=bool)
     spark_dropped[[r for r, _, _ in drops]] = True
     same = bool((spark_dropped == duck_dropped).all())
     print(
         f"Spark {args.master}: {run.seconds:.1f} s ({args.rows / run.seconds:,.0f} rows/s; "
-        f"session start {t_session:.1f} s apart) against DuckDB {duck_seconds:.1f} s; "
+        f"session start {t_session:.1f} s apart; {cpu:,.0f} CPU s for the driver, JVM and "
+        f"workers, peak RSS {tree.peak_mb:,.0f} MB) against DuckDB {duck_seconds:.1f} s; "
         f"dropped rows {'identical' if same else 'DIFFER'}"
     )
     spark.stop()

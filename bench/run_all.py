@@ -34,6 +34,7 @@ QUICK: dict[str, list[str]] = {
     "curate_speed": ["--rows", "100000", "--baseline-rows", "2000", "--datasketch-rows", "20000"],
     "curate_sandbox_overhead": ["--runs", "5"],
     "curate_scale": ["--rows", "50000", "--prefix-rows", "10000"],
+    "curate_sketch_profile": ["--rows", "20000"],
     "curate_task_search": ["--n", "8"],
     "curate_answer_dedup": [
         "--workdir",

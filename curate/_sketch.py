@@ -19,8 +19,10 @@ from itertools import chain
 
 import numpy as np
 
+from stillroom.curate._chunk_text import shingle_hashes
 from stillroom.curate._minhash import _rensa
-from stillroom.curate._text import fingerprint_and_shingles
+from stillroom.curate._rensa_hash import RENSA_HASH_VERSION
+from stillroom.curate._text import fingerprint_and_shingles, fingerprint_digest, lowered
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -28,9 +30,12 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 def signatures(token_sets: Sequence[list[str]], num_perm: int, seed: int) -> np.ndarray:
     """``(rows, num_perm)`` uint32 MinHash signatures, as rensa computes them."""
     matrix = _rensa().RMinHash.digest_matrix_from_token_sets(token_sets, num_perm, seed)
-    rows = matrix.to_rows()
+    return _to_array(matrix.to_rows(), num_perm)
+
+
+def _to_array(rows: list[list[int]], num_perm: int) -> np.ndarray:
     flat = np.fromiter(chain.from_iterable(rows), dtype=np.uint32, count=len(rows) * num_perm)
-    return flat.reshape(len(token_sets), num_perm)
+    return flat.reshape(len(rows), num_perm)
 
 
 def band_keys(sigs: np.ndarray, bands: int) -> np.ndarray:
@@ -68,22 +73,65 @@ class SketchSpec:
 
 
 def sketch_chunk(texts: Sequence[str], spec: SketchSpec) -> Sketch:
-    pairs = [fingerprint_and_shingles(t, spec.shingle_words) for t in texts]
-    # the fingerprint's two big-endian halves: int(hex[:16], 16) and int(hex[16:], 16)
-    halves = np.frombuffer(b"".join(d for d, _ in pairs), dtype=">u8").reshape(-1, 2)
-    f1 = halves[:, 0].astype(np.uint64) if len(texts) else np.zeros(0, np.uint64)
-    f2 = halves[:, 1].astype(np.uint64) if len(texts) else np.zeros(0, np.uint64)
+    """Sketch ``texts``: the shingles are hashed in numpy (:mod:`._chunk_text`) when the
+    installed rensa hashes tokens as that module does, else as strings by rensa
+    (:func:`sketch_chunk_reference`); both give the same bytes."""
+    if spec.bands and not _numpy_hash_is_rensas():
+        return sketch_chunk_reference(texts, spec)
+    lows = [lowered(t) for t in texts]
+    f1, f2 = _fingerprints([fingerprint_digest(low) for low in lows])
     if not spec.bands:
-        none = np.zeros(len(texts), dtype=bool)
-        return Sketch(f1, f2, none, np.zeros((0, spec.num_perm), np.uint32), np.zeros((0, 0)))
+        return _exact_only(f1, f2, spec)
+    hashes, counts = shingle_hashes(lows, spec.shingle_words)
+    live = counts > 0
+    if not live.any():
+        return _no_live(f1, f2, live, spec)
+    offsets = np.concatenate(([0], np.cumsum(counts[live]))).astype(np.uint64)
+    rensa = _rensa().RMinHash
+    matrix = rensa.digest_matrix_from_flat_token_hashes(hashes, offsets, spec.num_perm, spec.seed)
+    sig = _to_array(matrix.to_rows(), spec.num_perm)
+    return Sketch(f1, f2, live, sig, band_keys(sig, spec.bands))
+
+
+def _numpy_hash_is_rensas() -> bool:
+    rensa = _rensa().RMinHash
+    return getattr(rensa, "ALGORITHM_VERSION", None) == RENSA_HASH_VERSION and hasattr(
+        rensa, "digest_matrix_from_flat_token_hashes"
+    )
+
+
+def sketch_chunk_reference(texts: Sequence[str], spec: SketchSpec) -> Sketch:
+    """The sketch with every shingle a Python string, hashed by rensa: the reference
+    :func:`sketch_chunk` equals, and its path where rensa's token hash is not the numpy one."""
+    pairs = [fingerprint_and_shingles(t, spec.shingle_words) for t in texts]
+    f1, f2 = _fingerprints([d for d, _ in pairs])
+    if not spec.bands:
+        return _exact_only(f1, f2, spec)
     sets = [s for _, s in pairs]
     live = np.array([bool(s) for s in sets], dtype=bool)
     kept = [s for s in sets if s]
     if not kept:
-        empty = np.zeros((0, spec.num_perm), dtype=np.uint32)
-        return Sketch(f1, f2, live, empty, np.zeros((0, spec.bands), dtype=np.int64))
+        return _no_live(f1, f2, live, spec)
     sig = signatures(kept, spec.num_perm, spec.seed)
     return Sketch(f1, f2, live, sig, band_keys(sig, spec.bands))
+
+
+def _fingerprints(digests: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The fingerprints' two big-endian halves: int(hex[:16], 16) and int(hex[16:], 16)."""
+    if not digests:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    halves = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
+    return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
+
+
+def _exact_only(f1: np.ndarray, f2: np.ndarray, spec: SketchSpec) -> Sketch:
+    none = np.zeros(len(f1), dtype=bool)
+    return Sketch(f1, f2, none, np.zeros((0, spec.num_perm), np.uint32), np.zeros((0, 0)))
+
+
+def _no_live(f1: np.ndarray, f2: np.ndarray, live: np.ndarray, spec: SketchSpec) -> Sketch:
+    empty = np.zeros((0, spec.num_perm), dtype=np.uint32)
+    return Sketch(f1, f2, live, empty, np.zeros((0, spec.bands), dtype=np.int64))
 
 
 def sketch_stream(

@@ -12,12 +12,12 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 def normalise(text: str) -> str:
     """NFKC, lower case, runs of whitespace to one space, trimmed: what 'exact' means in dedup."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    return " ".join(lowered(text).split())
 
 
 def words(text: str) -> list[str]:
     """Lower-cased words (letters and digits), punctuation dropped, as GPT-3's overlap check does."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+    return _WORD.findall(lowered(text))
 
 
 def ngrams(tokens: list[str], n: int) -> list[str]:
@@ -38,9 +38,18 @@ def fingerprint(text: str) -> str:
     return hashlib.blake2b(normalise(text).encode(), digest_size=16).hexdigest()
 
 
+def lowered(text: str) -> str:
+    """NFKC and lower case: the first step of both :func:`normalise` and :func:`words`."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def fingerprint_digest(low: str) -> bytes:
+    """:func:`fingerprint`'s 16 raw bytes, of a text already :func:`lowered`."""
+    return hashlib.blake2b(" ".join(low.split()).encode(), digest_size=16).digest()
+
+
 def fingerprint_and_shingles(text: str, n: int) -> tuple[bytes, list[str]]:
     """:func:`fingerprint` (as its 16 raw bytes) and :func:`shingles` of ``text``, normalising
     it once: the out-of-core dedup's hot path."""
-    low = unicodedata.normalize("NFKC", text).lower()
-    digest = hashlib.blake2b(" ".join(low.split()).encode(), digest_size=16).digest()
-    return digest, list(dict.fromkeys(ngrams(_WORD.findall(low), n)))
+    low = lowered(text)
+    return fingerprint_digest(low), list(dict.fromkeys(ngrams(_WORD.findall(low), n)))
