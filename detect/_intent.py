@@ -64,7 +64,11 @@ def supplied_content(texts) -> np.ndarray:
     :func:`request_text`).  Language-agnostic: it reads structure and length, not words."""
     out = np.zeros(len(texts), dtype=float)
     for i, text in enumerate(texts):
-        text = request_text(str(text))
+        text = str(text)
+        if len(text) < 300:
+            continue
+        if ")\n" in text:  # a signature line ends there: only then can a declaration lead
+            text = request_text(text)
         total = len(text)
         if total < 300:
             continue
@@ -196,7 +200,10 @@ def wrapped_requests(
       prompts (each repeat and its first send recur at both ends), at least 0.  A sample of a
       dozen prompts rarely holds an ask twice when a person rotates several wordings; every
       row does.  The bulk: the same median pool, its rate floored at ``row_floor`` (a
-      person's habitual opener, one request in a hundred)."""
+      person's habitual opener, one request in a hundred).  The rows say *that* openings
+      or endings recur; they count only where the sample shows *what* recurs is a segment
+      standing beside a task of its own (``wrapped_k`` of 1 or more), not an opener that
+      runs into the question (a person's habit, or a template's first words)."""
     frame = wrapped.reindex(requests.index).fillna(0.0)
     n_req = requests.to_numpy(float)
     askers = np.asarray(askers, dtype=bool)
@@ -210,6 +217,7 @@ def wrapped_requests(
         ].to_numpy(float)
         k_rows = np.clip(np.round(recurring * n_req), 0.0, n_req)
         rows = _beyond_bulk(k_rows, n_req, askers, line, min_hits, floor=row_floor) * n_req
+        rows[k < 1] = 0.0  # corroborated: the sample shows a recurring segment beside a task
         estimate = np.maximum(estimate, rows)
     return pd.Series(np.round(estimate), index=requests.index).astype(int)
 

@@ -361,6 +361,8 @@ def test_a_recurring_ask_is_read_over_every_row_not_only_the_sample():
             # the same prompts sent again: their openings recur, no ask wraps them
             "repeater": (0, 12, 0.6, 0.3),
             "habit": (0, 12, 0.05, 0.0),  # a person's habitual opener now and then
+            # openings recur, but no sampled prompt holds them as a segment of their own
+            "opener": (0, 12, 0.3, 0.0),
         },
         index=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate"],
     ).T
@@ -369,5 +371,6 @@ def test_a_recurring_ask_is_read_over_every_row_not_only_the_sample():
     askers = np.ones(len(frame), dtype=bool)
     counted = wrapped_requests(frame, requests, askers, alpha=0.01)
     assert counted["rotating"] == 72 and counted["repeater"] == 0 and counted["habit"] == 0
+    assert counted["opener"] == 0
     sample_only = wrapped_requests(frame[["wrapped_k", "wrapped_n"]], requests, askers, alpha=0.01)
     assert sample_only["rotating"] == 0
