@@ -80,24 +80,28 @@ def _questions():
     return [f.format(o=o) for o in _OBJECTS for f in _FRAMES]
 
 
+def _person(rng, account: str, prompts: list[str], tz_hours: float, ip: str, os: str):
+    """One person's rows: the prompts shuffled, in afternoon and evening sessions."""
+    rng.shuffle(prompts)
+    return _rows(
+        account,
+        _person_times(rng, len(prompts), tz_hours),
+        prompts,
+        ip=ip,
+        ua=f"Mozilla/5.0 ({os})",
+        card=f"pm_{account}",
+        max_tokens=4096,
+        completion=rng.integers(600, 1400, len(prompts)),
+    )
+
+
 def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
     chat = base["prompt"].drop_duplicates().sample(200, random_state=1).tolist()
     frames = []
     # 1. a person: chat, and reasoning pulls on dataset questions
     asks = [f"{q}\n\n{_ASK}" for q in _questions()[:30]]
-    prompts = asks + chat[:30]
-    rng.shuffle(prompts)
     frames.append(
-        _rows(
-            "acct_person_puller",
-            _person_times(rng, len(prompts), 1),
-            prompts,
-            ip="81.12.40.7",
-            ua="Mozilla/5.0 (Macintosh)",
-            card="pm_person",
-            max_tokens=4096,
-            completion=rng.integers(600, 1400, len(prompts)),
-        )
+        _person(rng, "acct_person_puller", asks + chat[:30], 1, "81.12.40.7", "Macintosh")
     )
     # 2. a vendor's backend: four accounts on one server, round the clock, documents pasted
     for k in range(4):
@@ -157,19 +161,8 @@ def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
         f"{asks[i % 3]} {q}" if i % 2 else f"{q}\n\n{asks[i % 3]}"
         for i, q in enumerate(_questions()[5:35])
     ]
-    prompts = pulls + chat[60:100]
-    rng.shuffle(prompts)
     frames.append(
-        _rows(
-            "acct_polyglot_puller",
-            _person_times(rng, len(prompts), 2),
-            prompts,
-            ip="88.31.2.44",
-            ua="Mozilla/5.0 (Windows)",
-            card="pm_polyglot",
-            max_tokens=4096,
-            completion=rng.integers(600, 1400, len(prompts)),
-        )
+        _person(rng, "acct_polyglot_puller", pulls + chat[60:100], 2, "88.31.2.44", "Windows")
     )
     # 5. a support backend: a tool declaration, then its user's message to act on
     n = 200
