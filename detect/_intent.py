@@ -38,6 +38,20 @@ from scipy.stats import norm
 INTENT_COLUMNS = ("supplied_share", "fresh_share", "spread", "novelty", "provenance")
 _FENCE = re.compile(r"```|^\s*>|^( {4}|\t)\S", re.M)
 _HEAD = re.compile(r"^[^\n]{0,200}?(:\s|\n)")
+# A line that declares a callable: a bare signature ``name(arg, ...)`` at the start of a line
+# (code inside a pasted block is indented or prefixed, as in a diff).
+_TOOL_DECLARATION = re.compile(r"^[A-Za-z_][\w.]*\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\)[ \t]*$", re.M)
+
+
+def request_text(text: str) -> str:
+    """The part of a prompt that is the request itself: after the last tool declaration.
+
+    A tool or function specification (a description and a signature ``name(args)``) tells
+    the model what it may call; the answer is still the model's own work (choosing the call,
+    composing the result), so the declaration is the asker's frame, not content the answer
+    is made from.  Without a declaration, the whole prompt."""
+    ends = [m.end() for m in _TOOL_DECLARATION.finditer(text)]
+    return text[ends[-1] :].strip() if ends else text
 
 
 def supplied_content(texts) -> np.ndarray:
@@ -46,10 +60,15 @@ def supplied_content(texts) -> np.ndarray:
     A prompt carries supplied content when, after a short instruction (its first line, or
     its text up to a colon within the first 200 characters), comes a body at least
     ``3x`` as long and 300 characters or more, or when it holds a fenced / quoted / indented
-    block.  Language-agnostic: it reads structure and length, not words."""
+    block.  A tool declaration before the request is not supplied content (see
+    :func:`request_text`).  Language-agnostic: it reads structure and length, not words."""
     out = np.zeros(len(texts), dtype=float)
     for i, text in enumerate(texts):
         text = str(text)
+        if len(text) < 300:
+            continue
+        if ")\n" in text:  # a signature line ends there: only then can a declaration lead
+            text = request_text(text)
         total = len(text)
         if total < 300:
             continue
@@ -155,27 +174,65 @@ def _segments(text: str) -> set[str]:
 
 
 def wrapped_requests(
-    wrapped: pd.DataFrame, requests: pd.Series, askers, *, alpha: float, min_hits: int = 3
+    wrapped: pd.DataFrame,
+    requests: pd.Series,
+    askers,
+    *,
+    alpha: float,
+    min_hits: int = 3,
+    row_floor: float = 0.01,
 ) -> pd.Series:
-    """Per account (``requests``' index): its estimated wrapped requests (its sample's share
-    times its requests) where its sample holds ``min_hits`` wrapped prompts or more, beyond
-    the bulk's own sample rate by a binomial test at ``alpha`` corrected for the number of
-    accounts, and it is one of ``askers``; else 0.  The bulk: the accounts the signal counts for (``askers``, a mask of
-    accounts asking fresh tasks for long answers) at or below their median rate, pooled, and
-    at least one wrapped prompt in all their samples (the median, not an upper quantile: a
-    log may hold many campaigns, and a person's chat rarely repeats a sentence)."""
+    """Per account (``requests``' index): its estimated wrapped requests, the larger of two
+    readings of one recurring instruction, each counted only for ``askers`` (a mask of
+    accounts asking fresh tasks for long answers) and beyond the bulk by a binomial test at
+    ``alpha`` corrected for the number of accounts; else 0.
+
+    * The sample (``wrapped_k`` of ``wrapped_n``, see :func:`wrapped_asks`): ``min_hits``
+      wrapped prompts or more; the estimate is its share times the account's requests.  The
+      bulk: askers at or below their median rate, pooled, and at least one wrapped prompt in
+      all their samples (a log may hold many campaigns, and a person's chat rarely repeats a
+      sentence).
+    * Every row, where ``wrapped`` carries ``template_rate`` and ``duplicate_rate`` (the
+      share of prompt openings and endings, 40 characters each, that recur in the account,
+      and of repeated prompts): an ask sent around different questions, before or after
+      them, makes an opening or an ending recur across *distinct* prompts.  Rows: twice the
+      requests times ``template_rate`` (openings and endings) less four times the repeated
+      prompts (each repeat and its first send recur at both ends), at least 0.  A sample of a
+      dozen prompts rarely holds an ask twice when a person rotates several wordings; every
+      row does.  The bulk: the same median pool, its rate floored at ``row_floor`` (a
+      person's habitual opener, one request in a hundred).  The rows say *that* openings
+      or endings recur; they count only where the sample shows *what* recurs is a segment
+      standing beside a task of its own (``wrapped_k`` of 1 or more), not an opener that
+      runs into the question (a person's habit, or a template's first words)."""
+    frame = wrapped.reindex(requests.index).fillna(0.0)
+    n_req = requests.to_numpy(float)
+    askers = np.asarray(askers, dtype=bool)
+    line = -np.log10(alpha / max(1, len(n_req)))
+    k, n = frame["wrapped_k"].to_numpy(float), frame["wrapped_n"].to_numpy(float)
+    estimate = _beyond_bulk(k, n, askers, line, min_hits, floor=0.0)
+    estimate = estimate * n_req  # the sample's share times the requests
+    if {"template_rate", "duplicate_rate"} <= set(frame.columns):
+        recurring = 2.0 * frame["template_rate"].to_numpy(float) - 4.0 * frame[
+            "duplicate_rate"
+        ].to_numpy(float)
+        k_rows = np.clip(np.round(recurring * n_req), 0.0, n_req)
+        rows = _beyond_bulk(k_rows, n_req, askers, line, min_hits, floor=row_floor) * n_req
+        rows[k < 1] = 0.0  # corroborated: the sample shows a recurring segment beside a task
+        estimate = np.maximum(estimate, rows)
+    return pd.Series(np.round(estimate), index=requests.index).astype(int)
+
+
+def _beyond_bulk(k, n, askers, line: float, min_hits: int, floor: float) -> np.ndarray:
+    """Per account: its rate ``k / n`` where it is an asker with ``min_hits`` hits or more
+    and beyond the bulk's pooled rate (askers at or below their median rate; at least
+    ``floor``) at the significance ``line`` (``-log10``); else 0."""
     from stillroom.detect._scoring import log_significance
 
-    frame = wrapped.reindex(requests.index).fillna(0.0)
-    k, n = frame["wrapped_k"].to_numpy(float), frame["wrapped_n"].to_numpy(float)
     rate = k / np.maximum(n, 1.0)
-    askers = np.asarray(askers, dtype=bool)
     bulk = askers & (rate <= np.median(rate[askers])) if askers.any() else askers
-    q = max(k[bulk].sum(), 1.0) / max(n[bulk].sum(), 1.0)
-    line = -np.log10(alpha / max(1, len(rate)))
+    q = max(max(k[bulk].sum(), 1.0) / max(n[bulk].sum(), 1.0), floor)
     ok = askers & (k >= min_hits) & (log_significance(k, n, q) >= line)
-    estimate = np.round(rate * requests.to_numpy(float))
-    return pd.Series(np.where(ok, estimate, 0.0), index=requests.index).astype(int)
+    return np.where(ok, rate, 0.0)
 
 
 def _spread(accounts: np.ndarray, first: np.ndarray, vectors: np.ndarray, k: int) -> pd.Series:

@@ -80,24 +80,28 @@ def _questions():
     return [f.format(o=o) for o in _OBJECTS for f in _FRAMES]
 
 
+def _person(rng, account: str, prompts: list[str], tz_hours: float, ip: str, os: str):
+    """One person's rows: the prompts shuffled, in afternoon and evening sessions."""
+    rng.shuffle(prompts)
+    return _rows(
+        account,
+        _person_times(rng, len(prompts), tz_hours),
+        prompts,
+        ip=ip,
+        ua=f"Mozilla/5.0 ({os})",
+        card=f"pm_{account}",
+        max_tokens=4096,
+        completion=rng.integers(600, 1400, len(prompts)),
+    )
+
+
 def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
     chat = base["prompt"].drop_duplicates().sample(200, random_state=1).tolist()
     frames = []
     # 1. a person: chat, and reasoning pulls on dataset questions
     asks = [f"{q}\n\n{_ASK}" for q in _questions()[:30]]
-    prompts = asks + chat[:30]
-    rng.shuffle(prompts)
     frames.append(
-        _rows(
-            "acct_person_puller",
-            _person_times(rng, len(prompts), 1),
-            prompts,
-            ip="81.12.40.7",
-            ua="Mozilla/5.0 (Macintosh)",
-            card="pm_person",
-            max_tokens=4096,
-            completion=rng.integers(600, 1400, len(prompts)),
-        )
+        _person(rng, "acct_person_puller", asks + chat[:30], 1, "81.12.40.7", "Macintosh")
     )
     # 2. a vendor's backend: four accounts on one server, round the clock, documents pasted
     for k in range(4):
@@ -146,7 +150,47 @@ def _added(base: pd.DataFrame, rng) -> pd.DataFrame:
                 completion=rng.integers(700, 1500, len(mine)),
             )
         )
+    # 4. a person pulling worked reasoning in languages the lexicon does not read, rotating
+    # three wordings of the ask around dataset questions, between ordinary chat
+    asks = (
+        "mostra-me cada passo do teu raciocínio, por favor",
+        "schrijf eerst al je tussenstappen uit, daarna het antwoord",
+        "rozpisz krok po kroku, jak do tego dochodzisz",
+    )
+    pulls = [
+        f"{asks[i % 3]} {q}" if i % 2 else f"{q}\n\n{asks[i % 3]}"
+        for i, q in enumerate(_questions()[5:35])
+    ]
+    frames.append(
+        _person(rng, "acct_polyglot_puller", pulls + chat[60:100], 2, "88.31.2.44", "Windows")
+    )
+    # 5. a support backend: a tool declaration, then its user's message to act on
+    n = 200
+    docs = [
+        f"{_TOOLS}\nDraft the reply to this customer, looking up the order first:\n\n"
+        f"{_DOCUMENT.format(n=i)}Order {i}: {chat[i % len(chat)]}"
+        for i in range(n)
+    ]
+    frames.append(
+        _rows(
+            "acct_tool_backend",
+            START.timestamp() + np.sort(rng.uniform(0, 12 * 86400, n)),
+            docs,
+            ip="52.14.9.12",
+            ua="support-bot/1.4",
+            card="pm_tools",
+            org="org_tools",
+            max_tokens=4096,
+            completion=rng.integers(400, 1200, n),
+        )
+    )
     return pd.concat(frames, ignore_index=True)
+
+
+_TOOLS = (
+    "Tools you may call:\nLook up an order by its number and return its status and items.\n"
+    "get_order(number)\nSearch the help centre for an article.\nsearch_help(query)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +224,24 @@ def test_a_person_pulling_reasoning_between_chat_is_flagged(crafted):
     assert any("reasoning" in r for r in person["reasons"])
 
 
+def test_a_person_pulling_reasoning_in_unread_languages_is_flagged(crafted):
+    # no ask is in the lexicon; the rotating asks recur at prompts' openings and endings
+    _, accounts, _ = crafted
+    person = accounts["acct_polyglot_puller"]
+    assert person["flagged"], person
+
+
+def test_a_tool_declaration_is_not_supplied_content_but_user_text_after_it_is():
+    task = "Give the current temperature and weather condition for a given city\n\nLima"
+    shares = supplied_content(
+        [f"{_TOOLS}\n{task}", f"{_TOOLS}\nReply to this:\n\n{_DOCUMENT.format(n=1) * 2}"]
+    )
+    assert shares[0] == 0.0 and shares[1] > 0.8
+
+
 def test_a_machine_backend_answering_supplied_documents_is_not_flagged(crafted):
     _, accounts, truth = crafted
+    assert not accounts["acct_tool_backend"]["flagged"], accounts["acct_tool_backend"]
     for k in range(4):
         assert not accounts[f"acct_vendor_{k}"]["flagged"], accounts[f"acct_vendor_{k}"]
     benign = [a for i, a in accounts.items() if i in truth.index]
@@ -279,3 +339,31 @@ def test_a_recurring_ask_is_read_from_structure_in_any_language():
     assert counted["puller"] == 100 and counted["polite"] == 0 and counted["person"] == 0
     not_asking = askers & (frame.index != "puller")  # a product's template recurs too
     assert wrapped_requests(frame, requests, not_asking, alpha=0.01)["puller"] == 0
+
+
+def test_a_recurring_ask_is_read_over_every_row_not_only_the_sample():
+    from stillroom.detect._intent import wrapped_requests
+
+    bulk = pd.DataFrame(
+        {"wrapped_k": 0, "wrapped_n": 12, "template_rate": 0.02, "duplicate_rate": 0.0},
+        index=[f"p{i}" for i in range(300)],
+    )
+    accounts = pd.DataFrame(
+        {  # rotating asks: one wrapped prompt in a sample of 12, a third of openings recur
+            "rotating": (1, 12, 0.3, 0.0),
+            # the same prompts sent again: their openings recur, no ask wraps them
+            "repeater": (0, 12, 0.6, 0.3),
+            "habit": (0, 12, 0.05, 0.0),  # a person's habitual opener now and then
+            # openings recur, but no sampled prompt holds them as a segment of their own
+            "opener": (0, 12, 0.3, 0.0),
+        },
+        index=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate"],
+    ).T
+    frame = pd.concat([accounts, bulk])
+    requests = pd.Series(120.0, index=frame.index)
+    askers = np.ones(len(frame), dtype=bool)
+    counted = wrapped_requests(frame, requests, askers, alpha=0.01)
+    assert counted["rotating"] == 72 and counted["repeater"] == 0 and counted["habit"] == 0
+    assert counted["opener"] == 0
+    sample_only = wrapped_requests(frame[["wrapped_k", "wrapped_n"]], requests, askers, alpha=0.01)
+    assert sample_only["rotating"] == 0
