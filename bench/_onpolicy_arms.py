@@ -32,7 +32,7 @@ class ArmSettings:
     per_step: int = 8
     samples: int = 2
     new_tokens: int = 32
-    threads: int = 2
+    threads: int = 1
     sft_epochs: float = 3.0
     sft_batch: int = 4
     sft_lr: float = 1e-3

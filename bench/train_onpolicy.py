@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--per-step", type=int, default=8)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (bench/run_all.py)")
     parser.add_argument("--teacher-only", action="store_true",

@@ -5,11 +5,13 @@ One request shape, the OpenAI legacy ``POST {base_url}/completions`` with ``echo
 llama-cpp-python; the one generated token is dropped). It is what vLLM, llama-cpp-python's
 server (with ``logits_all``) and stillroom's embedded teacher answer; closed APIs do not.
 
-- ``build``: ``messages`` is one message whose ``content`` is the text to score, or a list of
-  token ids where the server takes them (vLLM, the embedded teacher); ``temperature`` is
+- ``build``: ``messages`` is one message whose ``content`` is the text to score, a list of
+  token ids, or a list of token-id lists (several sequences in one request, one choice each,
+  by ``index``) where the server takes them (vLLM, the embedded teacher); ``temperature`` is
   always 0 and ``max_tokens`` always 1 (neither changes the logprobs).
-- ``parse`` answers with a :class:`ScoringEcho` (parallel lists over the echoed tokens: the
-  prompt, then any generated one), not an :class:`~stillroom.harvest._answer.Answer`: this
+- ``parse`` answers with a :class:`ScoringEcho` of the first choice (parallel lists over the
+  echoed tokens: the prompt, then any generated one), ``parse_all`` with one per choice in
+  ``index`` order (a batched request), not an :class:`~stillroom.harvest._answer.Answer`: this
   dialect is not one of ``--api``'s (:data:`~stillroom.harvest._dialect.API_NAMES`), harvest's
   engine never runs it; ``train onpolicy``'s scoring client does, with harvest's public
   limiter, retry policy and caps. A reply without per-token logprobs raises
@@ -67,13 +69,17 @@ class ScoringDialect:
                 f"scoring: one text (or token-id list) per request, got {len(messages)} messages"
             )
         prompt = messages[0].get("content")
-        if not isinstance(prompt, str) and not (
-            isinstance(prompt, Sequence) and all(isinstance(t, int) for t in prompt)
+        if (
+            not isinstance(prompt, str)
+            and not _ids(prompt)
+            and not (isinstance(prompt, Sequence) and prompt and all(_ids(p) for p in prompt))
         ):
-            raise HarvestConfigError("scoring: content must be a text or a list of token ids")
+            raise HarvestConfigError(
+                "scoring: content must be a text, a list of token ids or a list of such lists"
+            )
         body = {
             "model": model,
-            "prompt": prompt if isinstance(prompt, str) else list(prompt),
+            "prompt": prompt if isinstance(prompt, str) else _plain(prompt),
             "echo": True,
             "logprobs": 0,
             "max_tokens": 1,
@@ -89,21 +95,21 @@ class ScoringDialect:
     ) -> ScoringEcho:
         """``choices[0].logprobs`` of a reply; :class:`NoPromptLogprobs` naming what lacks."""
         try:
-            lp = data["choices"][0]["logprobs"]
+            choice = data["choices"][0]
         except (KeyError, IndexError, TypeError):
-            lp = None
-        if not isinstance(lp, dict) or not isinstance(lp.get("token_logprobs"), list):
-            raise NoPromptLogprobs(
-                f"{where}: the reply has no choices[0].logprobs.token_logprobs; this teacher "
-                "returns no log-probabilities of a given text (closed APIs never do)"
-            )
-        values = lp["token_logprobs"]
-        if not any(isinstance(v, int | float) for v in values[1:]):
-            raise NoPromptLogprobs(f"{where}: every echoed prompt logprob is null")
-        offsets = lp.get("text_offset") or []
-        usage = data.get("usage") or {}
-        prompt_tokens = int(usage.get("prompt_tokens") or len(values))
-        return ScoringEcho(list(values), list(offsets), prompt_tokens)
+            choice = None
+        usage = (data.get("usage") if isinstance(data, dict) else None) or {}
+        return _echo(choice, usage.get("prompt_tokens"), where)
+
+    def parse_all(self, data: Any, n: int, where: str = "teacher") -> list[ScoringEcho]:
+        """Every choice of a batched reply, in ``index`` order; it must hold ``n``. Each
+        echo's ``prompt_tokens`` is its own prefill (the usage counts the whole request)."""
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or len(choices) != n:
+            got = len(choices) if isinstance(choices, list) else "no"
+            raise NoPromptLogprobs(f"{where}: {got} choices for {n} sequences scored at once")
+        ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        return [_echo(c, None, f"{where} (choice {i})") for i, c in enumerate(ordered)]
 
     def classify(self, status: int, body: bytes, headers: Mapping[str, str]) -> Verdict:
         return classify_http(status, body, headers)
@@ -138,6 +144,35 @@ class ScoringDialect:
             queue = spans.get((a, b))
             out.append(queue.pop(0) if queue else None)
         return out, sum(v is None for v in out)
+
+
+def _ids(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )
+
+
+def _plain(prompt: Sequence[Any]) -> list[Any]:
+    return [list(p) for p in prompt] if _ids(prompt[0]) else list(prompt)
+
+
+def _echo(choice: Any, usage_tokens: Any, where: str) -> ScoringEcho:
+    lp = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(lp, dict) or not isinstance(lp.get("token_logprobs"), list):
+        raise NoPromptLogprobs(
+            f"{where}: the reply has no choices[0].logprobs.token_logprobs; this teacher "
+            "returns no log-probabilities of a given text (closed APIs never do)"
+        )
+    values = lp["token_logprobs"]
+    if not any(isinstance(v, int | float) for v in values[1:]):
+        raise NoPromptLogprobs(f"{where}: every echoed prompt logprob is null")
+    offsets = lp.get("text_offset") or []
+    ids = choice.get("prompt_token_ids")
+    tokens = usage_tokens or (len(ids) if isinstance(ids, list) else 0) or len(values)
+    return ScoringEcho(list(values), list(offsets), int(tokens))
 
 
 DIALECT = ScoringDialect()

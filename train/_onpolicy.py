@@ -121,61 +121,65 @@ def _load_student(config: OnPolicyConfig, base_dir: Path) -> Any:
 def _scores(
     run: _Run, prompts: dict[str, Any], rows: list, purpose: str = "score"
 ) -> list[list[float | None]]:
-    """Teacher logprobs for each stored sample: from the store, else one request each."""
+    """Teacher logprobs for each stored sample: from the store, else asked for, up to
+    ``score_batch`` samples a request; each score is stored under its own key as it comes."""
     from stillroom.train._onpolicy_model import render_teacher, teacher_messages
 
-    cfg, client, out = run.config, run.client, []
+    cfg, client = run.config, run.client
+    items, found = [], []
     for prompt_id, _k, _pids, tokens in rows:
         messages = teacher_messages(prompts[prompt_id].prompt, cfg.teacher_system)
         text, tids = render_teacher(run.tokenizer, messages)
-        stored = run.store.score(client.key_for(run.tokenizer, text, tids, tokens))
-        if stored is None:
-            before = (client.requests, client.prompt_tokens)
-            stored, key = client.score(run.tokenizer, text, tids, tokens)
-            run.store.add_score(key, client.teacher, stored)
-            run.store.add_requests(
-                client.teacher,
-                purpose,
-                client.requests - before[0],
-                client.prompt_tokens - before[1],
-            )
-        out.append(stored["logprobs"])
-    return out
+        items.append((text, tids, tokens))
+        found.append(run.store.score(client.key_for(run.tokenizer, text, tids, tokens)))
+    missing = [i for i, f in enumerate(found) if f is None]
+    for start in range(0, len(missing), cfg.score_batch):
+        chunk = missing[start : start + cfg.score_batch]
+        before = (client.requests, client.prompt_tokens)
+        answers = client.score_many(run.tokenizer, [items[i] for i in chunk])
+        for i, (score, key) in zip(chunk, answers, strict=True):
+            run.store.add_score(key, client.teacher, score)
+            found[i] = score
+        run.store.add_requests(
+            client.teacher, purpose, client.requests - before[0], client.prompt_tokens - before[1]
+        )
+    return [f["logprobs"] for f in found]
 
 
 def _samples(run: _Run, kind: str, step: int, batch: list[Any], k: int) -> list:
-    """The step's samples: read back when stored, else sampled and stored before scoring."""
-    from stillroom.train._onpolicy_model import render_student, sample, sample_seed
+    """The step's samples: read back when stored, else sampled (all prompts in one batch) and
+    stored before scoring."""
+    from stillroom.train._onpolicy_model import render_student, sample_batch, sample_seed
 
     rows = run.store.samples(kind, step)
     if rows:
         return rows
     cfg = run.config
-    for ex in batch:
-        pids = render_student(run.tokenizer, ex.prompt)
-        tag = "heldout" if kind.startswith("heldout") else kind  # base and student: same seeds
-        seed = sample_seed(cfg.seed, tag, step, ex.prompt_key)
-        completions = sample(
-            run.model,
-            run.tokenizer,
-            pids,
-            k=k,
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
-            seed=seed,
-        )
-        rows.extend((ex.prompt_id, j, pids, c) for j, c in enumerate(completions))
+    tag = "heldout" if kind.startswith("heldout") else kind  # base and student: same seeds
+    prompts = [render_student(run.tokenizer, ex.prompt) for ex in batch]
+    completions = sample_batch(
+        run.model,
+        run.tokenizer,
+        prompts,
+        k=k,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        seed=sample_seed(cfg.seed, tag, step, *(ex.prompt_key for ex in batch)),
+    )
+    for ex, pids, comps in zip(batch, prompts, completions, strict=True):
+        rows.extend((ex.prompt_id, j, pids, c) for j, c in enumerate(comps))
     run.store.add_samples(kind, step, rows)
     return rows
 
 
 def _heldout_kl(run: _Run, kind: str, held: list[Any]) -> dict[str, Any]:
-    """Reverse KL (nats/token) of the current policy on held-out prompts, 4 samples at T=1 with
-    fixed seeds each, with a 95% bootstrap interval over prompts."""
-    import numpy as np
-
+    """Reverse KL (nats/token) of the current policy on held-out prompts (``heldout_prompts``
+    of them), ``heldout_samples`` samples at T=1 with fixed seeds each, one sampling batch and
+    ``score_batch`` samples a scoring request; a 95% bootstrap interval over prompts."""
+    from stillroom.train._onpolicy_metric import heldout_for_metric, reverse_kl_summary
     from stillroom.train._onpolicy_model import completion_logprobs
 
+    held = heldout_for_metric(held, run.config.heldout_prompts, run.config.seed)
     by_id = {e.prompt_id: e for e in held}
     was_training = run.model.training
     run.model.eval()
@@ -189,18 +193,7 @@ def _heldout_kl(run: _Run, kind: str, held: list[Any]) -> dict[str, Any]:
     student = completion_logprobs(run.model, run.pad, [(p, c) for _, _, p, c in rows])
     if was_training:
         run.model.train()
-    per_prompt: dict[str, list[float]] = {}
-    for (pid, _k, _p, _c), lt, ls in zip(rows, teacher, student, strict=True):
-        pairs = [(s, t) for s, t in zip(ls, lt, strict=False) if t is not None]
-        if pairs:
-            per_prompt.setdefault(pid, []).append(sum(s - t for s, t in pairs) / len(pairs))
-    values = [float(np.mean(v)) for v in per_prompt.values()]
-    if not values:
-        return {"mean": None, "ci95": [None, None], "prompts": 0}
-    rng = np.random.default_rng(cfg.seed)
-    boots = rng.choice(values, size=(2000, len(values)), replace=True).mean(axis=1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return {"mean": float(np.mean(values)), "ci95": [float(lo), float(hi)], "prompts": len(values)}
+    return reverse_kl_summary([r[0] for r in rows], student, teacher, cfg.seed)
 
 
 def _batch_of(train: list[Any], step: int, size: int, seed: int) -> list[Any]:
@@ -232,6 +225,9 @@ def train_onpolicy(config: OnPolicyConfig, *, http: Any = None) -> OnPolicyResul
     base_dir = _base_dir(config, resolve_base)
     config.out.mkdir(parents=True, exist_ok=True)
     store, client = OnPolicyStore(config.db), None
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     try:
         _check_resume(store, config, run_policy)
         client = _client(config, run_policy, store, http)
@@ -271,10 +267,13 @@ def train_onpolicy(config: OnPolicyConfig, *, http: Any = None) -> OnPolicyResul
                 )
         student = _heldout_kl(run, "heldout-student", held)
         requests, tokens = store.totals()
-        metrics = _metrics(progress, student, requests, tokens, probe, train, held)
+        metrics = _metrics(
+            progress, student, requests, tokens, probe, train, held, config.heldout_samples
+        )
         metrics["teacher_tokens_train"] = store.totals(purpose="score")[1]
         return _write_outputs(config, run, base_dir, metrics, ob, run_policy)
     finally:
+        torch.set_num_threads(threads)
         if client is not None:
             client.close()
         store.close()
@@ -311,12 +310,15 @@ def _metrics(
     probe: dict[str, Any],
     train: list[Any],
     held: list[Any],
+    heldout_samples: int,
 ) -> dict[str, Any]:
     base = progress["heldout_base"]
     return {
         "heldout_reverse_kl": {"base": base["mean"], "student": student["mean"]},
         "heldout_reverse_kl_ci95": {"base": base["ci95"], "student": student["ci95"]},
         "heldout_prompts": len(held),
+        "heldout_metric_prompts": student["prompts"],
+        "heldout_metric_samples_per_prompt": heldout_samples,
         "train_prompts": len(train),
         "teacher_tokens_scored": tokens,
         "teacher_requests": requests,

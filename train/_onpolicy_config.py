@@ -41,6 +41,15 @@ class OnPolicyConfig:
         temperature (`float`, defaults to 1.0): sampling temperature (no top-k/top-p).
         learning_rate (`float`), kl_coef (`float`, defaults to 1.0): optimiser step, KL weight.
         heldout_samples (`int`, defaults to 4): samples per held-out prompt for the metric.
+        heldout_prompts (`int`, *optional*, defaults to 8): held-out prompts the metric uses
+            (a fixed, seeded choice among them); None = every held-out prompt. The metric
+            costs ``2 x heldout_prompts x heldout_samples`` sampled and scored sequences.
+        score_batch (`int`, defaults to 16): samples per scoring request where the teacher
+            takes token ids (a list of id lists, one choice each); 1 = one request each.
+        threads (`int`, *optional*, defaults to 1): torch CPU threads while the run goes
+            (restored after); None = torch's own setting. One: on 2 cores the teacher needs
+            the other, and on a busy machine two OpenMP threads waited for each other several
+            times slower than one thread worked.
         progress (`bool`): log each step.
     """
 
@@ -72,6 +81,9 @@ class OnPolicyConfig:
     learning_rate: float = 5e-4
     kl_coef: float = 1.0
     heldout_samples: int = 4
+    heldout_prompts: int | None = 8
+    score_batch: int = 16
+    threads: int | None = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -93,6 +105,7 @@ class OnPolicyConfig:
             "lora_r",
             "lora_alpha",
             "heldout_samples",
+            "score_batch",
         ):
             if getattr(self, name) < 1:
                 _bad(name, getattr(self, name), ">= 1")
@@ -108,7 +121,7 @@ class OnPolicyConfig:
             _bad("kl_coef", self.kl_coef, "> 0")
         if not 0.0 <= self.lora_dropout < 1.0:
             _bad("lora_dropout", self.lora_dropout, "in [0, 1)")
-        for name in ("rpm", "tpm"):
+        for name in ("rpm", "tpm", "heldout_prompts", "threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 _bad(name, getattr(self, name), ">= 1")
 
@@ -123,6 +136,7 @@ class OnPolicyConfig:
         keep = ("prompts", "teacher_base_url", "teacher_model", "teacher_system", "base")
         keep += ("from_adapter", "seed", "eval_fraction", "prompts_per_step")
         keep += ("samples_per_prompt", "max_new_tokens", "temperature", "lora_r", "lora_alpha")
+        keep += ("heldout_samples", "heldout_prompts")
         return {k: v for k, v in self.to_dict().items() if k in keep}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 MICRO_BATCH = 4  # sequences per forward/backward (logits are [n, T, 49k] floats)
+SAMPLE_ROWS = 32  # sampled rows per generate call (prompts x k)
 
 
 def render_student(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> list[int]:
@@ -48,11 +49,37 @@ def sample(
     temperature: float,
     seed: int,
 ) -> list[list[int]]:
-    """``k`` completions at ``temperature`` with no top-k/top-p, cut after the first EOS."""
+    """``k`` completions of one prompt (see :func:`sample_batch`)."""
+    return sample_batch(
+        model,
+        tokenizer,
+        [prompt_ids],
+        k=k,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+    )[0]
+
+
+def sample_batch(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    *,
+    k: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+) -> list[list[list[int]]]:
+    """``k`` completions of each prompt at ``temperature`` with no top-k/top-p, each cut after
+    its first EOS: one ``generate`` call per ``SAMPLE_ROWS`` rows (prompts left-padded), not
+    one per prompt (on CPU the per-step overhead of ``generate``, not the arithmetic, was
+    most of the cost). Seeded once per call from ``seed``: same prompts, same seed, same
+    random numbers (the held-out metric samples base and student alike)."""
     import torch
     from transformers import GenerationConfig
 
-    eos = tokenizer.eos_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     gen = GenerationConfig(
         do_sample=True,
         temperature=temperature,
@@ -60,20 +87,29 @@ def sample(
         top_p=1.0,
         max_new_tokens=max_new_tokens,
         num_return_sequences=k,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=pad,
         eos_token_id=eos,
     )
-    torch.manual_seed(seed)
-    ids = torch.tensor([prompt_ids], device=model.device)
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen
-        )
-    completions = []
-    for row in out[:, len(prompt_ids) :].tolist():
-        cut = row.index(eos) + 1 if eos in row else len(row)
-        completions.append(row[:cut])
-    return completions
+    per_call = max(1, SAMPLE_ROWS // k)
+    out: list[list[list[int]]] = []
+    for start in range(0, len(prompts), per_call):
+        chunk = prompts[start : start + per_call]
+        width = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        att = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, p in enumerate(chunk):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            att[i, width - len(p) :] = 1
+        torch.manual_seed(seed if start == 0 else sample_seed(seed, start))
+        with torch.no_grad():
+            rows = model.generate(
+                input_ids=ids.to(model.device),
+                attention_mask=att.to(model.device),
+                generation_config=gen,
+            )[:, width:].tolist()
+        cut = [row[: row.index(eos) + 1] if eos in row else row for row in rows]
+        out.extend(cut[i * k : (i + 1) * k] for i in range(len(chunk)))
+    return out
 
 
 def _batch(seqs: Sequence[tuple[list[int], list[int]]], pad: int, device: Any) -> tuple[Any, Any]:
@@ -90,20 +126,36 @@ def _batch(seqs: Sequence[tuple[list[int], list[int]]], pad: int, device: Any) -
     return ids.to(device), att.to(device)
 
 
-def completion_logprobs(model: Any, pad: int, seqs: Sequence[tuple[list[int], list[int]]]):
-    """Per completion token log pi(y_t), one list per sequence (no gradient)."""
+def _completion_lp(model: Any, pad: int, chunk: Sequence[tuple[list[int], list[int]]]) -> Any:
+    """``log pi(y_j)`` of each completion token, ``[n, C]`` (C: the longest completion; a
+    shorter one's tail is padding). Logits only at completion positions (``logits_to_keep``
+    with per-row positions): the vocabulary projection and log-softmax skip the prompt."""
     import torch
 
     from stillroom.train._onpolicy_loss import token_logprobs
 
+    ids, att = _batch(chunk, pad, model.device)
+    width, longest = ids.shape[1], max(len(c) for _, c in chunk)
+    # position t of the logits predicts token t + 1: completion token j sits at len(p)-1+j
+    pos = torch.tensor(
+        [[min(len(p) - 1 + j, width - 2) for j in range(longest)] for p, _ in chunk],
+        dtype=torch.long,
+        device=ids.device,
+    )
+    logits = model(input_ids=ids, attention_mask=att, logits_to_keep=pos).logits
+    return token_logprobs(logits, ids.gather(1, pos + 1))
+
+
+def completion_logprobs(model: Any, pad: int, seqs: Sequence[tuple[list[int], list[int]]]):
+    """Per completion token log pi(y_t), one list per sequence (no gradient)."""
+    import torch
+
     out: list[list[float]] = []
     for i in range(0, len(seqs), MICRO_BATCH):
         chunk = seqs[i : i + MICRO_BATCH]
-        ids, att = _batch(chunk, pad, model.device)
         with torch.no_grad():
-            lp = token_logprobs(model(input_ids=ids, attention_mask=att).logits[:, :-1], ids[:, 1:])
-        for row, (p, c) in zip(lp, chunk, strict=True):
-            out.append(row[len(p) - 1 : len(p) + len(c) - 1].tolist())
+            lp = _completion_lp(model, pad, chunk)
+        out.extend(row[: len(c)].tolist() for row, (_, c) in zip(lp, chunk, strict=True))
     return out
 
 
@@ -118,24 +170,22 @@ def train_step(
     """One optimiser step of the on-policy loss over all ``seqs``; the sampled reverse KL."""
     import torch
 
-    from stillroom.train._onpolicy_loss import onpolicy_loss, token_logprobs
+    from stillroom.train._onpolicy_loss import onpolicy_loss
 
     total = sum(v is not None for row in teacher for v in row)
     optimizer.zero_grad(set_to_none=True)
     kl_sum, loss_sum = 0.0, 0.0
     for i in range(0, len(seqs), MICRO_BATCH):
         chunk, scores = seqs[i : i + MICRO_BATCH], teacher[i : i + MICRO_BATCH]
-        ids, att = _batch(chunk, pad, model.device)
-        # position t of the logits predicts token t + 1: completion token j sits at len(p)-1+j
-        lt = torch.zeros((len(chunk), ids.shape[1] - 1))
+        lp = _completion_lp(model, pad, chunk)
+        lt = torch.zeros(lp.shape)
         mask = torch.zeros_like(lt)
-        for r, ((p, c), row) in enumerate(zip(chunk, scores, strict=True)):
+        for r, ((_, c), row) in enumerate(zip(chunk, scores, strict=True)):
             for t, v in enumerate(row[: len(c)]):
                 if v is not None:
-                    lt[r, len(p) - 1 + t] = v
-                    mask[r, len(p) - 1 + t] = 1
-        lt, mask = lt.to(ids.device), mask.to(ids.device)
-        lp = token_logprobs(model(input_ids=ids, attention_mask=att).logits[:, :-1], ids[:, 1:])
+                    lt[r, t] = v
+                    mask[r, t] = 1
+        lt, mask = lt.to(lp.device), mask.to(lp.device)
         # normalise by the whole batch's token count: sum over micro-batches = the full loss
         loss = onpolicy_loss(lp, lp.detach(), lt, mask, kl_coef) * mask.sum() / max(total, 1)
         if mask.sum() > 0:

@@ -17,6 +17,7 @@ text). This module adds only what needs the student's tokenizer: where each toke
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -48,6 +49,11 @@ _OPTIONS = RequestOptions(max_tokens=1, temperature=0.0)
 def scoring_key(teacher: str, rendered: str | Sequence[int]) -> str:
     """The idempotency key of one scoring request (the dialect's, over teacher and text/ids)."""
     return SCORING.key(teacher, rendered)  # type: ignore[attr-defined]
+
+
+def batch_key(keys: Sequence[str]) -> str:
+    """The idempotency key of one request scoring several sequences: over their own keys."""
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
 def parse_echo(reply: Any, where: str) -> ScoringEcho:
@@ -115,14 +121,17 @@ class ScoringClient:
         self._loop.close()
 
     # -- one request --------------------------------------------------------------------
-    def request(self, prompt: str | Sequence[int], key: str) -> Any:
+    def request(self, prompt: str | Sequence[int] | Sequence[Sequence[int]], key: str) -> Any:
         return self._loop.run_until_complete(self._request(prompt, key))
 
-    async def _request(self, prompt: str | Sequence[int], key: str) -> Any:
+    async def _request(self, prompt: str | Sequence[Any], key: str) -> Any:
         if self.caps is not None and self.caps.daily_cap_reached():
             raise TeacherScoringError(self.caps.daily_cap_message())
         wire = SCORING.build(self.model, [{"role": "user", "content": prompt}], _OPTIONS)
-        cost = len(prompt) if not isinstance(prompt, str) else len(prompt) / 4
+        if isinstance(prompt, str):
+            cost = len(prompt) / 4
+        else:
+            cost = sum(len(p) if isinstance(p, Sequence) else 1 for p in prompt)
         async for attempt in retrying(
             max_attempts=self.max_attempts, max_wait=self.max_wait, sleep=self.sleep, rng=self.rng
         ):
@@ -216,14 +225,43 @@ class ScoringClient:
 
         Returns (``{"logprobs": [...], "mismatches": n, "prompt_tokens": n}``, key).
         """
+        return self.score_many(tokenizer, [(prompt_text, prompt_ids, completion)])[0]
+
+    def score_many(
+        self, tokenizer: Any, items: Sequence[tuple[str, Sequence[int], Sequence[int]]]
+    ) -> list[tuple[dict[str, Any], str]]:
+        """:meth:`score` of each (prompt text, prompt ids, completion), in order: one request
+        for all of them where the teacher takes token ids (a list of id lists, one choice
+        each; its ``Idempotency-Key`` is over the items' keys), else one request each."""
         if self.accepts_ids is None:
             raise TeacherScoringError("probe() the teacher before scoring")
-        if self.accepts_ids:
-            ids = [*prompt_ids, *completion]
-            key = scoring_key(self.teacher, ids)
-            echo = parse_echo(self.request(ids, key), self.base_url)
-            values = echo.token_logprobs[len(prompt_ids) : len(ids)]
-            return {"logprobs": values, "mismatches": 0, "prompt_tokens": echo.prompt_tokens}, key
+        if not self.accepts_ids:
+            return [self._score_text(tokenizer, *item) for item in items]
+        seqs = [[*p, *c] for _, p, c in items]
+        keys = [scoring_key(self.teacher, ids) for ids in seqs]
+        if len(seqs) == 1:
+            echoes = [parse_echo(self.request(seqs[0], keys[0]), self.base_url)]
+        else:
+            reply = self.request(seqs, batch_key(keys))
+            try:
+                echoes = SCORING.parse_all(reply, len(seqs), self.base_url)  # type: ignore[attr-defined]
+            except NoPromptLogprobs as exc:
+                raise TeacherNoLogprobs(f"{exc}; it cannot score the student's samples") from exc
+        return [
+            (
+                {
+                    "logprobs": echo.token_logprobs[len(p) : len(p) + len(c)],
+                    "mismatches": 0,
+                    "prompt_tokens": len(ids),
+                },
+                key,
+            )
+            for (_, p, c), ids, key, echo in zip(items, seqs, keys, echoes, strict=True)
+        ]
+
+    def _score_text(
+        self, tokenizer: Any, prompt_text: str, prompt_ids: Sequence[int], completion: Sequence[int]
+    ) -> tuple[dict[str, Any], str]:
         text = self.rendered(tokenizer, prompt_text, prompt_ids, completion)
         assert isinstance(text, str)
         key = scoring_key(self.teacher, text)

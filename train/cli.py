@@ -163,6 +163,16 @@ def onpolicy(
     heldout_samples: Annotated[
         int | None, Opt(help="samples per held-out prompt for the KL metric (default 4)")
     ] = None,
+    heldout_prompts: Annotated[
+        int | None,
+        Opt(help="held-out prompts the KL metric uses (default 8, a fixed seeded choice; 0 = all)"),
+    ] = None,
+    score_batch: Annotated[
+        int | None, Opt(help="samples per scoring request when the teacher takes ids (default 16)")
+    ] = None,
+    threads: Annotated[
+        int | None, Opt(help="torch CPU threads (default 1: the teacher needs a core; 0 = torch's)")
+    ] = None,
     seed: Annotated[int | None, Opt()] = None,
     lora_r: Annotated[int | None, Opt()] = None,
     lora_alpha: Annotated[int | None, Opt()] = None,
@@ -177,6 +187,7 @@ def onpolicy(
 
     _logging(quiet)
     given = {k: v for k, v in options.items() if k != "quiet" and v is not None}
+    given |= {k: None for k in ("heldout_prompts", "threads") if given.get(k) == 0}
     given["progress"] = not quiet
     result = train_onpolicy(OnPolicyConfig(**given))
     m = result.metrics

@@ -28,6 +28,8 @@ def test_build_echoes_text_or_token_ids_and_generates_one_token():
                          "max_tokens": 1, "temperature": 0.0}  # fmt: skip
     ids = SCORING.build("m", [{"role": "user", "content": (5, 6)}], RequestOptions()).body
     assert ids["prompt"] == [5, 6]
+    many = SCORING.build("m", [{"content": [(5, 6), [7]]}], RequestOptions()).body
+    assert many["prompt"] == [[5, 6], [7]]  # several sequences, one choice each
     with pytest.raises(HarvestConfigError, match="one text"):
         SCORING.build("m", [{"content": "a"}, {"content": "b"}], RequestOptions())
     with pytest.raises(HarvestConfigError, match="token ids"):
@@ -42,6 +44,10 @@ def test_parse_reads_the_echo_and_refuses_a_reply_without_logprobs():
     nulls = {"choices": [{"logprobs": {"token_logprobs": [None, None], "text_offset": [0, 1]}}]}
     with pytest.raises(NoPromptLogprobs, match="null"):
         SCORING.parse(nulls, None)
+    two = {"choices": [ECHO["choices"][0] | {"index": 1}, ECHO["choices"][0] | {"index": 0}]}
+    assert [e.token_logprobs for e in SCORING.parse_all(two, 2)] == [[None, -0.5, -2.0]] * 2
+    with pytest.raises(NoPromptLogprobs, match="1 choices for 2"):
+        SCORING.parse_all(ECHO, 2)
 
 
 def test_keys_classify_and_it_is_no_harvest_api(tmp_path):

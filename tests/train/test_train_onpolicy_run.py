@@ -43,6 +43,7 @@ def test_sigkill_mid_run_then_rerun_asks_nothing_twice(tmp_path, base_dir, teach
         args += ["--policy", "self-hosted", "--teacher-system", KD_SYSTEM, "--base", str(base_dir)]
         args += ["--steps", "2", "--prompts-per-step", "2", "--samples-per-prompt", "1"]
         args += ["--max-new-tokens", "4", "--eval-fraction", "0.25", "--heldout-samples", "1"]
+        args += ["--score-batch", "1"]  # one sample a request: the kill lands inside a step
         # scoring requests: held-out base 1, step 1: 2, step 2: 2, held-out student 1.
         # Kill the trainer on the 5th (step 2's second), before it is answered.
         first = _cli([*args, "-q"])
