@@ -17,6 +17,7 @@ account whose own content is significant.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -85,17 +86,26 @@ WHERE x.seed AND (NOT y.seed OR x.account_id < y.account_id)
 GROUP BY ALL
 """
 
+_LINKS_SQL = """
+SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links UNION ALL SELECT * FROM prompt_links
+"""
+
 _EDGES_SQL = """
 SELECT source, target, sum(weight) AS weight, max(jaccard) AS jaccard,
-       list(kind) AS kinds, list(shared) AS counts,
        coalesce(sum(pure_weight) FILTER (WHERE kind IN ({infra})), 0.0) AS infra_weight,
        coalesce(sum(weight) FILTER (WHERE kind IN ({content})), 0.0) AS content_weight,
        coalesce(sum(pure_weight) FILTER (WHERE kind NOT IN ({content})), 0.0) AS artifact_weight,
        sum(pure_weight) AS pure_weight
-FROM (SELECT * FROM pair_links UNION ALL SELECT * FROM sync_links
-      UNION ALL SELECT * FROM prompt_links)
+FROM ({links})
 GROUP BY source, target
 HAVING sum(weight) >= {tie_edge} OR sum(pure_weight) >= {weak_edge}
+"""
+
+# the kinds linking each kept pair, one row each, in the pairs' order then by name
+_EDGE_KINDS_SQL = """
+SELECT l.source, l.target, l.kind, l.shared
+FROM ({links}) l SEMI JOIN edge_pairs USING (source, target)
+ORDER BY l.source, l.target, l.kind, l.shared
 """
 
 _SYNC_SQL = """
@@ -106,10 +116,15 @@ WITH actions AS (
 sizes AS (
   SELECT account_id, count(*) AS n FROM actions GROUP BY ALL HAVING count(*) >= {min_actions}
 ),
+signed AS (SELECT * FROM actions SEMI JOIN sizes USING (account_id)),
+bucket_hashes AS (  -- each bucket hashed once per permutation, however many accounts act in it
+  SELECT b.bucket, p.i,
+         stable_hash(concat_ws('|', CAST(b.bucket AS VARCHAR), CAST(p.i AS VARCHAR))) AS h
+  FROM (SELECT DISTINCT bucket FROM signed) b CROSS JOIN perms p
+),
 signatures AS (
-  SELECT a.account_id, p.i,
-         min(stable_hash(concat_ws('|', CAST(a.bucket AS VARCHAR), CAST(p.i AS VARCHAR)))) AS h
-  FROM actions a SEMI JOIN sizes USING (account_id) CROSS JOIN perms p
+  SELECT a.account_id, b.i, min(b.h) AS h
+  FROM signed a JOIN bucket_hashes b USING (bucket)
   GROUP BY ALL
 ),
 small AS (
@@ -203,8 +218,11 @@ def coordination_edges(
         tie_edge=float(params.tie_edge),
         infra=infra,
         content=content,
+        links=_LINKS_SQL,
     )
-    return _sorted_kinds(engine.frame(sql))
+    engine.table("edge_pairs", sql)
+    edges = engine.frame("SELECT * FROM edge_pairs ORDER BY source, target")
+    return _with_kinds(edges, engine.frame(_EDGE_KINDS_SQL.format(links=_LINKS_SQL)))
 
 
 def _prompt_link_rows(links: pd.DataFrame | None) -> pd.DataFrame:
@@ -229,14 +247,23 @@ def _prompt_link_rows(links: pd.DataFrame | None) -> pd.DataFrame:
     )
 
 
-def _sorted_kinds(edges: pd.DataFrame) -> pd.DataFrame:
-    """``kinds`` in name order and ``counts`` beside them (engines collect lists unordered)."""
-    pairs = [
-        sorted(zip(kinds, counts, strict=True))
-        for kinds, counts in zip(edges["kinds"], edges["counts"], strict=True)
-    ]
-    edges["kinds"] = [[k for k, _ in p] for p in pairs]
-    edges["counts"] = [[int(c) for _, c in p] for p in pairs]
+def _with_kinds(edges: pd.DataFrame, kinds: pd.DataFrame) -> pd.DataFrame:
+    """``edges`` (sorted by pair) with ``kinds``, the kinds linking each pair in name order,
+    and ``counts``, how many values of each they share; ``kinds`` holds one row per pair and
+    kind, sorted by pair then kind.  (Lists built by slicing, not collected by the engine:
+    an engine's list columns cost a Python object per pair and arrive unordered.)"""
+    source, target = kinds["source"].to_numpy(dtype=object), kinds["target"].to_numpy(dtype=object)
+    new_pair = (source[1:] != source[:-1]) | (target[1:] != target[:-1])
+    starts = np.flatnonzero(np.r_[len(source) > 0, new_pair])
+    if len(starts) != len(edges) or not (
+        (source[starts] == edges["source"].to_numpy(dtype=object)).all()
+        and (target[starts] == edges["target"].to_numpy(dtype=object)).all()
+    ):
+        raise RuntimeError("the edges and the kinds linking them are not in the same order")
+    names, counts = kinds["kind"].astype(str).tolist(), kinds["shared"].astype(np.int64).tolist()
+    spans = list(pairwise([*starts.tolist(), len(source)]))
+    edges.insert(4, "kinds", [names[a:b] for a, b in spans])
+    edges.insert(5, "counts", [counts[a:b] for a, b in spans])
     return edges
 
 

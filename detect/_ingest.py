@@ -219,20 +219,35 @@ def map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dict
     return present
 
 
-DERIVED = f"""
-    ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,
-    temperature, top_logprobs, prompt_tokens, completion_tokens, org_id, payment_id,
+# derived columns that depend on the prompt alone: computed once per distinct prompt
+PROMPT_DERIVED = f"""
     stable_hash(prompt) AS phash,
     stable_hash(lower(left(prompt, 40))) AS tkey_head,
     stable_hash(lower(right(prompt, 40))) AS tkey_tail,
     length(prompt) AS prompt_chars,
-    CASE WHEN system_prompt IS NULL THEN NULL ELSE stable_hash(system_prompt) END AS sys_hash,
-    CASE WHEN ip LIKE '%.%.%.%' THEN regexp_extract(ip, '^(.*)[.]', 1) END AS ip24,
     (regexp_matches(prompt, '(?i){_sql_str(REASONING_REGEX)}')
      OR (regexp_matches(prompt, '(?i){_sql_str(REASONING_OBJECT_REGEX)}')
          AND regexp_matches(prompt, '(?i){_sql_str(REASONING_DEMAND_REGEX)}'))) AS is_reasoning,
     regexp_matches(prompt, '(?i){_sql_str(GRADING_REGEX)}') AS is_grading
 """
+ROW_DERIVED = """
+    ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,
+    temperature, top_logprobs, prompt_tokens, completion_tokens, org_id, payment_id,
+    CASE WHEN system_prompt IS NULL THEN NULL ELSE stable_hash(system_prompt) END AS sys_hash,
+    CASE WHEN ip LIKE '%.%.%.%' THEN regexp_extract(ip, '^(.*)[.]', 1) END AS ip24
+"""
+DERIVED = f"{ROW_DERIVED}, {PROMPT_DERIVED}"
+
+
+def derived_sql(typed: str) -> str:
+    """``SELECT`` of the ``traffic`` columns (by name) from the valid rows of ``typed``; the
+    prompt's own columns are computed once per distinct prompt (prompts repeat: templates,
+    retries, accounts sending the same task) and joined back."""
+    return f"""
+    WITH r AS (SELECT * FROM ({typed}) WHERE {VALID_ROW}),
+    p AS (SELECT prompt AS p_prompt, {PROMPT_DERIVED} FROM (SELECT DISTINCT prompt FROM r))
+    SELECT {ROW_DERIVED}, p.* EXCLUDE (p_prompt) FROM r JOIN p ON r.prompt = p.p_prompt
+    """
 
 
 def create_traffic_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -269,12 +284,11 @@ def _ingest_file(
     types = _source_columns(con, path, fmt)
     present = map_columns(path, list(types), mapping)
     reader = _reader_sql(fmt, list(present.values()) if fmt == "json" else None)
-    valid = VALID_ROW
     try:
         before = con.execute("SELECT count(*) FROM traffic").fetchone()[0]
         con.execute(
-            f"INSERT INTO traffic SELECT {DERIVED} FROM "
-            f"(SELECT {typed_select(present, types)} FROM {reader}) WHERE {valid}",
+            "INSERT INTO traffic BY NAME "
+            + derived_sql(f"SELECT {typed_select(present, types)} FROM {reader}"),
             [str(path)],
         )
         kept = con.execute("SELECT count(*) FROM traffic").fetchone()[0] - before

@@ -147,8 +147,13 @@ def wrapped_asks(sample: pd.DataFrame, *, min_chars: int = 16) -> pd.DataFrame:
     distinct = sample.drop_duplicates(["account_id", "phash"])
     by_account: dict[str, list[set[str]]] = {}
     accounts, texts = distinct["account_id"].tolist(), distinct["prompt"].tolist()
+    cut: dict[str, set[str]] = {}  # a prompt many accounts send is cut once
     for account, text in zip(accounts, texts, strict=True):
-        by_account.setdefault(account, []).append(_segments(str(text)))
+        text = str(text)
+        segments = cut.get(text)
+        if segments is None:
+            segments = cut[text] = _segments(text)
+        by_account.setdefault(account, []).append(segments)
     out = {}
     for account, segments in by_account.items():
         counts: dict[str, int] = {}

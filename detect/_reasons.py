@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -95,22 +96,23 @@ def behaviour_sentences(row: pd.Series) -> list[str]:
 
 
 def account_reasons(
-    row: pd.Series, signal: str, campaign: dict | None, shared: pd.DataFrame
+    row: Mapping, signal: str, campaign: dict | None, shared: Iterable[tuple[str, int, int]] = ()
 ) -> list[str]:
     """Reasons for one flagged account: its behaviours, its own signal, what it shares, its
-    campaign."""
+    campaign.  ``row``: the account's columns (a Series or a dict); ``shared``: its
+    ``(kind, values, peers)`` artifacts shared within its campaign."""
     reasons = intent_sentences(row) + behaviour_sentences(row)  # what is asked, then how
     if signal != "behaviour":
         reasons.insert(0, signal_sentence(row, signal))
     for other in ("reasoning", "grading", "logprob"):
         if other != signal and row[f"{other}_requests"] >= 5 and row[f"{other}_rate"] >= 0.2:
             reasons.append(signal_sentence(row, other))
-    for item in shared.sort_values("values", ascending=False).itertuples():
-        if item.kind == "user_agent" and item.peers < 3:
+    for kind, values, peers in sorted(shared, key=lambda item: -item[1]):
+        if kind == "user_agent" and peers < 3:
             continue
         reasons.append(
-            f"shares {item.values:,} {_kind_name(item.kind, item.values)} with at least "
-            f"{item.peers:,} other account{'s' if item.peers != 1 else ''} of its campaign"
+            f"shares {values:,} {_kind_name(kind, values)} with at least "
+            f"{peers:,} other account{'s' if peers != 1 else ''} of its campaign"
         )
     if row.get("sync_peers", 0) > 0:
         reasons.append(

@@ -51,39 +51,97 @@ def build_campaigns(
     members = campaign_of.rename("campaign").rename_axis("account_id").reset_index()
     engine.put("campaign_members", members)
     hourly = engine.frame(_HOURLY_SQL)
+    # one pass over the columns, then plain arrays per campaign: a DataFrame per campaign
+    # costs more than the figures themselves
+    columns = _Columns.of(flagged)
+    span = flagged.groupby("group", sort=False).agg(
+        first_seen=("first_seen", "min"), last_seen=("last_seen", "max")
+    )
+    span = dict(zip(span.index, span.to_dict("records"), strict=True))
+    hour_columns = _Columns.of(hourly)
+    hours_of = hourly.groupby("campaign", sort=False).indices
+    buckets = hourly["bucket"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy()
+    rows_of = flagged.groupby("group", sort=False).indices
+    requests = hourly["requests"].to_numpy()
     campaigns, timeline = [], []
     for group, cid in ids.items():
-        rows = flagged[flagged["group"] == group]
-        hours = hourly[hourly["campaign"] == cid]
-        campaigns.append(_campaign(cid, rows, hours, detector))
+        at = hours_of.get(cid, np.arange(0))
+        rows, hours = columns.take(rows_of[group]), hour_columns.take(at)
+        campaigns.append(_campaign(cid, rows, hours, span[group], detector))
         timeline.extend(
-            {"campaign": cid, "bucket": iso(b), "requests": int(r)}
-            for b, r in zip(hours["bucket"], hours["requests"], strict=True)
+            {"campaign": cid, "bucket": b, "requests": int(r)}
+            for b, r in zip(buckets[at], requests[at], strict=True)
         )
     return campaigns, campaign_of, timeline
 
 
-def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> dict:
-    content = rows[rows["signal"] != "behaviour"]
-    by_behaviour = content.empty
-    signal = (rows if by_behaviour else content)["signal"].mode().iloc[0]
+class _Columns:
+    """A frame's index and columns as numpy arrays; ``take`` selects rows by position."""
+
+    def __init__(self, index: np.ndarray, data: dict[str, np.ndarray]) -> None:
+        self.index, self.data = index, data
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Columns:
+        return cls(frame.index.to_numpy(), {c: frame[c].to_numpy() for c in frame.columns})
+
+    def take(self, positions: np.ndarray) -> _Columns:
+        return _Columns(self.index[positions], {c: v[positions] for c, v in self.data.items()})
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.data
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.data[name]
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _sum(values: np.ndarray) -> float:
+    """pandas' ``Series.sum`` (missing values count as 0), on an array."""
+    if values.dtype.kind in "iub":
+        return values.sum()
+    values = _floats(values)
+    return np.where(np.isnan(values), 0.0, values).sum()
+
+
+def _mean(values: np.ndarray) -> float:
+    """pandas' ``Series.mean`` (missing values skipped), on an array."""
+    values = _floats(values)
+    missing = np.isnan(values)
+    return np.where(missing, 0.0, values).sum() / (len(values) - missing.sum())
+
+
+def _campaign(cid: str, rows: _Columns, hours: _Columns, span, detector) -> dict:
+    signals = rows["signal"]
+    content = signals[signals != "behaviour"]
+    by_behaviour = len(content) == 0
+    values, counts = np.unique(signals if by_behaviour else content, return_counts=True)
+    signal = values[np.argmax(counts)]  # the mode (the first in name order on ties)
     if by_behaviour:  # the strongest content signal, reported beside the behaviours
-        signal = max(SIGNALS, key=lambda s: rows[f"{s}_requests"].sum())
-    n, k = int(rows["requests"].sum()), int(rows[f"{signal}_requests"].sum())
+        signal = max(SIGNALS, key=lambda s: _sum(rows[f"{s}_requests"]))
+    n, k = int(_sum(rows["requests"])), int(_sum(rows[f"{signal}_requests"]))
     threshold = detector.community_threshold_ if len(rows) > 1 else detector.account_threshold_
     p0 = detector.background_[signal]
-    cum_n = hours["requests"].cumsum().to_numpy()
+    cum_n = np.cumsum(hours["requests"])
     # shared rare prompts have no hourly counts: spread evenly over the campaign's requests
-    cum_k = hours[signal].cumsum().to_numpy() if signal in hours else cum_n * k / max(n, 1)
+    cum_k = np.cumsum(hours[signal]) if signal in hours else cum_n * k / max(n, 1)
     sig = log_significance(cum_k, cum_n, p0)
     ok = (sig >= threshold) & (cum_k >= detector.min_hits) & (cum_k >= detector.min_rate * cum_n)
     at = int(np.argmax(ok)) if ok.any() and not by_behaviour else len(hours) - 1
-    bucket = pd.Timestamp(hours["bucket"].iloc[at]).to_pydatetime()
-    flagged_at = min(bucket + timedelta(hours=1), _as_dt(rows["last_seen"].max()))
+    bucket = pd.Timestamp(hours["bucket"][at]).to_pydatetime()
+    flagged_at = min(bucket + timedelta(hours=1), _as_dt(span["last_seen"]))
+    quiet = _floats(rows["quiet_share"])
+    sync = rows["sync_peers"] if "sync_peers" in rows else np.zeros(len(rows))
     evidence = {
         "intent": intent_evidence(rows),
         "decided_by": "behaviour" if by_behaviour else "content",
-        "families": [f for f in str(rows["families"].iloc[0]).split(", ") if f],
+        "families": [f for f in str(rows["families"][0]).split(", ") if f],
         "behaviours": behaviour_rates(rows, detector),
         "signal": signal,
         "signal_rate": k / max(n, 1),
@@ -92,35 +150,45 @@ def _campaign(cid: str, rows: pd.DataFrame, hours: pd.DataFrame, detector) -> di
         "threshold_log10_p": threshold,
         "requests_before_flag": int(cum_n[at]),
         "accounts": len(rows),
-        "rates": {s: float(rows[f"{s}_requests"].sum() / max(n, 1)) for s in SIGNALS},
-        "round_the_clock": float((rows["quiet_share"].fillna(0) * rows["requests"]).sum() / n),
+        "rates": {s: float(_sum(rows[f"{s}_requests"]) / max(n, 1)) for s in SIGNALS},
+        "round_the_clock": float(
+            (np.where(np.isnan(quiet), 0.0, quiet) * rows["requests"]).sum() / n
+        ),
         "shared": {},
-        "synchronized_accounts": int((rows.get("sync_peers", 0) > 0).sum()),
+        "synchronized_accounts": int((sync > 0).sum()),
     }
     return {
         "id": cid,
         "accounts": sorted(rows.index.tolist()),
         "requests": n,
         "score": float(rows["score"].max()),
-        "first_seen": iso(rows["first_seen"].min()),
+        "first_seen": iso(span["first_seen"]),
         "flagged_at": iso(flagged_at),
         "evidence": evidence,
     }
 
 
-def intent_evidence(rows: pd.DataFrame) -> dict:
+def intent_evidence(rows: _Columns) -> dict:
     """What the campaign asks, named before any pacing figure: coverage (fresh
     self-contained tasks, their rarefied topic spread, supplied content), provenance
     (closeness to the public index, when one was given) and coordination by content
     (members linked by shared rare prompts or a shared source, with example prompts)."""
 
     def mean(col):
-        return (
-            round(float(rows[col].mean()), 3) if col in rows and rows[col].notna().any() else None
-        )
+        if col not in rows or np.isnan(_floats(rows[col])).all():
+            return None
+        return round(float(_mean(rows[col])), 3)
 
-    linked = rows[rows.get("content_group", pd.Series(1, index=rows.index)).fillna(1) >= 2]
-    examples = (linked if len(linked) else rows).get("example_prompt", pd.Series(dtype=object))
+    if "content_group" in rows:
+        group = _floats(rows["content_group"])
+        linked = np.flatnonzero(np.where(np.isnan(group), 1.0, group) >= 2)
+    else:
+        linked = np.arange(0)
+    examples = []
+    if "example_prompt" in rows:
+        prompts = rows["example_prompt"][linked] if len(linked) else rows["example_prompt"]
+        examples = [str(x) for x in prompts if not pd.isna(x)][:3]
+    shared = _sum(rows["shared_requests"]) if "shared_requests" in rows else 0
     return {
         "coverage": {
             "fresh_task_share": mean("fresh_share"),
@@ -131,13 +199,13 @@ def intent_evidence(rows: pd.DataFrame) -> dict:
         "provenance": {"public_index_share": mean("provenance")},
         "coordination_by_content": {
             "accounts_linked_by_content": len(linked),
-            "shared_source_requests": int(rows.get("shared_requests", pd.Series(0)).sum()),
-            "example_prompts": [str(x) for x in examples.dropna().head(3)],
+            "shared_source_requests": int(shared),
+            "example_prompts": examples,
         },
     }
 
 
-def behaviour_rates(rows: pd.DataFrame, detector) -> dict:
+def behaviour_rates(rows: _Columns, detector) -> dict:
     """Per behaviour: share of the campaign's accounts showing it, and of all accounts."""
     out = {}
     for b in BEHAVIOURS:
@@ -160,10 +228,15 @@ def add_shared_evidence(campaigns: list[dict], shared: pd.DataFrame, campaign_of
         return
     frame = shared.assign(campaign=shared["account_id"].map(campaign_of))
     by_id = {c["id"]: c for c in campaigns}
-    for (cid, kind), part in frame.groupby(["campaign", "kind"]):
+    per_kind = frame.groupby(["campaign", "kind"]).agg(
+        accounts=("account_id", "nunique"), most=("values", "max")
+    )
+    for (cid, kind), accounts, most in zip(
+        per_kind.index, per_kind["accounts"], per_kind["most"], strict=True
+    ):
         by_id[cid]["evidence"]["shared"][kind] = {
-            "accounts": int(part["account_id"].nunique()),
-            "max_values_per_account": int(part["values"].max()),
+            "accounts": int(accounts),
+            "max_values_per_account": int(most),
         }
 
 
@@ -176,8 +249,11 @@ def account_entries(
 ) -> list[dict]:
     """The ``accounts`` list: every account, flagged first then by score; reasons when flagged."""
     by_id = {c["id"]: c for c in campaigns}
-    shared_by = {a: part for a, part in shared.groupby("account_id")} if len(shared) else {}
-    empty = pd.DataFrame(columns=["kind", "values", "peers"])
+    shared_by: dict[str, list[tuple[str, int, int]]] = {}
+    for a, kind, values, peers in zip(
+        shared["account_id"], shared["kind"], shared["values"], shared["peers"], strict=True
+    ):
+        shared_by.setdefault(a, []).append((kind, int(values), int(peers)))
     joined = accounts.join(assigned).sort_values(["flagged", "score"], ascending=False)
     campaign = campaign_of.reindex(joined.index).where(joined["flagged"], None)
     out = [
@@ -198,9 +274,11 @@ def account_entries(
             strict=True,
         )
     ]
-    for entry, (account_id, row) in zip(out, joined[joined["flagged"]].iterrows(), strict=False):
+    flagged = joined[joined["flagged"]]
+    rows = flagged.to_dict("records")  # plain dicts: a Series per row costs more than the text
+    for entry, account_id, row in zip(out, flagged.index, rows, strict=False):
         entry["reasons"] = account_reasons(
-            row, row["signal"], by_id.get(entry["campaign"]), shared_by.get(account_id, empty)
+            row, row["signal"], by_id.get(entry["campaign"]), shared_by.get(account_id, ())
         )
     return out
 
@@ -213,12 +291,13 @@ def graph_section(edges: pd.DataFrame, assigned: pd.DataFrame, campaign_of, cap:
     touching = edges[edges["source"].isin(flagged) | edges["target"].isin(flagged)]
     touching = touching.sort_values("weight", ascending=False).head(cap)
     ids = sorted(set(touching["source"]) | set(touching["target"]) | flagged)
+    campaign, score = campaign_of.to_dict(), assigned["score"].to_dict()
     nodes = [
         {
             "id": str(a),
-            "campaign": campaign_of.get(a),
+            "campaign": campaign.get(a),
             "flagged": a in flagged,
-            "score": round(float(assigned.at[a, "score"]), 4),
+            "score": round(float(score[a]), 4),
         }
         for a in ids
     ]

@@ -58,32 +58,42 @@ def content_signals(
         )
         return empty, pd.DataFrame(columns=["account_id", "value"])
     texts = sample["prompt"].tolist()
-    proba = intent.predict_proba(texts)
+    # each distinct prompt read once (accounts and days repeat prompts): every estimator
+    # below reads one prompt at a time, so the rows' results are the distinct ones' spread
+    codes, distinct = pd.factorize(sample["prompt"], use_na_sentinel=False)
+    distinct = distinct.tolist()
+    proba = intent.predict_proba(distinct)[codes]
     classes = list(intent.classes_)
     frame = pd.DataFrame({"account_id": sample["account_id"].to_numpy()})
     frame["intent_reasoning"] = proba[:, classes.index("reasoning")] >= 0.5
     frame["intent_grading"] = proba[:, classes.index("grading")] >= 0.5
-    frame["topic"] = (
-        TopicClusters(n_topics=n_topics, random_state=random_state).fit(texts).predict(texts)
-    )
+    topics = TopicClusters(n_topics=n_topics, random_state=random_state).fit(texts)
+    frame["topic"] = topics.predict(distinct)[codes]
     grouped = frame.groupby("account_id", sort=True)
     out = grouped[["intent_reasoning", "intent_grading"]].mean()
     topic_counts = frame.groupby(["account_id", "topic"]).size()
     out["topic_top_share"] = topic_counts.groupby(level=0).max() / grouped.size()
     out["topics"] = topic_counts.groupby(level=0).size()
-    templates = shared_templates(sample, bands=bands, min_prompts=min_template_prompts)
+    signatures = MinHashSignatures(n_perm=bands * 4).fit().transform(distinct)[codes]
+    templates = shared_templates(
+        sample, bands=bands, min_prompts=min_template_prompts, signatures=signatures
+    )
     return out, templates
 
 
-def shared_templates(sample: pd.DataFrame, *, bands: int = 8, min_prompts: int = 3) -> pd.DataFrame:
+def shared_templates(
+    sample: pd.DataFrame, *, bands: int = 8, min_prompts: int = 3, signatures=None
+) -> pd.DataFrame:
     """Template groups (MinHash LSH, band collisions chained) an account uses habitually.
 
     Prompts sharing any LSH band are joined into one group.  Identical prompts many users
     happen to send are not a template, so a group must hold ``min_prompts`` distinct texts;
     an account belongs to a group when at least two of its sampled prompts fall in it, and
     only groups with two or more such accounts are returned (``account_id, value``).
+    ``signatures``: the prompts' MinHash signatures, when already computed.
     """
-    signatures = MinHashSignatures(n_perm=bands * 4).fit().transform(sample["prompt"].tolist())
+    if signatures is None:
+        signatures = MinHashSignatures(n_perm=bands * 4).fit().transform(sample["prompt"].tolist())
     keys = lsh_band_keys(signatures, bands=bands)
     n = len(sample)
     _, key_ids = np.unique(keys.ravel(), return_inverse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from enum import StrEnum
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def scan_command(
     config = ScanConfig(
         threads=threads, memory_limit=memory_limit, public_index=public_index, embedder=embedder
     )
+    # the libraries just imported are long-lived: leave them out of the collector's full
+    # passes (about half a second of a 0.5M-row scan; this process is the CLI's own)
+    gc.freeze()
     result = scan(
         logs,
         column_map=column_map,
