@@ -61,13 +61,19 @@ class Parts:
         print(f"  {'sum':44s} {sum(self.seconds.values()) / rows * 1e6:6.1f} us/row")
 
 
-def numpy_parts(chunk: list[str], part: Parts) -> None:
-    rensa = _rensa().RMinHash
+def _lowered_and_fingerprinted(chunk: list[str], part: Parts) -> list[str]:
+    """The parts both sketches share: normalise each row, then its exact fingerprint."""
     part.start()
     lows = [lowered(t) for t in chunk]
     part("NFKC + lower case")
     [fingerprint_digest(low) for low in lows]
     part("fingerprint (split, join, blake2b)")
+    return lows
+
+
+def numpy_parts(chunk: list[str], part: Parts) -> None:
+    rensa = _rensa().RMinHash
+    lows = _lowered_and_fingerprinted(chunk, part)
     hashes, counts = [], []
     for k in range(0, len(lows), ROWS_AT_ONCE):
         piece = lows[k : k + ROWS_AT_ONCE]
@@ -99,11 +105,7 @@ def numpy_parts(chunk: list[str], part: Parts) -> None:
 
 def string_parts(chunk: list[str], part: Parts) -> None:
     rensa = _rensa().RMinHash
-    part.start()
-    lows = [lowered(t) for t in chunk]
-    part("NFKC + lower case")
-    [fingerprint_digest(low) for low in lows]
-    part("fingerprint (split, join, blake2b)")
+    lows = _lowered_and_fingerprinted(chunk, part)
     words = [_WORD.findall(low) for low in lows]
     part("word regex (findall)")
     grams = [ngrams(w, 3) for w in words]

@@ -204,13 +204,7 @@ class _Batches:
         if "[[status:" in last_user:
             status = int(last_user.split("[[status:")[1].split("]]")[0])
             return status, _error(f"injected {status}", "invalid_request_error")
-        prompt_tokens = sum(len(m.get("content") or "") // 4 + 4 for m in messages) + 3
-        max_tokens = int(
-            body.get("max_tokens")
-            or body.get("max_completion_tokens")
-            or body.get("max_output_tokens")
-            or 256
-        )
+        prompt_tokens, max_tokens = oa.request_budget(body, messages)
         return 200, chat._completion(body, last_user, prompt_tokens, max_tokens)
 
     def cancel(self, batch_id: str) -> dict[str, Any] | None:

@@ -118,6 +118,19 @@ def responses_answer(
     return out
 
 
+def request_budget(body: dict[str, Any], messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """The fake's token estimate of a request (its messages' characters / 4, plus framing)
+    and the output it may use (``max_tokens`` in any dialect's name, else 256)."""
+    prompt_tokens = sum(len(m.get("content") or "") // 4 + 4 for m in messages) + 3
+    max_tokens = int(
+        body.get("max_tokens")
+        or body.get("max_completion_tokens")
+        or body.get("max_output_tokens")
+        or 256
+    )
+    return prompt_tokens, max_tokens
+
+
 def reasoning_usage(prompt_tokens: int, kept: int, reasoning_tokens: int) -> dict[str, Any]:
     """A chat reasoning model's usage block (the pinned shape, this answer's counts)."""
     usage = copy.deepcopy(fixture("openai_chat_reasoning.json")["usage"])

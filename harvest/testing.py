@@ -151,13 +151,7 @@ class _Server:
             refusal = oa.reasoning_model_refusal(body) if self.s.reasoning_model else None
         if refusal is not None:
             return self._json(web, *refusal, headers)
-        prompt_tokens = sum(len(m.get("content") or "") // 4 + 4 for m in messages) + 3
-        max_tokens = int(
-            body.get("max_tokens")
-            or body.get("max_completion_tokens")
-            or body.get("max_output_tokens")
-            or 256
-        )
+        prompt_tokens, max_tokens = oa.request_budget(body, messages)
         wait = self._admit(prompt_tokens + max_tokens)
         headers.update(self._rate_headers())
         if wait > 0:
