@@ -1,4 +1,4 @@
-"""The two arms of ``bench/train_onpolicy.py`` at equal teacher tokens, against one served teacher.
+"""The arms of ``bench/train_onpolicy.py`` at equal teacher tokens, against one served teacher.
 
 The teacher is a Hugging Face directory behind ``stillroom teacher serve --backend
 transformers --model DIR`` (here :func:`stillroom.teacher.serve_teacher`, the same server
@@ -7,11 +7,14 @@ what its ``usage`` reports: prompt + completion tokens of every harvested answer
 prompt tokens (the prefill) of every scoring request of training (on-policy; the probe and the
 held-out metric's scoring are not counted).
 
-1. SFT harvest: the teacher answers every training prompt once (greedy) through ``run_harvest``;
+1. SFT harvest: the teacher answers every training prompt once (greedy) through ``run_harvest``,
+   with its top-``top_logprobs`` log-probabilities per token (OpenAI's chat ``logprobs``);
 2. on-policy: ``train onpolicy`` with as many steps as that harvest's tokens allow, at the
    largest size a sample can have (prompt + ``new_tokens``), so it spends at most as much;
 3. the SFT arm keeps harvested answers, in order, while their tokens fit what on-policy spent,
-   and trains ``train sft`` on them. Both totals are printed.
+   and trains ``train sft`` on them; the sparse-KD arm (``train sft --kd-alpha``, when
+   ``kd_alpha`` > 0) trains on the same answers and their stored top-k rows, so it spends
+   the same teacher tokens as the SFT arm. The totals are printed.
 
 A rerun in the same work directory reuses the SFT harvest (it resumes); the on-policy
 arm starts afresh (the served teacher gets another port each time).
@@ -36,6 +39,8 @@ class ArmSettings:
     sft_epochs: float = 3.0
     sft_batch: int = 4
     sft_lr: float = 1e-3
+    kd_alpha: float = 0.5  # the sparse-KD arm's weight; 0: no KD arm
+    top_logprobs: int = 20  # the teacher's top-k per harvested token (the KD arm's targets)
     max_steps: int | None = None  # cap on on-policy steps (quick runs)
 
 
@@ -52,7 +57,7 @@ def _sft_harvest(teacher: Any, rows: list[dict], db: Path, system: str | None, s
         prompts=rows, db=db, base_url=teacher.base_url, model=teacher.model,
         policy=teacher.policy_id, purpose="bench: on-policy vs SFT at equal teacher tokens",
         system=system, max_tokens=s.new_tokens, temperature=0.0, concurrency=1,
-        request_timeout=600.0,
+        request_timeout=600.0, top_logprobs=s.top_logprobs if s.kd_alpha > 0 else None,
     ), progress=False)  # fmt: skip
     if result.failed or result.stopped_reason:
         raise SystemExit(f"SFT harvest did not finish: {result.failed} failed, {result.message}")
@@ -66,7 +71,7 @@ def _cost(row: Any) -> int:
 def run_arms(
     teacher_dir: Path, system: str | None, texts: list[str], work: Path, s: ArmSettings
 ) -> dict[str, Any]:
-    """Both students trained from the base on ``texts``; adapters and teacher-token totals."""
+    """The students trained from the base on ``texts``; adapters and teacher-token totals."""
     from stillroom.harvest import write_completions
     from stillroom.teacher import TeacherConfig, serve_teacher
     from stillroom.train import OnPolicyConfig, TrainConfig, resolve_base, train_onpolicy, train_sft
@@ -101,17 +106,29 @@ def run_arms(
         kept.append(row)
         used += _cost(row)
     db = write_completions(work / "sft.duckdb", kept)
-    sft = train_sft(TrainConfig(
-        db=db, out=work / "sft", base=str(base), drop_system=True, finish_reasons=(),
-        eval_fraction=0.0, num_train_epochs=s.sft_epochs, per_device_train_batch_size=s.sft_batch,
-        learning_rate=s.sft_lr, max_length=160, progress=False,
-    ))  # fmt: skip
+    adapters, kd_positions = {"on-policy": opd.adapter_dir}, None
+    for name, alpha in {"sft": 0.0, "sft+kd": s.kd_alpha}.items():
+        if name == "sft+kd" and alpha <= 0:
+            continue
+        shutil.rmtree(work / name, ignore_errors=True)
+        sft = train_sft(TrainConfig(
+            db=db, out=work / name, base=str(base), drop_system=True, finish_reasons=(),
+            eval_fraction=0.0, num_train_epochs=s.sft_epochs,
+            per_device_train_batch_size=s.sft_batch, learning_rate=s.sft_lr, max_length=160,
+            kd_alpha=alpha, progress=False,
+        ))  # fmt: skip
+        adapters[name] = sft.adapter_dir
+        if alpha > 0:
+            kd_positions = int(sft.metrics["kd_mapped_positions"])
+            if not kd_positions:
+                raise SystemExit("the sft+kd arm mapped no teacher logprob onto the student")
     return {
-        "adapters": {"on-policy": opd.adapter_dir, "sft": sft.adapter_dir},
+        "adapters": adapters,
         "tokens": {"on-policy": spent, "sft": used, "harvested": budget},
         "onpolicy_steps": steps,
         "onpolicy_samples": steps * s.per_step * s.samples,
         "sft_rows": len(kept),
+        "kd_positions": kd_positions,
         "per_step_kl": opd.metrics["per_step"],
     }
 
@@ -122,5 +139,7 @@ def token_line(arms: dict[str, Any]) -> str:
     return (
         f"teacher tokens (its usage): on-policy {t['on-policy']} ({arms['onpolicy_steps']} steps, "
         f"{arms['onpolicy_samples']} samples scored), SFT {t['sft']} ({arms['sft_rows']} answers, "
-        f"prompt + output; {t['harvested']} harvested); SFT / on-policy = {ratio:.3f}"
+        f"prompt + output; {t['harvested']} harvested; the KD arm: the same answers, "
+        f"{arms['kd_positions']} teacher top-k positions mapped); "
+        f"SFT / on-policy = {ratio:.3f}"
     )

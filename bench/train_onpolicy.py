@@ -1,9 +1,11 @@
-"""On-policy distillation vs ``train sft`` on the teacher's answers, at equal teacher tokens.
+"""On-policy distillation vs ``train sft`` (with and without sparse KD) at equal teacher tokens.
 
-Both students start from the base (SmolLM2-135M-Instruct) and learn from one teacher served
+The students start from the base (SmolLM2-135M-Instruct) and learn from one teacher served
 by ``stillroom teacher serve --backend transformers``; each arm spends the same teacher tokens
 as the teacher's ``usage`` reports them: the prefill of every scoring request (on-policy),
-prompt + output of every harvested answer (SFT). See ``bench/_onpolicy_arms.py``.
+prompt + output of every harvested answer (SFT; the sparse-KD arm, ``train sft --kd-alpha``,
+learns from the same answers and the top-k log-probabilities the teacher returned with them).
+See ``bench/_onpolicy_arms.py``.
 
 - ``--setting context``: context distillation. The teacher is the base with the pirate
   system prompt; the students get no prompt. Prompts held out by family: the students train
@@ -16,7 +18,8 @@ prompt + output of every harvested answer (SFT). See ``bench/_onpolicy_arms.py``
   (math verifier, greedy) with Wilson 95% intervals, exact McNemar between every pair.
 
     nice -n 10 .venv/bin/python bench/train_onpolicy.py [--setting both] [--train-prompts 64] \
-        [--eval-prompts 40] [--per-step 8] [--samples 2] [--new-tokens 32] [--threads 2]
+        [--eval-prompts 40] [--per-step 8] [--samples 2] [--new-tokens 32] [--threads 1] \
+        [--kd-alpha 0.5]
     .venv/bin/python bench/train_onpolicy.py --quick      # bench/run_all.py: tiny sizes
     .venv/bin/python bench/train_onpolicy.py --setting addition --teacher-only  # base vs teacher
 """
@@ -133,6 +136,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--kd-alpha", type=float, default=0.5,
+                        help="the sparse-KD arm's weight (0: no KD arm)")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (bench/run_all.py)")
     parser.add_argument("--teacher-only", action="store_true",
@@ -144,6 +149,7 @@ def main() -> None:
         args.per_step, args.new_tokens = 2, 8
     s = ArmSettings(per_step=args.per_step, samples=args.samples, new_tokens=args.new_tokens,
                     threads=args.threads, sft_epochs=1.0 if args.quick else 3.0,
+                    kd_alpha=args.kd_alpha,
                     max_steps=2 if args.quick else None)  # fmt: skip
 
     import torch

@@ -5,7 +5,9 @@ server process (see :mod:`stillroom._teacher_app`), so a merged student can be a
 
 - ``GET /v1/models``: the one model, with its tokenizer's fingerprint (``vocab_sha256``);
 - ``POST /v1/chat/completions``: ``generate`` over the tokenizer's chat template
-  (``messages``, ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``seed``);
+  (``messages``, ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``seed``, and
+  ``logprobs`` + ``top_logprobs`` (0..20) in OpenAI's shape, see
+  :func:`~stillroom._teacher_scoring.chat_logprobs`; not with ``stream``);
 - ``POST /v1/completions`` with ``echo`` + ``logprobs``: the scoring route, one forward pass;
 - ``GET /v1/tokenizer``: the tokenizer's identity (as the llama.cpp backend answers it).
 
@@ -36,7 +38,13 @@ from stillroom._teacher_routes import (
     read_body,
     send_json,
 )
-from stillroom._teacher_scoring import ScoreRequest, hf_tokenizer_fingerprint, score_completion
+from stillroom._teacher_scoring import (
+    MAX_TOP_LOGPROBS,
+    ScoreRequest,
+    chat_logprobs,
+    hf_tokenizer_fingerprint,
+    score_completion,
+)
 
 
 class HFScorer:
@@ -93,6 +101,17 @@ def _end_ids(model: Any, tokenizer: Any) -> set[int]:
     return {i for i in found if i is not None}
 
 
+def _top_logprobs(body: dict[str, Any]) -> int | None:
+    """The ``top_logprobs`` a chat request asks for (None: no ``logprobs``)."""
+    if not body.get("logprobs"):
+        return None
+    value = body.get("top_logprobs")
+    value = 0 if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"top_logprobs: an integer in 0..{MAX_TOP_LOGPROBS}, got {value!r}")
+    return value
+
+
 def chat_completion(scorer: HFScorer, body: dict[str, Any], alias: str) -> dict[str, Any]:
     """OpenAI chat completion by ``generate`` over the tokenizer's chat template."""
     import torch
@@ -100,9 +119,9 @@ def chat_completion(scorer: HFScorer, body: dict[str, Any], alias: str) -> dict[
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ValueError("messages: a non-empty list of {role, content} is required")
-    if body.get("stream") or body.get("logprobs"):
-        field = "stream" if body.get("stream") else "logprobs"
-        raise ValueError(f"{field}: not supported by the transformers backend's chat route")
+    if body.get("stream"):
+        raise ValueError("stream: not supported by the transformers backend's chat route")
+    top_n = _top_logprobs(body)
     max_tokens = body.get("max_tokens") or 256
     temperature = float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1)
     tok = scorer.tokenizer
@@ -134,7 +153,9 @@ def chat_completion(scorer: HFScorer, body: dict[str, Any], alias: str) -> dict[
                     "role": "assistant",
                     "content": tok.decode(new, skip_special_tokens=True),
                 },
-                "logprobs": None,
+                "logprobs": None
+                if top_n is None
+                else chat_logprobs(scorer, out[0].tolist(), prompt_len, top_n),
                 "finish_reason": "stop" if ended else "length",
             }
         ],

@@ -221,6 +221,38 @@ def score_choice(scorer: Scorer, prompt: str | tuple[int, ...], top_n: int, max_
     }
 
 
+def chat_logprobs(
+    scorer: Scorer, ids: Sequence[int], start: int, top_n: int
+) -> dict[str, list[dict[str, Any]]]:
+    """``choices[0].logprobs`` of a chat completion (OpenAI's shape) for ``ids[start:]``.
+
+    One forward pass over the whole sequence (prompt + generated): each generated token's
+    log-probability and its ``top_n`` alternatives, of the raw logits as the scoring route
+    reports them (temperature does not change them, as llama-cpp-python and vLLM report
+    chat logprobs). Entries: ``{token, logprob, bytes, top_logprobs: [{token, logprob,
+    bytes}]}``; a token ending the turn is left out, as the content leaves it out.
+    """
+    targets = [int(t) for t in ids[start:]]
+    while targets and scorer.is_end(targets[-1]):
+        targets.pop()
+    if not targets:
+        return {"content": []}
+    logits = scorer.logits(ids[: start + len(targets)])[start - 1 : -1]
+    chosen, top_ids, top_lps = sequence_logprobs(logits, targets, top_n)
+
+    def entry(token_id: int, logprob: float) -> dict[str, Any]:
+        piece = scorer.piece(token_id)
+        return {"token": _text(piece), "logprob": logprob, "bytes": list(piece)}
+
+    content = []
+    for row, token_id in enumerate(targets):
+        alts = zip(top_ids[row], top_lps[row], strict=True)
+        item = entry(token_id, float(chosen[row]))
+        item["top_logprobs"] = [entry(int(t), float(v)) for t, v in alts]
+        content.append(item)
+    return {"content": content}
+
+
 def score_completion(scorer: Scorer, request: ScoreRequest, model: str) -> dict[str, Any]:
     """The whole ``/v1/completions`` response for a scoring request."""
     choices = [

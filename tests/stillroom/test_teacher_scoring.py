@@ -262,9 +262,44 @@ def _gguf_fingerprint() -> str:
     )
 
 
+def _greedy_logprobs(model, tokenizer, messages: list[dict], n: int, top_n: int):
+    """n greedy tokens after the chat prompt, then one forward pass over prompt + them:
+    (token ids, each one's log-probability, top-n ids and log-probabilities per step)."""
+    import torch
+
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+    ids = list(rendered["input_ids"])
+    start = len(ids)
+    with torch.no_grad():
+        for _ in range(n):
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+        logp = model(torch.tensor([ids])).logits.log_softmax(-1)[0, start - 1 : -1]
+    new = ids[start:]
+    chosen = logp.gather(-1, torch.tensor(new)[:, None])[:, 0].numpy()
+    top = logp.topk(top_n, dim=-1)
+    return new, chosen, top.indices.numpy(), top.values.numpy()
+
+
+def _check_chat_logprobs(tokenizer, content: list[dict], want) -> None:
+    """Chat logprobs (OpenAI's shape) are the forward pass's, token by token, bytes included."""
+    new, chosen, top_ids, top_lps = want
+
+    def same_token(entry: dict, token_id: int) -> bool:
+        text = bytes(entry["bytes"]).decode("utf-8", errors="replace")
+        return text == tokenizer.decode([int(token_id)])
+
+    assert len(content) == len(new)
+    for i, entry in enumerate(content):
+        assert same_token(entry, new[i])
+        assert entry["logprob"] == pytest.approx(float(chosen[i]), abs=1e-4)
+        alts = entry["top_logprobs"]
+        assert all(same_token(a, t) for a, t in zip(alts, top_ids[i], strict=True))
+        np.testing.assert_allclose([a["logprob"] for a in alts], top_lps[i], atol=1e-4)
+
+
 @needs_train
 @pytest.mark.slow
-def test_transformers_backend_scores_like_its_own_forward_pass(base_dir):
+def test_transformers_backend_scores_like_its_own_forward_pass(base_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -285,6 +320,16 @@ def test_transformers_backend_scores_like_its_own_forward_pass(base_dir):
         models = httpx.get(f"{teacher.base_url}/models", timeout=30).json()
         chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "temperature": 0}
         reply = httpx.post(f"{teacher.base_url}/chat/completions", json=chat, timeout=120)
+        with_lp = httpx.post(
+            f"{teacher.base_url}/chat/completions",
+            timeout=120,
+            json=chat | {"max_tokens": 5, "logprobs": True, "top_logprobs": 3},
+        )
+        stored = _harvest_with_logprobs(teacher, tmp_path / "h.duckdb", chat["messages"])
+    assert with_lp.status_code == 200, with_lp.text
+    greedy = _greedy_logprobs(model, tokenizer, chat["messages"], 5, 3)
+    _check_chat_logprobs(tokenizer, with_lp.json()["choices"][0]["logprobs"]["content"], greedy)
+    _check_chat_logprobs(tokenizer, stored, greedy)  # harvest keeps the top-k rows as sent
     np.testing.assert_allclose(_check_wire(answer, ids), want, atol=1e-4)
     np.testing.assert_allclose(_check_wire(by_text, ids), want, atol=1e-4)
     assert by_text["choices"][0]["text"] == TEXT
@@ -294,6 +339,19 @@ def test_transformers_backend_scores_like_its_own_forward_pass(base_dir):
         assert tokenizer_info["vocab_sha256"] == _gguf_fingerprint()
     assert models["data"][0]["vocab_sha256"] == tokenizer_info["vocab_sha256"]
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 3
+
+
+def _harvest_with_logprobs(teacher, db, messages: list[dict]) -> list[dict]:
+    from stillroom.harvest import HarvestConfig, read_completions, run_harvest
+
+    result = run_harvest(HarvestConfig(
+        prompts=[{"id": "p0", "prompt": messages[-1]["content"]}], db=db,
+        base_url=teacher.base_url, model=teacher.model, policy=teacher.policy_id,
+        purpose="test", max_tokens=5, temperature=0.0, top_logprobs=3, concurrency=1,
+    ), progress=False)  # fmt: skip
+    assert result.failed == 0, result.message
+    (row,) = read_completions(db)
+    return json.loads(row.top_logprobs)
 
 
 def test_backend_config_errors_name_the_option(tmp_path):
