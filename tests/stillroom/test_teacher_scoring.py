@@ -14,6 +14,7 @@ from stillroom._teacher_routes import ScoringRoutes
 from stillroom._teacher_scoring import (
     CHUNK_ROWS,
     ScoringRequestError,
+    chat_logprobs,
     parse_score_request,
     score_choice,
     sequence_logprobs,
@@ -87,6 +88,34 @@ def test_choice_scores_every_token_after_the_first_and_keeps_offsets_on_the_text
     want = [ref[i, ids[i + 1]] for i in range(3)]
     np.testing.assert_allclose(lp["token_logprobs"][1:], want, atol=1e-6)
     assert all(2 <= len(top) <= 3 for top in lp["top_logprobs"][1:])
+
+
+def test_chat_logprobs_cover_the_answer_with_raw_bytes_and_leave_out_the_end_token():
+    scorer = ToyScorer()
+    ids = [1, 4, 2, 3, 5]  # prompt "a", answer "bé" then END
+    content = chat_logprobs(scorer, ids, start=1, top_n=2)["content"]
+    assert scorer.logits_seen == [ids[:4]]  # one forward pass, the end token not scored
+    assert [e["bytes"] for e in content] == [[ord("b")], [0xC3], [0xA9]]
+    assert [e["token"] for e in content] == ["b", "", ""]  # a split character: bytes hold it
+    ref = _log_softmax(scorer.table[ids[:4]])
+    for row, entry in enumerate(content):
+        assert entry["logprob"] == pytest.approx(ref[row, ids[row + 1]], abs=1e-6)
+        best = np.argsort(-ref[row])[:2]
+        assert [a["bytes"] for a in entry["top_logprobs"]] == [
+            list(ToyScorer.PIECES[i]) for i in best
+        ]
+        np.testing.assert_allclose([a["logprob"] for a in entry["top_logprobs"]], ref[row, best])
+    assert chat_logprobs(scorer, [1, 5], start=1, top_n=2) == {"content": []}
+
+
+@pytest.mark.parametrize("bad", [21, -1, "3", True, 2.0])
+def test_chat_top_logprobs_out_of_range_is_refused_naming_the_field(bad):
+    from stillroom._teacher_hf import _top_logprobs
+
+    assert _top_logprobs({"top_logprobs": 5}) is None  # no logprobs asked: none returned
+    assert _top_logprobs({"logprobs": True}) == 0
+    with pytest.raises(ValueError, match=r"top_logprobs: an integer in 0\.\.20"):
+        _top_logprobs({"logprobs": True, "top_logprobs": bad})
 
 
 def test_a_bos_the_server_added_is_left_out_and_max_tokens_1_appends_the_greedy_token():
