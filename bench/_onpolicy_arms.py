@@ -39,6 +39,7 @@ class ArmSettings:
     sft_epochs: float = 3.0
     sft_batch: int = 4
     sft_lr: float = 1e-3
+    sft_warmup: float = 0.03  # TrainConfig's default; quick runs: 0 (one step would be at lr 0)
     kd_alpha: float = 0.5  # the sparse-KD arm's weight; 0: no KD arm
     top_logprobs: int = 20  # the teacher's top-k per harvested token (the KD arm's targets)
     max_steps: int | None = None  # cap on on-policy steps (quick runs)
@@ -114,7 +115,7 @@ def run_arms(
         sft = train_sft(TrainConfig(
             db=db, out=work / name, base=str(base), drop_system=True, finish_reasons=(),
             eval_fraction=0.0, num_train_epochs=s.sft_epochs,
-            per_device_train_batch_size=s.sft_batch, learning_rate=s.sft_lr, max_length=160,
+            per_device_train_batch_size=s.sft_batch, learning_rate=s.sft_lr, warmup=s.sft_warmup, max_length=160,
             kd_alpha=alpha, progress=False,
         ))  # fmt: skip
         adapters[name] = sft.adapter_dir

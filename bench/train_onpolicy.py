@@ -149,6 +149,7 @@ def main() -> None:
         args.per_step, args.new_tokens = 2, 8
     s = ArmSettings(per_step=args.per_step, samples=args.samples, new_tokens=args.new_tokens,
                     threads=args.threads, sft_epochs=1.0 if args.quick else 3.0,
+                    sft_warmup=0.0 if args.quick else 0.03,
                     kd_alpha=args.kd_alpha,
                     max_steps=2 if args.quick else None)  # fmt: skip
 
