@@ -11,7 +11,8 @@ fast, and the content stays realistic.  Then:
    same basic features (requests, active hours and days, logprob use, reasoning and grading
    prompt rates by regex, distinct IPs and /24s).
 
-Prints rows/s, peak RSS, per-stage seconds and the ratio of baseline to scan time.  Run:
+Prints rows/s, peak RSS (and each stage's own peak), per-stage seconds and the ratio of
+baseline to scan time.  Run:
 
     .venv/bin/python bench/detect_speed.py --rows 1000000 --threads 2
 """
