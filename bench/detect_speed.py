@@ -11,7 +11,8 @@ fast, and the content stays realistic.  Then:
    same basic features (requests, active hours and days, logprob use, reasoning and grading
    prompt rates by regex, distinct IPs and /24s).
 
-Prints rows/s, peak RSS, per-stage seconds and the ratio of baseline to scan time.  Run:
+Prints rows/s, peak RSS (and each stage's own peak), per-stage seconds and the ratio of
+baseline to scan time.  Run:
 
     .venv/bin/python bench/detect_speed.py --rows 1000000 --threads 2
 """
@@ -19,6 +20,7 @@ Prints rows/s, peak RSS, per-stage seconds and the ratio of baseline to scan tim
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import multiprocessing
 import resource
@@ -114,6 +116,42 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class StageMemory:
+    """A ``progress=`` callback for :func:`scan`: each stage's peak RSS and its RSS at the end.
+
+    On Linux the peak is reset between stages (``/proc/self/clear_refs``), so each stage's
+    peak is its own (and ``getrusage``'s peak forgets what came before a reset, so
+    ``self.peak`` keeps the largest); elsewhere it is the process's peak so far."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.peak = peak_rss_mb()
+        self._reset_peak()
+
+    @staticmethod
+    def _status_mb(field: str) -> float | None:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    @staticmethod
+    def _reset_peak() -> None:
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def __call__(self, stage: str, seconds: float) -> None:
+        peak = self._status_mb("VmHWM") or peak_rss_mb()
+        now = self._status_mb("VmRSS")
+        self.peak = max(self.peak, peak)
+        now_text = f", {now:,.0f} MB after" if now is not None else ""
+        self.lines.append(f"{stage} {seconds:.1f} s: peak {peak:,.0f} MB{now_text}")
+        self._reset_peak()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -138,11 +176,12 @@ def main() -> None:
             return
         rss_before = peak_rss_mb()
         config = ScanConfig(threads=args.threads, memory_limit=args.memory_limit)
+        memory = StageMemory()
         start = time.perf_counter()
-        result = scan([log], config=config)
+        result = scan([log], config=config, progress=memory)
         elapsed = time.perf_counter() - start
         summary = result.report["summary"]
-        rss_scan = peak_rss_mb()
+        rss_scan = max(peak_rss_mb(), memory.peak)
         print(
             f"scan: {summary['rows']:,} rows, {summary['accounts']:,} accounts, "
             f"{summary['flagged']:,} flagged in {summary['campaigns']} campaigns"
@@ -153,6 +192,7 @@ def main() -> None:
         )
         print(f"scan: stages {summary['stage_seconds']}")
         print(f"scan: peak RSS {rss_scan:,.0f} MB (before scan {rss_before:,.0f} MB)")
+        print("scan: RSS per stage: " + " | ".join(memory.lines))
         if not args.no_baseline:
             baseline = pandas_baseline(log)
             print(

@@ -56,6 +56,10 @@ class Engine:
         """Compute temp tables ``names`` now (an engine with lazy tables must, before the
         tables they read are dropped); a no-op where tables are computed when created."""
 
+    def limit_memory(self, limit: str) -> None:
+        """Hold the engine's own memory (buffers, cached tables) to ``limit`` (``"1.5GB"``)
+        from now on, spilling beyond it; a no-op where the engine runs in another process."""
+
 
 class DuckDBEngine(Engine):
     name = "duckdb"
@@ -82,10 +86,29 @@ class DuckDBEngine(Engine):
     def drop(self, name: str) -> None:
         self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
+    def limit_memory(self, limit: str) -> None:
+        self.con.execute(f"SET memory_limit = '{limit}'")
+
     def ingest(self, paths, column_map):
         from stillroom.detect._ingest import ingest_logs
 
         return ingest_logs(self.con, paths, column_map)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def memory_bytes(text: str) -> int | None:
+    """Bytes in a size as DuckDB reads it (``"3GB"`` = 3e9, ``"3GiB"`` = 3 * 2**30,
+    ``"500 MB"``); None for anything else (a percentage, say)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?)(b?)(?:ytes?)?\s*", text.lower())
+    if match is None:
+        return None
+    number, unit, binary, _ = match.groups()
+    scale = 1024 ** "kmgt".index(unit) * 1024 if binary and unit else _UNITS[unit]
+    return int(float(number) * scale)
 
 
 def to_spark_sql(sql: str) -> str:

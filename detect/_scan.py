@@ -17,10 +17,14 @@ import pandas as pd
 
 from stillroom.detect import _stages as stages
 from stillroom.detect._behaviour import BehaviourParams
-from stillroom.detect._engine import DuckDBEngine
+from stillroom.detect._engine import DuckDBEngine, memory_bytes
 from stillroom.detect._graph import GraphParams
 from stillroom.detect._scoring import CampaignDetector
 from stillroom.detect.errors import ConfigError
+
+# the share of ``memory_limit`` DuckDB keeps once the rows are reduced to per-account
+# partials: the rest is left to the frames, samples and embeddings of the account-level stages
+ENGINE_SHARE = 0.5
 
 
 @dataclass
@@ -59,7 +63,9 @@ class ScanConfig:
         alpha, min_rate, min_hits, member_min_rate, quiet_min.
 
     Engine and report:
-        memory_limit: DuckDB memory limit (it spills to ``workdir`` beyond it).
+        memory_limit: DuckDB memory limit (it spills to ``workdir`` beyond it) for the
+            row-level stages; the account-level ones, whose pandas frames sit beside the
+            engine, hold DuckDB to ``ENGINE_SHARE`` of it.
         threads: DuckDB threads (None: all cores).
         workdir: where the scan's temporary DuckDB file lives (None: a temp dir).
         max_graph_edges: edges kept in the report's ``graph``.
@@ -260,6 +266,9 @@ def _scan(engine, paths, column_map, config: ScanConfig, progress=None, store=No
     stats = stages.ingest(engine, paths, column_map, config, store)
     timer.done("ingest")
     stats, folded_days = stages.partials(engine, stats, config, store)
+    limit = memory_bytes(str(config.memory_limit))
+    if limit is not None:
+        engine.limit_memory(f"{int(limit * ENGINE_SHARE) // 2**20}MiB")
     timer.done("partials")
     accounts = stages.features(engine, stats, config)
     timer.done("features")

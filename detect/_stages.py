@@ -63,6 +63,19 @@ from stillroom.detect._signals import content_signals, sample_prompts
 from stillroom.detect._sources import source_links
 from stillroom.detect.errors import NoValidRowsError
 
+# what the graph reads or builds and nothing after it reads
+GRAPH_INPUTS = (
+    "part_keys",
+    "part_artifacts",
+    "part_sync",
+    "seeds",
+    "template_members",
+    "pair_links",
+    "perms",
+    "sync_links",
+    "prompt_links",
+    "edge_pairs",
+)
 CARRIER_SCORE = 0.3  # own content evidence (0.5 = significant alone) that makes a link count
 
 
@@ -122,11 +135,22 @@ def partials(engine, stats: IngestStats, config, store=None) -> tuple[IngestStat
         stats = store.load_window(engine.con, stats)
     engine.drop("traffic")
     merge_window(engine)
+    _release(engine, keep=("account_hours", "template_uses", "template_keys"), drop=("part_hours",))
     return stats, folded
+
+
+def _release(engine, *, keep=(), drop=()) -> None:
+    """Drop the engine tables ``drop`` that no later stage reads (their memory goes back to
+    the account-level work), after computing ``keep``, the tables read later that were made
+    from them (an engine with lazy tables would otherwise lose their sources)."""
+    engine.materialize(keep)
+    for name in drop:
+        engine.drop(name)
 
 
 def features(engine, stats: IngestStats, config) -> pd.DataFrame:
     accounts = account_features(engine, columns_present=stats.columns_present)
+    _release(engine, drop=("part_gap_bins", "template_keys", "template_uses"))
     return accounts.join(behaviour_flags(accounts, config.behaviour))
 
 
@@ -134,6 +158,7 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     """Content columns (intent classifier, topics, intent evidence) and the content links
     (shared templates and shared rare prompts) the graph uses."""
     sample = sample_prompts(engine, cap=config.sample_per_account, budget=config.sample_budget)
+    _release(engine, drop=("part_sample", "part_totals"))
     signals, templates = content_signals(
         sample, intent=PromptIntentClassifier().fit(), n_topics=config.n_topics
     )
@@ -222,6 +247,8 @@ def graph(engine, accounts, links: ContentLinks, config) -> tuple[pd.DataFrame, 
     prompts = links.prompts
     prompts = prompts[prompts["source"].isin(askers) & prompts["target"].isin(askers)]
     all_edges = coordination_edges(engine, links.templates, seeds, params, prompt_links=prompts)
+    # the report reads ``artifacts`` (shared evidence) and ``account_hours`` (timelines) only
+    _release(engine, keep=("artifacts",), drop=GRAPH_INPUTS)
     accounts = add_groupings(
         accounts,
         all_edges,

@@ -68,7 +68,9 @@ def scan_command(
         Embedder.static, "--embedder", help="Prompt embeddings: static, minilm (slow) or hashing."
     ),
     threads: int | None = typer.Option(None, "--threads", help="DuckDB threads (default: all)."),
-    memory_limit: str = typer.Option("3GB", "--memory-limit", help="DuckDB memory limit."),
+    memory_limit: str = typer.Option(
+        "3GB", "--memory-limit", help="DuckDB memory limit (half of it after the row-level stages)."
+    ),
     engine: Engine = typer.Option(
         Engine.duckdb, "--engine", help="Where row-level stages run: duckdb (embedded) or spark."
     ),
