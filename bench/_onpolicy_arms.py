@@ -108,15 +108,14 @@ def run_arms(
         used += _cost(row)
     db = write_completions(work / "sft.duckdb", kept)
     adapters, kd_positions = {"on-policy": opd.adapter_dir}, None
-    for name, alpha in {"sft": 0.0, "sft+kd": s.kd_alpha}.items():
-        if name == "sft+kd" and alpha <= 0:
-            continue
+    sft_arms = {"sft": 0.0} | ({"sft+kd": s.kd_alpha} if s.kd_alpha > 0 else {})
+    for name, alpha in sft_arms.items():
         shutil.rmtree(work / name, ignore_errors=True)
         sft = train_sft(TrainConfig(
             db=db, out=work / name, base=str(base), drop_system=True, finish_reasons=(),
             eval_fraction=0.0, num_train_epochs=s.sft_epochs,
-            per_device_train_batch_size=s.sft_batch, learning_rate=s.sft_lr, warmup=s.sft_warmup, max_length=160,
-            kd_alpha=alpha, progress=False,
+            per_device_train_batch_size=s.sft_batch, learning_rate=s.sft_lr,
+            warmup=s.sft_warmup, max_length=160, kd_alpha=alpha, progress=False,
         ))  # fmt: skip
         adapters[name] = sft.adapter_dir
         if alpha > 0:
