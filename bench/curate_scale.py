@@ -171,6 +171,7 @@ def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
                       f"{Path('/proc/loadavg').read_text().split()[0]}", flush=True)  # fmt: skip
         t_add = time.perf_counter() - start
         counts = dedup.counts()
+        t_join = time.perf_counter() - start - t_add
         for row, _, drop in dedup.drops():
             dropped[row] = True
             if row < args.prefix_rows:
@@ -180,7 +181,8 @@ def spilled(args, path: Path, truth: np.ndarray) -> dict[int, object]:
     injected = truth > 0
     print(
         f"spilled dedup (DuckDB): {args.rows / seconds:,.0f} rows/s ({seconds:.1f} s: read+sketch"
-        f"+spill {t_add:.1f} s, join+verify+decide {seconds - t_add:.1f} s; chunk "
+        f"+spill {t_add:.1f} s, join+verify+decide {t_join:.1f} s, drops read "
+        f"{seconds - t_add - t_join:.1f} s; chunk "
         f"{scale.chunk:,} rows, {scale.workers} workers, DuckDB memory_limit "
         f"{scale.duckdb_limit}); {counts}"
     )
