@@ -57,8 +57,9 @@ def dedup_command(
 ) -> None:
     """Exact and near duplicates of one field of a JSONL or Parquet file, in bounded memory."""
     from stillroom.curate import DedupConfig
+    from stillroom.curate._chunk_runs import dedup_chunks
     from stillroom.curate._inputs import read_field_chunks
-    from stillroom.curate._spill import ScaleConfig, dedup_chunks
+    from stillroom.curate._spill import ScaleConfig
 
     config = DedupConfig(near_threshold=threshold)
     if engine == "spark":
@@ -95,8 +96,9 @@ def decontam_command(
 ) -> None:
     """Rows of a JSONL or Parquet file that leak benchmark items, by method, in chunks."""
     from stillroom.curate import DecontamConfig, Decontaminator
+    from stillroom.curate._chunk_runs import decontam_chunks
     from stillroom.curate._inputs import read_field_chunks
-    from stillroom.curate._spill import ScaleConfig, decontam_chunks
+    from stillroom.curate._spill import ScaleConfig
 
     dc = Decontaminator(
         _benchmarks(benchmark, benchmark_field),

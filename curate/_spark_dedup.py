@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stillroom.curate._chunk_runs import DedupRun, peak_rss_mb
 from stillroom.curate._dedup import DedupConfig
 from stillroom.curate._dedup_sql import (
     DROPS_SQL,
@@ -33,7 +34,6 @@ from stillroom.curate._dedup_sql import (
 )
 from stillroom.curate._minhash import optimal_bands
 from stillroom.curate._sketch import SketchSpec, sketch_chunk
-from stillroom.curate._spill import DedupRun, peak_rss_mb
 from stillroom.curate.errors import InputFormatError
 
 
@@ -143,7 +143,7 @@ def spark_dedup(
     what: str = "prompt",
 ) -> tuple[DedupRun, list]:
     """Dedup ``field`` of a Parquet or JSONL file on ``spark``: the run and its drops
-    ``(row, id, Drop)`` in row order, as :func:`~._spill.dedup_chunks` gives them."""
+    ``(row, id, Drop)`` in row order, as :func:`~._chunk_runs.dedup_chunks` gives them."""
     config, start = config or DedupConfig(), time.perf_counter()
     _local_python(spark)
     t = config.near_threshold

@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from stillroom.curate import DedupConfig, curate_store
+from stillroom.curate._chunk_runs import dedup_chunks
 from stillroom.curate._inputs import read_field_chunks
 from stillroom.curate._spark_dedup import spark_dedup
-from stillroom.curate._spill import ScaleConfig, dedup_chunks
+from stillroom.curate._spill import ScaleConfig
 from tests.curate.test_curate_spill import _rows
 from tests.curate.test_curate_store_scale import _decisions, _harvest
 

@@ -19,8 +19,9 @@ from stillroom.curate import (
     find_duplicates,
 )
 from stillroom.curate import _spill as spill_module
+from stillroom.curate._chunk_runs import decontam_chunks, dedup_chunks
 from stillroom.curate._inputs import read_field_chunks
-from stillroom.curate._spill import ScaleConfig, SpilledDedup, decontam_chunks, dedup_chunks
+from stillroom.curate._spill import ScaleConfig, SpilledDedup
 
 VOCAB = [f"w{i}" for i in range(3000)]
 
