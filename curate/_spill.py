@@ -247,11 +247,12 @@ class SpilledDedup:
         if not self._pending:
             return
         self.con.execute("BEGIN")
-        for table, frames in self._pending.items():
-            # one contiguous table: DuckDB appends it in one thread, so whole row groups
-            self._put(table, pa.concat_tables(frames).combine_chunks())
+        for table in list(self._pending):
+            # one contiguous table (DuckDB appends it in one thread: whole row groups); each
+            # table's chunks are let go as it is written, so one table at a time is copied
+            self._put(table, pa.concat_tables(self._pending.pop(table)).combine_chunks())
         self.con.execute("COMMIT")
-        self._pending, self._pending_rows = {}, 0
+        self._pending_rows = 0
 
     def _put(self, table: str, frame: Any) -> None:
         self.con.register("chunk_in", frame)
