@@ -28,6 +28,7 @@ FEATURE_DESCRIPTIONS = {
     "system_top_share": "share of requests using the account's most common system prompt",
     "duplicate_rate": "share of requests repeating an earlier prompt of the account",
     "template_rate": "share of prompt openings and endings that repeat in the account",
+    "segment_rate": "share of first and last sentences, beside a task, that repeat in the account",
     "shared_template_rate": "share of prompt openings and endings other accounts also use",
     "reasoning_rate": "share of prompts demanding the model's full reasoning",
     "grading_rate": "share of prompts asking to grade or judge a response",
@@ -112,8 +113,15 @@ sys AS (
   ) GROUP BY account_id
 ),
 prompts AS (
-  SELECT account_id, count(DISTINCT value) AS distinct_prompts FROM part_keys
-  WHERE kind = 'prompt' GROUP BY account_id
+  SELECT account_id, count(DISTINCT value) AS distinct_prompts,
+         count(*) - count(DISTINCT value) AS later_days  -- a prompt sent again on another day
+  FROM part_keys WHERE kind = 'prompt' GROUP BY account_id
+),
+segs AS (  -- first / last sentences beside a task, counted once per prompt and day
+  SELECT account_id, sum(c) FILTER (WHERE c > 1) AS seg_repeated FROM (
+    SELECT account_id, kind, value, sum(n) AS c FROM part_keys
+    WHERE kind IN ('seg_head', 'seg_tail') GROUP BY ALL
+  ) GROUP BY account_id
 ),
 max_tokens AS (
   SELECT account_id, value, sum(n) AS n FROM part_keys
@@ -140,6 +148,8 @@ base AS (
     CASE WHEN t.top_logprobs_n = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE t.logprob_requests / t.requests END AS logprob_rate,
     1.0 - p.distinct_prompts / t.requests AS duplicate_rate,
+    greatest(0, coalesce(sg.seg_repeated, 0) - 4 * p.later_days) / (2.0 * t.requests)
+      AS segment_rate,
     t.reasoning_requests, t.grading_requests, t.logprob_requests,
     coalesce(i.distinct_ips, 0) AS distinct_ips,
     coalesce(i.distinct_subnets, 0) AS distinct_subnets,
@@ -147,6 +157,7 @@ base AS (
   FROM totals t
   LEFT JOIN tokens_top m USING (account_id)
   LEFT JOIN prompts p USING (account_id)
+  LEFT JOIN segs sg USING (account_id)
   LEFT JOIN ips i USING (account_id)
 )
 SELECT b.*, h.* EXCLUDE (account_id), q.quiet_share, g.gap_cv, gm.gap_median_s,

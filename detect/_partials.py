@@ -13,7 +13,8 @@ the ``traffic`` rows into mergeable per-day partial tables, every one keyed by `
   (bins ``GAP_BIN_RATIO`` wide), merged by addition; the median gap is read from it.
 * ``part_keys`` (day, account, kind, value BIGINT, n): multiplicities of hashed values that
   are only compared: system-prompt hashes, template head / tail keys, prompt hashes
-  (distinct prompts, for ``duplicate_rate``) and ``max_tokens`` values.
+  (distinct prompts, for ``duplicate_rate``), ``max_tokens`` values and the first / last
+  sentence keys (``seg_head`` / ``seg_tail``; ``n``: the day's distinct prompts holding one).
 * ``part_artifacts`` (day, account, kind, value, n): multiplicities of the graph's shown
   artifacts: IPs, /24 subnets, payment and org ids, user agents.
 * ``part_sync`` (day, account, bucket): the SynchroTrap action buckets: minutes in which the
@@ -113,6 +114,12 @@ SELECT day, account_id, kind, value, count(*) AS n FROM (
   UNION ALL SELECT day, account_id, 'prompt', phash FROM rows
   UNION ALL SELECT day, account_id, 'max_tokens', CAST(max_tokens AS BIGINT) FROM rows
   WHERE max_tokens IS NOT NULL
+  UNION ALL SELECT day, account_id, 'seg_' || end_kind, seg FROM (  -- n: distinct prompts
+    SELECT DISTINCT day, account_id, 'head' AS end_kind, seg_head AS seg, phash FROM rows
+    WHERE seg_head IS NOT NULL
+    UNION ALL SELECT DISTINCT day, account_id, 'tail', seg_tail, phash FROM rows
+    WHERE seg_tail IS NOT NULL
+  )
 ) GROUP BY ALL
 """,
     "part_artifacts": f"""

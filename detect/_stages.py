@@ -200,7 +200,9 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     )
     # a recurring instruction around different tasks: an ask in any wording or language
     accounts["wrapped_requests"] = wrapped_requests(
-        accounts.reindex(columns=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate"]),
+        accounts.reindex(
+            columns=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate", "segment_rate"]
+        ),
         accounts["requests"],
         task_askers(accounts),
         alpha=config.alpha,
