@@ -27,6 +27,8 @@ FEATURE_DESCRIPTIONS = {
     "logprob_rate": "share of requests asking for top_logprobs",
     "system_top_share": "share of requests using the account's most common system prompt",
     "duplicate_rate": "share of requests repeating an earlier prompt of the account",
+    "segment_token_ratio": "completion tokens per prompt token on prompts with a first or last "
+    "sentence beside a task",
     "template_rate": "share of prompt openings and endings that repeat in the account",
     "segment_rate": "share of first and last sentences, beside a task, that repeat in the account",
     "shared_template_rate": "share of prompt openings and endings other accounts also use",
@@ -47,7 +49,8 @@ WITH totals AS (
     sum(grading_requests) AS grading_requests,
     sum(logprob_requests) AS logprob_requests,
     sum(sys_requests) AS sys_requests,
-    sum(prompt_chars) / sum(requests) AS prompt_chars_mean
+    sum(prompt_chars) / sum(requests) AS prompt_chars_mean,
+    sum(seg_completion_tokens) / nullif(sum(seg_prompt_tokens), 0) AS segment_token_ratio
   FROM part_totals GROUP BY account_id
 ),
 crossing AS (  -- the gaps that cross midnight: a day's last request to the next active day's first
@@ -153,7 +156,7 @@ base AS (
     t.reasoning_requests, t.grading_requests, t.logprob_requests,
     coalesce(i.distinct_ips, 0) AS distinct_ips,
     coalesce(i.distinct_subnets, 0) AS distinct_subnets,
-    t.sys_requests, t.prompt_chars_mean
+    t.sys_requests, t.prompt_chars_mean, t.segment_token_ratio
   FROM totals t
   LEFT JOIN tokens_top m USING (account_id)
   LEFT JOIN prompts p USING (account_id)

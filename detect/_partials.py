@@ -88,9 +88,16 @@ totals AS (
     sum(is_grading::INTEGER) AS grading_requests,
     count(sys_hash) AS sys_requests, sum(prompt_chars) AS prompt_chars
   FROM rows GROUP BY day, account_id
+),
+segment_tokens AS (  -- rows holding a first or last sentence beside a task
+  SELECT day, account_id, sum(completion_tokens) AS seg_completion_tokens,
+         sum(prompt_tokens) AS seg_prompt_tokens
+  FROM rows WHERE seg_head IS NOT NULL OR seg_tail IS NOT NULL GROUP BY day, account_id
 )
-SELECT t.*, coalesce(g.gap_n, 0) AS gap_n, g.gap_sum, g.gap_m2
+SELECT t.*, coalesce(g.gap_n, 0) AS gap_n, g.gap_sum, g.gap_m2,
+       s.seg_completion_tokens, s.seg_prompt_tokens
 FROM totals t LEFT JOIN gap_moments g USING (day, account_id)
+LEFT JOIN segment_tokens s USING (day, account_id)
 """,
     "part_hours": """
 WITH {_ROWS}

@@ -418,3 +418,23 @@ def test_a_rotating_ask_is_confirmed_by_every_rows_sentences_when_the_sample_mis
     assert counted["rotating"] == 72 and counted["opener"] == 0
     sample_only = frame.drop(columns="segment_rate")  # the sample alone cannot confirm it
     assert wrapped_requests(sample_only, requests, askers, alpha=0.01)["rotating"] == 0
+
+
+def test_a_recurring_ask_counts_where_its_rows_want_long_answers_whatever_the_chat_between():
+    """A person's short chat between the pulls keeps the ratio over every row under the
+    log's median; over the rows holding a sentence beside a task it is not."""
+    from stillroom.detect._scoring import task_askers, wrap_askers
+
+    X = pd.DataFrame(
+        {  # token_ratio, segment_token_ratio, supplied_share
+            "puller": (12.0, 15.0, 0.0),
+            "product": (12.0, 15.0, 0.9),  # a user's pasted text: not the asker's task
+            "short": (12.0, 3.0, 0.0),
+            **{f"p{i}": (14.0 + i % 3, 6.0 + i % 3, 0.0) for i in range(30)},
+        },
+        index=["token_ratio", "segment_token_ratio", "supplied_share"],
+    ).T.assign(fresh_share=0.8, template_rate=0.2, duplicate_rate=0.0)
+    wrap, tasks = pd.Series(wrap_askers(X), X.index), pd.Series(task_askers(X), X.index)
+    assert wrap["puller"] and not tasks["puller"]
+    assert not wrap["product"] and not wrap["short"]
+    assert (wrap_askers(X.drop(columns="segment_token_ratio")) == tasks.to_numpy()).all()
