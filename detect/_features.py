@@ -116,11 +116,10 @@ sys AS (
   ) GROUP BY account_id
 ),
 prompts AS (
-  SELECT account_id, count(DISTINCT value) AS distinct_prompts,
-         count(*) - count(DISTINCT value) AS later_days  -- a prompt sent again on another day
-  FROM part_keys WHERE kind = 'prompt' GROUP BY account_id
+  SELECT account_id, count(DISTINCT value) AS distinct_prompts FROM part_keys
+  WHERE kind = 'prompt' GROUP BY account_id
 ),
-segs AS (  -- first / last sentences beside a task, counted once per prompt and day
+segs AS (  -- first / last sentences beside a task that recur in the account
   SELECT account_id, sum(c) FILTER (WHERE c > 1) AS seg_repeated FROM (
     SELECT account_id, kind, value, sum(n) AS c FROM part_keys
     WHERE kind IN ('seg_head', 'seg_tail') GROUP BY ALL
@@ -151,8 +150,9 @@ base AS (
     CASE WHEN t.top_logprobs_n = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE t.logprob_requests / t.requests END AS logprob_rate,
     1.0 - p.distinct_prompts / t.requests AS duplicate_rate,
-    greatest(0, coalesce(sg.seg_repeated, 0) - 4 * p.later_days) / (2.0 * t.requests)
-      AS segment_rate,
+    -- a prompt sent again and its first send recur at both ends: four per repeat
+    greatest(0, coalesce(sg.seg_repeated, 0) - 4 * (t.requests - p.distinct_prompts))
+      / (2.0 * t.requests) AS segment_rate,
     t.reasoning_requests, t.grading_requests, t.logprob_requests,
     coalesce(i.distinct_ips, 0) AS distinct_ips,
     coalesce(i.distinct_subnets, 0) AS distinct_subnets,

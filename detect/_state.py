@@ -95,8 +95,9 @@ def _m4_recent_rows(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
 
 
 def _m5_segment_keys(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
-    """Ingest's first / last sentence keys on the kept rows: NULL for rows kept before
-    (their prompt is gone), so a recomputed old day reads no segments."""
+    """Ingest's first / last sentence keys on the kept rows and their token sums on the
+    day partials: NULL where kept or folded before (the prompt is gone), so an old day
+    reads no segments."""
     for table, names, kind in (
         ("recent_rows", ("seg_head", "seg_tail"), "BIGINT"),
         ("part_totals", ("seg_completion_tokens", "seg_prompt_tokens"), "HUGEINT"),
