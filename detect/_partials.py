@@ -118,7 +118,7 @@ FROM gaps WHERE gap IS NOT NULL GROUP BY ALL
 """,
     "part_keys": f"""
 WITH {_ROWS},
-paced AS (  -- account-days at a person's pace: their sentence keys are read
+paced AS (  -- account-days at a human pace: their sentence keys are read
   SELECT day, account_id FROM rows GROUP BY day, account_id HAVING count(*) <= {SEGMENT_DAY_CAP}
 ),
 segs AS (SELECT r.* FROM rows r JOIN paced USING (day, account_id))
