@@ -27,7 +27,10 @@ FEATURE_DESCRIPTIONS = {
     "logprob_rate": "share of requests asking for top_logprobs",
     "system_top_share": "share of requests using the account's most common system prompt",
     "duplicate_rate": "share of requests repeating an earlier prompt of the account",
+    "segment_token_ratio": "completion tokens per prompt token on prompts with a first or last "
+    "sentence beside a task",
     "template_rate": "share of prompt openings and endings that repeat in the account",
+    "segment_rate": "share of first and last sentences, beside a task, that repeat in the account",
     "shared_template_rate": "share of prompt openings and endings other accounts also use",
     "reasoning_rate": "share of prompts demanding the model's full reasoning",
     "grading_rate": "share of prompts asking to grade or judge a response",
@@ -46,7 +49,8 @@ WITH totals AS (
     sum(grading_requests) AS grading_requests,
     sum(logprob_requests) AS logprob_requests,
     sum(sys_requests) AS sys_requests,
-    sum(prompt_chars) / sum(requests) AS prompt_chars_mean
+    sum(prompt_chars) / sum(requests) AS prompt_chars_mean,
+    sum(seg_completion_tokens) / nullif(sum(seg_prompt_tokens), 0) AS segment_token_ratio
   FROM part_totals GROUP BY account_id
 ),
 crossing AS (  -- the gaps that cross midnight: a day's last request to the next active day's first
@@ -115,6 +119,12 @@ prompts AS (
   SELECT account_id, count(DISTINCT value) AS distinct_prompts FROM part_keys
   WHERE kind = 'prompt' GROUP BY account_id
 ),
+segs AS (  -- first / last sentences beside a task that recur in the account
+  SELECT account_id, sum(c) FILTER (WHERE c > 1) AS seg_repeated FROM (
+    SELECT account_id, kind, value, sum(n) AS c FROM part_keys
+    WHERE kind IN ('seg_head', 'seg_tail') GROUP BY ALL
+  ) GROUP BY account_id
+),
 max_tokens AS (
   SELECT account_id, value, sum(n) AS n FROM part_keys
   WHERE kind = 'max_tokens' GROUP BY account_id, value
@@ -140,13 +150,17 @@ base AS (
     CASE WHEN t.top_logprobs_n = 0 AND {has_logprobs} = 0 THEN NULL
          ELSE t.logprob_requests / t.requests END AS logprob_rate,
     1.0 - p.distinct_prompts / t.requests AS duplicate_rate,
+    -- a prompt sent again and its first send recur at both ends: four per repeat
+    greatest(0, coalesce(sg.seg_repeated, 0) - 4 * (t.requests - p.distinct_prompts))
+      / (2.0 * t.requests) AS segment_rate,
     t.reasoning_requests, t.grading_requests, t.logprob_requests,
     coalesce(i.distinct_ips, 0) AS distinct_ips,
     coalesce(i.distinct_subnets, 0) AS distinct_subnets,
-    t.sys_requests, t.prompt_chars_mean
+    t.sys_requests, t.prompt_chars_mean, t.segment_token_ratio
   FROM totals t
   LEFT JOIN tokens_top m USING (account_id)
   LEFT JOIN prompts p USING (account_id)
+  LEFT JOIN segs sg USING (account_id)
   LEFT JOIN ips i USING (account_id)
 )
 SELECT b.*, h.* EXCLUDE (account_id), q.quiet_share, g.gap_cv, gm.gap_median_s,

@@ -219,6 +219,33 @@ def map_columns(path: Path, columns: list[str], mapping: dict[str, str]) -> dict
     return present
 
 
+_WS = "[ \t\r\n]"  # the characters themselves (no backslash escapes for any SQL dialect)
+_STOP = f"(?:[.?!\u3002\uff1f\uff01]{_WS}|\n)"  # a sentence's end in any script, or a line's
+_HEAD_SEGMENT = f"(?s)^{_WS}*(.*?){_STOP}"
+_TAIL_SEGMENT = f"(?s)^(.*){_STOP}{_WS}*(.+?){_WS}*$"
+
+
+def _segment_keys(min_chars: int = 16) -> str:
+    """SQL: ``seg_head`` / ``seg_tail``, the key of a prompt's first / last sentence or line
+    where it stands beside ``min_chars`` characters of the prompt's own (else NULL) and is
+    an instruction's size (``min_chars`` characters or four words): the every-row form of
+    :func:`stillroom.detect._intent.wrapped_asks`'s segments."""
+
+    def sized(seg: str) -> str:
+        return f"(length({seg}) >= {min_chars} OR length({seg}) - length(replace({seg}, ' ', '')) >= 3)"
+
+    head = f"trim(regexp_extract(prompt, '{_HEAD_SEGMENT}', 1))"
+    head_rest = f"length(prompt) - length(regexp_extract(prompt, '{_HEAD_SEGMENT}', 0))"
+    tail = f"regexp_extract(prompt, '{_TAIL_SEGMENT}', 2)"
+    tail_rest = f"length(trim(regexp_extract(prompt, '{_TAIL_SEGMENT}', 1)))"
+    return (
+        f"CASE WHEN {head_rest} >= {min_chars} AND {sized(head)} "
+        f"THEN stable_hash(lower({head})) END AS seg_head,\n    "
+        f"CASE WHEN {tail_rest} >= {min_chars} AND {sized(tail)} "
+        f"THEN stable_hash(lower({tail})) END AS seg_tail"
+    )
+
+
 # derived columns that depend on the prompt alone: computed once per distinct prompt
 PROMPT_DERIVED = f"""
     stable_hash(prompt) AS phash,
@@ -228,7 +255,8 @@ PROMPT_DERIVED = f"""
     (regexp_matches(prompt, '(?i){_sql_str(REASONING_REGEX)}')
      OR (regexp_matches(prompt, '(?i){_sql_str(REASONING_OBJECT_REGEX)}')
          AND regexp_matches(prompt, '(?i){_sql_str(REASONING_DEMAND_REGEX)}'))) AS is_reasoning,
-    regexp_matches(prompt, '(?i){_sql_str(GRADING_REGEX)}') AS is_grading
+    regexp_matches(prompt, '(?i){_sql_str(GRADING_REGEX)}') AS is_grading,
+    {_segment_keys()}
 """
 ROW_DERIVED = """
     ts, account_id, prompt, request_id, ip, user_agent, model, system_prompt, max_tokens,

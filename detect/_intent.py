@@ -222,9 +222,24 @@ def wrapped_requests(
         ].to_numpy(float)
         k_rows = np.clip(np.round(recurring * n_req), 0.0, n_req)
         rows = _beyond_bulk(k_rows, n_req, askers, line, min_hits, floor=row_floor) * n_req
-        rows[k < 1] = 0.0  # corroborated: the sample shows a recurring segment beside a task
+        rows[~_corroborated(frame, k, n_req, askers, line, min_hits, row_floor)] = 0.0
         estimate = np.maximum(estimate, rows)
     return pd.Series(np.round(estimate), index=requests.index).astype(int)
+
+
+def _corroborated(frame, k, n_req, askers, line: float, min_hits: int, floor: float):
+    """Per account: whether what recurs is a segment standing beside a task of its own.
+
+    The sample shows one (``k``, its wrapped prompts, 1 or more); or every row does, where
+    ``frame`` carries ``segment_rate`` (the share of first and last sentences or lines that
+    stand beside a task of the prompt's own and recur in the account, see
+    :func:`stillroom.detect._ingest._segment_keys`), tested beyond the bulk as the rows are.
+    A sample of a dozen prompts may hold no ask twice when a person rotates its wordings."""
+    seen = k >= 1
+    if "segment_rate" not in frame.columns:
+        return seen
+    k_seg = np.clip(np.round(2.0 * frame["segment_rate"].to_numpy(float) * n_req), 0.0, n_req)
+    return seen | (_beyond_bulk(k_seg, n_req, askers, line, min_hits, floor=floor) > 0)
 
 
 def _beyond_bulk(k, n, askers, line: float, min_hits: int, floor: float) -> np.ndarray:

@@ -13,7 +13,9 @@ the ``traffic`` rows into mergeable per-day partial tables, every one keyed by `
   (bins ``GAP_BIN_RATIO`` wide), merged by addition; the median gap is read from it.
 * ``part_keys`` (day, account, kind, value BIGINT, n): multiplicities of hashed values that
   are only compared: system-prompt hashes, template head / tail keys, prompt hashes
-  (distinct prompts, for ``duplicate_rate``) and ``max_tokens`` values.
+  (distinct prompts, for ``duplicate_rate``), ``max_tokens`` values and the first / last
+  sentence keys (``seg_head`` / ``seg_tail``) of account-days of ``SEGMENT_DAY_CAP``
+  requests or fewer.
 * ``part_artifacts`` (day, account, kind, value, n): multiplicities of the graph's shown
   artifacts: IPs, /24 subnets, payment and org ids, user agents.
 * ``part_sync`` (day, account, bucket): the SynchroTrap action buckets: minutes in which the
@@ -49,6 +51,10 @@ PARTIALS = (
 # the one only ``part_sample`` reads (kept only for rows whose prompt is in their day's sample)
 UNREAD_COLUMNS = ("request_id", "model", "system_prompt", "temperature")
 SAMPLE_ONLY_COLUMN = "prompt"
+# sentence keys are kept only for account-days of at most this many requests: a person's
+# day, whose ask a dozen sampled prompts may not hold twice; a heavier day's recurring ask
+# recurs in its sample too, and keys of every sentence of every row would not fit in memory
+SEGMENT_DAY_CAP = 100
 GAP_BIN_RATIO = 1.02  # median gap within +-1% (the bin's half-width), gaps under 1 ms read as 1 ms
 _LN_RATIO = math.log(GAP_BIN_RATIO)
 
@@ -87,9 +93,16 @@ totals AS (
     sum(is_grading::INTEGER) AS grading_requests,
     count(sys_hash) AS sys_requests, sum(prompt_chars) AS prompt_chars
   FROM rows GROUP BY day, account_id
+),
+segment_tokens AS (  -- rows holding a first or last sentence beside a task
+  SELECT day, account_id, sum(completion_tokens) AS seg_completion_tokens,
+         sum(prompt_tokens) AS seg_prompt_tokens
+  FROM rows WHERE seg_head IS NOT NULL OR seg_tail IS NOT NULL GROUP BY day, account_id
 )
-SELECT t.*, coalesce(g.gap_n, 0) AS gap_n, g.gap_sum, g.gap_m2
+SELECT t.*, coalesce(g.gap_n, 0) AS gap_n, g.gap_sum, g.gap_m2,
+       s.seg_completion_tokens, s.seg_prompt_tokens
 FROM totals t LEFT JOIN gap_moments g USING (day, account_id)
+LEFT JOIN segment_tokens s USING (day, account_id)
 """,
     "part_hours": """
 WITH {_ROWS}
@@ -104,7 +117,11 @@ SELECT day, account_id, {gap_bin("gap")} AS gap_bin, count(*) AS n
 FROM gaps WHERE gap IS NOT NULL GROUP BY ALL
 """,
     "part_keys": f"""
-WITH {_ROWS}
+WITH {_ROWS},
+paced AS (  -- account-days at a human pace: their sentence keys are read
+  SELECT day, account_id FROM rows GROUP BY day, account_id HAVING count(*) <= {SEGMENT_DAY_CAP}
+),
+segs AS (SELECT r.* FROM rows r JOIN paced USING (day, account_id))
 SELECT day, account_id, kind, value, count(*) AS n FROM (
   SELECT day, account_id, 'system_prompt' AS kind, sys_hash AS value FROM rows
   WHERE sys_hash IS NOT NULL
@@ -113,6 +130,8 @@ SELECT day, account_id, kind, value, count(*) AS n FROM (
   UNION ALL SELECT day, account_id, 'prompt', phash FROM rows
   UNION ALL SELECT day, account_id, 'max_tokens', CAST(max_tokens AS BIGINT) FROM rows
   WHERE max_tokens IS NOT NULL
+  UNION ALL SELECT day, account_id, 'seg_head', seg_head FROM segs WHERE seg_head IS NOT NULL
+  UNION ALL SELECT day, account_id, 'seg_tail', seg_tail FROM segs WHERE seg_tail IS NOT NULL
 ) GROUP BY ALL
 """,
     "part_artifacts": f"""

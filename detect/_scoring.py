@@ -247,8 +247,9 @@ class CampaignDetector(BaseEstimator):
         ones = np.ones(len(X))
         args = (hits, requests, quiet, ones, self.account_threshold_)
         askers = task_askers(X, self.median_ratio_)
+        wrap = wrap_askers(X, self.median_ratio_)  # whom a recurring ask counts for
         own = self._evidence(
-            *args, tasks=asks_tasks(X, default=False), product=_products(X), askers=askers
+            *args, tasks=asks_tasks(X, default=False), product=_products(X), askers=wrap
         )
         # an account in a component of accounts linked by what they ask (shared rare prompts
         # or a shared source), asking fresh tasks for long answers itself: its own shared
@@ -266,7 +267,7 @@ class CampaignDetector(BaseEstimator):
             )
             at = SIGNALS.index("shared")
             own[:, at] = np.maximum(own[:, at], alone[:, at])
-        content = self._evidence(*args, corroborate=False, product=_products(X), askers=askers).max(
+        content = self._evidence(*args, corroborate=False, product=_products(X), askers=wrap).max(
             axis=1
         )
         pooled = self._pool(X, "community", "infra_group")
@@ -284,7 +285,7 @@ class CampaignDetector(BaseEstimator):
         member_ok = (com >= 0.5) & (own_content | strong[:, None])
         # shared rare prompts make a member only if it asks fresh tasks for long answers itself
         member_ok[:, SIGNALS.index("shared")] &= askers
-        member_ok[:, SIGNALS.index("wrapped")] &= askers
+        member_ok[:, SIGNALS.index("wrapped")] &= wrap
         best = np.maximum(np.where(member_ok, com, 0.0), own)
         content_best = best.max(axis=1)
         by = "behaviour_community" if "behaviour_community" in X else "community"
@@ -444,6 +445,18 @@ def task_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarra
     """Accounts asking fresh self-contained tasks for long answers (see :func:`asks_tasks`
     and :func:`wants_long`): the only ones content links may join."""
     return asks_tasks(X, default=False) & wants_long(X, median_ratio)
+
+
+def wrap_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
+    """Accounts a recurring ask counts for: task askers (:func:`task_askers`), or accounts
+    asking fresh tasks whose rows holding a first or last sentence beside a task
+    (``segment_token_ratio``) get answers as long as the log's median account's such rows
+    or longer: a person's short chat between the pulls dilutes the ratio over every row."""
+    out = task_askers(X, median_ratio)
+    if "segment_token_ratio" in X and X["segment_token_ratio"].notna().any():
+        seg = X["segment_token_ratio"].astype(float)
+        out = out | (asks_tasks(X, default=False) & (seg >= seg.median()).to_numpy())
+    return out
 
 
 def _behaviours(X: pd.DataFrame) -> pd.DataFrame:

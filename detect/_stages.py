@@ -58,7 +58,7 @@ from stillroom.detect._report import (
     features_section,
     graph_section,
 )
-from stillroom.detect._scoring import SIGNALS, CampaignDetector, task_askers
+from stillroom.detect._scoring import SIGNALS, CampaignDetector, task_askers, wrap_askers
 from stillroom.detect._signals import content_signals, sample_prompts
 from stillroom.detect._sources import source_links
 from stillroom.detect.errors import NoValidRowsError
@@ -200,9 +200,11 @@ def content(engine, accounts: pd.DataFrame, config) -> tuple[pd.DataFrame, Conte
     )
     # a recurring instruction around different tasks: an ask in any wording or language
     accounts["wrapped_requests"] = wrapped_requests(
-        accounts.reindex(columns=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate"]),
+        accounts.reindex(
+            columns=["wrapped_k", "wrapped_n", "template_rate", "duplicate_rate", "segment_rate"]
+        ),
         accounts["requests"],
-        task_askers(accounts),
+        wrap_askers(accounts),
         alpha=config.alpha,
     )
     for signal in SIGNALS:

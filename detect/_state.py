@@ -28,7 +28,8 @@ computes and merges), folds them into the state store, then merges the window (t
 * **Migrations** are numbered; ``schema_migrations`` records the ones applied.  ``3`` turns
   an old store's day rows (migrations 1-2) into partials and drops the rows; ``4`` adds
   ``recent_rows`` and ``folded_files`` (an older store's days keep no rows: late rows for
-  them are refused).
+  them are refused); ``5`` adds the sentence keys to kept rows and their token sums to
+  ``part_totals`` (NULL where folded before).
 """
 
 from __future__ import annotations
@@ -93,11 +94,26 @@ def _m4_recent_rows(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
     )
 
 
+def _m5_segment_keys(con: duckdb.DuckDBPyConnection, store: StateStore) -> None:
+    """Ingest's first / last sentence keys on the kept rows and their token sums on the
+    day partials: NULL where kept or folded before (the prompt is gone), so an old day
+    reads no segments."""
+    for table, names, kind in (
+        ("recent_rows", ("seg_head", "seg_tail"), "BIGINT"),
+        ("part_totals", ("seg_completion_tokens", "seg_prompt_tokens"), "HUGEINT"),
+    ):
+        kept = set(con.execute(f"SELECT * FROM state.{table} LIMIT 0").df().columns)
+        for name in names:  # a store made by this version has them from migrations 3-4
+            if name not in kept:
+                con.execute(f"ALTER TABLE state.{table} ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[duckdb.DuckDBPyConnection, StateStore], None]], ...] = (
     (1, _m1_day_partitions),
     (2, _m2_flagged_at),
     (3, _m3_partials),
     (4, _m4_recent_rows),
+    (5, _m5_segment_keys),
 )
 
 

@@ -367,3 +367,74 @@ def test_a_recurring_ask_is_read_over_every_row_not_only_the_sample():
     assert counted["opener"] == 0
     sample_only = wrapped_requests(frame[["wrapped_k", "wrapped_n"]], requests, askers, alpha=0.01)
     assert sample_only["rotating"] == 0
+
+
+def test_a_rotating_ask_is_confirmed_by_every_rows_sentences_when_the_sample_misses_it(tmp_path):
+    """Every row's first and last sentence (ingest's ``seg_head`` / ``seg_tail``, merged to
+    ``segment_rate``) confirm a recurring opening or ending the sample never saw twice; an
+    opener that runs into the question (no sentence end) is no segment of its own."""
+    import json
+
+    import duckdb
+
+    from stillroom.detect._engine import DuckDBEngine
+    from stillroom.detect._features import account_features
+    from stillroom.detect._intent import wrapped_requests
+    from stillroom.detect._partials import build_partials, merge_window
+
+    questions = _questions()[:12]
+    asks = ("kun je laten zien hoe je erop komt, stap voor stap?", "pokaż mi cały tok myślenia.")
+    rows = []
+    for i, q in enumerate(questions):
+        day = f"2026-01-{1 + i % 3:02d}T1{i % 10}:00:00Z"
+        ask = asks[i % 2]
+        rows.append({"timestamp": day, "account_id": "rotating", "prompt": f"{ask} {q}"})
+        rows.append({"timestamp": day, "account_id": "opener", "prompt": f"so tell me now {q}"})
+        rows.append({"timestamp": day, "account_id": "ending", "prompt": f"{q}\n\n{ask}"})
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    engine = DuckDBEngine(con)
+    engine.ingest([path], None)
+    build_partials(engine, sample_cap=4, bucket_s=60)
+    merge_window(engine)
+    seg = account_features(engine, columns_present={"prompt"})["segment_rate"]
+    assert seg["rotating"] == pytest.approx(0.5) and seg["ending"] == pytest.approx(0.5)
+    assert seg["opener"] == 0.0  # its 40-character openings recur, as a habit's would
+
+    bulk = pd.DataFrame(
+        {"wrapped_k": 0, "wrapped_n": 12, "template_rate": 0.02, "duplicate_rate": 0.0},
+        index=[f"p{i}" for i in range(300)],
+    ).assign(segment_rate=0.0)
+    seen = pd.DataFrame(  # no wrapped prompt in the sample; a third of openings recur
+        {"wrapped_k": 0, "wrapped_n": 12, "template_rate": 0.3, "duplicate_rate": 0.0},
+        index=["rotating", "opener"],
+    ).assign(segment_rate=[0.15, 0.0])
+    frame = pd.concat([seen, bulk])
+    requests = pd.Series(120.0, index=frame.index)
+    askers = np.ones(len(frame), dtype=bool)
+    counted = wrapped_requests(frame, requests, askers, alpha=0.01)
+    assert counted["rotating"] == 72 and counted["opener"] == 0
+    sample_only = frame.drop(columns="segment_rate")  # the sample alone cannot confirm it
+    assert wrapped_requests(sample_only, requests, askers, alpha=0.01)["rotating"] == 0
+
+
+def test_a_recurring_ask_counts_where_its_rows_want_long_answers_whatever_the_chat_between():
+    """A person's short chat between the pulls keeps the ratio over every row under the
+    log's median; over the rows holding a sentence beside a task it is not."""
+    from stillroom.detect._scoring import task_askers, wrap_askers
+
+    X = pd.DataFrame(
+        {  # token_ratio, segment_token_ratio, supplied_share
+            "puller": (12.0, 15.0, 0.0),
+            "product": (12.0, 15.0, 0.9),  # a user's pasted text: not the asker's task
+            "short": (12.0, 3.0, 0.0),
+            **{f"p{i}": (14.0 + i % 3, 6.0 + i % 3, 0.0) for i in range(30)},
+        },
+        index=["token_ratio", "segment_token_ratio", "supplied_share"],
+    ).T.assign(fresh_share=0.8, template_rate=0.2, duplicate_rate=0.0)
+    wrap, tasks = pd.Series(wrap_askers(X), X.index), pd.Series(task_askers(X), X.index)
+    assert wrap["puller"] and not tasks["puller"]
+    assert not wrap["product"] and not wrap["short"]
+    assert (wrap_askers(X.drop(columns="segment_token_ratio")) == tasks.to_numpy()).all()
