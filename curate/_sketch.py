@@ -138,8 +138,7 @@ def sketch_stream(
     chunks: Iterable[tuple[list[str], list[str]]], spec: SketchSpec, workers: int = 1
 ) -> Iterator[tuple[list[str], Sketch]]:
     """``(ids, Sketch)`` per chunk, in order; ``workers > 1`` sketches that many chunks at once
-    in worker processes, with at most ``2 * workers`` chunks in flight (memory stays bounded):
-    one running and one waiting per worker, so the workers keep busy while the caller writes."""
+    in worker processes, with at most ``workers + 1`` chunks in flight (memory stays bounded)."""
     if workers <= 1:
         for texts, ids in chunks:
             yield ids, sketch_chunk(texts, spec)
@@ -150,7 +149,7 @@ def sketch_stream(
         pending: deque = deque()
         for texts, ids in chunks:
             pending.append((ids, pool.submit(sketch_chunk, texts, spec)))
-            if len(pending) >= 2 * workers:
+            if len(pending) > workers:
                 done_ids, future = pending.popleft()
                 yield done_ids, future.result()
         while pending:

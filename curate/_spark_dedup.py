@@ -176,7 +176,6 @@ def spill_on_spark(spark: Any, spill: Any) -> list:
     (exported to Parquet beside them): the same SQL and the same drops as ``spill.drops()``,
     the join and the verification on the cluster."""
     _local_python(spark)
-    spill.flush()
     out = spill.folder / "parquet"
     out.mkdir(exist_ok=True)
     for table, view in (("ids", "ids"), ("fps", "fps"), ("sigs", "sigs"), ("keys", "live_keys")):

@@ -49,11 +49,6 @@ MEMORY_PATH_BYTES_PER_TEXT_BYTE = 11
 CHUNK_BYTES_PER_ROW = 16_384
 # (band, key) rows one candidate query groups at most (its hash table stays small)
 BAND_ROWS_PER_QUERY = 2_000_000
-# Rows a temporary spill writes per transaction: DuckDB's row group. A transaction appending a
-# whole row group is written once, straight into the file; a smaller one goes to the WAL, and
-# each checkpoint writes it again and rewrites the table's last partial row group (16,384-row
-# commits wrote 19.6 GB for a 4.2 GB file at 5M rows).
-WRITE_ROWS = 122_880
 
 
 @dataclass(frozen=True)
@@ -124,9 +119,7 @@ class SpilledDedup:
     """Dedup of a stream of rows through a DuckDB file; use as a context manager.
 
     ``folder``: keep the file there (it is reopened, with the rows it holds, by the next
-    ``SpilledDedup`` on that folder: a resumable curation, whose chunks are written as they
-    come, since its chunk log records each as done next); by default a temporary folder, whose
-    chunks are written :data:`WRITE_ROWS` at a time."""
+    ``SpilledDedup`` on that folder: a resumable curation); by default a temporary folder."""
 
     def __init__(
         self,
@@ -147,9 +140,6 @@ class SpilledDedup:
             self.config.shingle_words, self.config.num_perm, self.config.seed, self.bands
         )
         self._tmp = None
-        self._write_rows = 1 if folder is not None else WRITE_ROWS
-        self._pending: dict[str, list[Any]] = {}
-        self._pending_rows = 0
         if folder is None:
             self._tmp = tempfile.TemporaryDirectory(
                 prefix="stillroom-dedup-", dir=self.scale.spill_dir
@@ -179,7 +169,6 @@ class SpilledDedup:
 
     def truncate(self, first_row: int) -> None:
         """Forget rows from ``first_row`` on (a chunk written but never recorded as done)."""
-        self.flush()
         for table in ("ids", "fps", "sigs", "keys"):
             self.con.execute(f"DELETE FROM {table} WHERE row >= ?", [first_row])
         self.rows = first_row
@@ -188,7 +177,6 @@ class SpilledDedup:
         """Leave ``rows`` out of the dedup (rows an earlier stage dropped); ids stay."""
         import pyarrow as pa
 
-        self.flush()
         self.con.register("gone", pa.table({"row": np.asarray(rows, dtype=np.int32)}))
         for table in ("fps", "sigs", "keys"):
             self.con.execute(f"DELETE FROM {table} WHERE row IN (SELECT row FROM gone)")
@@ -220,8 +208,9 @@ class SpilledDedup:
         if salt is not None:
             f1 = f1 ^ salt
             keys = keys ^ salt[sketch.live].view(np.int64)[:, None]
-        self._pend("ids", pa.table({"row": rows, "id": pa.array(list(ids), pa.string())}))
-        self._pend("fps", pa.table({"row": rows, "f1": f1, "f2": sketch.f2}))
+        self.con.execute("BEGIN")  # one commit per chunk
+        self._put("ids", pa.table({"row": rows, "id": pa.array(list(ids), pa.string())}))
+        self._put("fps", pa.table({"row": rows, "f1": f1, "f2": sketch.f2}))
         self.rows = max(self.rows, int(rows[-1]) + 1) if len(rows) else self.rows
         if self.bands and len(sketch.sig):
             live = rows[sketch.live]
@@ -229,30 +218,11 @@ class SpilledDedup:
             blobs = pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(sig.shape[1] * 4), len(sig), [None, pa.py_buffer(sig.tobytes())]
             )
-            self._pend("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
-            self._pend(
+            self._put("sigs", pa.table({"row": live, "sig": blobs.cast(pa.binary())}))
+            self._put(
                 "keys", pa.table({"row": live} | {f"b{j}": keys[:, j] for j in range(self.bands)})
             )
-        self._pending_rows += len(rows)
-        if self._pending_rows >= self._write_rows:
-            self.flush()
-
-    def _pend(self, table: str, frame: Any) -> None:
-        self._pending.setdefault(table, []).append(frame)
-
-    def flush(self) -> None:
-        """Write the chunks added since the last write, in one transaction."""
-        import pyarrow as pa
-
-        if not self._pending:
-            return
-        self.con.execute("BEGIN")
-        for table in list(self._pending):
-            # one contiguous table (DuckDB appends it in one thread: whole row groups); each
-            # table's chunks are let go as it is written, so one table at a time is copied
-            self._put(table, pa.concat_tables(self._pending.pop(table)).combine_chunks())
         self.con.execute("COMMIT")
-        self._pending_rows = 0
 
     def _put(self, table: str, frame: Any) -> None:
         self.con.register("chunk_in", frame)
@@ -268,7 +238,6 @@ class SpilledDedup:
         if self._finished:
             return
         self._finished = True
-        self.flush()
         con = self.con
         con.execute(f"CREATE OR REPLACE TABLE exact AS {EXACT_SQL}")
         con.execute("CREATE OR REPLACE TABLE near (row INTEGER, kept INTEGER, score DOUBLE)")

@@ -18,7 +18,6 @@ from stillroom.curate import (
     InputFormatError,
     find_duplicates,
 )
-from stillroom.curate import _spill as spill_module
 from stillroom.curate._chunk_runs import decontam_chunks, dedup_chunks
 from stillroom.curate._inputs import read_field_chunks
 from stillroom.curate._spill import ScaleConfig, SpilledDedup
@@ -85,28 +84,6 @@ def test_a_chain_keeps_its_end_in_both_paths():
     assert {ids[r]: d.matched for r, d in memory.items()} == {"B": "A", "B2": "B"}
     for chunk in (1, 3):
         assert _spilled(texts, ids, chunk)[0] == memory
-
-
-def test_a_temporary_spill_writes_row_groups_and_a_resumable_one_every_chunk(tmp_path, monkeypatch):
-    """Chunks of a temporary spill are written WRITE_ROWS at a time (whole row groups, written
-    once); a resumable one writes each chunk at once (its chunk log records it as done next)."""
-    monkeypatch.setattr(spill_module, "WRITE_ROWS", 400)
-    texts = _rows(1000)
-    ids = [f"r{i}" for i in range(len(texts))]
-    temp = SpilledDedup(DedupConfig(), ScaleConfig(), "answer")
-    kept = SpilledDedup(DedupConfig(), ScaleConfig(), "answer", folder=tmp_path / "kept")
-    written = []
-    with temp, kept:
-        for s in range(0, len(texts), 250):
-            temp.add(texts[s : s + 250], ids[s : s + 250])
-            kept.add(texts[s : s + 250], ids[s : s + 250])
-            count = "SELECT count(*) FROM ids"
-            written.append(
-                (temp.con.execute(count).fetchall()[0][0], kept.con.execute(count).fetchall()[0][0])
-            )
-        assert written == [(0, 250), (500, 500), (500, 750), (1000, 1000)]
-        memory = find_duplicates(texts, ids, DedupConfig(), "answer")
-        assert {r: d for r, _, d in temp.drops()} == memory == {r: d for r, _, d in kept.drops()}
 
 
 def test_exact_only_and_empty_rows():
