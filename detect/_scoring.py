@@ -36,6 +36,13 @@ from scipy.stats import binom
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from stillroom.detect._askers import (
+    TASK_MIN_FRESH,
+    asks_tasks,
+    products,
+    task_askers,
+    wrap_askers,
+)
 from stillroom.detect._behaviour import BEHAVIOURS
 
 SIGNALS = ("reasoning", "grading", "logprob", "shared", "wrapped")
@@ -46,12 +53,6 @@ REQUIRED = (
     "community",
     *(f"{s}_requests" for s in SIGNALS if s not in OPTIONAL_SIGNALS),
 )
-# Intent gates (shares of the account's sampled prompts; definitions, not fitted values):
-# fresh self-contained tasks, not answers derived from text the request carries, not one
-# template filled again and again, not the same prompts repeated (an evaluation rerun).
-TASK_MIN_FRESH = 0.5
-PRODUCT_SUPPLIED = 0.5
-TEMPLATED = 0.5
 # Coverage of a task space: a group's prompts spread over topics at least half as widely as
 # the log's typical account's (a product's template narrows them; a share of the log's own
 # median, not a fitted value).
@@ -201,7 +202,7 @@ class CampaignDetector(BaseEstimator):
         frame[cols] = _counts(X)
         frame[list(BEHAVIOURS)] = _behaviours(X).to_numpy()
         frame["tasks"] = task_askers(X, self.median_ratio_)
-        frame["supplied"] = _products(X)
+        frame["supplied"] = products(X)
         frame["infra"] = X[infra].fillna(1.0) if infra in X else np.inf
         frame["content"] = X["content_group"].fillna(1.0) if "content_group" in X else 1.0
         # on a content link at all (shared rare prompts or a shared source), asker or not:
@@ -249,7 +250,7 @@ class CampaignDetector(BaseEstimator):
         askers = task_askers(X, self.median_ratio_)
         wrap = wrap_askers(X, self.median_ratio_)  # whom a recurring ask counts for
         own = self._evidence(
-            *args, tasks=asks_tasks(X, default=False), product=_products(X), askers=wrap
+            *args, tasks=asks_tasks(X, default=False), product=products(X), askers=wrap
         )
         # an account in a component of accounts linked by what they ask (shared rare prompts
         # or a shared source), asking fresh tasks for long answers itself: its own shared
@@ -263,11 +264,11 @@ class CampaignDetector(BaseEstimator):
                 linked_by_content,
                 self.account_threshold_,
                 shared=task_askers(X, self.median_ratio_),
-                product=_products(X),
+                product=products(X),
             )
             at = SIGNALS.index("shared")
             own[:, at] = np.maximum(own[:, at], alone[:, at])
-        content = self._evidence(*args, corroborate=False, product=_products(X), askers=wrap).max(
+        content = self._evidence(*args, corroborate=False, product=products(X), askers=wrap).max(
             axis=1
         )
         pooled = self._pool(X, "community", "infra_group")
@@ -404,59 +405,6 @@ def _counts(X: pd.DataFrame) -> np.ndarray:
             for s in SIGNALS
         ]
     )
-
-
-def asks_tasks(X: pd.DataFrame, default: bool) -> np.ndarray:
-    """Per account: its sampled prompts are mostly fresh self-contained tasks, not supplied
-    content to transform, not a template filled again and again, not repeated prompts.
-    ``default`` where the intent columns are absent (no evidence either way)."""
-    if "fresh_share" not in X:
-        return np.full(len(X), default)
-    out = np.ones(len(X), dtype=bool)
-    if "fresh_share" in X:
-        out &= X["fresh_share"].fillna(0).to_numpy(float) >= TASK_MIN_FRESH
-    if "supplied_share" in X:
-        out &= X["supplied_share"].fillna(0).to_numpy(float) < PRODUCT_SUPPLIED
-    for col in ("template_rate", "duplicate_rate"):
-        if col in X:
-            out &= X[col].fillna(0).to_numpy(float) < TEMPLATED
-    return out
-
-
-def _products(X: pd.DataFrame) -> np.ndarray:
-    """Most sampled prompts carry the text the answer is made from (False without the column)."""
-    if "supplied_share" not in X:
-        return np.zeros(len(X), dtype=bool)
-    return X["supplied_share"].fillna(0).to_numpy(float) >= PRODUCT_SUPPLIED
-
-
-def wants_long(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
-    """Asks for long answers: completion tokens per prompt token at or above the log's
-    median (the model's own work written out, not a label, a score or a benchmark's short
-    answer); True where the log has no token counts."""
-    if "token_ratio" not in X or X["token_ratio"].isna().all():
-        return np.ones(len(X), dtype=bool)
-    ratio = X["token_ratio"].astype(float)
-    line = ratio.median() if median_ratio is None else median_ratio
-    return (ratio >= line).fillna(False).to_numpy()
-
-
-def task_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
-    """Accounts asking fresh self-contained tasks for long answers (see :func:`asks_tasks`
-    and :func:`wants_long`): the only ones content links may join."""
-    return asks_tasks(X, default=False) & wants_long(X, median_ratio)
-
-
-def wrap_askers(X: pd.DataFrame, median_ratio: float | None = None) -> np.ndarray:
-    """Accounts a recurring ask counts for: task askers (:func:`task_askers`), or accounts
-    asking fresh tasks whose rows holding a first or last sentence beside a task
-    (``segment_token_ratio``) get answers as long as the log's median account's such rows
-    or longer: a person's short chat between the pulls dilutes the ratio over every row."""
-    out = task_askers(X, median_ratio)
-    if "segment_token_ratio" in X and X["segment_token_ratio"].notna().any():
-        seg = X["segment_token_ratio"].astype(float)
-        out = out | (asks_tasks(X, default=False) & (seg >= seg.median()).to_numpy())
-    return out
 
 
 def _behaviours(X: pd.DataFrame) -> pd.DataFrame:

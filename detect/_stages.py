@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from stillroom.detect._askers import task_askers, wrap_askers
 from stillroom.detect._behaviour import behaviour_flags
 from stillroom.detect._content import PromptIntentClassifier
 from stillroom.detect._embed import PromptEmbedder
@@ -58,7 +59,7 @@ from stillroom.detect._report import (
     features_section,
     graph_section,
 )
-from stillroom.detect._scoring import SIGNALS, CampaignDetector, task_askers, wrap_askers
+from stillroom.detect._scoring import SIGNALS, CampaignDetector
 from stillroom.detect._signals import content_signals, sample_prompts
 from stillroom.detect._sources import source_links
 from stillroom.detect.errors import NoValidRowsError

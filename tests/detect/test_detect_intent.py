@@ -423,7 +423,7 @@ def test_a_rotating_ask_is_confirmed_by_every_rows_sentences_when_the_sample_mis
 def test_a_recurring_ask_counts_where_its_rows_want_long_answers_whatever_the_chat_between():
     """A person's short chat between the pulls keeps the ratio over every row under the
     log's median; over the rows holding a sentence beside a task it is not."""
-    from stillroom.detect._scoring import task_askers, wrap_askers
+    from stillroom.detect._askers import task_askers, wrap_askers
 
     X = pd.DataFrame(
         {  # token_ratio, segment_token_ratio, supplied_share
